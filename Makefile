@@ -1,0 +1,154 @@
+# ringlet — io_uring tunnel engine.
+#
+#   make            build build/ringlet (and the build/inlets-pro link)
+#   make deps       install the Debian packages the build and the tests need
+#   make test       unit tests (plain and ASan+UBSan) and integration tests
+#   make demo       server + client + sample upstream on loopback, traffic through it
+#   make fuzz       libFuzzer drivers (clang); FUZZ_SECONDS=N runs each for N seconds
+#   make bench      benchmark harness (see bench/README.md)
+#
+#   V=1             print the commands
+#   SANITIZE=1      ASan+UBSan build (into build-san/)
+#   CFLAGS=...      appended to the project's flags
+
+.DELETE_ON_ERROR:
+.SUFFIXES:
+MAKEFLAGS += --no-builtin-rules
+
+ifeq ($(V),1)
+Q :=
+msg = @true
+else
+Q := @
+msg = @printf '  %-7s %s\n' $(1) $(2)
+endif
+
+CC ?= cc
+ifeq ($(origin CC),default)
+CC := cc
+endif
+
+LLHTTP_SRC := /usr/share/llhttp
+LLHTTP_INC := /usr/share/include/llhttp
+BSSL_INC   := /usr/include/android
+BSSL_LIB   := /usr/lib/x86_64-linux-gnu/android
+
+ifeq ($(SANITIZE),1)
+BUILD ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+BUILD ?= build
+SANFLAGS :=
+endif
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wpointer-arith -Wvla -Wformat=2
+BASEFLAGS := -std=gnu11 -O2 -g -pthread -D_GNU_SOURCE -fno-strict-aliasing $(SANFLAGS)
+CPPFLAGS_ALL := -I. -isystem $(LLHTTP_INC) -isystem $(BSSL_INC) -MMD -MP $(CPPFLAGS)
+CFLAGS_ALL := $(BASEFLAGS) $(WARN) $(CFLAGS)
+LDFLAGS_ALL := -pthread $(SANFLAGS) -L$(BSSL_LIB) -Wl,-rpath,$(BSSL_LIB) $(LDFLAGS)
+LDLIBS_ALL := -luring -lssl -lcrypto $(LDLIBS)
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+GIT_SHA := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+
+PROTO_SRC  := $(sort $(wildcard proto/*.c))
+ENGINE_SRC := $(sort $(wildcard engine/*.c))
+TOOLS_SRC  := $(filter-out tools/main.c,$(sort $(wildcard tools/*.c)))
+LIB_SRC    := $(PROTO_SRC) $(ENGINE_SRC) $(TOOLS_SRC)
+LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/llhttp/llhttp.o \
+              $(BUILD)/obj/llhttp/api.o $(BUILD)/obj/llhttp/http.o
+LIB        := $(BUILD)/libringlet.a
+
+UNIT_SRC   := $(sort $(wildcard tests/proto/*.c tests/engine/*.c tests/tools/*.c))
+UNIT_BIN   := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
+
+BENCH_SRC  := $(sort $(wildcard bench/*.c))
+BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+FUZZ_SRC   := $(sort $(wildcard fuzz/*.c))
+FUZZ_BIN   := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
+FUZZ_SECONDS ?= 10
+
+.PHONY: all deps test units integration demo fuzz bench e2e clean format install
+all: $(BUILD)/ringlet $(BUILD)/inlets-pro
+
+deps:
+	$(Q)sh tools/deps.sh
+
+$(BUILD)/obj/llhttp/%.o: $(LLHTTP_SRC)/%.c
+	$(call msg,CC,llhttp/$*.c)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(BASEFLAGS) -w -I$(LLHTTP_INC) -c $< -o $@
+
+$(BUILD)/obj/tools/version.o: CPPFLAGS_ALL += -DRINGLET_VERSION='"$(VERSION)"' -DRINGLET_SHA='"$(GIT_SHA)"'
+$(BUILD)/obj/%.o: %.c
+	$(call msg,CC,$<)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/ringlet: $(BUILD)/obj/tools/main.o $(LIB)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $^ $(LDFLAGS_ALL) $(LDLIBS_ALL) -o $@
+
+$(BUILD)/inlets-pro: $(BUILD)/ringlet
+	$(Q)ln -sf ringlet $@
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB)
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $^ $(LDFLAGS_ALL) $(LDLIBS_ALL) -lcriterion -o $@
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $^ $(LDFLAGS_ALL) $(LDLIBS_ALL) -lm -o $@
+
+units: $(UNIT_BIN)
+	$(Q)sh tests/run-units.sh $(UNIT_BIN)
+
+integration: $(BUILD)/ringlet $(BUILD)/inlets-pro $(BENCH_BIN)
+	$(Q)RINGLET_BUILD=$(BUILD) bash tests/run-integration.sh
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all units $(BENCH_BIN)
+	$(Q)$(MAKE) --no-print-directory SANITIZE=1 units
+	$(Q)$(MAKE) --no-print-directory integration
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)RINGLET_BUILD=$(BUILD) sh tools/demo.sh
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all $(BENCH_BIN)
+	$(Q)RINGLET_BUILD=$(BUILD) sh bench/run.sh
+
+# libFuzzer drivers: clang, ASan+UBSan+fuzzer, the pure proto/ sources only.
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+               -fno-sanitize-recover=all -I. -isystem $(LLHTTP_INC) -isystem $(BSSL_INC)
+build-fuzz/%: fuzz/%.c $(PROTO_SRC) $(wildcard proto/*.h)
+	$(call msg,FUZZ,$@)
+	@mkdir -p $(@D)
+	$(Q)clang $(FUZZ_CFLAGS) $< $(PROTO_SRC) $(LLHTTP_SRC)/llhttp.c $(LLHTTP_SRC)/api.c \
+		$(LLHTTP_SRC)/http.c -L$(BSSL_LIB) -Wl,-rpath,$(BSSL_LIB) -lcrypto -o $@
+
+fuzz: $(FUZZ_BIN)
+	$(Q)sh fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+PREFIX ?= /usr/local
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BUILD)/ringlet $(DESTDIR)$(PREFIX)/bin/ringlet
+	ln -sf ringlet $(DESTDIR)$(PREFIX)/bin/inlets-pro
+
+format:
+	clang-format -i $(wildcard proto/*.[ch] engine/*.[ch] tools/*.[ch] bench/*.[ch] tests/*/*.c fuzz/*.c)
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
