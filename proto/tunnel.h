@@ -87,7 +87,7 @@ struct tun_hello {
 	uint16_t version_min, version_max;
 	uint32_t caps;
 	uint32_t window;    /* initial per-stream credit the client grants the server */
-	uint32_t max_frame; /* largest WebSocket payload the client accepts */
+	uint32_t max_frame; /* largest DATA payload per message the client accepts */
 	uint16_t lane;      /* 0 for the primary connection */
 	uint64_t session;   /* 0 on the primary; WELCOME's session id on further lanes */
 	struct tun_str client_id, upstream;
@@ -150,7 +150,9 @@ enum tun_status tun_decode_header(const uint8_t *buf, size_t len, struct tun_msg
 enum tun_status tun_decode(const uint8_t *buf, size_t len, struct tun_msg *m,
 			   const char **why);
 
-/* Encoders. Each returns the bytes written to out[0..cap), 0 if it does not fit. */
+/* Encoders. Each returns the bytes written to out[0..cap), 0 if it does not fit (the hello
+ * and welcome encoders also return 0 for nports > TUN_MAX_PORTS). Nothing is written at or
+ * past out[cap]. */
 size_t tun_encode_header(uint8_t *out, size_t cap, uint8_t type, uint32_t stream);
 size_t tun_encode_hello(uint8_t *out, size_t cap, const struct tun_hello *h);
 size_t tun_encode_welcome(uint8_t *out, size_t cap, const struct tun_welcome *w);

@@ -67,7 +67,9 @@ struct ws_frame {
  * RSV bits (no extension is ever negotiated), reserved opcodes, non-minimal length
  * encodings, the 64-bit length's top bit, control frames over 125 bytes or without FIN,
  * the mask bit for the receiving role, and payload_len > max_payload (WS_CLOSE_TOO_BIG).
- * Returns WS_OK and fills *f, WS_NEED_MORE, or WS_ERROR and sets *close_code. */
+ * Returns WS_OK and fills *f, WS_NEED_MORE, or WS_ERROR and sets *close_code. Checks run
+ * in wire order as soon as their bytes are present, so a truncated header that is already
+ * malformed fails early, with the same code the whole header would get. */
 enum ws_status ws_decode_header(const uint8_t *buf, size_t len, enum ws_role role,
 				uint64_t max_payload, struct ws_frame *f,
 				enum ws_close *close_code);
@@ -87,7 +89,9 @@ void ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t ma
 		  uint64_t offset);
 
 /* Build a Close payload (2-byte code + reason, truncated to fit 125 bytes) into out
- * (at least WS_MAX_CONTROL_PAYLOAD bytes). Returns its length (0 for WS_CLOSE_NONE). */
+ * (at least WS_MAX_CONTROL_PAYLOAD bytes); truncation never splits a UTF-8 character.
+ * Returns its length: 0 for WS_CLOSE_NONE and for codes that may not be sent on the wire
+ * (1005, 1006, ...), so the Close frame goes out without a body. */
 size_t ws_close_payload(uint8_t *out, enum ws_close code, const char *reason);
 
 /* Parse a received Close payload. A 1-byte payload, a code that may not be sent on the
