@@ -1,0 +1,462 @@
+/* engine/client.c — the tunnel client: lanes that connect to the server, upgrade to a
+ * WebSocket, say HELLO, and dial the upstream for each stream the server opens.
+ *
+ * A lane reconnects forever with capped, jittered exponential backoff (250 ms doubling
+ * to 4 s; each wait is drawn uniformly from [d/2, d]). Name resolution (the server's host
+ * and the upstream) happens on the lane's shard when the lane (re)connects, while the lane
+ * carries no streams; it is not repeated per stream.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "engine/log.h"
+#include "engine/ringlet.h"
+#include "engine/net.h"
+#include "engine/server.h"
+#include "engine/tunnel.h"
+#include "proto/http.h"
+
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 4000
+#define HEAD_CAP 16384
+#define WS_SUBPROTOCOL "ringlet.v1"
+
+struct lane {
+	int id;
+	int shard;
+	bool up; /* a connection exists (connecting or connected) */
+	uint32_t idx;
+	uint16_t gen;
+	uint64_t next_try_ms;
+	uint32_t backoff_ms;
+	uint64_t ready_ms; /* when the current connection got WELCOME, 0 if it did not */
+	struct addrlist upstream;
+	struct addrlist server;
+	char last_error[160];
+	unsigned failures;
+};
+
+static struct lane *lane_of(struct shard *s, struct tunnel *t)
+{
+	if (t->lane_id < 0 || t->lane_id >= s->eng->nlanes)
+		return NULL;
+	return &s->eng->lanes[t->lane_id];
+}
+
+/* Log a connection problem once per distinct message, then at debug level, so a server
+ * that stays down does not flood the log. */
+static void lane_problem(struct lane *l, const char *msg, const char *detail)
+{
+	char key[160];
+	snprintf(key, sizeof(key), "%s: %s", msg, detail);
+	l->failures++;
+	if (strcmp(key, l->last_error) == 0) {
+		log_debug(msg, "detail=%s attempt=%u", log_q(detail), l->failures);
+		return;
+	}
+	snprintf(l->last_error, sizeof(l->last_error), "%s", key);
+	log_error(msg, "detail=%s attempt=%u", log_q(detail), l->failures);
+}
+
+static void lane_schedule(struct shard *s, struct lane *l)
+{
+	if (l->ready_ms && s->now_ms - l->ready_ms >= 10000)
+		l->backoff_ms = BACKOFF_MIN_MS;
+	uint32_t d = l->backoff_ms ? l->backoff_ms : BACKOFF_MIN_MS;
+	uint8_t r[4];
+	shard_random4(s, r);
+	uint32_t rnd = (uint32_t)r[0] << 24 | (uint32_t)r[1] << 16 | (uint32_t)r[2] << 8 | r[3];
+	uint32_t wait = d / 2 + rnd % (d / 2 + 1);
+	l->next_try_ms = s->now_ms + wait;
+	l->backoff_ms = d * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : d * 2;
+	l->ready_ms = 0;
+	log_debug("reconnecting", "lane=%d in_ms=%u", l->id, wait);
+}
+
+static void lane_connect(struct shard *s, struct lane *l)
+{
+	const struct cfg *cfg = s->cfg;
+	int err = net_resolve(cfg->url_host, cfg->url_port, &l->server);
+	if (err) {
+		lane_problem(l, "cannot resolve the server", gai_strerror(err));
+		lane_schedule(s, l);
+		return;
+	}
+	err = net_resolve(cfg->upstream ? cfg->upstream : "localhost", 0, &l->upstream);
+	if (err) {
+		log_warn("cannot resolve the upstream: streams will be refused until it resolves",
+			 "upstream=%s err=%s", log_q(cfg->upstream), log_q(gai_strerror(err)));
+		l->upstream.n = 0;
+	}
+	int fd = socket(l->server.addr[0].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			0);
+	if (fd == -1) {
+		lane_problem(l, "cannot create a socket", strerror(errno));
+		lane_schedule(s, l);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	struct conn *c = conn_alloc(s, CK_TUNNEL, fd);
+	struct tunnel *t = c ? tunnel_new(s, c, WS_ROLE_CLIENT) : NULL;
+	if (!t) {
+		if (c)
+			conn_close(s, c);
+		else
+			close(fd);
+		lane_schedule(s, l);
+		return;
+	}
+	t->state = TS_CONNECTING;
+	t->lane_id = l->id;
+	t->upstream_addrs = &l->upstream;
+	snprintf(t->client_id, sizeof(t->client_id), "%s", cfg->client_id ? cfg->client_id : "");
+	addr_format((struct sockaddr *)&l->server.addr[0], t->remote, sizeof(t->remote));
+	l->up = true;
+	l->idx = c->idx;
+	l->gen = c->gen;
+	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_TUN_CONNECT, 0);
+	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&l->server.addr[0], l->server.len[0]);
+	sqe->flags |= IOSQE_IO_LINK;
+	static __thread struct __kernel_timespec ts;
+	ts.tv_sec = cfg->handshake_ms / 1000;
+	ts.tv_nsec = (long long)(cfg->handshake_ms % 1000) * 1000000ll;
+	sqe = shard_sqe(s, c, OP_LINK_TIMEOUT, 0);
+	io_uring_prep_link_timeout(sqe, &ts, 0);
+}
+
+static void send_upgrade(struct shard *s, struct conn *c)
+{
+	const struct cfg *cfg = s->cfg;
+	struct tunnel *t = c->u.tun;
+	t->head = malloc(HEAD_CAP);
+	if (!t->head) {
+		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "out of memory");
+		return;
+	}
+	t->head_cap = HEAD_CAP;
+	t->head_len = 0;
+	char host[300];
+	bool v6 = strchr(cfg->url_host, ':') != NULL;
+	bool dflt = cfg->url_port == (cfg->url_tls ? 443 : 80);
+	if (dflt)
+		snprintf(host, sizeof(host), v6 ? "[%s]" : "%s", cfg->url_host);
+	else
+		snprintf(host, sizeof(host), v6 ? "[%s]:%u" : "%s:%u", cfg->url_host,
+			 cfg->url_port);
+	uint8_t nonce[16];
+	RAND_bytes(nonce, sizeof(nonce));
+	size_t n = http_build_upgrade_request(t->head, t->head_cap, host, cfg->url_path,
+					      cfg->token, WS_SUBPROTOCOL, nonce, t->ws_key);
+	if (!n) {
+		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "cannot build the upgrade request");
+		return;
+	}
+	t->state = TS_UPGRADING;
+	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_HTTP_SEND, 0);
+	io_uring_prep_send(sqe, c->fd, t->head, n, MSG_NOSIGNAL | MSG_WAITALL);
+}
+
+static void arm_head_recv(struct shard *s, struct conn *c)
+{
+	struct tunnel *t = c->u.tun;
+	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_TUN_HEAD_RECV, 0);
+	io_uring_prep_recv(sqe, c->fd, t->head + t->head_len, t->head_cap - t->head_len, 0);
+}
+
+static void send_hello(struct shard *s, struct conn *c)
+{
+	const struct cfg *cfg = s->cfg;
+	struct tunnel *t = c->u.tun;
+	struct tun_hello h = {
+		.version_min = TUN_VERSION_MIN,
+		.version_max = TUN_VERSION,
+		.caps = TUN_CAP_ZERO_MASK | TUN_CAP_WINDOW,
+		.window = t->my_window,
+		.max_frame = CFG_DEFAULT_MAX_FRAME,
+		.lane = 0,
+		.session = 0,
+		.client_id = tun_str_from(cfg->client_id ? cfg->client_id : ""),
+		.upstream = tun_str_from(cfg->upstream ? cfg->upstream : "localhost"),
+	};
+	for (size_t i = 0; i < cfg->nports && i < TUN_MAX_PORTS; i++)
+		h.ports[h.nports++] = cfg->ports[i];
+	uint8_t m[TUN_HEADER_LEN + 32 + 2 * TUN_MAX_STR + 2 * TUN_MAX_PORTS];
+	size_t len = tun_encode_hello(m, sizeof(m), &h);
+	tunnel_send_msg(s, c, m, len);
+}
+
+static void on_head(struct shard *s, struct conn *c, int res)
+{
+	struct tunnel *t = c->u.tun;
+	struct lane *l = lane_of(s, t);
+	if (c->closing)
+		return;
+	if (res <= 0) {
+		if (l)
+			lane_problem(l, "server closed the connection during the upgrade",
+				     res ? strerror(-res) : "EOF");
+		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "upgrade failed");
+		return;
+	}
+	t->head_len += (uint32_t)res;
+	struct http_response resp;
+	enum http_status st = http_parse_response(t->head, t->head_len, &http_default_limits,
+						  &resp);
+	if (st == HTTP_NEED_MORE) {
+		if (t->head_len == t->head_cap) {
+			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "upgrade response too large");
+			return;
+		}
+		arm_head_recv(s, c);
+		return;
+	}
+	if (st == HTTP_ERROR) {
+		if (l)
+			lane_problem(l, "malformed upgrade response from the server",
+				     resp.error_reason ? resp.error_reason : "?");
+		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "upgrade failed");
+		return;
+	}
+	if (resp.status == 401 || resp.status == 403) {
+		if (l)
+			lane_problem(l,
+				     "server rejected the token: check --token/--token-file "
+				     "against the server's",
+				     resp.status == 401 ? "401 Unauthorized" : "403 Forbidden");
+		STAT_ADD(s, handshake_failures, 1);
+		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "unauthorized");
+		return;
+	}
+	const char *problem = http_upgrade_response_problem(&resp, t->ws_key);
+	if (problem) {
+		char detail[128];
+		snprintf(detail, sizeof(detail), "%s (HTTP %d)", problem, resp.status);
+		if (l)
+			lane_problem(l, "the server did not accept the WebSocket upgrade", detail);
+		STAT_ADD(s, handshake_failures, 1);
+		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "upgrade failed");
+		return;
+	}
+	size_t early = t->head_len - resp.header_len;
+	char *head = t->head;
+	t->head = NULL;
+	c->started_ms = s->now_ms; /* the HELLO/WELCOME exchange has its own deadline */
+	tunnel_start(s, c, (const uint8_t *)head + resp.header_len, early);
+	free(head);
+	if (!c->closing)
+		send_hello(s, c);
+}
+
+static void on_welcome(struct shard *s, struct conn *c, const struct tun_welcome *w)
+{
+	struct tunnel *t = c->u.tun;
+	struct lane *l = lane_of(s, t);
+	t->state = TS_READY;
+	t->caps = w->caps;
+	t->zero_mask = w->caps & TUN_CAP_ZERO_MASK;
+	t->peer_window = w->window ? w->window : CFG_DEFAULT_WINDOW;
+	t->peer_max_frame = w->max_frame;
+	char ports[TUN_MAX_PORTS * 6 + 1] = "";
+	size_t pl = 0;
+	for (uint16_t i = 0; i < w->nports; i++) {
+		if (w->ports[i].status == TUN_PORT_OK)
+			pl += (size_t)snprintf(ports + pl, sizeof(ports) - pl, "%s%u",
+					       pl ? "," : "", w->ports[i].port);
+		else
+			log_error("the server could not open a port", "port=%u reason=%s",
+				  w->ports[i].port,
+				  w->ports[i].status == TUN_PORT_IN_USE ? "in-use" :
+				  w->ports[i].status == TUN_PORT_DENIED ? "permission-denied" :
+									  "error");
+	}
+	log_info("connected to the server", "url=%s client_id=%s ports=%s upstream=%s",
+		 log_q(s->cfg->url), log_q(t->client_id), ports[0] ? ports : "-",
+		 log_q(s->cfg->upstream));
+	if (l) {
+		l->ready_ms = s->now_ms;
+		l->last_error[0] = 0;
+		l->failures = 0;
+	}
+	if (s->draining)
+		tunnel_goaway(s, c, TUN_GOAWAY_NORMAL, "client is shutting down");
+}
+
+void client_on_tunnel_msg(struct shard *s, struct conn *c, const struct tun_msg *m)
+{
+	struct tunnel *t = c->u.tun;
+	switch (m->type) {
+	case TUN_WELCOME:
+		if (t->state != TS_HELLO) {
+			tunnel_fail(s, c, WS_CLOSE_PROTOCOL, "WELCOME twice");
+			return;
+		}
+		on_welcome(s, c, &m->u.welcome);
+		return;
+	case TUN_OPEN: {
+		bool offered = false;
+		for (size_t i = 0; i < s->cfg->nports; i++)
+			offered |= s->cfg->ports[i] == m->u.open.port;
+		if (t->state != TS_READY || !offered || s->draining || t->goaway_sent) {
+			uint8_t out[TUN_HEADER_LEN + 3 + 32];
+			size_t len = tun_encode_rst(out, sizeof(out), m->stream,
+						    offered ? TUN_RST_SHUTDOWN : TUN_RST_REFUSED,
+						    offered ? "shutting down" : "port not offered");
+			tunnel_send_msg(s, c, out, len);
+			return;
+		}
+		stream_open_client(s, c, m->stream, m->u.open.port);
+		return;
+	}
+	case TUN_GOAWAY:
+		if (m->u.goaway.reason == TUN_GOAWAY_VERSION ||
+		    m->u.goaway.reason == TUN_GOAWAY_UNAUTHORIZED) {
+			struct lane *l = lane_of(s, t);
+			if (l)
+				lane_problem(l, "the server refused this client",
+					     m->u.goaway.reason == TUN_GOAWAY_VERSION ?
+						     "no common protocol version" :
+						     "unauthorized");
+		}
+		return;
+	case TUN_HELLO:
+		tunnel_fail(s, c, WS_CLOSE_PROTOCOL, "unexpected HELLO from server");
+		return;
+	default:
+		return; /* unknown types are ignored */
+	}
+}
+
+void client_on_tunnel_closed(struct shard *s, struct conn *c)
+{
+	struct tunnel *t = c->u.tun;
+	struct lane *l = lane_of(s, t);
+	if (!l || !l->up || l->idx != c->idx || l->gen != c->gen)
+		return;
+	l->up = false;
+	if (l->ready_ms)
+		log_warn("disconnected from the server: reconnecting", "url=%s",
+			 log_q(s->cfg->url));
+	if (!s->draining)
+		lane_schedule(s, l);
+}
+
+void client_on_cqe(struct shard *s, struct tok t, struct io_uring_cqe *cqe)
+{
+	struct conn *c = &s->conns[t.idx];
+	if (c->kind != CK_TUNNEL || c->closing)
+		return;
+	struct tunnel *tn = c->u.tun;
+	struct lane *l = lane_of(s, tn);
+	switch (t.op) {
+	case OP_TUN_CONNECT:
+		if (cqe->res < 0) {
+			if (l)
+				lane_problem(l, "cannot connect to the server",
+					     cqe->res == -ECANCELED ? "timed out" :
+								      strerror(-cqe->res));
+			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "connect failed");
+			return;
+		}
+		send_upgrade(s, c);
+		break;
+	case OP_HTTP_SEND:
+		if (cqe->res < 0) {
+			if (l)
+				lane_problem(l, "cannot send the upgrade request",
+					     strerror(-cqe->res));
+			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "upgrade failed");
+			return;
+		}
+		arm_head_recv(s, c);
+		break;
+	case OP_TUN_HEAD_RECV:
+		on_head(s, c, cqe->res);
+		break;
+	default:
+		break;
+	}
+}
+
+void client_shard_start(struct shard *s)
+{
+	for (int i = 0; i < s->eng->nlanes; i++) {
+		struct lane *l = &s->eng->lanes[i];
+		if (l->shard == s->id)
+			lane_connect(s, l);
+	}
+}
+
+void client_on_tick(struct shard *s)
+{
+	if (s->draining)
+		return;
+	for (int i = 0; i < s->eng->nlanes; i++) {
+		struct lane *l = &s->eng->lanes[i];
+		if (l->shard == s->id && !l->up && s->now_ms >= l->next_try_ms)
+			lane_connect(s, l);
+	}
+}
+
+void client_on_drain(struct shard *s)
+{
+	for (uint32_t i = 0; i < s->hiwater; i++) {
+		struct conn *c = &s->conns[i];
+		if (c->kind != CK_TUNNEL || c->closing)
+			continue;
+		if (c->u.tun->state == TS_READY)
+			tunnel_goaway(s, c, TUN_GOAWAY_NORMAL, "client is shutting down");
+		else
+			tunnel_fail(s, c, WS_CLOSE_GOING_AWAY, "shutting down");
+	}
+}
+
+bool client_shard_idle(struct shard *s)
+{
+	for (uint32_t i = 0; i < s->hiwater; i++) {
+		uint8_t k = s->conns[i].kind;
+		if (k == CK_STREAM || k == CK_TUNNEL)
+			return false;
+	}
+	return true;
+}
+
+int ringlet_client_run(const struct cfg *conf)
+{
+	/* A client id that stays the same across reconnects of this process. */
+	struct cfg local = *conf;
+	const struct cfg *c = &local;
+	char id[33];
+	if (!local.client_id || !local.client_id[0]) {
+		uint8_t r[16];
+		RAND_bytes(r, sizeof(r));
+		for (int i = 0; i < 16; i++)
+			snprintf(id + 2 * i, 3, "%02x", r[i]);
+		local.client_id = id;
+	}
+	struct engine e = {.cfg = c};
+	e.nshards = 1; /* one lane, on one shard (lanes across shards: see docs/DESIGN.md) */
+	e.nlanes = 1;
+	struct lane lanes[1];
+	memset(lanes, 0, sizeof(lanes));
+	lanes[0].id = 0;
+	lanes[0].shard = 0;
+	lanes[0].backoff_ms = BACKOFF_MIN_MS;
+	e.lanes = lanes;
+	char ports[TUN_MAX_PORTS * 6 + 1] = "";
+	size_t pl = 0;
+	for (size_t i = 0; i < c->nports; i++)
+		pl += (size_t)snprintf(ports + pl, sizeof(ports) - pl, "%s%u", i ? "," : "",
+				       c->ports[i]);
+	log_info("client starting", "url=%s upstream=%s ports=%s client_id=%s version=%s",
+		 log_q(c->url), log_q(c->upstream), ports, log_q(c->client_id), ringlet_version);
+	int ret = engine_run(&e);
+	return ret == 0 ? 0 : 1;
+}

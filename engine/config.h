@@ -1,0 +1,89 @@
+/* engine/config.h — the engine's configuration, filled by tools/ (the CLI) and read-only
+ * once the engine starts. Strings are owned by the configuration (heap, NUL-terminated)
+ * and freed by cfg_free(). */
+#ifndef RINGLET_ENGINE_CONFIG_H
+#define RINGLET_ENGINE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/tunnel.h"
+
+enum cfg_mode {
+	CFG_SERVER,
+	CFG_CLIENT,
+};
+
+/* Defaults and limits (documented in docs/DESIGN.md and --help). */
+#define CFG_DEFAULT_CONTROL_PORT 8123
+#define CFG_DEFAULT_WINDOW (256u * 1024)    /* per-stream credit, bytes */
+#define CFG_DEFAULT_MAX_FRAME (64u * 1024)  /* DATA payload per WebSocket frame */
+#define CFG_MAX_WS_PAYLOAD (1u << 20)       /* largest frame payload accepted */
+#define CFG_DEFAULT_PING_MS 10000
+#define CFG_DEFAULT_DEAD_MS 30000            /* nothing received for this long: peer gone */
+#define CFG_DEFAULT_DRAIN_MS 30000
+#define CFG_DEFAULT_DIAL_MS 5000             /* upstream connect timeout */
+#define CFG_DEFAULT_HANDSHAKE_MS 10000       /* tunnel connect + upgrade + HELLO */
+#define CFG_DEFAULT_MAX_CONNS 16384          /* connection slots per shard */
+#define CFG_MAX_SHARDS 64
+
+struct cfg {
+	enum cfg_mode mode;
+
+	/* common */
+	char *token; /* shared secret, trimmed */
+	int shards;  /* 0: number of online CPUs */
+	int log_level; /* enum log_level */
+	char *log_file; /* NULL: stderr */
+	uint32_t window;
+	uint32_t max_frame;
+	uint32_t max_conns; /* per shard */
+	int ping_ms, dead_ms, drain_ms, dial_ms, handshake_ms;
+
+	/* server */
+	char *control_addr; /* default "0.0.0.0" */
+	uint16_t control_port;
+	char *data_addr; /* NULL or "": all interfaces */
+	bool auto_tls;
+	char **tls_san;
+	size_t n_tls_san;
+	char *auto_tls_path; /* default /tmp/certs */
+	char *tls_cert, *tls_key;
+	char *proxy_protocol;    /* "", "v1", "v2" */
+	char *lb_proxy_protocol; /* "", "v1", "v2" */
+	char **allow_ips;
+	size_t n_allow_ips;
+	bool client_forwarding;
+
+	/* client */
+	char *url;       /* as given */
+	bool url_tls;    /* wss:// */
+	char *url_host;  /* host name or address, without brackets */
+	uint16_t url_port;
+	char *url_path;  /* default /connect */
+	char *upstream;  /* default localhost */
+	uint16_t ports[TUN_MAX_PORTS];
+	size_t nports;
+	char *ca_file;
+	char *metrics_addr;
+	char **local;
+	size_t n_local;
+	int lanes; /* 0: as many as the server suggests */
+	char *client_id; /* generated when NULL */
+};
+
+/* Fill *c with the defaults for mode. */
+void cfg_defaults(struct cfg *c, enum cfg_mode mode);
+
+/* Free everything *c owns (NULL-tolerant). */
+void cfg_free(struct cfg *c);
+
+/* Parse a tunnel URL (ws:// or wss://, optional port, optional path) into c->url_*.
+ * Returns NULL on success or a static message naming the problem. */
+const char *cfg_parse_url(struct cfg *c, const char *url);
+
+/* Number of shards to run: c->shards, or the online CPUs when 0, capped. */
+int cfg_shard_count(const struct cfg *c);
+
+#endif

@@ -1,0 +1,130 @@
+/* engine/engine.c — start the shards, handle signals, drain, join. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "engine/log.h"
+
+int engine_msg(struct shard *from, int to, struct tok t, int32_t value)
+{
+	struct engine *e = from->eng;
+	if (to < 0 || to >= e->nshards || e->shards[to].ring_fd < 0)
+		return -EINVAL;
+	struct io_uring_sqe *sqe = shard_sqe(from, NULL, OP_MSG_SENT, 0);
+	io_uring_prep_msg_ring(sqe, e->shards[to].ring_fd, (unsigned)value, tok_encode(t), 0);
+	/* If the message cannot be posted, the completion hands the fd back to us. */
+	struct tok back = {.op = OP_MSG_SENT, .aux = 1, .idx = (uint32_t)value};
+	io_uring_sqe_set_data64(sqe, tok_encode(back));
+	return 0;
+}
+
+static bool all_stopped(struct engine *e)
+{
+	for (int i = 0; i < e->nshards; i++)
+		if (__atomic_load_n(&e->shards[i].running, __ATOMIC_ACQUIRE))
+			return false;
+	return true;
+}
+
+static void wake_all(struct engine *e)
+{
+	for (int i = 0; i < e->nshards; i++)
+		shard_wake(&e->shards[i]);
+}
+
+int engine_run(struct engine *e)
+{
+	const char *missing = NULL;
+	int ret = uring_probe(&missing);
+	if (ret) {
+		log_error("this kernel lacks an io_uring feature ringlet needs", "missing=%s",
+			  log_q(missing));
+		return ret;
+	}
+	log_debug("io_uring features", "single_issuer=%d defer_taskrun=%d coop_taskrun=%d",
+		  uring_feat.single_issuer, uring_feat.defer_taskrun, uring_feat.coop_taskrun);
+	e->start_unix = (uint64_t)time(NULL);
+	e->shards = calloc((size_t)e->nshards, sizeof(*e->shards));
+	if (!e->shards)
+		return -ENOMEM;
+	for (int i = 0; i < e->nshards; i++) {
+		ret = shard_init(&e->shards[i], e, i);
+		if (ret) {
+			for (int j = 0; j < i; j++)
+				shard_destroy(&e->shards[j]);
+			free(e->shards);
+			return ret;
+		}
+	}
+
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* Shards create their rings in their own threads (SINGLE_ISSUER); the others need
+	 * every ring fd before the first MSG_RING, so wait until all are running. */
+	for (int i = 0; i < e->nshards; i++)
+		pthread_create(&e->shards[i].thread, NULL, shard_main, &e->shards[i]);
+	for (int tries = 0; tries < 5000; tries++) {
+		int ready = 0;
+		for (int i = 0; i < e->nshards; i++)
+			ready += e->shards[i].ring_fd >= 0 ||
+				 __atomic_load_n(&e->stop, __ATOMIC_ACQUIRE);
+		if (ready == e->nshards)
+			break;
+		usleep(1000);
+	}
+
+	int signals = 0;
+	while (!all_stopped(e) || signals == 0) {
+		if (__atomic_load_n(&e->stop, __ATOMIC_ACQUIRE)) {
+			wake_all(e);
+			break;
+		}
+		struct timespec to = {.tv_sec = 0, .tv_nsec = 200 * 1000000L};
+		int sig = sigtimedwait(&set, NULL, &to);
+		if (sig == -1) {
+			if (signals && all_stopped(e))
+				break;
+			continue;
+		}
+		if (sig == SIGHUP) {
+			log_reopen();
+			log_info("log file reopened", NULL);
+			continue;
+		}
+		signals++;
+		if (signals == 1) {
+			log_info("shutting down: draining connections", "signal=%s drain_timeout_ms=%d",
+				 sig == SIGTERM ? "SIGTERM" : "SIGINT", e->cfg->drain_ms);
+			__atomic_store_n(&e->drain, 1, __ATOMIC_RELEASE);
+		} else {
+			log_warn("second signal: exiting now", NULL);
+			__atomic_store_n(&e->stop, 1, __ATOMIC_RELEASE);
+		}
+		wake_all(e);
+	}
+	int failed = 0;
+	for (int i = 0; i < e->nshards; i++) {
+		void *rv = NULL;
+		pthread_join(e->shards[i].thread, &rv);
+		failed |= rv != NULL;
+	}
+	int exit_now = __atomic_load_n(&e->stop, __ATOMIC_ACQUIRE) && signals > 1;
+	for (int i = 0; i < e->nshards; i++)
+		shard_destroy(&e->shards[i]);
+	free(e->shards);
+	e->shards = NULL;
+	if (!failed)
+		log_info("stopped", NULL);
+	return failed ? -EIO : exit_now ? -EINTR : 0;
+}

@@ -1,0 +1,46 @@
+/* engine/engine.h — the process-wide engine: configuration, shards, and the hooks the
+ * shard dispatcher calls for the server or the client role. */
+#ifndef RINGLET_ENGINE_ENGINE_H
+#define RINGLET_ENGINE_ENGINE_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/config.h"
+#include "engine/shard.h"
+
+struct registry;
+struct lane;
+
+struct engine {
+	const struct cfg *cfg;
+	int nshards;
+	struct shard *shards;
+	int drain;         /* set by the main thread on the first SIGTERM/SIGINT */
+	int stop;          /* set when every shard must leave at once */
+	uint64_t start_unix; /* seconds since the epoch */
+	struct registry *reg; /* server */
+	struct lane *lanes;   /* client: one lane per shard that runs one */
+	int nlanes;
+	uint64_t session;     /* client: the session id WELCOME gave */
+};
+
+/* Role hooks called by the shard. Each role file implements its side. */
+void server_on_cqe(struct shard *s, struct tok t, struct io_uring_cqe *cqe);
+void server_on_tick(struct shard *s);
+void server_on_drain(struct shard *s);
+bool server_shard_idle(struct shard *s);
+void client_on_cqe(struct shard *s, struct tok t, struct io_uring_cqe *cqe);
+void client_on_tick(struct shard *s);
+void client_on_drain(struct shard *s);
+bool client_shard_idle(struct shard *s);
+
+/* Start the shards (threads), wait for signals and the drain, join. Returns 0 or -errno. */
+int engine_run(struct engine *e);
+
+/* Send an fd (or any 32-bit value) to another shard: it arrives there as a CQE with
+ * user_data = tok and res = value. 0 or -errno (the caller keeps ownership on error). */
+int engine_msg(struct shard *from, int to_shard, struct tok t, int32_t value);
+
+#endif

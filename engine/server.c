@@ -1,0 +1,661 @@
+/* engine/server.c — the tunnel server (exit node): control port, client registry and
+ * data-plane listeners.
+ *
+ * The registry (clients and the ports they offer) is shared by the shards and guarded by
+ * a mutex. It is touched when a client comes or goes and once per accepted data-plane
+ * connection (to pick a client round-robin) — never per byte. A data-plane connection
+ * accepted on one shard for a client served by another moves there with MSG_RING.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "engine/log.h"
+#include "engine/ringlet.h"
+#include "engine/net.h"
+#include "engine/server.h"
+#include "engine/tunnel.h"
+#include "proto/http.h"
+
+#define REG_MAX_SESSIONS 1024
+#define REG_MAX_PORTS 1024
+#define HTTP_BUF 16384
+#define WS_SUBPROTOCOL "ringlet.v1"
+
+struct reg_session {
+	bool used;
+	int shard;
+	uint32_t idx;
+	uint16_t gen;
+	uint16_t nports;
+	uint16_t ports[TUN_MAX_PORTS];
+};
+
+struct reg_port {
+	bool used;
+	uint16_t port;
+	uint32_t rr;
+	int fds[CFG_MAX_SHARDS];
+};
+
+struct registry {
+	pthread_mutex_t mu;
+	int ctl_fds[CFG_MAX_SHARDS];
+	struct reg_session sess[REG_MAX_SESSIONS];
+	struct reg_port ports[REG_MAX_PORTS];
+	int nclients;
+};
+
+struct http_conn {
+	char buf[HTTP_BUF];
+	size_t len;
+	char *resp;
+	size_t resp_len;
+	char remote[72];
+};
+
+/* ---- registry --------------------------------------------------------------------- */
+
+static struct reg_port *port_find(struct registry *r, uint16_t port)
+{
+	for (int i = 0; i < REG_MAX_PORTS; i++)
+		if (r->ports[i].used && r->ports[i].port == port)
+			return &r->ports[i];
+	return NULL;
+}
+
+static void arm_accept(struct shard *s, struct conn *c)
+{
+	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_ACCEPT, 0);
+	io_uring_prep_multishot_accept(sqe, c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+static void listen_here(struct shard *s, int fd, enum listen_role role, uint16_t port)
+{
+	struct conn *c = conn_alloc(s, CK_LISTEN, fd);
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->u.listen.role = (uint8_t)role;
+	c->u.listen.port = port;
+	arm_accept(s, c);
+}
+
+/* Open the data-plane listeners for port (one per shard) unless they exist. Called with
+ * the registry lock held. */
+static uint16_t port_open(struct shard *s, struct registry *r, uint16_t port)
+{
+	if (port_find(r, port))
+		return TUN_PORT_OK;
+	struct reg_port *rp = NULL;
+	for (int i = 0; i < REG_MAX_PORTS; i++)
+		if (!r->ports[i].used) {
+			rp = &r->ports[i];
+			break;
+		}
+	if (!rp)
+		return TUN_PORT_ERROR;
+	struct engine *e = s->eng;
+	const char *addr = s->cfg->data_addr && s->cfg->data_addr[0] ? s->cfg->data_addr : NULL;
+	int fds[CFG_MAX_SHARDS];
+	for (int i = 0; i < e->nshards; i++) {
+		int err = net_listen(addr, port, &fds[i]);
+		if (err) {
+			char a[80];
+			snprintf(a, sizeof(a), "%s:%u", addr ? addr : "0.0.0.0", port);
+			log_error("cannot open data-plane port", "addr=%s err=%s", a,
+				  log_q(strerror(-err)));
+			for (int j = 0; j < i; j++)
+				close(fds[j]);
+			return err == -EADDRINUSE ? TUN_PORT_IN_USE :
+			       err == -EACCES	  ? TUN_PORT_DENIED :
+						    TUN_PORT_ERROR;
+		}
+	}
+	rp->used = true;
+	rp->port = port;
+	rp->rr = 0;
+	for (int i = 0; i < e->nshards; i++) {
+		rp->fds[i] = fds[i];
+		if (i == s->id) {
+			listen_here(s, fds[i], LR_DATA, port);
+		} else {
+			struct tok t = {.op = OP_LISTEN, .aux = port};
+			if (engine_msg(s, i, t, fds[i]) != 0)
+				close(fds[i]);
+		}
+	}
+	log_info("data-plane port open", "port=%u addr=%s", port, addr ? addr : "0.0.0.0");
+	return TUN_PORT_OK;
+}
+
+static void registry_remove(struct registry *r, struct tunnel *t)
+{
+	if (t->reg_slot < 0)
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->sess[t->reg_slot].used = false;
+	r->nclients--;
+	pthread_mutex_unlock(&r->mu);
+	t->reg_slot = -1;
+}
+
+/* Pick the client for a new connection on port: round-robin over the clients offering
+ * it. Returns false when none does. */
+static bool registry_pick(struct registry *r, uint16_t port, struct reg_session *out)
+{
+	bool found = false;
+	pthread_mutex_lock(&r->mu);
+	struct reg_port *rp = port_find(r, port);
+	if (rp) {
+		int n = 0;
+		for (int i = 0; i < REG_MAX_SESSIONS; i++) {
+			if (!r->sess[i].used)
+				continue;
+			for (int k = 0; k < r->sess[i].nports; k++)
+				if (r->sess[i].ports[k] == port) {
+					n++;
+					break;
+				}
+		}
+		if (n) {
+			int want = (int)(rp->rr++ % (uint32_t)n);
+			for (int i = 0; i < REG_MAX_SESSIONS && !found; i++) {
+				if (!r->sess[i].used)
+					continue;
+				for (int k = 0; k < r->sess[i].nports; k++)
+					if (r->sess[i].ports[k] == port) {
+						if (want-- == 0) {
+							*out = r->sess[i];
+							found = true;
+						}
+						break;
+					}
+			}
+		}
+	}
+	pthread_mutex_unlock(&r->mu);
+	return found;
+}
+
+/* ---- data plane -------------------------------------------------------------------- */
+
+static void refuse(struct shard *s, int fd, uint16_t port)
+{
+	STAT_ADD(s, dataplane_refused, 1);
+	log_debug("no client for data-plane connection: refused", "port=%u", port);
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+static void on_data_accept(struct shard *s, uint16_t port, int fd)
+{
+	if (s->draining) {
+		refuse(s, fd, port);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	struct reg_session rs;
+	if (!registry_pick(s->eng->reg, port, &rs)) {
+		refuse(s, fd, port);
+		return;
+	}
+	if (rs.shard == s->id) {
+		struct conn *tc = conn_get(s, rs.idx, rs.gen);
+		if (!tc || tc->kind != CK_TUNNEL || tc->closing || tc->u.tun->state != TS_READY) {
+			refuse(s, fd, port);
+			return;
+		}
+		stream_open_server(s, tc, fd, port);
+		return;
+	}
+	struct tok t = {.op = OP_XFER, .aux = port, .idx = rs.idx, .gen = rs.gen};
+	if (engine_msg(s, rs.shard, t, fd) != 0)
+		refuse(s, fd, port);
+}
+
+static void on_xfer(struct shard *s, struct tok t, int fd)
+{
+	struct conn *tc = conn_get(s, t.idx, t.gen);
+	if (!tc || tc->kind != CK_TUNNEL || tc->closing || tc->u.tun->state != TS_READY) {
+		refuse(s, fd, t.aux);
+		return;
+	}
+	stream_open_server(s, tc, fd, t.aux);
+}
+
+/* ---- control port (HTTP) ----------------------------------------------------------- */
+
+void http_conn_release(struct shard *s, struct conn *c)
+{
+	(void)s;
+	if (c->u.http) {
+		free(c->u.http->resp);
+		free(c->u.http);
+		c->u.http = NULL;
+	}
+}
+
+static void http_arm_recv(struct shard *s, struct conn *c)
+{
+	struct http_conn *h = c->u.http;
+	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_HTTP_RECV, 0);
+	io_uring_prep_recv(sqe, c->fd, h->buf + h->len, HTTP_BUF - h->len, 0);
+}
+
+static void http_respond(struct shard *s, struct conn *c, int status, const char *ctype,
+			 const char *extra, const char *body, size_t body_len)
+{
+	struct http_conn *h = c->u.http;
+	size_t cap = body_len + 1024;
+	h->resp = malloc(cap);
+	if (!h->resp) {
+		conn_close(s, c);
+		return;
+	}
+	h->resp_len = http_build_response(h->resp, cap, status, ctype, extra, body, body_len,
+					  false);
+	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_HTTP_SEND, 0);
+	io_uring_prep_send(sqe, c->fd, h->resp, h->resp_len, MSG_NOSIGNAL);
+}
+
+static void http_text(struct shard *s, struct conn *c, int status, const char *text)
+{
+	http_respond(s, c, status, "text/plain; charset=utf-8", NULL, text, strlen(text));
+}
+
+static void upgrade(struct shard *s, struct conn *c, const struct http_request *req)
+{
+	struct http_conn *h = c->u.http;
+	int status = 400;
+	const char *problem = http_upgrade_problem(req, &status);
+	if (problem) {
+		log_warn("bad upgrade request", "remote=%s why=%s", h->remote, log_q(problem));
+		char body[160];
+		snprintf(body, sizeof(body), "%s\n", problem);
+		http_respond(s, c, status, "text/plain; charset=utf-8",
+			     status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, body,
+			     strlen(body));
+		return;
+	}
+	if (s->draining) {
+		http_text(s, c, 503, "server is shutting down\n");
+		return;
+	}
+	const char *proto = http_has_token(req->ws_protocol, WS_SUBPROTOCOL) ? WS_SUBPROTOCOL :
+									      NULL;
+	char resp[512];
+	size_t rl = http_build_101(resp, sizeof(resp), req->ws_key, proto);
+	size_t early = h->len - req->header_len;
+	uint8_t *rest = NULL;
+	if (early) {
+		rest = malloc(early);
+		if (!rest) {
+			conn_close(s, c);
+			return;
+		}
+		memcpy(rest, h->buf + req->header_len, early);
+	}
+	char remote[72];
+	snprintf(remote, sizeof(remote), "%s", h->remote);
+	http_conn_release(s, c);
+	struct tunnel *t = tunnel_new(s, c, WS_ROLE_SERVER);
+	if (!t) {
+		free(rest);
+		c->kind = CK_HTTP;
+		conn_close(s, c);
+		return;
+	}
+	snprintf(t->remote, sizeof(t->remote), "%s", remote);
+	c->started_ms = s->now_ms;
+	tunnel_send_raw(s, c, resp, rl);
+	tunnel_start(s, c, rest, early);
+	free(rest);
+}
+
+static bool authorized(struct shard *s, const struct http_request *req)
+{
+	const char *tok = s->cfg->token ? s->cfg->token : "";
+	return req->bearer.len && http_token_equal(req->bearer, tok, strlen(tok));
+}
+
+static bool path_is(const struct http_request *req, const char *p)
+{
+	return req->path.len == strlen(p) && memcmp(req->path.p, p, req->path.len) == 0;
+}
+
+static void route(struct shard *s, struct conn *c, const struct http_request *req)
+{
+	struct http_conn *h = c->u.http;
+	if (req->forwarded_for.len) {
+		/* Behind an ingress: the first X-Forwarded-For entry is the client. */
+		size_t n = 0;
+		while (n < req->forwarded_for.len && req->forwarded_for.p[n] != ',' &&
+		       n < sizeof(h->remote) - 1)
+			n++;
+		memcpy(h->remote, req->forwarded_for.p, n);
+		h->remote[n] = 0;
+	}
+	bool get = req->method.len == 3 && memcmp(req->method.p, "GET", 3) == 0;
+	if (path_is(req, "/healthz")) {
+		if (!get) {
+			http_text(s, c, 405, "method not allowed\n");
+			return;
+		}
+		http_text(s, c, s->draining ? 503 : 200, s->draining ? "draining\n" : "ok\n");
+		return;
+	}
+	if (path_is(req, "/connect")) {
+		if (!authorized(s, req)) {
+			log_warn("unauthorized tunnel connection rejected", "remote=%s path=/connect "
+				 "why=%s",
+				 h->remote, req->authorization.len ? "wrong-token" : "no-token");
+			http_text(s, c, 401, "unauthorized\n");
+			return;
+		}
+		upgrade(s, c, req);
+		return;
+	}
+	http_text(s, c, 404, "not found\n");
+}
+
+static void on_http_recv(struct shard *s, struct conn *c, int res)
+{
+	struct http_conn *h = c->u.http;
+	if (c->closing)
+		return;
+	if (res <= 0) {
+		conn_close(s, c);
+		return;
+	}
+	h->len += (size_t)res;
+	struct http_request req;
+	enum http_status st = http_parse_request(h->buf, h->len, &http_default_limits, &req);
+	if (st == HTTP_NEED_MORE) {
+		if (h->len == HTTP_BUF) {
+			http_text(s, c, 431, "request header fields too large\n");
+			return;
+		}
+		http_arm_recv(s, c);
+		return;
+	}
+	if (st == HTTP_ERROR) {
+		log_warn("malformed HTTP request", "remote=%s status=%d why=%s", h->remote,
+			 req.error_status, log_q(req.error_reason ? req.error_reason : "?"));
+		char body[160];
+		snprintf(body, sizeof(body), "%s\n",
+			 req.error_reason ? req.error_reason : http_reason(req.error_status));
+		http_text(s, c, req.error_status ? req.error_status : 400, body);
+		return;
+	}
+	route(s, c, &req);
+}
+
+static void on_ctl_accept(struct shard *s, int fd)
+{
+	if (s->draining) {
+		close(fd);
+		return;
+	}
+	struct conn *c = conn_alloc(s, CK_HTTP, fd);
+	struct http_conn *h = c ? malloc(sizeof(*h)) : NULL;
+	if (!h) {
+		if (c)
+			conn_close(s, c);
+		else
+			close(fd);
+		return;
+	}
+	h->len = 0;
+	h->resp = NULL;
+	h->resp_len = 0;
+	struct sockaddr_storage ra;
+	socklen_t rl = sizeof(ra);
+	if (getpeername(fd, (struct sockaddr *)&ra, &rl) == 0)
+		addr_format((struct sockaddr *)&ra, h->remote, sizeof(h->remote));
+	else
+		snprintf(h->remote, sizeof(h->remote), "unknown");
+	c->u.http = h;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	http_arm_recv(s, c);
+}
+
+static void on_accept(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
+{
+	if (!(cqe->flags & IORING_CQE_F_MORE) && !c->closing)
+		arm_accept(s, c);
+	if (cqe->res < 0) {
+		if (cqe->res != -ECANCELED)
+			log_warn("accept failed", "port=%u err=%s", c->u.listen.port,
+				 log_q(strerror(-cqe->res)));
+		return;
+	}
+	if (c->closing) {
+		close(cqe->res);
+		return;
+	}
+	if (c->u.listen.role == LR_CONTROL)
+		on_ctl_accept(s, cqe->res);
+	else
+		on_data_accept(s, c->u.listen.port, cqe->res);
+}
+
+/* ---- tunnel hooks ---------------------------------------------------------------- */
+
+static void on_hello(struct shard *s, struct conn *c, const struct tun_hello *h)
+{
+	struct tunnel *t = c->u.tun;
+	struct registry *r = s->eng->reg;
+	if (h->version_min > TUN_VERSION || h->version_max < TUN_VERSION_MIN) {
+		log_warn("client speaks no common protocol version", "remote=%s min=%u max=%u",
+			 t->remote, h->version_min, h->version_max);
+		tunnel_goaway(s, c, TUN_GOAWAY_VERSION, "no common protocol version");
+		tunnel_fail(s, c, WS_CLOSE_PROTOCOL, "no common protocol version");
+		return;
+	}
+	snprintf(t->client_id, sizeof(t->client_id), "%.*s", h->client_id.len,
+		 (const char *)h->client_id.p);
+	snprintf(t->upstream, sizeof(t->upstream), "%.*s", h->upstream.len,
+		 (const char *)h->upstream.p);
+	t->peer_window = h->window ? h->window : CFG_DEFAULT_WINDOW;
+	t->peer_max_frame = h->max_frame;
+	t->caps = h->caps & (TUN_CAP_ZERO_MASK | TUN_CAP_WINDOW);
+	t->since_unix = time(NULL);
+
+	struct tun_welcome w = {
+		.version = TUN_VERSION,
+		.caps = t->caps,
+		.window = t->my_window,
+		.max_frame = CFG_DEFAULT_MAX_FRAME,
+		.lanes = 1,
+		.session = 0,
+	};
+	pthread_mutex_lock(&r->mu);
+	int slot = -1;
+	for (int i = 0; i < REG_MAX_SESSIONS; i++)
+		if (!r->sess[i].used) {
+			slot = i;
+			break;
+		}
+	if (slot < 0) {
+		pthread_mutex_unlock(&r->mu);
+		log_warn("too many clients: rejecting", "remote=%s", t->remote);
+		tunnel_goaway(s, c, TUN_GOAWAY_LIMIT, "too many clients");
+		tunnel_fail(s, c, WS_CLOSE_POLICY, "too many clients");
+		return;
+	}
+	struct reg_session *rs = &r->sess[slot];
+	memset(rs, 0, sizeof(*rs));
+	for (uint16_t i = 0; i < h->nports; i++) {
+		uint16_t st = port_open(s, r, h->ports[i]);
+		w.ports[w.nports].port = h->ports[i];
+		w.ports[w.nports].status = st;
+		w.nports++;
+		if (st == TUN_PORT_OK)
+			rs->ports[rs->nports++] = h->ports[i];
+		t->ports[t->nports++] = h->ports[i];
+	}
+	rs->used = true;
+	rs->shard = s->id;
+	rs->idx = c->idx;
+	rs->gen = c->gen;
+	r->nclients++;
+	t->reg_slot = slot;
+	pthread_mutex_unlock(&r->mu);
+
+	uint8_t m[TUN_HEADER_LEN + 32 + 4 * TUN_MAX_PORTS];
+	size_t len = tun_encode_welcome(m, sizeof(m), &w);
+	tunnel_send_msg(s, c, m, len);
+	t->state = TS_READY;
+	char ports[TUN_MAX_PORTS * 6 + 1] = "";
+	size_t pl = 0;
+	for (uint16_t i = 0; i < t->nports; i++)
+		pl += (size_t)snprintf(ports + pl, sizeof(ports) - pl, "%s%u", i ? "," : "",
+				       t->ports[i]);
+	log_info("client connected", "client_id=%s remote=%s upstream=%s ports=%s",
+		 log_q(t->client_id), t->remote, log_q(t->upstream), ports[0] ? ports : "-");
+	if (s->draining)
+		tunnel_goaway(s, c, TUN_GOAWAY_NORMAL, "server is shutting down");
+}
+
+void server_on_tunnel_msg(struct shard *s, struct conn *c, const struct tun_msg *m)
+{
+	struct tunnel *t = c->u.tun;
+	switch (m->type) {
+	case TUN_HELLO:
+		if (t->state != TS_HELLO) {
+			tunnel_fail(s, c, WS_CLOSE_PROTOCOL, "HELLO twice");
+			return;
+		}
+		on_hello(s, c, &m->u.hello);
+		return;
+	case TUN_GOAWAY:
+		/* The client is leaving: no new streams for it. */
+		registry_remove(s->eng->reg, t);
+		return;
+	case TUN_WELCOME:
+	case TUN_OPEN:
+		tunnel_fail(s, c, WS_CLOSE_PROTOCOL, "unexpected message from client");
+		return;
+	default:
+		if (t->state != TS_READY && m->type != TUN_PING && m->type != TUN_PONG)
+			tunnel_fail(s, c, WS_CLOSE_PROTOCOL, "message before HELLO");
+		return; /* unknown types are ignored */
+	}
+}
+
+void server_on_tunnel_closed(struct shard *s, struct conn *c)
+{
+	struct tunnel *t = c->u.tun;
+	registry_remove(s->eng->reg, t);
+}
+
+/* ---- shard hooks ------------------------------------------------------------------ */
+
+void server_on_cqe(struct shard *s, struct tok t, struct io_uring_cqe *cqe)
+{
+	switch (t.op) {
+	case OP_XFER:
+		on_xfer(s, t, cqe->res);
+		return;
+	case OP_LISTEN:
+		listen_here(s, cqe->res, LR_DATA, t.aux);
+		return;
+	default:
+		break;
+	}
+	struct conn *c = &s->conns[t.idx];
+	switch (t.op) {
+	case OP_ACCEPT:
+		on_accept(s, c, cqe);
+		break;
+	case OP_HTTP_RECV:
+		on_http_recv(s, c, cqe->res);
+		break;
+	case OP_HTTP_SEND:
+		/* Responses are sent whole or the connection is dropped: either way, close. */
+		conn_close(s, c);
+		break;
+	default:
+		break;
+	}
+}
+
+void server_shard_start(struct shard *s)
+{
+	struct registry *r = s->eng->reg;
+	listen_here(s, r->ctl_fds[s->id], LR_CONTROL, s->cfg->control_port);
+	r->ctl_fds[s->id] = -1;
+}
+
+void server_on_tick(struct shard *s)
+{
+	(void)s;
+}
+
+void server_on_drain(struct shard *s)
+{
+	for (uint32_t i = 0; i < s->hiwater; i++) {
+		struct conn *c = &s->conns[i];
+		if (c->closing)
+			continue;
+		if (c->kind == CK_LISTEN)
+			conn_close(s, c);
+		else if (c->kind == CK_TUNNEL)
+			tunnel_goaway(s, c, TUN_GOAWAY_NORMAL, "server is shutting down");
+	}
+}
+
+bool server_shard_idle(struct shard *s)
+{
+	for (uint32_t i = 0; i < s->hiwater; i++) {
+		uint8_t k = s->conns[i].kind;
+		if (k == CK_STREAM || k == CK_TUNNEL)
+			return false;
+	}
+	return true;
+}
+
+int ringlet_server_run(const struct cfg *c)
+{
+	struct engine e = {.cfg = c};
+	struct registry *r = calloc(1, sizeof(*r));
+	if (!r)
+		return 1;
+	pthread_mutex_init(&r->mu, NULL);
+	e.reg = r;
+	e.nshards = cfg_shard_count(c);
+	for (int i = 0; i < e.nshards; i++) {
+		int err = net_listen(c->control_addr, c->control_port, &r->ctl_fds[i]);
+		if (err) {
+			log_error("cannot listen on the control port", "addr=%s port=%u err=%s",
+				  c->control_addr, c->control_port, log_q(strerror(-err)));
+			for (int j = 0; j < i; j++)
+				close(r->ctl_fds[j]);
+			free(r);
+			return 1;
+		}
+	}
+	log_info("server listening", "control=%s:%u data_addr=%s shards=%d version=%s",
+		 c->control_addr, c->control_port,
+		 c->data_addr && c->data_addr[0] ? c->data_addr : "0.0.0.0", e.nshards,
+		 ringlet_version);
+	int ret = engine_run(&e);
+	for (int i = 0; i < REG_MAX_PORTS; i++)
+		r->ports[i].used = false;
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+	return ret == 0 ? 0 : 1;
+}

@@ -1,0 +1,1222 @@
+/* engine/tunnel.c — WebSocket tunnel lanes and the streams they carry (both roles). */
+#include <arpa/inet.h>
+#include <netinet/tcp.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "engine/log.h"
+#include "engine/tunnel.h"
+
+#define NO_SLOT UINT32_MAX
+#define SEND_BATCH_BYTES (1u << 20)
+
+static void stream_maybe_recv(struct shard *s, struct conn *sc);
+static void stream_maybe_send(struct shard *s, struct conn *sc);
+static void stream_check_done(struct shard *s, struct conn *sc);
+static void stream_reset(struct shard *s, struct conn *sc, uint16_t reason, bool tell_peer);
+
+void addr_format(const struct sockaddr *sa, char *out, size_t cap)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+		snprintf(out, cap, "%s:%u", ip, ntohs(a->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+		snprintf(out, cap, "[%s]:%u", ip, ntohs(a->sin6_port));
+	} else {
+		snprintf(out, cap, "unknown");
+	}
+}
+
+static struct conn *stream_tunnel(struct shard *s, struct conn *sc)
+{
+	struct conn *tc = conn_get(s, sc->u.st.tun_idx, sc->u.st.tun_gen);
+	if (!tc || tc->kind != CK_TUNNEL || tc->closing)
+		return NULL;
+	return tc;
+}
+
+static void mark_dirty(struct shard *s, struct conn *c);
+
+struct tunnel *tunnel_new(struct shard *s, struct conn *c, enum ws_role role)
+{
+	struct tunnel *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->role = role;
+	t->state = TS_HELLO;
+	t->st_head = NO_SLOT;
+	t->reg_slot = -1;
+	t->lane_id = -1;
+	t->my_window = s->cfg->window ? s->cfg->window : CFG_DEFAULT_WINDOW;
+	t->peer_window = CFG_DEFAULT_WINDOW;
+	t->peer_max_frame = CFG_DEFAULT_MAX_FRAME;
+	t->next_id = role == WS_ROLE_SERVER ? 1 : 2;
+	t->last_rx_ms = s->now_ms;
+	t->last_ping_ms = s->now_ms;
+	ws_decoder_init(&t->dec, role, CFG_MAX_WS_PAYLOAD, 0);
+	c->kind = CK_TUNNEL;
+	c->u.tun = t;
+	STAT_ADD(s, tunnels_total, 1);
+	return t;
+}
+
+/* ---- send queue ---------------------------------------------------------------- */
+
+/* Write a frame header for a binary frame of payload_len; in the client role also pick
+ * the masking key. Returns the header length. */
+static size_t frame_header(struct shard *s, struct tunnel *t, uint8_t *out, uint8_t op,
+			   uint64_t payload_len, uint8_t key[4])
+{
+	if (t->role == WS_ROLE_SERVER)
+		return ws_encode_header(out, op, true, NULL, payload_len);
+	if (t->zero_mask)
+		memset(key, 0, 4);
+	else
+		shard_random4(s, key);
+	return ws_encode_header(out, op, true, key, payload_len);
+}
+
+static void queue_item(struct shard *s, struct conn *c, struct outitem *it)
+{
+	struct tunnel *t = c->u.tun;
+	it->next = NULL;
+	if (t->q_tail)
+		t->q_tail->next = it;
+	else
+		t->q_head = it;
+	t->q_tail = it;
+	t->q_items++;
+	mark_dirty(s, c);
+}
+
+static int send_frame(struct shard *s, struct conn *c, uint8_t op, const uint8_t *m, size_t len)
+{
+	struct tunnel *t = c->u.tun;
+	struct outitem *it = item_get(s);
+	if (!it)
+		return -ENOMEM;
+	uint8_t key[4];
+	size_t hl = frame_header(s, t, it->inl, op, len, key);
+	if (hl + len <= sizeof(it->inl)) {
+		memcpy(it->inl + hl, m, len);
+		if (t->role == WS_ROLE_CLIENT && !t->zero_mask)
+			ws_mask(it->inl + hl, len, key, 0);
+		it->inl_len = (uint8_t)(hl + len);
+	} else {
+		it->heap = malloc(len);
+		if (!it->heap) {
+			item_put(s, it);
+			return -ENOMEM;
+		}
+		memcpy(it->heap, m, len);
+		if (t->role == WS_ROLE_CLIENT && !t->zero_mask)
+			ws_mask(it->heap, len, key, 0);
+		it->inl_len = (uint8_t)hl;
+		it->data = it->heap;
+		it->data_len = (uint32_t)len;
+	}
+	queue_item(s, c, it);
+	return 0;
+}
+
+int tunnel_send_msg(struct shard *s, struct conn *c, const uint8_t *m, size_t len)
+{
+	return send_frame(s, c, WS_OP_BINARY, m, len);
+}
+
+int tunnel_send_raw(struct shard *s, struct conn *c, const void *p, size_t len)
+{
+	struct outitem *it = item_get(s);
+	if (!it)
+		return -ENOMEM;
+	it->heap = malloc(len);
+	if (!it->heap) {
+		item_put(s, it);
+		return -ENOMEM;
+	}
+	memcpy(it->heap, p, len);
+	it->data = it->heap;
+	it->data_len = (uint32_t)len;
+	queue_item(s, c, it);
+	return 0;
+}
+
+static void send_ws_control(struct shard *s, struct conn *c, uint8_t op, const uint8_t *p,
+			    size_t len)
+{
+	send_frame(s, c, op, p, len);
+}
+
+#define DIRTY_MAX 1024
+static __thread uint32_t dirty_idx[DIRTY_MAX];
+static __thread uint16_t dirty_gen[DIRTY_MAX];
+static __thread uint32_t ndirty;
+
+static void tunnel_flush(struct shard *s, struct conn *c);
+
+static void mark_dirty(struct shard *s, struct conn *c)
+{
+	struct tunnel *t = c->u.tun;
+	if (t->dirty)
+		return;
+	if (ndirty == DIRTY_MAX) {
+		tunnel_flush(s, c);
+		return;
+	}
+	t->dirty = true;
+	dirty_idx[ndirty] = c->idx;
+	dirty_gen[ndirty] = c->gen;
+	ndirty++;
+}
+
+void tunnel_flush_dirty(struct shard *s)
+{
+	for (uint32_t i = 0; i < ndirty; i++) {
+		struct conn *c = conn_get(s, dirty_idx[i], dirty_gen[i]);
+		if (!c || c->kind != CK_TUNNEL)
+			continue;
+		c->u.tun->dirty = false;
+		tunnel_flush(s, c);
+	}
+	ndirty = 0;
+}
+
+static void tunnel_flush(struct shard *s, struct conn *c)
+{
+	struct tunnel *t = c->u.tun;
+	if (t->send_inflight || !t->q_head || c->fd < 0 || c->closing)
+		return;
+	if (t->state == TS_CONNECTING || t->state == TS_UPGRADING)
+		return;
+	int n = 0;
+	uint32_t items = 0;
+	size_t bytes = 0;
+	for (struct outitem *it = t->q_head; it && n + 2 <= TUN_IOV_MAX; it = it->next) {
+		uint32_t off = it->off;
+		if (off < it->inl_len) {
+			t->iov[n].iov_base = it->inl + off;
+			t->iov[n].iov_len = it->inl_len - off;
+			bytes += t->iov[n].iov_len;
+			n++;
+			off = 0;
+		} else {
+			off -= it->inl_len;
+		}
+		if (it->data_len > off) {
+			t->iov[n].iov_base = (void *)(it->data + off);
+			t->iov[n].iov_len = it->data_len - off;
+			bytes += t->iov[n].iov_len;
+			n++;
+		}
+		items++;
+		if (bytes >= SEND_BATCH_BYTES)
+			break;
+	}
+	if (n == 0)
+		return;
+	memset(&t->msg, 0, sizeof(t->msg));
+	t->msg.msg_iov = t->iov;
+	t->msg.msg_iovlen = (size_t)n;
+	t->sent_items = items;
+	t->send_inflight = true;
+	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_TUN_SEND, 0);
+	io_uring_prep_sendmsg(sqe, c->fd, &t->msg, MSG_NOSIGNAL);
+}
+
+/* An item left the queue: give its stream buffer back and let its stream read again. */
+static void item_done(struct shard *s, struct outitem *it)
+{
+	if (it->from_ring) {
+		bufring_put(&s->stream_ring, it->bid);
+		/* A buffer is free: let one waiting stream try again. */
+		if (s->wait_head != NO_SLOT) {
+			struct conn *w = &s->conns[s->wait_head];
+			s->wait_head = w->u.st.wait_next;
+			if (s->wait_head == NO_SLOT)
+				s->wait_tail = NO_SLOT;
+			if (w->kind == CK_STREAM) {
+				w->u.st.waiting_bufs = false;
+				stream_maybe_recv(s, w);
+			}
+		}
+	}
+	if (it->st_idx != NO_SLOT) {
+		struct conn *sc = conn_get(s, it->st_idx, it->st_gen);
+		if (sc && sc->kind == CK_STREAM) {
+			sc->u.st.queued -= it->data_len;
+			stream_maybe_recv(s, sc);
+		}
+	}
+	item_put(s, it);
+}
+
+static void on_tun_send(struct shard *s, struct conn *c, int res)
+{
+	struct tunnel *t = c->u.tun;
+	t->send_inflight = false;
+	if (res < 0) {
+		if (!c->closing)
+			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, strerror(-res));
+		return;
+	}
+	size_t left = (size_t)res;
+	t->bytes_out += left;
+	while (t->q_head) {
+		struct outitem *it = t->q_head;
+		size_t total = (size_t)it->inl_len + it->data_len;
+		size_t rem = total - it->off;
+		if (left < rem) {
+			it->off += (uint32_t)left;
+			break;
+		}
+		left -= rem;
+		t->q_head = it->next;
+		if (!t->q_head)
+			t->q_tail = NULL;
+		t->q_items--;
+		item_done(s, it);
+	}
+	if (c->closing)
+		return;
+	if (t->state == TS_CLOSING && !t->q_head) {
+		conn_close(s, c);
+		return;
+	}
+	mark_dirty(s, c);
+}
+
+static void queue_release(struct shard *s, struct tunnel *t)
+{
+	while (t->q_head) {
+		struct outitem *it = t->q_head;
+		t->q_head = it->next;
+		item_done(s, it);
+	}
+	t->q_tail = NULL;
+	t->q_items = 0;
+}
+
+/* ---- tunnel life ---------------------------------------------------------------- */
+
+static void arm_tun_recv(struct shard *s, struct conn *c)
+{
+	struct tunnel *t = c->u.tun;
+	if (t->recv_armed || c->closing)
+		return;
+	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_TUN_RECV, 0);
+	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = TUN_RING_BGID;
+	t->recv_armed = true;
+}
+
+static void tunnel_input(struct shard *s, struct conn *c, const uint8_t *p, size_t n);
+
+void tunnel_start(struct shard *s, struct conn *c, const uint8_t *early, size_t n)
+{
+	struct tunnel *t = c->u.tun;
+	t->state = TS_HELLO;
+	t->last_rx_ms = s->now_ms;
+	t->last_ping_ms = s->now_ms;
+	arm_tun_recv(s, c);
+	if (n)
+		tunnel_input(s, c, early, n);
+}
+
+static void notify_closed(struct shard *s, struct conn *c)
+{
+	struct tunnel *t = c->u.tun;
+	if (t->closed_notified)
+		return;
+	t->closed_notified = true;
+	t->closing_ms = s->now_ms;
+	if (s->cfg->mode == CFG_SERVER)
+		server_on_tunnel_closed(s, c);
+	else
+		client_on_tunnel_closed(s, c);
+}
+
+static void close_streams(struct shard *s, struct conn *c, uint16_t reason)
+{
+	struct tunnel *t = c->u.tun;
+	uint32_t i = t->st_head;
+	while (i != NO_SLOT) {
+		struct conn *sc = &s->conns[i];
+		uint32_t next = sc->u.st.next;
+		stream_reset(s, sc, reason, false);
+		i = next;
+	}
+}
+
+void tunnel_fail(struct shard *s, struct conn *c, enum ws_close code, const char *why)
+{
+	struct tunnel *t = c->u.tun;
+	if (c->closing)
+		return;
+	if (t->state == TS_READY || t->state == TS_HELLO)
+		log_info("tunnel closed", "client_id=%s remote=%s reason=%s",
+			 log_q(t->client_id[0] ? t->client_id : "-"), t->remote, log_q(why));
+	notify_closed(s, c);
+	close_streams(s, c, TUN_RST_SHUTDOWN);
+	if (code != WS_CLOSE_ABNORMAL && code != WS_CLOSE_NONE && t->state != TS_CONNECTING &&
+	    t->state != TS_UPGRADING) {
+		/* Best effort: a close frame, flushed before the socket closes. */
+		uint8_t p[WS_MAX_CONTROL_PAYLOAD];
+		size_t pl = ws_close_payload(p, code, why);
+		send_ws_control(s, c, WS_OP_CLOSE, p, pl);
+		t->state = TS_CLOSING;
+		tunnel_flush(s, c);
+		if (t->send_inflight)
+			return; /* on_tun_send closes once the queue is empty */
+	}
+	t->state = TS_CLOSING;
+	conn_close(s, c);
+}
+
+void tunnel_goaway(struct shard *s, struct conn *c, uint16_t reason, const char *text)
+{
+	struct tunnel *t = c->u.tun;
+	if (t->goaway_sent || c->closing)
+		return;
+	uint8_t m[TUN_HEADER_LEN + 4 + TUN_MAX_STR];
+	size_t len = tun_encode_goaway(m, sizeof(m), reason, text);
+	if (len)
+		tunnel_send_msg(s, c, m, len);
+	t->goaway_sent = true;
+}
+
+void tunnel_release(struct shard *s, struct conn *c)
+{
+	struct tunnel *t = c->u.tun;
+	if (!t)
+		return;
+	notify_closed(s, c);
+	/* Streams still linked are being closed; unlink them from us. */
+	uint32_t i = t->st_head;
+	while (i != NO_SLOT) {
+		struct conn *sc = &s->conns[i];
+		uint32_t next = sc->u.st.next;
+		sc->u.st.tun_gen = (uint16_t)(sc->u.st.tun_gen + 0x8000); /* never matches */
+		sc->u.st.prev = sc->u.st.next = NO_SLOT;
+		i = next;
+	}
+	queue_release(s, t);
+	idmap_free(&t->ids);
+	free(t->head);
+	free(t);
+	c->u.tun = NULL;
+}
+
+void tunnel_tick(struct shard *s, struct conn *c)
+{
+	struct tunnel *t = c->u.tun;
+	if (!t)
+		return;
+	if (t->state == TS_CLOSING) {
+		/* The peer did not answer our close in time. */
+		if (s->now_ms - t->closing_ms > 5000)
+			conn_close(s, c);
+		return;
+	}
+	if (t->state == TS_READY || t->state == TS_HELLO) {
+		if (s->now_ms - t->last_rx_ms > (uint64_t)s->cfg->dead_ms) {
+			log_warn("peer unresponsive: closing the tunnel", "client_id=%s remote=%s "
+				 "silent_ms=%llu",
+				 log_q(t->client_id[0] ? t->client_id : "-"), t->remote,
+				 (unsigned long long)(s->now_ms - t->last_rx_ms));
+			tunnel_fail(s, c, WS_CLOSE_GOING_AWAY, "peer unresponsive");
+			return;
+		}
+		if (t->state == TS_READY &&
+		    s->now_ms - t->last_ping_ms >= (uint64_t)s->cfg->ping_ms) {
+			uint8_t m[TUN_HEADER_LEN + 8];
+			size_t len = tun_encode_ping(m, sizeof(m), false, mono_ns());
+			tunnel_send_msg(s, c, m, len);
+			t->last_ping_ms = s->now_ms;
+		}
+	}
+	if (t->state != TS_READY && t->state != TS_CLOSING &&
+	    s->now_ms - c->started_ms > (uint64_t)s->cfg->handshake_ms) {
+		STAT_ADD(s, handshake_failures, 1);
+		tunnel_fail(s, c, WS_CLOSE_POLICY, "handshake timeout");
+		return;
+	}
+	/* Drained: a GOAWAY'd tunnel with no streams left closes. */
+	if (t->goaway_sent && t->nstreams == 0 && t->state == TS_READY && !t->q_head) {
+		notify_closed(s, c);
+		t->state = TS_CLOSING;
+		uint8_t p[WS_MAX_CONTROL_PAYLOAD];
+		size_t pl = ws_close_payload(p, WS_CLOSE_GOING_AWAY, "drained");
+		send_ws_control(s, c, WS_OP_CLOSE, p, pl);
+	}
+}
+
+/* ---- receive ---------------------------------------------------------------------- */
+
+static void handle_msg(struct shard *s, struct conn *c, const struct tun_msg *m);
+
+static bool lookup_stream(struct shard *s, struct tunnel *t, uint32_t id, struct conn **out)
+{
+	uint32_t idx;
+	if (!idmap_get(&t->ids, id, &idx))
+		return false;
+	struct conn *sc = &s->conns[idx];
+	if (sc->kind != CK_STREAM || sc->u.st.id != id)
+		return false;
+	*out = sc;
+	return true;
+}
+
+/* DATA payload bytes for the current message's stream. */
+static void deliver(struct shard *s, struct conn *c, const uint8_t *p, size_t n,
+		    uint64_t frame_off)
+{
+	struct tunnel *t = c->u.tun;
+	if (t->dst_idx == NO_SLOT)
+		return;
+	struct conn *sc = conn_get(s, t->dst_idx, t->dst_gen);
+	if (!sc || sc->kind != CK_STREAM || sc->closing) {
+		t->dst_idx = NO_SLOT;
+		return;
+	}
+	struct stream *st = &sc->u.st;
+	uint32_t cap = t->my_window;
+	if (n > cap - st->rlen) {
+		log_warn("peer exceeded the stream's credit: resetting the stream",
+			 "client_id=%s stream=%u", log_q(t->client_id), st->id);
+		stream_reset(s, sc, TUN_RST_PROTOCOL, true);
+		t->dst_idx = NO_SLOT;
+		return;
+	}
+	if (!st->rbuf) {
+		st->rbuf = malloc(cap);
+		if (!st->rbuf) {
+			stream_reset(s, sc, TUN_RST_INTERNAL, true);
+			t->dst_idx = NO_SLOT;
+			return;
+		}
+		st->rhead = 0;
+	}
+	while (n) {
+		uint32_t tail = (st->rhead + st->rlen) % cap;
+		uint32_t room = tail >= st->rhead ? cap - tail : st->rhead - tail;
+		if (st->rlen == cap)
+			room = 0;
+		size_t k = n < room ? n : room;
+		if (t->fr.masked)
+			ws_mask_copy(st->rbuf + tail, p, k, t->fr.mask, frame_off);
+		else
+			memcpy(st->rbuf + tail, p, k);
+		st->rlen += (uint32_t)k;
+		p += k;
+		n -= k;
+		frame_off += k;
+	}
+	stream_maybe_send(s, sc);
+}
+
+static bool payload_bytes(struct shard *s, struct conn *c, const uint8_t *p, size_t k)
+{
+	struct tunnel *t = c->u.tun;
+	uint64_t off = t->fr_off;
+	while (k) {
+		if (t->msg_pos < TUN_HEADER_LEN) {
+			size_t take = TUN_HEADER_LEN - t->msg_pos;
+			if (take > k)
+				take = k;
+			memcpy(t->msgh + t->msg_pos, p, take);
+			if (t->fr.masked)
+				ws_mask(t->msgh + t->msg_pos, take, t->fr.mask, off);
+			t->msg_pos += (uint32_t)take;
+			p += take;
+			k -= take;
+			off += take;
+			if (t->msg_pos < TUN_HEADER_LEN)
+				break;
+			if (tun_decode_header(t->msgh, TUN_HEADER_LEN, &t->mh) != TUN_OK) {
+				tunnel_fail(s, c, WS_CLOSE_PROTOCOL, "bad tunnel message header");
+				return false;
+			}
+			t->dst_idx = NO_SLOT;
+			if (t->mh.type == TUN_DATA) {
+				struct conn *sc;
+				if (lookup_stream(s, t, t->mh.stream, &sc)) {
+					t->dst_idx = sc->idx;
+					t->dst_gen = sc->gen;
+				}
+			} else {
+				memcpy(t->ctl, t->msgh, TUN_HEADER_LEN);
+				t->ctl_len = TUN_HEADER_LEN;
+			}
+			continue;
+		}
+		if (t->mh.type == TUN_DATA) {
+			deliver(s, c, p, k, off);
+			t->msg_pos += (uint32_t)k;
+			return !c->closing;
+		}
+		if (t->ctl_len + k > sizeof(t->ctl)) {
+			tunnel_fail(s, c, WS_CLOSE_TOO_BIG, "control message too large");
+			return false;
+		}
+		memcpy(t->ctl + t->ctl_len, p, k);
+		if (t->fr.masked)
+			ws_mask(t->ctl + t->ctl_len, k, t->fr.mask, off);
+		t->ctl_len += (uint32_t)k;
+		t->msg_pos += (uint32_t)k;
+		break;
+	}
+	return true;
+}
+
+static void message_end(struct shard *s, struct conn *c)
+{
+	struct tunnel *t = c->u.tun;
+	if (t->msg_pos < TUN_HEADER_LEN) {
+		tunnel_fail(s, c, WS_CLOSE_PROTOCOL, "tunnel message shorter than its header");
+		return;
+	}
+	if (t->mh.type != TUN_DATA) {
+		struct tun_msg m;
+		const char *why = NULL;
+		if (tun_decode(t->ctl, t->ctl_len, &m, &why) != TUN_OK) {
+			log_warn("malformed tunnel message", "client_id=%s type=%s why=%s",
+				 log_q(t->client_id), tun_type_name(t->mh.type),
+				 log_q(why ? why : "?"));
+			tunnel_fail(s, c, WS_CLOSE_PROTOCOL, why ? why : "malformed message");
+			return;
+		}
+		handle_msg(s, c, &m);
+	} else if (t->dst_idx == NO_SLOT && t->mh.stream) {
+		/* DATA for a stream we no longer have (reset or closed): dropped on purpose, the
+		 * peer learns from the RST we sent. */
+	}
+	t->msg_pos = 0;
+	t->ctl_len = 0;
+	t->dst_idx = NO_SLOT;
+}
+
+static void ws_control_end(struct shard *s, struct conn *c)
+{
+	struct tunnel *t = c->u.tun;
+	uint8_t *p = t->wsctl;
+	size_t len = t->wsctl_len;
+	if (t->fr.masked)
+		ws_mask(p, len, t->fr.mask, 0);
+	switch (t->fr.opcode) {
+	case WS_OP_PING:
+		send_ws_control(s, c, WS_OP_PONG, p, len);
+		break;
+	case WS_OP_PONG:
+		break;
+	case WS_OP_CLOSE: {
+		uint16_t code;
+		const uint8_t *reason;
+		size_t rlen;
+		enum ws_close cc;
+		if (!ws_parse_close(p, len, &code, &reason, &rlen, &cc)) {
+			tunnel_fail(s, c, cc, "bad close frame");
+			return;
+		}
+		char why[64];
+		snprintf(why, sizeof(why), "peer closed (%u)", code);
+		if (t->state != TS_CLOSING) {
+			notify_closed(s, c);
+			close_streams(s, c, TUN_RST_SHUTDOWN);
+			uint8_t out[2];
+			size_t ol = ws_close_payload(out, code == WS_CLOSE_NO_STATUS ?
+								  WS_CLOSE_NORMAL :
+								  (enum ws_close)code,
+						     NULL);
+			log_info("tunnel closed by peer", "client_id=%s remote=%s code=%u",
+				 log_q(t->client_id[0] ? t->client_id : "-"), t->remote, code);
+			send_ws_control(s, c, WS_OP_CLOSE, out, ol);
+			t->state = TS_CLOSING;
+		} else {
+			conn_close(s, c);
+		}
+		break;
+	}
+	}
+	t->wsctl_len = 0;
+}
+
+static void tunnel_input(struct shard *s, struct conn *c, const uint8_t *p, size_t n)
+{
+	struct tunnel *t = c->u.tun;
+	while (n && !c->closing) {
+		if (t->rx_state == RX_HEADER) {
+			const uint8_t *h;
+			size_t avail;
+			size_t add = 0;
+			if (t->hlen == 0 && n >= WS_MAX_HEADER) {
+				h = p;
+				avail = n;
+			} else {
+				add = WS_MAX_HEADER - t->hlen;
+				if (add > n)
+					add = n;
+				memcpy(t->hbuf + t->hlen, p, add);
+				h = t->hbuf;
+				avail = t->hlen + add;
+			}
+			enum ws_close cc = WS_CLOSE_NONE;
+			enum ws_status st = ws_decoder_next(&t->dec, h, avail, &t->fr,
+							    &t->fr_msg_op, &t->fr_msg_end, &cc);
+			if (st == WS_ERROR) {
+				tunnel_fail(s, c, cc, "bad WebSocket frame");
+				return;
+			}
+			if (st == WS_NEED_MORE) {
+				if (h == p) { /* cannot happen: 14 bytes always decide */
+					tunnel_fail(s, c, WS_CLOSE_PROTOCOL, "frame header");
+					return;
+				}
+				t->hlen = (uint8_t)avail;
+				p += add;
+				n -= add;
+				continue;
+			}
+			size_t used = t->fr.header_len - t->hlen; /* bytes of p in the header */
+			t->hlen = 0;
+			p += used;
+			n -= used;
+			t->fr_left = t->fr.payload_len;
+			t->fr_off = 0;
+			if (t->fr.opcode >= WS_OP_CLOSE) {
+				t->rx_state = RX_CONTROL;
+				t->wsctl_len = 0;
+			} else if (t->fr_msg_op == WS_OP_TEXT) {
+				tunnel_fail(s, c, WS_CLOSE_UNSUPPORTED, "text messages are not used");
+				return;
+			} else {
+				t->rx_state = RX_PAYLOAD;
+			}
+			if (t->fr_left == 0)
+				goto frame_done;
+			continue;
+		}
+		size_t k = n < t->fr_left ? n : (size_t)t->fr_left;
+		if (t->rx_state == RX_CONTROL) {
+			memcpy(t->wsctl + t->wsctl_len, p, k);
+			t->wsctl_len = (uint8_t)(t->wsctl_len + k);
+		} else if (!payload_bytes(s, c, p, k)) {
+			return;
+		}
+		p += k;
+		n -= k;
+		t->fr_left -= k;
+		t->fr_off += k;
+		if (t->fr_left)
+			continue;
+	frame_done:
+		if (t->rx_state == RX_CONTROL) {
+			t->rx_state = RX_HEADER;
+			ws_control_end(s, c);
+		} else {
+			t->rx_state = RX_HEADER;
+			if (t->fr_msg_end)
+				message_end(s, c);
+		}
+	}
+}
+
+static void on_tun_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
+{
+	struct tunnel *t = c->u.tun;
+	int res = cqe->res;
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		t->recv_armed = false;
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+		s->tun_ring.out++;
+		if (res > 0 && !c->closing) {
+			t->last_rx_ms = s->now_ms;
+			t->bytes_in += (uint64_t)res;
+			tunnel_input(s, c, bufring_addr(&s->tun_ring, bid), (size_t)res);
+		}
+		bufring_put(&s->tun_ring, bid);
+	}
+	if (c->closing)
+		return;
+	if (res == 0) {
+		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "connection closed by peer");
+		return;
+	}
+	if (res < 0) {
+		if (res == -ENOBUFS) {
+			STAT_ADD(s, bufring_empty, 1);
+		} else if (res != -ECANCELED) {
+			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, strerror(-res));
+			return;
+		}
+	}
+	if (!t->recv_armed)
+		arm_tun_recv(s, c);
+}
+
+/* ---- messages -------------------------------------------------------------------- */
+
+static void send_window(struct shard *s, struct conn *tc, struct stream *st)
+{
+	uint8_t m[TUN_HEADER_LEN + 4];
+	size_t len = tun_encode_window(m, sizeof(m), st->id, st->unacked);
+	if (len)
+		tunnel_send_msg(s, tc, m, len);
+	st->unacked = 0;
+}
+
+static void handle_msg(struct shard *s, struct conn *c, const struct tun_msg *m)
+{
+	struct tunnel *t = c->u.tun;
+	struct conn *sc = NULL;
+	switch (m->type) {
+	case TUN_FIN:
+		if (!lookup_stream(s, t, m->stream, &sc))
+			return;
+		sc->u.st.peer_fin = true;
+		stream_maybe_send(s, sc);
+		stream_check_done(s, sc);
+		return;
+	case TUN_RST:
+		if (!lookup_stream(s, t, m->stream, &sc))
+			return;
+		STAT_ADD(s, resets_received, 1);
+		log_debug("stream reset by peer", "stream=%u reason=%s", m->stream,
+			  tun_rst_reason_name(m->u.rst.reason));
+		stream_reset(s, sc, m->u.rst.reason, false);
+		return;
+	case TUN_WINDOW:
+		if (!lookup_stream(s, t, m->stream, &sc))
+			return;
+		if ((uint64_t)sc->u.st.credit + m->u.window > UINT32_MAX) {
+			stream_reset(s, sc, TUN_RST_PROTOCOL, true);
+			return;
+		}
+		sc->u.st.credit += m->u.window;
+		stream_maybe_recv(s, sc);
+		return;
+	case TUN_PING: {
+		uint8_t out[TUN_HEADER_LEN + 8];
+		size_t len = tun_encode_ping(out, sizeof(out), true, m->u.ping);
+		tunnel_send_msg(s, c, out, len);
+		return;
+	}
+	case TUN_PONG:
+		t->rtt_ns = mono_ns() - m->u.ping;
+		return;
+	case TUN_GOAWAY:
+		t->goaway_received = true;
+		log_info("peer is going away", "client_id=%s reason=%u text=%s",
+			 log_q(t->client_id[0] ? t->client_id : "-"), m->u.goaway.reason,
+			 log_q(""));
+		break;
+	default:
+		break;
+	}
+	/* HELLO, WELCOME, OPEN, GOAWAY and unknown types: the role decides. */
+	if (s->cfg->mode == CFG_SERVER)
+		server_on_tunnel_msg(s, c, m);
+	else
+		client_on_tunnel_msg(s, c, m);
+}
+
+/* ---- streams ---------------------------------------------------------------------- */
+
+static void stream_link(struct shard *s, struct conn *tc, struct conn *sc)
+{
+	struct tunnel *t = tc->u.tun;
+	struct stream *st = &sc->u.st;
+	st->tun_idx = tc->idx;
+	st->tun_gen = tc->gen;
+	st->prev = NO_SLOT;
+	st->next = t->st_head;
+	if (t->st_head != NO_SLOT)
+		s->conns[t->st_head].u.st.prev = sc->idx;
+	t->st_head = sc->idx;
+	t->nstreams++;
+	st->credit = t->peer_window;
+	st->wait_next = NO_SLOT;
+	STAT_ADD(s, streams_total, 1);
+	STAT_ADD(s, streams_active, 1);
+}
+
+static void stream_unlink(struct shard *s, struct conn *sc)
+{
+	struct stream *st = &sc->u.st;
+	struct conn *tc = conn_get(s, st->tun_idx, st->tun_gen);
+	if (tc && tc->kind == CK_TUNNEL && tc->u.tun) {
+		struct tunnel *t = tc->u.tun;
+		if (st->prev != NO_SLOT)
+			s->conns[st->prev].u.st.next = st->next;
+		else if (t->st_head == sc->idx)
+			t->st_head = st->next;
+		if (st->next != NO_SLOT)
+			s->conns[st->next].u.st.prev = st->prev;
+		t->nstreams--;
+		idmap_del(&t->ids, st->id);
+	}
+	st->prev = st->next = NO_SLOT;
+	st->tun_gen = (uint16_t)(st->tun_gen + 0x8000);
+}
+
+void stream_release(struct shard *s, struct conn *sc)
+{
+	struct stream *st = &sc->u.st;
+	stream_unlink(s, sc);
+	if (st->waiting_bufs) {
+		/* Remove from the wait list (rare: linear walk). */
+		uint32_t *pp = &s->wait_head, prev = NO_SLOT;
+		while (*pp != NO_SLOT && *pp != sc->idx) {
+			prev = *pp;
+			pp = &s->conns[*pp].u.st.wait_next;
+		}
+		if (*pp == sc->idx) {
+			*pp = st->wait_next;
+			if (s->wait_tail == sc->idx)
+				s->wait_tail = prev;
+		}
+		st->waiting_bufs = false;
+	}
+	free(st->rbuf);
+	st->rbuf = NULL;
+	STAT_SUB(s, streams_active, 1);
+}
+
+static void stream_reset(struct shard *s, struct conn *sc, uint16_t reason, bool tell_peer)
+{
+	if (sc->closing)
+		return;
+	if (tell_peer) {
+		struct conn *tc = stream_tunnel(s, sc);
+		if (tc) {
+			uint8_t m[TUN_HEADER_LEN + 3 + 32];
+			size_t len = tun_encode_rst(m, sizeof(m), sc->u.st.id, reason,
+						    tun_rst_reason_name(reason));
+			if (len)
+				tunnel_send_msg(s, tc, m, len);
+			STAT_ADD(s, resets_sent, 1);
+		}
+	}
+	stream_unlink(s, sc);
+	sc->rst = true;
+	conn_close(s, sc);
+}
+
+static void stream_check_done(struct shard *s, struct conn *sc)
+{
+	struct stream *st = &sc->u.st;
+	if (sc->closing)
+		return;
+	if (st->peer_fin && st->rlen == 0 && !st->sending && !st->shut_wr && !st->connecting &&
+	    sc->fd >= 0) {
+		shutdown(sc->fd, SHUT_WR);
+		st->shut_wr = true;
+	}
+	if (st->eof && st->shut_wr && st->queued == 0) {
+		stream_unlink(s, sc);
+		conn_close(s, sc);
+	}
+}
+
+static void stream_maybe_recv(struct shard *s, struct conn *sc)
+{
+	struct stream *st = &sc->u.st;
+	if (sc->closing || st->recv_armed || st->eof || st->connecting || st->waiting_bufs ||
+	    sc->fd < 0)
+		return;
+	if (st->credit == 0 || st->queued >= STREAM_QUEUE_LIMIT)
+		return;
+	struct conn *tc = stream_tunnel(s, sc);
+	if (!tc)
+		return;
+	uint32_t len = st->credit;
+	if (len > s->stream_ring.bufsz)
+		len = s->stream_ring.bufsz;
+	struct io_uring_sqe *sqe = shard_sqe(s, sc, OP_STREAM_RECV, 0);
+	io_uring_prep_recv(sqe, sc->fd, NULL, len, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = STREAM_RING_BGID;
+	st->recv_armed = true;
+}
+
+static void on_stream_recv(struct shard *s, struct conn *sc, struct io_uring_cqe *cqe)
+{
+	struct stream *st = &sc->u.st;
+	int res = cqe->res;
+	st->recv_armed = false;
+	bool have_buf = cqe->flags & IORING_CQE_F_BUFFER;
+	uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+	if (have_buf)
+		s->stream_ring.out++;
+	struct conn *tc = sc->closing ? NULL : stream_tunnel(s, sc);
+	if (!tc) {
+		if (have_buf)
+			bufring_put(&s->stream_ring, bid);
+		if (!sc->closing)
+			stream_reset(s, sc, TUN_RST_SHUTDOWN, false);
+		return;
+	}
+	if (res > 0 && have_buf) {
+		struct tunnel *t = tc->u.tun;
+		struct outitem *it = item_get(s);
+		if (!it) {
+			bufring_put(&s->stream_ring, bid);
+			stream_reset(s, sc, TUN_RST_INTERNAL, true);
+			return;
+		}
+		uint8_t key[4];
+		uint8_t *data = bufring_addr(&s->stream_ring, bid);
+		size_t hl = frame_header(s, t, it->inl, WS_OP_BINARY,
+					 (uint64_t)res + TUN_HEADER_LEN, key);
+		tun_encode_data_header(it->inl + hl, TUN_HEADER_LEN, st->id);
+		if (t->role == WS_ROLE_CLIENT && !t->zero_mask) {
+			ws_mask(it->inl + hl, TUN_HEADER_LEN, key, 0);
+			ws_mask(data, (size_t)res, key, TUN_HEADER_LEN);
+		}
+		it->inl_len = (uint8_t)(hl + TUN_HEADER_LEN);
+		it->from_ring = true;
+		it->bid = bid;
+		it->data = data;
+		it->data_len = (uint32_t)res;
+		it->st_idx = sc->idx;
+		it->st_gen = sc->gen;
+		st->credit -= (uint32_t)res;
+		st->queued += (uint32_t)res;
+		st->bytes_up += (uint64_t)res;
+		STAT_ADD(s, bytes_up, (uint64_t)res);
+		queue_item(s, tc, it);
+		stream_maybe_recv(s, sc);
+		return;
+	}
+	if (have_buf)
+		bufring_put(&s->stream_ring, bid);
+	if (res == 0) {
+		uint8_t m[TUN_HEADER_LEN];
+		size_t len = tun_encode_fin(m, sizeof(m), st->id);
+		tunnel_send_msg(s, tc, m, len);
+		st->eof = true;
+		stream_check_done(s, sc);
+		return;
+	}
+	if (res == -ENOBUFS) {
+		STAT_ADD(s, bufring_empty, 1);
+		st->waiting_bufs = true;
+		st->wait_next = NO_SLOT;
+		if (s->wait_tail != NO_SLOT)
+			s->conns[s->wait_tail].u.st.wait_next = sc->idx;
+		else
+			s->wait_head = sc->idx;
+		s->wait_tail = sc->idx;
+		return;
+	}
+	if (res == -ECANCELED)
+		return;
+	stream_reset(s, sc, TUN_RST_RESET, true);
+}
+
+static void stream_maybe_send(struct shard *s, struct conn *sc)
+{
+	struct stream *st = &sc->u.st;
+	if (sc->closing || st->sending || st->rlen == 0 || st->connecting || sc->fd < 0)
+		return;
+	struct conn *tc = stream_tunnel(s, sc);
+	uint32_t cap = tc ? tc->u.tun->my_window : 0;
+	if (!cap)
+		return;
+	uint32_t chunk = st->rlen;
+	if (st->rhead + chunk > cap)
+		chunk = cap - st->rhead;
+	st->sending = chunk;
+	struct io_uring_sqe *sqe = shard_sqe(s, sc, OP_STREAM_SEND, 0);
+	io_uring_prep_send(sqe, sc->fd, st->rbuf + st->rhead, chunk, MSG_NOSIGNAL);
+}
+
+static void on_stream_send(struct shard *s, struct conn *sc, int res)
+{
+	struct stream *st = &sc->u.st;
+	st->sending = 0;
+	if (sc->closing)
+		return;
+	struct conn *tc = stream_tunnel(s, sc);
+	if (!tc) {
+		stream_reset(s, sc, TUN_RST_SHUTDOWN, false);
+		return;
+	}
+	if (res < 0) {
+		stream_reset(s, sc, TUN_RST_RESET, true);
+		return;
+	}
+	uint32_t cap = tc->u.tun->my_window;
+	st->rhead = (st->rhead + (uint32_t)res) % cap;
+	st->rlen -= (uint32_t)res;
+	st->unacked += (uint32_t)res;
+	st->bytes_down += (uint64_t)res;
+	STAT_ADD(s, bytes_down, (uint64_t)res);
+	if (st->rlen == 0)
+		st->rhead = 0;
+	if (!st->peer_fin && (st->unacked >= cap / 8 || st->rlen == 0))
+		send_window(s, tc, st);
+	stream_maybe_send(s, sc);
+	stream_check_done(s, sc);
+}
+
+void stream_open_server(struct shard *s, struct conn *tc, int fd, uint16_t port)
+{
+	struct tunnel *t = tc->u.tun;
+	struct conn *sc = conn_alloc(s, CK_STREAM, fd);
+	if (!sc) {
+		log_warn("connection table full: refusing a data-plane connection", "port=%u",
+			 port);
+		struct linger lg = {.l_onoff = 1, .l_linger = 0};
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(fd);
+		return;
+	}
+	struct stream *st = &sc->u.st;
+	st->port = port;
+	st->id = t->next_id;
+	t->next_id += 2;
+	if (t->next_id >= 0x7fffffff)
+		t->next_id = 1;
+	if (idmap_put(&t->ids, st->id, sc->idx) != 0) {
+		sc->rst = true;
+		conn_close(s, sc);
+		return;
+	}
+	stream_link(s, tc, sc);
+
+	struct sockaddr_storage ra, la;
+	socklen_t rl = sizeof(ra), ll = sizeof(la);
+	char rs[72] = "", ls[72] = "";
+	if (getpeername(fd, (struct sockaddr *)&ra, &rl) == 0)
+		addr_format((struct sockaddr *)&ra, rs, sizeof(rs));
+	if (getsockname(fd, (struct sockaddr *)&la, &ll) == 0)
+		addr_format((struct sockaddr *)&la, ls, sizeof(ls));
+	struct tun_open o = {.port = port, .remote = tun_str_from(rs), .local = tun_str_from(ls)};
+	uint8_t m[TUN_HEADER_LEN + 2 + 2 + 2 * TUN_MAX_STR];
+	size_t len = tun_encode_open(m, sizeof(m), st->id, &o);
+	tunnel_send_msg(s, tc, m, len);
+	log_debug("stream opened", "client_id=%s stream=%u port=%u remote=%s",
+		  log_q(t->client_id), st->id, port, rs);
+	stream_maybe_recv(s, sc);
+}
+
+static void stream_dial(struct shard *s, struct conn *sc)
+{
+	struct stream *st = &sc->u.st;
+	struct conn *tc = stream_tunnel(s, sc);
+	const struct addrlist *al = tc ? tc->u.tun->upstream_addrs : NULL;
+	if (!al || st->addr_try >= al->n) {
+		stream_reset(s, sc, TUN_RST_UNREACHABLE, true);
+		return;
+	}
+	struct sockaddr_storage *a = (struct sockaddr_storage *)&al->addr[st->addr_try];
+	int fd = socket(a->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		stream_reset(s, sc, TUN_RST_INTERNAL, true);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	sc->fd = fd;
+	/* The port is the stream's, the host the upstream's. */
+	struct sockaddr_storage dst = *a;
+	if (dst.ss_family == AF_INET)
+		((struct sockaddr_in *)&dst)->sin_port = htons(st->port);
+	else
+		((struct sockaddr_in6 *)&dst)->sin6_port = htons(st->port);
+	/* The kernel copies the address when the SQE is submitted: submit before dst goes. */
+	struct io_uring_sqe *sqe = shard_sqe(s, sc, OP_STREAM_CONNECT, 0);
+	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&dst, al->len[st->addr_try]);
+	sqe->flags |= IOSQE_IO_LINK;
+	static __thread struct __kernel_timespec dial_ts;
+	dial_ts.tv_sec = s->cfg->dial_ms / 1000;
+	dial_ts.tv_nsec = (long long)(s->cfg->dial_ms % 1000) * 1000000ll;
+	sqe = shard_sqe(s, sc, OP_LINK_TIMEOUT, 0);
+	io_uring_prep_link_timeout(sqe, &dial_ts, 0);
+	io_uring_submit(&s->ring);
+	st->connecting = true;
+}
+
+void stream_open_client(struct shard *s, struct conn *tc, uint32_t id, uint16_t port)
+{
+	struct tunnel *t = tc->u.tun;
+	struct conn *sc = conn_alloc(s, CK_STREAM, -1);
+	if (!sc) {
+		uint8_t m[TUN_HEADER_LEN + 3 + 32];
+		size_t len = tun_encode_rst(m, sizeof(m), id, TUN_RST_INTERNAL, "no slots");
+		tunnel_send_msg(s, tc, m, len);
+		return;
+	}
+	sc->u.st.id = id;
+	sc->u.st.port = port;
+	if (idmap_put(&t->ids, id, sc->idx) != 0) {
+		conn_close(s, sc);
+		return;
+	}
+	stream_link(s, tc, sc);
+	stream_dial(s, sc);
+}
+
+static void on_stream_connect(struct shard *s, struct conn *sc, int res)
+{
+	struct stream *st = &sc->u.st;
+	if (sc->closing)
+		return;
+	if (res < 0) {
+		struct conn *tc = stream_tunnel(s, sc);
+		const struct addrlist *al = tc ? tc->u.tun->upstream_addrs : NULL;
+		if (res != -ECANCELED && al && st->addr_try + 1 < al->n) {
+			close(sc->fd);
+			sc->fd = -1;
+			st->addr_try++;
+			stream_dial(s, sc);
+			return;
+		}
+		STAT_ADD(s, dial_failures, 1);
+		char err[64];
+		snprintf(err, sizeof(err), "%s", res == -ECANCELED ? "timed out" : strerror(-res));
+		log_warn("upstream dial failed", "port=%u stream=%u err=%s", st->port, st->id,
+			 log_q(err));
+		stream_reset(s, sc,
+			     res == -ECONNREFUSED ? TUN_RST_REFUSED : TUN_RST_UNREACHABLE, true);
+		return;
+	}
+	st->connecting = false;
+	stream_maybe_send(s, sc);
+	stream_maybe_recv(s, sc);
+	stream_check_done(s, sc);
+}
+
+void tunnel_on_cqe(struct shard *s, struct conn *c, struct tok t, struct io_uring_cqe *cqe)
+{
+	switch (t.op) {
+	case OP_TUN_RECV:
+		on_tun_recv(s, c, cqe);
+		break;
+	case OP_TUN_SEND:
+		on_tun_send(s, c, cqe->res);
+		break;
+	case OP_STREAM_CONNECT:
+		on_stream_connect(s, c, cqe->res);
+		break;
+	case OP_STREAM_RECV:
+		on_stream_recv(s, c, cqe);
+		break;
+	case OP_STREAM_SEND:
+		on_stream_send(s, c, cqe->res);
+		break;
+	default:
+		break;
+	}
+}

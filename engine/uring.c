@@ -1,0 +1,176 @@
+/* engine/uring.c — io_uring feature probing, ring set-up with fallbacks, and provided
+ * buffer rings (liburing 2.3 lacks io_uring_setup_buf_ring; we map and register the ring
+ * ourselves). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "engine/shard.h"
+
+struct uring_features uring_feat;
+
+static bool try_flags(unsigned flags)
+{
+	struct io_uring r;
+	struct io_uring_params p = {.flags = flags};
+	if (io_uring_queue_init_params(4, &r, &p) != 0)
+		return false;
+	io_uring_queue_exit(&r);
+	return true;
+}
+
+int uring_probe(const char **missing)
+{
+	struct io_uring r;
+	int ret = io_uring_queue_init(8, &r, 0);
+	if (ret < 0) {
+		*missing = "io_uring (io_uring_setup failed; is it disabled by sysctl "
+			   "kernel.io_uring_disabled or a seccomp policy?)";
+		return ret;
+	}
+	struct io_uring_probe *p = io_uring_get_probe_ring(&r);
+	if (!p) {
+		io_uring_queue_exit(&r);
+		*missing = "IORING_REGISTER_PROBE (kernel too old)";
+		return -ENOSYS;
+	}
+	static const struct {
+		int op;
+		const char *name;
+	} need[] = {
+		{IORING_OP_ACCEPT, "IORING_OP_ACCEPT"},
+		{IORING_OP_CONNECT, "IORING_OP_CONNECT"},
+		{IORING_OP_RECV, "IORING_OP_RECV"},
+		{IORING_OP_SEND, "IORING_OP_SEND"},
+		{IORING_OP_SENDMSG, "IORING_OP_SENDMSG"},
+		{IORING_OP_ASYNC_CANCEL, "IORING_OP_ASYNC_CANCEL"},
+		{IORING_OP_LINK_TIMEOUT, "IORING_OP_LINK_TIMEOUT"},
+		{IORING_OP_TIMEOUT, "IORING_OP_TIMEOUT"},
+		{IORING_OP_POLL_ADD, "IORING_OP_POLL_ADD"},
+		{IORING_OP_MSG_RING, "IORING_OP_MSG_RING"},
+	};
+	ret = 0;
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		if (!io_uring_opcode_supported(p, need[i].op)) {
+			*missing = need[i].name;
+			ret = -ENOSYS;
+			break;
+		}
+	}
+	io_uring_free_probe(p);
+	uring_feat.msg_ring = true;
+
+	/* Provided buffer rings (5.19) are required: register a tiny one to find out. */
+	if (ret == 0) {
+		struct bufring b;
+		if (bufring_init(&r, &b, 7, 2, 4096) != 0) {
+			*missing = "provided buffer rings (IORING_REGISTER_PBUF_RING, Linux 5.19)";
+			ret = -ENOSYS;
+		} else {
+			bufring_free(&r, &b);
+			uring_feat.buf_ring = true;
+		}
+	}
+	io_uring_queue_exit(&r);
+	if (ret)
+		return ret;
+
+	uring_feat.single_issuer = try_flags(IORING_SETUP_SINGLE_ISSUER);
+	uring_feat.defer_taskrun =
+		uring_feat.single_issuer &&
+		try_flags(IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
+	uring_feat.coop_taskrun = try_flags(IORING_SETUP_COOP_TASKRUN);
+	uring_feat.submit_all = try_flags(IORING_SETUP_SUBMIT_ALL);
+	/* Multishot accept (5.19) and recv (6.0) have no probe bit; the kernel version that
+	 * brought buffer rings brought multishot accept, and recv multishot is checked on
+	 * first use (-EINVAL turns it off for that shard). */
+	uring_feat.accept_multishot = true;
+	uring_feat.recv_multishot = true;
+	uring_feat.cancel_fd = true;
+	return 0;
+}
+
+int uring_ring_init(struct io_uring *ring, unsigned entries)
+{
+	struct io_uring_params p;
+	unsigned flags = IORING_SETUP_CQSIZE;
+	if (uring_feat.submit_all)
+		flags |= IORING_SETUP_SUBMIT_ALL;
+	if (uring_feat.single_issuer)
+		flags |= IORING_SETUP_SINGLE_ISSUER;
+	if (uring_feat.defer_taskrun)
+		flags |= IORING_SETUP_DEFER_TASKRUN;
+	else if (uring_feat.coop_taskrun)
+		flags |= IORING_SETUP_COOP_TASKRUN;
+	memset(&p, 0, sizeof(p));
+	p.flags = flags;
+	p.cq_entries = entries * 4;
+	int ret = io_uring_queue_init_params(entries, ring, &p);
+	if (ret == -EINVAL) {
+		memset(&p, 0, sizeof(p));
+		p.flags = IORING_SETUP_CQSIZE;
+		p.cq_entries = entries * 4;
+		ret = io_uring_queue_init_params(entries, ring, &p);
+	}
+	return ret;
+}
+
+int bufring_init(struct io_uring *ring, struct bufring *b, uint16_t bgid, uint32_t nbufs,
+		 uint32_t bufsz)
+{
+	memset(b, 0, sizeof(*b));
+	size_t ring_sz = (size_t)nbufs * sizeof(struct io_uring_buf);
+	void *rmem = mmap(NULL, ring_sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			  0);
+	if (rmem == MAP_FAILED)
+		return -errno;
+	void *mem = mmap(NULL, (size_t)nbufs * bufsz, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED) {
+		int err = -errno;
+		munmap(rmem, ring_sz);
+		return err;
+	}
+	struct io_uring_buf_reg reg = {
+		.ring_addr = (unsigned long)(uintptr_t)rmem,
+		.ring_entries = nbufs,
+		.bgid = bgid,
+	};
+	int ret = io_uring_register_buf_ring(ring, &reg, 0);
+	if (ret) {
+		munmap(mem, (size_t)nbufs * bufsz);
+		munmap(rmem, ring_sz);
+		return ret;
+	}
+	b->br = rmem;
+	b->mem = mem;
+	b->nbufs = nbufs;
+	b->bufsz = bufsz;
+	b->bgid = bgid;
+	b->mask = (uint32_t)io_uring_buf_ring_mask(nbufs);
+	io_uring_buf_ring_init(b->br);
+	for (uint32_t i = 0; i < nbufs; i++)
+		io_uring_buf_ring_add(b->br, bufring_addr(b, (uint16_t)i), bufsz, (uint16_t)i,
+				      (int)b->mask, (int)i);
+	io_uring_buf_ring_advance(b->br, (int)nbufs);
+	return 0;
+}
+
+void bufring_free(struct io_uring *ring, struct bufring *b)
+{
+	if (!b->br)
+		return;
+	io_uring_unregister_buf_ring(ring, b->bgid);
+	munmap(b->mem, (size_t)b->nbufs * b->bufsz);
+	munmap(b->br, (size_t)b->nbufs * sizeof(struct io_uring_buf));
+	b->br = NULL;
+	b->mem = NULL;
+}
+
+void bufring_put(struct bufring *b, uint16_t bid)
+{
+	io_uring_buf_ring_add(b->br, bufring_addr(b, bid), b->bufsz, bid, (int)b->mask, 0);
+	io_uring_buf_ring_advance(b->br, 1);
+	b->out--;
+}
