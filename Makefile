@@ -55,9 +55,11 @@ GIT_SHA := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 PROTO_SRC  := $(sort $(wildcard proto/*.c))
 ENGINE_SRC := $(sort $(wildcard engine/*.c))
 TOOLS_SRC  := $(filter-out tools/main.c,$(sort $(wildcard tools/*.c)))
-LIB_SRC    := $(PROTO_SRC) $(ENGINE_SRC) $(TOOLS_SRC)
-LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/llhttp/llhttp.o \
+# Two archives: the pure wire layer (proto/ + llhttp), and the engine + CLI on top of it.
+PROTO_OBJ  := $(PROTO_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/llhttp/llhttp.o \
               $(BUILD)/obj/llhttp/api.o $(BUILD)/obj/llhttp/http.o
+PROTO_LIB  := $(BUILD)/libringlet-proto.a
+LIB_OBJ    := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o) $(TOOLS_SRC:%.c=$(BUILD)/obj/%.o)
 LIB        := $(BUILD)/libringlet.a
 
 UNIT_SRC   := $(sort $(wildcard tests/proto/*.c tests/engine/*.c tests/tools/*.c))
@@ -87,23 +89,32 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c $< -o $@
 
+$(PROTO_LIB): $(PROTO_OBJ)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
 $(LIB): $(LIB_OBJ)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/ringlet: $(BUILD)/obj/tools/main.o $(LIB)
+$(BUILD)/ringlet: $(BUILD)/obj/tools/main.o $(LIB) $(PROTO_LIB)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $^ $(LDFLAGS_ALL) $(LDLIBS_ALL) -o $@
 
 $(BUILD)/inlets-pro: $(BUILD)/ringlet
 	$(Q)ln -sf ringlet $@
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB)
+$(BUILD)/tests/proto/%: $(BUILD)/obj/tests/proto/%.o $(PROTO_LIB)
 	$(call msg,LD,$@)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $^ $(LDFLAGS_ALL) $(LDLIBS_ALL) -lcriterion -o $@
 
-$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB) $(PROTO_LIB)
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $^ $(LDFLAGS_ALL) $(LDLIBS_ALL) -lcriterion -o $@
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB) $(PROTO_LIB)
 	$(call msg,LD,$@)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $^ $(LDFLAGS_ALL) $(LDLIBS_ALL) -lm -o $@
