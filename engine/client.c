@@ -18,6 +18,7 @@
 #include "engine/engine.h"
 #include "engine/log.h"
 #include "engine/ringlet.h"
+#include "engine/httpd.h"
 #include "engine/net.h"
 #include "engine/server.h"
 #include "engine/tunnel.h"
@@ -41,6 +42,7 @@ struct lane {
 	struct addrlist server;
 	char last_error[160];
 	unsigned failures;
+	unsigned attempts;
 };
 
 static struct lane *lane_of(struct shard *s, struct tunnel *t)
@@ -83,6 +85,8 @@ static void lane_schedule(struct shard *s, struct lane *l)
 static void lane_connect(struct shard *s, struct lane *l)
 {
 	const struct cfg *cfg = s->cfg;
+	if (l->attempts++)
+		STAT_ADD(s, reconnects, 1);
 	int err = net_resolve(cfg->url_host, cfg->url_port, &l->server);
 	if (err) {
 		lane_problem(l, "cannot resolve the server", gai_strerror(err));
@@ -232,6 +236,7 @@ static void on_head(struct shard *s, struct conn *c, int res)
 				     "against the server's",
 				     resp.status == 401 ? "401 Unauthorized" : "403 Forbidden");
 		STAT_ADD(s, handshake_failures, 1);
+		STAT_ADD(s, hs_fail[HS_UNAUTHORIZED], 1);
 		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "unauthorized");
 		return;
 	}
@@ -242,6 +247,7 @@ static void on_head(struct shard *s, struct conn *c, int res)
 		if (l)
 			lane_problem(l, "the server did not accept the WebSocket upgrade", detail);
 		STAT_ADD(s, handshake_failures, 1);
+		STAT_ADD(s, hs_fail[HS_UPGRADE], 1);
 		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "upgrade failed");
 		return;
 	}
@@ -280,6 +286,7 @@ static void on_welcome(struct shard *s, struct conn *c, const struct tun_welcome
 	log_info("connected to the server", "url=%s client_id=%s ports=%s upstream=%s",
 		 log_q(s->cfg->url), log_q(t->client_id), ports[0] ? ports : "-",
 		 log_q(s->cfg->upstream));
+	__atomic_fetch_add(&s->eng->connected, 1, __ATOMIC_RELAXED);
 	if (l) {
 		l->ready_ms = s->now_ms;
 		l->last_error[0] = 0;
@@ -342,6 +349,8 @@ void client_on_tunnel_closed(struct shard *s, struct conn *c)
 		return;
 	l->up = false;
 	if (l->ready_ms)
+		__atomic_fetch_sub(&s->eng->connected, 1, __ATOMIC_RELAXED);
+	if (l->ready_ms)
 		log_warn("disconnected from the server: reconnecting", "url=%s",
 			 log_q(s->cfg->url));
 	if (!s->draining)
@@ -358,6 +367,7 @@ void client_on_cqe(struct shard *s, struct tok t, struct io_uring_cqe *cqe)
 	switch (t.op) {
 	case OP_TUN_CONNECT:
 		if (cqe->res < 0) {
+			STAT_ADD(s, hs_fail[HS_CONNECT], 1);
 			if (l)
 				lane_problem(l, "cannot connect to the server",
 					     cqe->res == -ECANCELED ? "timed out" :
@@ -387,6 +397,10 @@ void client_on_cqe(struct shard *s, struct tok t, struct io_uring_cqe *cqe)
 
 void client_shard_start(struct shard *s)
 {
+	if (s->id == 0 && s->eng->metrics_fd >= 0) {
+		listen_here(s, s->eng->metrics_fd, LR_CONTROL, 0);
+		s->eng->metrics_fd = -1;
+	}
 	for (int i = 0; i < s->eng->nlanes; i++) {
 		struct lane *l = &s->eng->lanes[i];
 		if (l->shard == s->id)
@@ -441,7 +455,28 @@ int ringlet_client_run(const struct cfg *conf)
 			snprintf(id + 2 * i, 3, "%02x", r[i]);
 		local.client_id = id;
 	}
-	struct engine e = {.cfg = c};
+	struct engine e = {.cfg = c, .metrics_fd = -1};
+	if (c->metrics_addr && c->metrics_addr[0]) {
+		/* HOST:PORT, [IPv6]:PORT or :PORT */
+		char host[80];
+		const char *colon = strrchr(c->metrics_addr, ':');
+		long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+		size_t hl = colon ? (size_t)(colon - c->metrics_addr) : 0;
+		if (!colon || port <= 0 || port > 65535 || hl >= sizeof(host)) {
+			log_error("bad --metrics-addr: want HOST:PORT", "metrics_addr=%s",
+				  log_q(c->metrics_addr));
+			return 2;
+		}
+		memcpy(host, c->metrics_addr, hl);
+		host[hl] = 0;
+		int err = net_listen(hl ? host : "0.0.0.0", (uint16_t)port, &e.metrics_fd);
+		if (err) {
+			log_error("cannot listen on --metrics-addr", "metrics_addr=%s err=%s",
+				  log_q(c->metrics_addr), log_q(strerror(-err)));
+			return 1;
+		}
+		log_info("metrics listening", "metrics_addr=%s", log_q(c->metrics_addr));
+	}
 	e.nshards = 1; /* one lane, on one shard (lanes across shards: see docs/DESIGN.md) */
 	e.nlanes = 1;
 	struct lane lanes[1];

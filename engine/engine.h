@@ -24,6 +24,8 @@ struct engine {
 	struct lane *lanes;   /* client: one lane per shard that runs one */
 	int nlanes;
 	uint64_t session;     /* client: the session id WELCOME gave */
+	int connected;        /* client: lanes that got WELCOME (atomic) */
+	int metrics_fd;       /* client: --metrics-addr listener until shard 0 takes it */
 };
 
 /* Role hooks called by the shard. Each role file implements its side. */

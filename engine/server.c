@@ -20,47 +20,14 @@
 #include "engine/engine.h"
 #include "engine/log.h"
 #include "engine/ringlet.h"
+#include "engine/httpd.h"
 #include "engine/net.h"
+#include "engine/registry.h"
 #include "engine/server.h"
 #include "engine/tunnel.h"
 #include "proto/http.h"
 
-#define REG_MAX_SESSIONS 1024
-#define REG_MAX_PORTS 1024
-#define HTTP_BUF 16384
 #define WS_SUBPROTOCOL "ringlet.v1"
-
-struct reg_session {
-	bool used;
-	int shard;
-	uint32_t idx;
-	uint16_t gen;
-	uint16_t nports;
-	uint16_t ports[TUN_MAX_PORTS];
-};
-
-struct reg_port {
-	bool used;
-	uint16_t port;
-	uint32_t rr;
-	int fds[CFG_MAX_SHARDS];
-};
-
-struct registry {
-	pthread_mutex_t mu;
-	int ctl_fds[CFG_MAX_SHARDS];
-	struct reg_session sess[REG_MAX_SESSIONS];
-	struct reg_port ports[REG_MAX_PORTS];
-	int nclients;
-};
-
-struct http_conn {
-	char buf[HTTP_BUF];
-	size_t len;
-	char *resp;
-	size_t resp_len;
-	char remote[72];
-};
 
 /* ---- registry --------------------------------------------------------------------- */
 
@@ -70,24 +37,6 @@ static struct reg_port *port_find(struct registry *r, uint16_t port)
 		if (r->ports[i].used && r->ports[i].port == port)
 			return &r->ports[i];
 	return NULL;
-}
-
-static void arm_accept(struct shard *s, struct conn *c)
-{
-	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_ACCEPT, 0);
-	io_uring_prep_multishot_accept(sqe, c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-}
-
-static void listen_here(struct shard *s, int fd, enum listen_role role, uint16_t port)
-{
-	struct conn *c = conn_alloc(s, CK_LISTEN, fd);
-	if (!c) {
-		close(fd);
-		return;
-	}
-	c->u.listen.role = (uint8_t)role;
-	c->u.listen.port = port;
-	arm_accept(s, c);
 }
 
 /* Open the data-plane listeners for port (one per shard) unless they exist. Called with
@@ -145,13 +94,21 @@ static void registry_remove(struct registry *r, struct tunnel *t)
 	pthread_mutex_lock(&r->mu);
 	r->sess[t->reg_slot].used = false;
 	r->nclients--;
+	t->sess = NULL;
 	pthread_mutex_unlock(&r->mu);
 	t->reg_slot = -1;
 }
 
+struct pick {
+	int shard;
+	uint32_t idx;
+	uint16_t gen;
+	uint16_t port_slot;
+};
+
 /* Pick the client for a new connection on port: round-robin over the clients offering
  * it. Returns false when none does. */
-static bool registry_pick(struct registry *r, uint16_t port, struct reg_session *out)
+static bool registry_pick(struct registry *r, uint16_t port, struct pick *out)
 {
 	bool found = false;
 	pthread_mutex_lock(&r->mu);
@@ -175,7 +132,11 @@ static bool registry_pick(struct registry *r, uint16_t port, struct reg_session 
 				for (int k = 0; k < r->sess[i].nports; k++)
 					if (r->sess[i].ports[k] == port) {
 						if (want-- == 0) {
-							*out = r->sess[i];
+							out->shard = r->sess[i].shard;
+							out->idx = r->sess[i].idx;
+							out->gen = r->sess[i].gen;
+							out->port_slot =
+								(uint16_t)(rp - r->ports);
 							found = true;
 						}
 						break;
@@ -198,7 +159,7 @@ static void refuse(struct shard *s, int fd, uint16_t port)
 	close(fd);
 }
 
-static void on_data_accept(struct shard *s, uint16_t port, int fd)
+void server_on_data_accept(struct shard *s, uint16_t port, int fd)
 {
 	if (s->draining) {
 		refuse(s, fd, port);
@@ -206,7 +167,7 @@ static void on_data_accept(struct shard *s, uint16_t port, int fd)
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	struct reg_session rs;
+	struct pick rs;
 	if (!registry_pick(s->eng->reg, port, &rs)) {
 		refuse(s, fd, port);
 		return;
@@ -217,86 +178,53 @@ static void on_data_accept(struct shard *s, uint16_t port, int fd)
 			refuse(s, fd, port);
 			return;
 		}
-		stream_open_server(s, tc, fd, port);
+		stream_open_server(s, tc, fd, port, rs.port_slot);
 		return;
 	}
-	struct tok t = {.op = OP_XFER, .aux = port, .idx = rs.idx, .gen = rs.gen};
+	/* aux carries the port's registry slot: slots are never reused, so the port number
+	 * can be read back there without the lock. */
+	struct tok t = {.op = OP_XFER, .aux = rs.port_slot, .idx = rs.idx, .gen = rs.gen};
 	if (engine_msg(s, rs.shard, t, fd) != 0)
 		refuse(s, fd, port);
 }
 
 static void on_xfer(struct shard *s, struct tok t, int fd)
 {
+	uint16_t port = s->eng->reg->ports[t.aux % REG_MAX_PORTS].port;
 	struct conn *tc = conn_get(s, t.idx, t.gen);
 	if (!tc || tc->kind != CK_TUNNEL || tc->closing || tc->u.tun->state != TS_READY) {
-		refuse(s, fd, t.aux);
+		refuse(s, fd, port);
 		return;
 	}
-	stream_open_server(s, tc, fd, t.aux);
+	stream_open_server(s, tc, fd, port, t.aux);
 }
 
-/* ---- control port (HTTP) ----------------------------------------------------------- */
+/* ---- /connect ---------------------------------------------------------------------- */
 
-void http_conn_release(struct shard *s, struct conn *c)
-{
-	(void)s;
-	if (c->u.http) {
-		free(c->u.http->resp);
-		free(c->u.http);
-		c->u.http = NULL;
-	}
-}
-
-static void http_arm_recv(struct shard *s, struct conn *c)
-{
-	struct http_conn *h = c->u.http;
-	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_HTTP_RECV, 0);
-	io_uring_prep_recv(sqe, c->fd, h->buf + h->len, HTTP_BUF - h->len, 0);
-}
-
-static void http_respond(struct shard *s, struct conn *c, int status, const char *ctype,
-			 const char *extra, const char *body, size_t body_len)
-{
-	struct http_conn *h = c->u.http;
-	size_t cap = body_len + 1024;
-	h->resp = malloc(cap);
-	if (!h->resp) {
-		conn_close(s, c);
-		return;
-	}
-	h->resp_len = http_build_response(h->resp, cap, status, ctype, extra, body, body_len,
-					  false);
-	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_HTTP_SEND, 0);
-	io_uring_prep_send(sqe, c->fd, h->resp, h->resp_len, MSG_NOSIGNAL);
-}
-
-static void http_text(struct shard *s, struct conn *c, int status, const char *text)
-{
-	http_respond(s, c, status, "text/plain; charset=utf-8", NULL, text, strlen(text));
-}
-
-static void upgrade(struct shard *s, struct conn *c, const struct http_request *req)
+void server_on_connect(struct shard *s, struct conn *c, const struct http_request *req)
 {
 	struct http_conn *h = c->u.http;
 	int status = 400;
 	const char *problem = http_upgrade_problem(req, &status);
 	if (problem) {
 		log_warn("bad upgrade request", "remote=%s why=%s", h->remote, log_q(problem));
+		STAT_ADD(s, hs_fail[HS_BAD_REQUEST], 1);
 		char body[160];
 		snprintf(body, sizeof(body), "%s\n", problem);
-		http_respond(s, c, status, "text/plain; charset=utf-8",
-			     status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, body,
-			     strlen(body));
+		httpd_respond(s, c, status, "text/plain; charset=utf-8",
+			      status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, body,
+			      strlen(body));
 		return;
 	}
 	if (s->draining) {
-		http_text(s, c, 503, "server is shutting down\n");
+		httpd_text(s, c, 503, "server is shutting down\n");
 		return;
 	}
 	const char *proto = http_has_token(req->ws_protocol, WS_SUBPROTOCOL) ? WS_SUBPROTOCOL :
 									      NULL;
 	char resp[512];
 	size_t rl = http_build_101(resp, sizeof(resp), req->ws_key, proto);
+	httpd_count_request(s, c, 101);
 	size_t early = h->len - req->header_len;
 	uint8_t *rest = NULL;
 	if (early) {
@@ -324,134 +252,6 @@ static void upgrade(struct shard *s, struct conn *c, const struct http_request *
 	free(rest);
 }
 
-static bool authorized(struct shard *s, const struct http_request *req)
-{
-	const char *tok = s->cfg->token ? s->cfg->token : "";
-	return req->bearer.len && http_token_equal(req->bearer, tok, strlen(tok));
-}
-
-static bool path_is(const struct http_request *req, const char *p)
-{
-	return req->path.len == strlen(p) && memcmp(req->path.p, p, req->path.len) == 0;
-}
-
-static void route(struct shard *s, struct conn *c, const struct http_request *req)
-{
-	struct http_conn *h = c->u.http;
-	if (req->forwarded_for.len) {
-		/* Behind an ingress: the first X-Forwarded-For entry is the client. */
-		size_t n = 0;
-		while (n < req->forwarded_for.len && req->forwarded_for.p[n] != ',' &&
-		       n < sizeof(h->remote) - 1)
-			n++;
-		memcpy(h->remote, req->forwarded_for.p, n);
-		h->remote[n] = 0;
-	}
-	bool get = req->method.len == 3 && memcmp(req->method.p, "GET", 3) == 0;
-	if (path_is(req, "/healthz")) {
-		if (!get) {
-			http_text(s, c, 405, "method not allowed\n");
-			return;
-		}
-		http_text(s, c, s->draining ? 503 : 200, s->draining ? "draining\n" : "ok\n");
-		return;
-	}
-	if (path_is(req, "/connect")) {
-		if (!authorized(s, req)) {
-			log_warn("unauthorized tunnel connection rejected", "remote=%s path=/connect "
-				 "why=%s",
-				 h->remote, req->authorization.len ? "wrong-token" : "no-token");
-			http_text(s, c, 401, "unauthorized\n");
-			return;
-		}
-		upgrade(s, c, req);
-		return;
-	}
-	http_text(s, c, 404, "not found\n");
-}
-
-static void on_http_recv(struct shard *s, struct conn *c, int res)
-{
-	struct http_conn *h = c->u.http;
-	if (c->closing)
-		return;
-	if (res <= 0) {
-		conn_close(s, c);
-		return;
-	}
-	h->len += (size_t)res;
-	struct http_request req;
-	enum http_status st = http_parse_request(h->buf, h->len, &http_default_limits, &req);
-	if (st == HTTP_NEED_MORE) {
-		if (h->len == HTTP_BUF) {
-			http_text(s, c, 431, "request header fields too large\n");
-			return;
-		}
-		http_arm_recv(s, c);
-		return;
-	}
-	if (st == HTTP_ERROR) {
-		log_warn("malformed HTTP request", "remote=%s status=%d why=%s", h->remote,
-			 req.error_status, log_q(req.error_reason ? req.error_reason : "?"));
-		char body[160];
-		snprintf(body, sizeof(body), "%s\n",
-			 req.error_reason ? req.error_reason : http_reason(req.error_status));
-		http_text(s, c, req.error_status ? req.error_status : 400, body);
-		return;
-	}
-	route(s, c, &req);
-}
-
-static void on_ctl_accept(struct shard *s, int fd)
-{
-	if (s->draining) {
-		close(fd);
-		return;
-	}
-	struct conn *c = conn_alloc(s, CK_HTTP, fd);
-	struct http_conn *h = c ? malloc(sizeof(*h)) : NULL;
-	if (!h) {
-		if (c)
-			conn_close(s, c);
-		else
-			close(fd);
-		return;
-	}
-	h->len = 0;
-	h->resp = NULL;
-	h->resp_len = 0;
-	struct sockaddr_storage ra;
-	socklen_t rl = sizeof(ra);
-	if (getpeername(fd, (struct sockaddr *)&ra, &rl) == 0)
-		addr_format((struct sockaddr *)&ra, h->remote, sizeof(h->remote));
-	else
-		snprintf(h->remote, sizeof(h->remote), "unknown");
-	c->u.http = h;
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	http_arm_recv(s, c);
-}
-
-static void on_accept(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
-{
-	if (!(cqe->flags & IORING_CQE_F_MORE) && !c->closing)
-		arm_accept(s, c);
-	if (cqe->res < 0) {
-		if (cqe->res != -ECANCELED)
-			log_warn("accept failed", "port=%u err=%s", c->u.listen.port,
-				 log_q(strerror(-cqe->res)));
-		return;
-	}
-	if (c->closing) {
-		close(cqe->res);
-		return;
-	}
-	if (c->u.listen.role == LR_CONTROL)
-		on_ctl_accept(s, cqe->res);
-	else
-		on_data_accept(s, c->u.listen.port, cqe->res);
-}
-
 /* ---- tunnel hooks ---------------------------------------------------------------- */
 
 static void on_hello(struct shard *s, struct conn *c, const struct tun_hello *h)
@@ -461,6 +261,7 @@ static void on_hello(struct shard *s, struct conn *c, const struct tun_hello *h)
 	if (h->version_min > TUN_VERSION || h->version_max < TUN_VERSION_MIN) {
 		log_warn("client speaks no common protocol version", "remote=%s min=%u max=%u",
 			 t->remote, h->version_min, h->version_max);
+		STAT_ADD(s, hs_fail[HS_VERSION], 1);
 		tunnel_goaway(s, c, TUN_GOAWAY_VERSION, "no common protocol version");
 		tunnel_fail(s, c, WS_CLOSE_PROTOCOL, "no common protocol version");
 		return;
@@ -507,6 +308,11 @@ static void on_hello(struct shard *s, struct conn *c, const struct tun_hello *h)
 			rs->ports[rs->nports++] = h->ports[i];
 		t->ports[t->nports++] = h->ports[i];
 	}
+	snprintf(rs->client_id, sizeof(rs->client_id), "%s", t->client_id);
+	snprintf(rs->remote, sizeof(rs->remote), "%s", t->remote);
+	snprintf(rs->upstream, sizeof(rs->upstream), "%s", t->upstream);
+	rs->since_unix = t->since_unix;
+	t->sess = rs;
 	rs->used = true;
 	rs->shard = s->id;
 	rs->idx = c->idx;
@@ -573,21 +379,6 @@ void server_on_cqe(struct shard *s, struct tok t, struct io_uring_cqe *cqe)
 	case OP_LISTEN:
 		listen_here(s, cqe->res, LR_DATA, t.aux);
 		return;
-	default:
-		break;
-	}
-	struct conn *c = &s->conns[t.idx];
-	switch (t.op) {
-	case OP_ACCEPT:
-		on_accept(s, c, cqe);
-		break;
-	case OP_HTTP_RECV:
-		on_http_recv(s, c, cqe->res);
-		break;
-	case OP_HTTP_SEND:
-		/* Responses are sent whole or the connection is dropped: either way, close. */
-		conn_close(s, c);
-		break;
 	default:
 		break;
 	}

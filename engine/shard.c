@@ -12,6 +12,7 @@
 
 #include "engine/engine.h"
 #include "engine/log.h"
+#include "engine/httpd.h"
 #include "engine/server.h"
 #include "engine/tunnel.h"
 
@@ -358,7 +359,9 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
 		tunnel_on_cqe(s, c, t, cqe);
 		break;
 	default:
-		if (s->cfg->mode == CFG_SERVER)
+		if (c->kind == CK_HTTP || c->kind == CK_LISTEN)
+			httpd_on_cqe(s, c, t, cqe);
+		else if (s->cfg->mode == CFG_SERVER)
 			server_on_cqe(s, t, cqe);
 		else
 			client_on_cqe(s, t, cqe);

@@ -88,6 +88,7 @@ struct stream {
 	uint32_t tun_idx;   /* owning tunnel connection */
 	uint16_t tun_gen;
 	uint16_t port;
+	uint16_t port_slot; /* index into shard_stats.port */
 	uint32_t prev, next; /* the tunnel's stream list (slot indexes, UINT32_MAX ends) */
 
 	/* up: socket -> tunnel */

@@ -270,6 +270,8 @@ static void on_tun_send(struct shard *s, struct conn *c, int res)
 	}
 	size_t left = (size_t)res;
 	t->bytes_out += left;
+	if (t->sess)
+		__atomic_fetch_add(&t->sess->bytes_out, (uint64_t)left, __ATOMIC_RELAXED);
 	while (t->q_head) {
 		struct outitem *it = t->q_head;
 		size_t total = (size_t)it->inl_len + it->data_len;
@@ -447,6 +449,7 @@ void tunnel_tick(struct shard *s, struct conn *c)
 	if (t->state != TS_READY && t->state != TS_CLOSING &&
 	    s->now_ms - c->started_ms > (uint64_t)s->cfg->handshake_ms) {
 		STAT_ADD(s, handshake_failures, 1);
+		STAT_ADD(s, hs_fail[HS_TIMEOUT], 1);
 		tunnel_fail(s, c, WS_CLOSE_POLICY, "handshake timeout");
 		return;
 	}
@@ -742,6 +745,9 @@ static void on_tun_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cq
 		if (res > 0 && !c->closing) {
 			t->last_rx_ms = s->now_ms;
 			t->bytes_in += (uint64_t)res;
+			if (t->sess)
+				__atomic_fetch_add(&t->sess->bytes_in, (uint64_t)res,
+						   __ATOMIC_RELAXED);
 			tunnel_input(s, c, bufring_addr(&s->tun_ring, bid), (size_t)res);
 		}
 		bufring_put(&s->tun_ring, bid);
@@ -791,6 +797,8 @@ static void handle_msg(struct shard *s, struct conn *c, const struct tun_msg *m)
 		if (!lookup_stream(s, t, m->stream, &sc))
 			return;
 		STAT_ADD(s, resets_received, 1);
+		STAT_ADD(s, rst_received[m->u.rst.reason < STATS_RST_REASONS ? m->u.rst.reason : 0],
+			 1);
 		log_debug("stream reset by peer", "stream=%u reason=%s", m->stream,
 			  tun_rst_reason_name(m->u.rst.reason));
 		stream_reset(s, sc, m->u.rst.reason, false);
@@ -811,9 +819,19 @@ static void handle_msg(struct shard *s, struct conn *c, const struct tun_msg *m)
 		tunnel_send_msg(s, c, out, len);
 		return;
 	}
-	case TUN_PONG:
+	case TUN_PONG: {
 		t->rtt_ns = mono_ns() - m->u.ping;
+		double sec = (double)t->rtt_ns / 1e9;
+		int b = 0;
+		while (b < STATS_RTT_BUCKETS - 1 && sec > stats_rtt_bounds[b])
+			b++;
+		STAT_ADD(s, rtt_bucket[b], 1);
+		STAT_ADD(s, rtt_count, 1);
+		STAT_ADD(s, rtt_sum_ns, t->rtt_ns);
+		if (t->sess)
+			__atomic_store_n(&t->sess->rtt_ns, t->rtt_ns, __ATOMIC_RELAXED);
 		return;
+	}
 	case TUN_GOAWAY:
 		t->goaway_received = true;
 		log_info("peer is going away", "client_id=%s reason=%u text=%s",
@@ -848,6 +866,8 @@ static void stream_link(struct shard *s, struct conn *tc, struct conn *sc)
 	st->wait_next = NO_SLOT;
 	STAT_ADD(s, streams_total, 1);
 	STAT_ADD(s, streams_active, 1);
+	STAT_ADD(s, port[st->port_slot].conns_total, 1);
+	STAT_ADD(s, port[st->port_slot].conns_active, 1);
 }
 
 static void stream_unlink(struct shard *s, struct conn *sc)
@@ -890,6 +910,7 @@ void stream_release(struct shard *s, struct conn *sc)
 	free(st->rbuf);
 	st->rbuf = NULL;
 	STAT_SUB(s, streams_active, 1);
+	STAT_SUB(s, port[st->port_slot].conns_active, 1);
 }
 
 static void stream_reset(struct shard *s, struct conn *sc, uint16_t reason, bool tell_peer)
@@ -905,6 +926,7 @@ static void stream_reset(struct shard *s, struct conn *sc, uint16_t reason, bool
 			if (len)
 				tunnel_send_msg(s, tc, m, len);
 			STAT_ADD(s, resets_sent, 1);
+			STAT_ADD(s, rst_sent[reason < STATS_RST_REASONS ? reason : 0], 1);
 		}
 	}
 	stream_unlink(s, sc);
@@ -994,6 +1016,7 @@ static void on_stream_recv(struct shard *s, struct conn *sc, struct io_uring_cqe
 		st->queued += (uint32_t)res;
 		st->bytes_up += (uint64_t)res;
 		STAT_ADD(s, bytes_up, (uint64_t)res);
+		STAT_ADD(s, port[st->port_slot].bytes_received, (uint64_t)res);
 		queue_item(s, tc, it);
 		stream_maybe_recv(s, sc);
 		return;
@@ -1062,6 +1085,7 @@ static void on_stream_send(struct shard *s, struct conn *sc, int res)
 	st->unacked += (uint32_t)res;
 	st->bytes_down += (uint64_t)res;
 	STAT_ADD(s, bytes_down, (uint64_t)res);
+	STAT_ADD(s, port[st->port_slot].bytes_sent, (uint64_t)res);
 	if (st->rlen == 0)
 		st->rhead = 0;
 	if (!st->peer_fin && (st->unacked >= cap / 8 || st->rlen == 0))
@@ -1070,7 +1094,8 @@ static void on_stream_send(struct shard *s, struct conn *sc, int res)
 	stream_check_done(s, sc);
 }
 
-void stream_open_server(struct shard *s, struct conn *tc, int fd, uint16_t port)
+void stream_open_server(struct shard *s, struct conn *tc, int fd, uint16_t port,
+			uint16_t port_slot)
 {
 	struct tunnel *t = tc->u.tun;
 	struct conn *sc = conn_alloc(s, CK_STREAM, fd);
@@ -1084,6 +1109,7 @@ void stream_open_server(struct shard *s, struct conn *tc, int fd, uint16_t port)
 	}
 	struct stream *st = &sc->u.st;
 	st->port = port;
+	st->port_slot = port_slot;
 	st->id = t->next_id;
 	t->next_id += 2;
 	if (t->next_id >= 0x7fffffff)
@@ -1160,6 +1186,9 @@ void stream_open_client(struct shard *s, struct conn *tc, uint32_t id, uint16_t 
 	}
 	sc->u.st.id = id;
 	sc->u.st.port = port;
+	for (size_t i = 0; i < s->cfg->nports; i++)
+		if (s->cfg->ports[i] == port)
+			sc->u.st.port_slot = (uint16_t)i;
 	if (idmap_put(&t->ids, id, sc->idx) != 0) {
 		conn_close(s, sc);
 		return;

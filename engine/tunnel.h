@@ -21,6 +21,7 @@
 #include <sys/uio.h>
 
 #include "engine/idmap.h"
+#include "engine/registry.h"
 #include "engine/shard.h"
 #include "proto/tunnel.h"
 #include "proto/ws.h"
@@ -108,6 +109,7 @@ struct tunnel {
 	uint16_t nports;
 	int64_t since_unix;
 	int reg_slot; /* server: registry session slot, -1 if none */
+	struct reg_session *sess; /* server: byte counters shown by /status and /metrics */
 	int lane_id;  /* client: which lane this is */
 	const struct addrlist *upstream_addrs; /* client */
 
@@ -145,7 +147,8 @@ void tunnel_goaway(struct shard *s, struct conn *c, uint16_t reason, const char 
 void tunnel_fail(struct shard *s, struct conn *c, enum ws_close code, const char *why);
 
 /* Server: carry a new data-plane connection fd on tunnel c. Takes ownership of fd. */
-void stream_open_server(struct shard *s, struct conn *c, int fd, uint16_t port);
+void stream_open_server(struct shard *s, struct conn *c, int fd, uint16_t port,
+			uint16_t port_slot);
 
 /* Role hooks (server.c / client.c). *_on_tunnel_closed is called once, as soon as the
  * tunnel starts to close (it takes no new streams from then on). */

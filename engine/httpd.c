@@ -1,0 +1,309 @@
+/* engine/httpd.c — control-port HTTP: read one request, route it, answer, close. */
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "engine/httpd.h"
+#include "engine/log.h"
+#include "engine/metrics.h"
+#include "engine/tunnel.h"
+
+enum req_path {
+	RP_OTHER,
+	RP_CONNECT,
+	RP_HEALTHZ,
+	RP_STATUS,
+	RP_METRICS,
+	RP_CA,
+};
+
+const char *const httpd_path_names[] = {"other", "/connect", "/healthz", "/status", "/metrics",
+					"/.well-known/ca.crt"};
+
+static void arm_accept(struct shard *s, struct conn *c)
+{
+	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_ACCEPT, 0);
+	io_uring_prep_multishot_accept(sqe, c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+void listen_here(struct shard *s, int fd, enum listen_role role, uint16_t port)
+{
+	struct conn *c = conn_alloc(s, CK_LISTEN, fd);
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->u.listen.role = (uint8_t)role;
+	c->u.listen.port = port;
+	arm_accept(s, c);
+}
+
+void http_conn_release(struct shard *s, struct conn *c)
+{
+	(void)s;
+	if (c->u.http) {
+		free(c->u.http->resp);
+		free(c->u.http);
+		c->u.http = NULL;
+	}
+}
+
+static void count_request(struct shard *s, uint8_t path, int code)
+{
+	struct req_stat *r = s->stats.req;
+	for (int i = 0; i < STATS_REQ_SLOTS; i++) {
+		if (r[i].count && r[i].code == code && r[i].path == path) {
+			STAT_ADD(s, req[i].count, 1);
+			return;
+		}
+		if (!STAT_GET(r[i].count)) {
+			r[i].code = (uint16_t)code;
+			r[i].path = path;
+			__atomic_store_n(&r[i].count, 1, __ATOMIC_RELEASE);
+			return;
+		}
+	}
+	/* Table full (48 distinct path/code pairs): the request goes uncounted. */
+}
+
+void httpd_count_request(struct shard *s, struct conn *c, int code)
+{
+	count_request(s, c->u.http->path, code);
+}
+
+static void http_arm_recv(struct shard *s, struct conn *c)
+{
+	struct http_conn *h = c->u.http;
+	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_HTTP_RECV, 0);
+	io_uring_prep_recv(sqe, c->fd, h->buf + h->len, HTTP_BUF - h->len, 0);
+}
+
+void httpd_respond(struct shard *s, struct conn *c, int status, const char *ctype,
+		   const char *extra, const char *body, size_t body_len)
+{
+	struct http_conn *h = c->u.http;
+	count_request(s, h->path, status);
+	size_t cap = body_len + 1024 + (extra ? strlen(extra) : 0);
+	h->resp = malloc(cap);
+	if (!h->resp) {
+		conn_close(s, c);
+		return;
+	}
+	h->resp_len = http_build_response(h->resp, cap, status, ctype, extra, body, body_len,
+					  false);
+	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_HTTP_SEND, 0);
+	io_uring_prep_send(sqe, c->fd, h->resp, h->resp_len, MSG_NOSIGNAL | MSG_WAITALL);
+}
+
+void httpd_text(struct shard *s, struct conn *c, int status, const char *text)
+{
+	httpd_respond(s, c, status, "text/plain; charset=utf-8", NULL, text, strlen(text));
+}
+
+static bool authorized(struct shard *s, const struct http_request *req)
+{
+	const char *tok = s->cfg->token ? s->cfg->token : "";
+	return req->bearer.len && http_token_equal(req->bearer, tok, strlen(tok));
+}
+
+static bool path_is(const struct http_request *req, const char *p)
+{
+	return req->path.len == strlen(p) && memcmp(req->path.p, p, req->path.len) == 0;
+}
+
+static void unauthorized(struct shard *s, struct conn *c, const struct http_request *req)
+{
+	struct http_conn *h = c->u.http;
+	log_warn("unauthorized request rejected", "remote=%s path=%s why=%s", h->remote,
+		 httpd_path_names[h->path], req->authorization.len ? "wrong-token" : "no-token");
+	if (h->path == RP_CONNECT)
+		STAT_ADD(s, hs_fail[HS_UNAUTHORIZED], 1);
+	httpd_respond(s, c, 401, "text/plain; charset=utf-8",
+		      "WWW-Authenticate: Bearer realm=\"ringlet\"\r\n", "unauthorized\n", 13);
+}
+
+static void serve_generated(struct shard *s, struct conn *c, const char *ctype,
+			    size_t (*render)(struct engine *, char **))
+{
+	char *body = NULL;
+	size_t len = render(s->eng, &body);
+	if (!body) {
+		httpd_text(s, c, 500, "out of memory\n");
+		return;
+	}
+	httpd_respond(s, c, 200, ctype, NULL, body, len);
+	free(body);
+}
+
+static void route(struct shard *s, struct conn *c, const struct http_request *req)
+{
+	struct http_conn *h = c->u.http;
+	bool server = s->cfg->mode == CFG_SERVER;
+	if (req->forwarded_for.len) {
+		/* Behind an ingress: the first X-Forwarded-For entry is the client. */
+		size_t n = 0;
+		while (n < req->forwarded_for.len && req->forwarded_for.p[n] != ',' &&
+		       n < sizeof(h->remote) - 1)
+			n++;
+		memcpy(h->remote, req->forwarded_for.p, n);
+		h->remote[n] = 0;
+	}
+	if (path_is(req, "/connect") && server)
+		h->path = RP_CONNECT;
+	else if (path_is(req, "/healthz"))
+		h->path = RP_HEALTHZ;
+	else if (path_is(req, "/status") && server)
+		h->path = RP_STATUS;
+	else if (path_is(req, "/metrics"))
+		h->path = RP_METRICS;
+	else if (path_is(req, "/.well-known/ca.crt") && server)
+		h->path = RP_CA;
+	else
+		h->path = RP_OTHER;
+
+	bool get = req->method.len == 3 && memcmp(req->method.p, "GET", 3) == 0;
+	if (!get && h->path != RP_OTHER) {
+		httpd_respond(s, c, 405, "text/plain; charset=utf-8", "Allow: GET\r\n",
+			      "method not allowed\n", 19);
+		return;
+	}
+	switch (h->path) {
+	case RP_HEALTHZ:
+		httpd_text(s, c, s->draining ? 503 : 200, s->draining ? "draining\n" : "ok\n");
+		return;
+	case RP_CONNECT:
+		if (!authorized(s, req)) {
+			unauthorized(s, c, req);
+			return;
+		}
+		server_on_connect(s, c, req);
+		return;
+	case RP_STATUS:
+		if (!authorized(s, req)) {
+			unauthorized(s, c, req);
+			return;
+		}
+		serve_generated(s, c, "application/json", status_render);
+		return;
+	case RP_METRICS:
+		if (!authorized(s, req)) {
+			unauthorized(s, c, req);
+			return;
+		}
+		serve_generated(s, c, "text/plain; version=0.0.4; charset=utf-8", metrics_render);
+		return;
+	case RP_CA:
+		/* Served once the server terminates TLS itself (auto-TLS). */
+		httpd_text(s, c, 404, "this server does not terminate TLS: no CA to serve\n");
+		return;
+	default:
+		httpd_text(s, c, 404, "not found\n");
+		return;
+	}
+}
+
+static void on_http_recv(struct shard *s, struct conn *c, int res)
+{
+	struct http_conn *h = c->u.http;
+	if (c->closing)
+		return;
+	if (res <= 0) {
+		conn_close(s, c);
+		return;
+	}
+	h->len += (size_t)res;
+	struct http_request req;
+	enum http_status st = http_parse_request(h->buf, h->len, &http_default_limits, &req);
+	if (st == HTTP_NEED_MORE) {
+		if (h->len == HTTP_BUF) {
+			httpd_text(s, c, 431, "request header fields too large\n");
+			return;
+		}
+		http_arm_recv(s, c);
+		return;
+	}
+	if (st == HTTP_ERROR) {
+		log_warn("malformed HTTP request", "remote=%s status=%d why=%s", h->remote,
+			 req.error_status, log_q(req.error_reason ? req.error_reason : "?"));
+		STAT_ADD(s, hs_fail[HS_BAD_REQUEST], 1);
+		char body[160];
+		snprintf(body, sizeof(body), "%s\n",
+			 req.error_reason ? req.error_reason : http_reason(req.error_status));
+		httpd_text(s, c, req.error_status ? req.error_status : 400, body);
+		return;
+	}
+	route(s, c, &req);
+}
+
+static void on_ctl_accept(struct shard *s, int fd)
+{
+	if (s->draining) {
+		close(fd);
+		return;
+	}
+	struct conn *c = conn_alloc(s, CK_HTTP, fd);
+	struct http_conn *h = c ? malloc(sizeof(*h)) : NULL;
+	if (!h) {
+		if (c)
+			conn_close(s, c);
+		else
+			close(fd);
+		return;
+	}
+	h->len = 0;
+	h->resp = NULL;
+	h->resp_len = 0;
+	h->path = RP_OTHER;
+	struct sockaddr_storage ra;
+	socklen_t rl = sizeof(ra);
+	if (getpeername(fd, (struct sockaddr *)&ra, &rl) == 0)
+		addr_format((struct sockaddr *)&ra, h->remote, sizeof(h->remote));
+	else
+		snprintf(h->remote, sizeof(h->remote), "unknown");
+	c->u.http = h;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	http_arm_recv(s, c);
+}
+
+static void on_accept(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
+{
+	if (!(cqe->flags & IORING_CQE_F_MORE) && !c->closing)
+		arm_accept(s, c);
+	if (cqe->res < 0) {
+		if (cqe->res != -ECANCELED)
+			log_warn("accept failed", "port=%u err=%s", c->u.listen.port,
+				 log_q(strerror(-cqe->res)));
+		return;
+	}
+	if (c->closing) {
+		close(cqe->res);
+		return;
+	}
+	if (c->u.listen.role == LR_CONTROL)
+		on_ctl_accept(s, cqe->res);
+	else
+		server_on_data_accept(s, c->u.listen.port, cqe->res);
+}
+
+void httpd_on_cqe(struct shard *s, struct conn *c, struct tok t, struct io_uring_cqe *cqe)
+{
+	switch (t.op) {
+	case OP_ACCEPT:
+		on_accept(s, c, cqe);
+		break;
+	case OP_HTTP_RECV:
+		on_http_recv(s, c, cqe->res);
+		break;
+	case OP_HTTP_SEND:
+		/* One request per connection: sent (or failed), close. */
+		conn_close(s, c);
+		break;
+	default:
+		break;
+	}
+}

@@ -1,0 +1,403 @@
+/* engine/metrics.c — /metrics (Prometheus text format 0.0.4) and /status (JSON).
+ *
+ * Each shard counts into its own struct shard_stats with relaxed atomics; a scrape sums
+ * the shards' counters without stopping them, so a scrape is a consistent-enough
+ * snapshot (each counter is exact; counters are not taken at one instant). */
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "engine/metrics.h"
+#include "engine/registry.h"
+#include "engine/ringlet.h"
+
+const double stats_rtt_bounds[STATS_RTT_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+						    0.025,  0.05,  0.1,	   0.25,  0.5,
+						    1,	    2.5,   0 /* +Inf */};
+
+struct sb {
+	char *p;
+	size_t len, cap;
+	bool failed;
+};
+
+static void sb_printf(struct sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct sb *b, const char *fmt, ...)
+{
+	if (b->failed)
+		return;
+	for (;;) {
+		va_list ap;
+		va_start(ap, fmt);
+		int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->failed = true;
+			return;
+		}
+		if ((size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t ncap = b->cap * 2 + (size_t)n + 1;
+		char *np = realloc(b->p, ncap);
+		if (!np) {
+			b->failed = true;
+			return;
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+}
+
+static bool sb_init(struct sb *b)
+{
+	b->cap = 8192;
+	b->len = 0;
+	b->failed = false;
+	b->p = malloc(b->cap);
+	if (b->p)
+		b->p[0] = 0;
+	return b->p != NULL;
+}
+
+static size_t sb_done(struct sb *b, char **out)
+{
+	if (b->failed) {
+		free(b->p);
+		*out = NULL;
+		return 0;
+	}
+	*out = b->p;
+	return b->len;
+}
+
+/* Sum a field over the shards. */
+#define SUM(e, field)                                                                      \
+	({                                                                                 \
+		uint64_t __sum = 0;                                                        \
+		for (int __i = 0; __i < (e)->nshards; __i++)                               \
+			__sum += STAT_GET((e)->shards[__i].stats.field);                   \
+		__sum;                                                                     \
+	})
+
+static void head(struct sb *b, const char *name, const char *type, const char *help)
+{
+	sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Write s as a Prometheus label value (escape backslash, quote, newline). */
+static void label_value(struct sb *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			sb_printf(b, "\\%c", *s);
+		else if (*s == '\n')
+			sb_printf(b, "\\n");
+		else
+			sb_printf(b, "%c", *s);
+	}
+}
+
+static uint64_t process_rss(void)
+{
+	FILE *f = fopen("/proc/self/statm", "re");
+	unsigned long size = 0, rss = 0;
+	if (f) {
+		if (fscanf(f, "%lu %lu", &size, &rss) != 2)
+			rss = 0;
+		fclose(f);
+	}
+	return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static unsigned process_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	unsigned n = 0;
+	if (!d)
+		return 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n > 3 ? n - 3 : 0; /* ".", "..", and the directory's own fd */
+}
+
+static const char *const hs_names[HS_MAX] = {"unauthorized", "bad_request", "timeout",
+					     "version",	     "connect",	    "upgrade"};
+
+static const char *port_label(struct engine *e, int slot, char *buf, size_t cap)
+{
+	if (e->cfg->mode == CFG_SERVER) {
+		if (!e->reg->ports[slot].used)
+			return NULL;
+		snprintf(buf, cap, "%u", e->reg->ports[slot].port);
+	} else {
+		if ((size_t)slot >= e->cfg->nports)
+			return NULL;
+		snprintf(buf, cap, "%u", e->cfg->ports[slot]);
+	}
+	return buf;
+}
+
+extern const char *const httpd_path_names[];
+
+size_t metrics_render(struct engine *e, char **out)
+{
+	struct sb b;
+	if (!sb_init(&b)) {
+		*out = NULL;
+		return 0;
+	}
+	bool server = e->cfg->mode == CFG_SERVER;
+
+	/* inlets PRO's names */
+	int connected = server ? e->reg->nclients : __atomic_load_n(&e->connected, __ATOMIC_RELAXED);
+	head(&b, "tcp_controlplane_connected_gauge", "gauge",
+	     server ? "Tunnel clients connected to this server."
+		    : "Tunnel connections of this client that are up.");
+	sb_printf(&b, "tcp_controlplane_connected_gauge %d\n", connected);
+
+	head(&b, "tcp_controlplane_requests_total", "counter",
+	     "HTTP requests to the control port, by status code and path.");
+	/* Merge the shards' (path, code) tables. */
+	struct {
+		uint16_t code;
+		uint8_t path;
+		uint64_t n;
+	} reqs[STATS_REQ_SLOTS * CFG_MAX_SHARDS];
+	size_t nreq = 0;
+	for (int i = 0; i < e->nshards; i++) {
+		struct req_stat *r = e->shards[i].stats.req;
+		for (int k = 0; k < STATS_REQ_SLOTS; k++) {
+			uint64_t n = __atomic_load_n(&r[k].count, __ATOMIC_ACQUIRE);
+			if (!n)
+				break;
+			size_t j = 0;
+			while (j < nreq && (reqs[j].code != r[k].code || reqs[j].path != r[k].path))
+				j++;
+			if (j == nreq) {
+				reqs[j].code = r[k].code;
+				reqs[j].path = r[k].path;
+				reqs[j].n = 0;
+				nreq++;
+			}
+			reqs[j].n += n;
+		}
+	}
+	for (size_t j = 0; j < nreq; j++)
+		sb_printf(&b, "tcp_controlplane_requests_total{code=\"%u\",path=\"%s\"} %llu\n",
+			  reqs[j].code, httpd_path_names[reqs[j].path],
+			  (unsigned long long)reqs[j].n);
+
+	char pl[8];
+	head(&b, "tcp_dataplane_connections_gauge", "gauge",
+	     "Tunnelled connections open now, by port.");
+	for (int slot = 0; slot < STATS_PORTS; slot++)
+		if (port_label(e, slot, pl, sizeof(pl)))
+			sb_printf(&b, "tcp_dataplane_connections_gauge{port=\"%s\"} %llu\n", pl,
+				  (unsigned long long)SUM(e, port[slot].conns_active));
+	head(&b, "tcp_dataplane_connections_total", "counter",
+	     "Tunnelled connections since start, by port.");
+	for (int slot = 0; slot < STATS_PORTS; slot++)
+		if (port_label(e, slot, pl, sizeof(pl)))
+			sb_printf(&b, "tcp_dataplane_connections_total{port=\"%s\"} %llu\n", pl,
+				  (unsigned long long)SUM(e, port[slot].conns_total));
+
+	/* ringlet's own */
+	head(&b, "ringlet_port_bytes_total", "counter",
+	     server ? "Payload bytes received from and sent to data-plane connections, by port."
+		    : "Payload bytes received from and sent to upstream connections, by port.");
+	for (int slot = 0; slot < STATS_PORTS; slot++) {
+		if (!port_label(e, slot, pl, sizeof(pl)))
+			continue;
+		sb_printf(&b, "ringlet_port_bytes_total{port=\"%s\",direction=\"received\"} %llu\n",
+			  pl, (unsigned long long)SUM(e, port[slot].bytes_received));
+		sb_printf(&b, "ringlet_port_bytes_total{port=\"%s\",direction=\"sent\"} %llu\n", pl,
+			  (unsigned long long)SUM(e, port[slot].bytes_sent));
+	}
+	if (server) {
+		head(&b, "ringlet_client_bytes_total", "counter",
+		     "Tunnel (WebSocket) bytes received from and sent to each connected client.");
+		pthread_mutex_lock(&e->reg->mu);
+		for (int i = 0; i < REG_MAX_SESSIONS; i++) {
+			struct reg_session *rs = &e->reg->sess[i];
+			if (!rs->used)
+				continue;
+			for (int d = 0; d < 2; d++) {
+				sb_printf(&b, "ringlet_client_bytes_total{client_id=\"");
+				label_value(&b, rs->client_id);
+				sb_printf(&b, "\",direction=\"%s\"} %llu\n", d ? "sent" : "received",
+					  (unsigned long long)(d ? STAT_GET(rs->bytes_out) :
+								   STAT_GET(rs->bytes_in)));
+			}
+		}
+		pthread_mutex_unlock(&e->reg->mu);
+	}
+	head(&b, "ringlet_streams_active", "gauge", "Streams open now.");
+	sb_printf(&b, "ringlet_streams_active %llu\n", (unsigned long long)SUM(e, streams_active));
+	head(&b, "ringlet_streams_total", "counter", "Streams opened since start.");
+	sb_printf(&b, "ringlet_streams_total %llu\n", (unsigned long long)SUM(e, streams_total));
+	head(&b, "ringlet_stream_resets_total", "counter",
+	     "Stream resets sent to and received from the peer, by reason.");
+	for (int r = 0; r < STATS_RST_REASONS; r++) {
+		uint64_t sent = SUM(e, rst_sent[r]), recv = SUM(e, rst_received[r]);
+		const char *name = tun_rst_reason_name((uint16_t)r);
+		if (sent || (r > 0 && r <= TUN_RST_TIMEOUT))
+			sb_printf(&b,
+				  "ringlet_stream_resets_total{reason=\"%s\",direction=\"sent\"} "
+				  "%llu\n",
+				  name, (unsigned long long)sent);
+		if (recv || (r > 0 && r <= TUN_RST_TIMEOUT))
+			sb_printf(&b,
+				  "ringlet_stream_resets_total{reason=\"%s\",direction=\"received\"} "
+				  "%llu\n",
+				  name, (unsigned long long)recv);
+	}
+	head(&b, "ringlet_tunnel_rtt_seconds", "histogram",
+	     "Round-trip time of tunnel pings (PING/PONG).");
+	uint64_t cum = 0;
+	for (int k = 0; k < STATS_RTT_BUCKETS; k++) {
+		cum += SUM(e, rtt_bucket[k]);
+		if (k < STATS_RTT_BUCKETS - 1)
+			sb_printf(&b, "ringlet_tunnel_rtt_seconds_bucket{le=\"%g\"} %llu\n",
+				  stats_rtt_bounds[k], (unsigned long long)cum);
+		else
+			sb_printf(&b, "ringlet_tunnel_rtt_seconds_bucket{le=\"+Inf\"} %llu\n",
+				  (unsigned long long)cum);
+	}
+	sb_printf(&b, "ringlet_tunnel_rtt_seconds_sum %.9f\n", (double)SUM(e, rtt_sum_ns) / 1e9);
+	sb_printf(&b, "ringlet_tunnel_rtt_seconds_count %llu\n",
+		  (unsigned long long)SUM(e, rtt_count));
+	head(&b, "ringlet_handshake_failures_total", "counter",
+	     "Tunnel handshakes that failed, by reason.");
+	for (int k = 0; k < HS_MAX; k++)
+		sb_printf(&b, "ringlet_handshake_failures_total{reason=\"%s\"} %llu\n", hs_names[k],
+			  (unsigned long long)SUM(e, hs_fail[k]));
+	if (!server) {
+		head(&b, "ringlet_reconnects_total", "counter",
+		     "Connection attempts to the server after the first.");
+		sb_printf(&b, "ringlet_reconnects_total %llu\n",
+			  (unsigned long long)SUM(e, reconnects));
+	}
+	head(&b, "ringlet_upstream_dial_failures_total", "counter",
+	     "Upstream connections that could not be made (client).");
+	sb_printf(&b, "ringlet_upstream_dial_failures_total %llu\n",
+		  (unsigned long long)SUM(e, dial_failures));
+	head(&b, "ringlet_dataplane_refused_total", "counter",
+	     "Data-plane connections closed because no client offered the port.");
+	sb_printf(&b, "ringlet_dataplane_refused_total %llu\n",
+		  (unsigned long long)SUM(e, dataplane_refused));
+	head(&b, "ringlet_bufring_exhausted_total", "counter",
+	     "Receives that found a provided-buffer ring empty (back-pressure).");
+	sb_printf(&b, "ringlet_bufring_exhausted_total %llu\n",
+		  (unsigned long long)SUM(e, bufring_empty));
+	head(&b, "ringlet_shard_loop_iterations_total", "counter", "Event-loop turns, by shard.");
+	for (int i = 0; i < e->nshards; i++)
+		sb_printf(&b, "ringlet_shard_loop_iterations_total{shard=\"%d\"} %llu\n", i,
+			  (unsigned long long)STAT_GET(e->shards[i].stats.loops));
+	head(&b, "ringlet_shard_completions_total", "counter",
+	     "io_uring completions handled, by shard.");
+	for (int i = 0; i < e->nshards; i++)
+		sb_printf(&b, "ringlet_shard_completions_total{shard=\"%d\"} %llu\n", i,
+			  (unsigned long long)STAT_GET(e->shards[i].stats.completions));
+	head(&b, "ringlet_shard_busy_seconds_total", "counter",
+	     "Time spent handling completions, by shard.");
+	for (int i = 0; i < e->nshards; i++)
+		sb_printf(&b, "ringlet_shard_busy_seconds_total{shard=\"%d\"} %.6f\n", i,
+			  (double)STAT_GET(e->shards[i].stats.busy_ns) / 1e9);
+	head(&b, "ringlet_process_resident_memory_bytes", "gauge", "Resident set size.");
+	sb_printf(&b, "ringlet_process_resident_memory_bytes %llu\n",
+		  (unsigned long long)process_rss());
+	head(&b, "ringlet_process_open_fds", "gauge", "Open file descriptors.");
+	sb_printf(&b, "ringlet_process_open_fds %u\n", process_fds());
+	head(&b, "ringlet_process_start_time_seconds", "gauge",
+	     "Start time of the process since the Unix epoch.");
+	sb_printf(&b, "ringlet_process_start_time_seconds %llu\n",
+		  (unsigned long long)e->start_unix);
+	head(&b, "ringlet_build_info", "gauge", "Version of this build (always 1).");
+	sb_printf(&b, "ringlet_build_info{version=\"%s\",sha=\"%s\",mode=\"%s\"} 1\n",
+		  ringlet_version, ringlet_sha, server ? "server" : "client");
+	return sb_done(&b, out);
+}
+
+static void json_str(struct sb *b, const char *s)
+{
+	sb_printf(b, "\"");
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			sb_printf(b, "\\%c", ch);
+		else if (ch < 0x20)
+			sb_printf(b, "\\u%04x", ch);
+		else
+			sb_printf(b, "%c", ch);
+	}
+	sb_printf(b, "\"");
+}
+
+static void rfc3339(int64_t t, char *out, size_t cap)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+	gmtime_r(&tt, &tm);
+	strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+size_t status_render(struct engine *e, char **out)
+{
+	struct sb b;
+	if (!sb_init(&b)) {
+		*out = NULL;
+		return 0;
+	}
+	char host[256] = "";
+	gethostname(host, sizeof(host) - 1);
+	char ts[32];
+	rfc3339((int64_t)e->start_unix, ts, sizeof(ts));
+	sb_printf(&b, "{\"info\":{\"version\":");
+	json_str(&b, ringlet_version);
+	sb_printf(&b, ",\"sha\":");
+	json_str(&b, ringlet_sha);
+	sb_printf(&b, ",\"mode\":\"tcp\",\"startTime\":\"%s\",\"hostname\":", ts);
+	json_str(&b, host);
+	sb_printf(&b, "},\"clients\":[");
+	int n = 0;
+	pthread_mutex_lock(&e->reg->mu);
+	for (int i = 0; i < REG_MAX_SESSIONS; i++) {
+		struct reg_session *rs = &e->reg->sess[i];
+		if (!rs->used)
+			continue;
+		rfc3339(rs->since_unix, ts, sizeof(ts));
+		sb_printf(&b, "%s{\"clientID\":", n++ ? "," : "");
+		json_str(&b, rs->client_id);
+		sb_printf(&b, ",\"remoteAddr\":");
+		json_str(&b, rs->remote);
+		sb_printf(&b, ",\"since\":\"%s\",\"upstreams\":[", ts);
+		for (int k = 0; k < rs->nports; k++) {
+			char up[TUN_MAX_STR + 8];
+			snprintf(up, sizeof(up), "%s:%u", rs->upstream, rs->ports[k]);
+			sb_printf(&b, "%s", k ? "," : "");
+			json_str(&b, up);
+		}
+		sb_printf(&b, "],\"ports\":[");
+		for (int k = 0; k < rs->nports; k++)
+			sb_printf(&b, "%s%u", k ? "," : "", rs->ports[k]);
+		sb_printf(&b,
+			  "],\"ringlet\":{\"lanes\":1,\"shard\":%d,\"bytesIn\":%llu,\"bytesOut\":%llu,"
+			  "\"rttSeconds\":%.6f}}",
+			  rs->shard, (unsigned long long)STAT_GET(rs->bytes_in),
+			  (unsigned long long)STAT_GET(rs->bytes_out),
+			  (double)STAT_GET(rs->rtt_ns) / 1e9);
+	}
+	pthread_mutex_unlock(&e->reg->mu);
+	sb_printf(&b, "],\"ringlet\":{\"shards\":%d,\"streamsActive\":%llu,\"streamsTotal\":%llu}}\n",
+		  e->nshards, (unsigned long long)SUM(e, streams_active),
+		  (unsigned long long)SUM(e, streams_total));
+	return sb_done(&b, out);
+}
