@@ -1,5 +1,6 @@
 /* tools/cli.c — command words, flag tables, validation and dispatch (see cli.h). */
 #include "tools/cli.h"
+#include "tools/systemd.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -249,8 +250,7 @@ static size_t server_flags(struct flag *tab, struct cli_cmd *cmd, struct parse_s
 	                      .type = FLAG_STRING,
 	                      .dst = &cmd->generate,
 	                      .usage = "print a service definition for the other flags and "
-	                               "exit; only \"systemd\" is accepted (not implemented in "
-	                               "this build yet)"});
+	                               "exit; only \"systemd\" is accepted"});
 	n = add(tab, n,
 	        (struct flag){
 	                .name = "drain-timeout",
@@ -382,6 +382,12 @@ static size_t client_flags(struct flag *tab, struct cli_cmd *cmd, struct parse_s
 	                              "parallel tunnel connections (WebSockets) to the server; "
 	                              "0: as many as the server suggests",
 	                      .def = "0"});
+	n = add(tab, n,
+	        (struct flag){.name = "generate",
+	                      .type = FLAG_STRING,
+	                      .dst = &cmd->generate,
+	                      .usage = "print a service definition for the other flags and "
+	                               "exit; only \"systemd\" is accepted"});
 	n = engine_flags(tab, n, c, st);
 	n = help_flag(tab, n, st, "help for client");
 	return n;
@@ -1246,8 +1252,9 @@ int cli_main(int argc, char **argv)
 	case CLI_SERVER:
 	case CLI_CLIENT:
 		if (cmd.generate) {
-			rc = usage_error(&cmd, "--generate systemd is not implemented in this "
-			                       "build yet");
+			rc = systemd_unit(stdout, &cmd, argc, argv) == 0 && fflush(stdout) == 0
+			             ? 0
+			             : 1;
 			break;
 		}
 		if ((why = cli_check_tls_supported(&cmd))) {
