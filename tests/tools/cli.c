@@ -412,11 +412,46 @@ Test(cli_main, tls_refused_exits_2, .init = cr_redirect_stderr)
 	cr_assert_eq(MAIN("ringlet", "server", "--token=a"), 2);
 }
 
-Test(cli_main, generate_not_implemented_exits_2, .init = cr_redirect_stderr)
+/* --generate systemd prints a unit that runs the same command and flags; the unit's
+ * validity is checked with systemd-analyze verify by tests/integration/test_ops.py. */
+Test(cli_main, generate_systemd_unit, .init = cr_redirect_stdout)
 {
 	cr_assert_eq(MAIN("ringlet", "server", "--token=a", "--auto-tls=false",
-	                  "--generate=systemd"),
-	             2);
+	                  "--control-port=443", "--generate=systemd"),
+	             0);
+	fflush(stdout);
+	FILE *f = cr_get_redirected_stdout();
+	char buf[8192];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = 0;
+	cr_assert(strstr(buf, " tcp server \"--token=a\" \"--auto-tls=false\" "
+	                      "\"--control-port=443\"\n") != NULL,
+	          "%s", buf);
+	char *exec = strstr(buf, "ExecStart=");
+	cr_assert(exec != NULL);
+	*strchr(exec, '\n') = 0;
+	cr_assert(strstr(exec, "--generate") == NULL, "%s", exec);
+	exec[strlen(exec)] = '\n';
+	cr_assert(strstr(buf, "DynamicUser=yes\n") != NULL);
+	cr_assert(strstr(buf, "NoNewPrivileges=yes\n") != NULL);
+	cr_assert(strstr(buf, "ProtectSystem=strict\n") != NULL);
+	cr_assert(strstr(buf, "Restart=always\n") != NULL);
+	cr_assert(strstr(buf, "AmbientCapabilities=CAP_NET_BIND_SERVICE\n") != NULL);
+}
+
+Test(cli_main, generate_systemd_no_capability_above_1024, .init = cr_redirect_stdout)
+{
+	cr_assert_eq(MAIN("ringlet", "client", "--token=a", "--auto-tls=false",
+	                  "--url=ws://h:8123", "--ports=80", "--generate", "systemd"),
+	             0);
+	fflush(stdout);
+	FILE *f = cr_get_redirected_stdout();
+	char buf[8192];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = 0;
+	cr_assert(strstr(buf, " tcp client ") != NULL, "%s", buf);
+	cr_assert(strstr(buf, "CAP_NET_BIND_SERVICE") == NULL);
+	cr_assert(strstr(buf, "CapabilityBoundingSet=\n") != NULL);
 }
 
 Test(cli_help, every_flag_documented)
