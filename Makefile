@@ -83,6 +83,14 @@ $(BUILD)/obj/llhttp/%.o: $(LLHTTP_SRC)/%.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(BASEFLAGS) -w -I$(LLHTTP_INC) -c $< -o $@
 
+# The version stamp changes only when the version or the commit does, so version.o is
+# rebuilt then and only then.
+$(BUILD)/version.stamp: FORCE
+	@mkdir -p $(@D)
+	@echo '$(VERSION) $(GIT_SHA)' | cmp -s - $@ || echo '$(VERSION) $(GIT_SHA)' >$@
+.PHONY: FORCE
+FORCE:
+$(BUILD)/obj/tools/version.o: $(BUILD)/version.stamp
 $(BUILD)/obj/tools/version.o: CPPFLAGS_ALL += -DRINGLET_VERSION='"$(VERSION)"' -DRINGLET_SHA='"$(GIT_SHA)"'
 $(BUILD)/obj/%.o: %.c
 	$(call msg,CC,$<)
@@ -151,10 +159,15 @@ fuzz: $(FUZZ_BIN)
 	$(Q)sh fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 PREFIX ?= /usr/local
+DOCDIR := $(DESTDIR)$(PREFIX)/share/doc/ringlet
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DOCDIR)
 	install -m 0755 $(BUILD)/ringlet $(DESTDIR)$(PREFIX)/bin/ringlet
 	ln -sf ringlet $(DESTDIR)$(PREFIX)/bin/inlets-pro
+	install -m 0644 README.md docs/PROTOCOL.md docs/DESIGN.md LICENSE $(DOCDIR)/
+	for c in "" "tcp server" "tcp client" status; do \
+		$(BUILD)/ringlet $$c --help >"$(DOCDIR)/help-$$(echo $${c:-ringlet} | tr ' ' -).txt"; \
+	done
 
 format:
 	clang-format -i $(wildcard proto/*.[ch] engine/*.[ch] tools/*.[ch] bench/*.[ch] tests/*/*.c fuzz/*.c)
