@@ -18,9 +18,11 @@
 #include "engine/engine.h"
 #include "engine/log.h"
 #include "engine/ringlet.h"
+#include "engine/certs.h"
 #include "engine/httpd.h"
 #include "engine/net.h"
 #include "engine/server.h"
+#include "engine/tls.h"
 #include "engine/tunnel.h"
 #include "proto/http.h"
 
@@ -82,11 +84,39 @@ static void lane_schedule(struct shard *s, struct lane *l)
 	log_debug("reconnecting", "lane=%d in_ms=%u", l->id, wait);
 }
 
+/* auto-TLS (wss:// without --ca-file): fetch the server's CA once and trust only it from
+ * then on (trust on first use; see docs/DESIGN.md). */
+static bool lane_tls_ready(struct shard *s, struct lane *l)
+{
+	const struct cfg *cfg = s->cfg;
+	struct engine *e = s->eng;
+	if (!cfg->url_tls || e->tls_client)
+		return true;
+	char err[256], *pem = NULL;
+	if (certs_fetch_ca(cfg->url_host, cfg->url_port, cfg->dial_ms, &pem, err, sizeof(err))) {
+		lane_problem(l, "auto-TLS: cannot fetch the server's CA", err);
+		return false;
+	}
+	e->tls_client = tls_ctx_client(pem, NULL, err, sizeof(err));
+	free(pem);
+	if (!e->tls_client) {
+		lane_problem(l, "auto-TLS: the server's CA is not usable", err);
+		return false;
+	}
+	log_info("auto-TLS: trusting the CA fetched from the server (trust on first use)",
+		 "url=%s", log_q(cfg->url));
+	return true;
+}
+
 static void lane_connect(struct shard *s, struct lane *l)
 {
 	const struct cfg *cfg = s->cfg;
 	if (l->attempts++)
 		STAT_ADD(s, reconnects, 1);
+	if (!lane_tls_ready(s, l)) {
+		lane_schedule(s, l);
+		return;
+	}
 	int err = net_resolve(cfg->url_host, cfg->url_port, &l->server);
 	if (err) {
 		lane_problem(l, "cannot resolve the server", gai_strerror(err));
@@ -163,16 +193,29 @@ static void send_upgrade(struct shard *s, struct conn *c)
 		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "cannot build the upgrade request");
 		return;
 	}
+	/* The request goes out through the tunnel's queue (and TLS, for wss://); the head
+	 * buffer then collects the response. */
+	if (tunnel_send_raw(s, c, t->head, n)) {
+		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "out of memory");
+		return;
+	}
 	t->state = TS_UPGRADING;
-	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_HTTP_SEND, 0);
-	io_uring_prep_send(sqe, c->fd, t->head, n, MSG_NOSIGNAL | MSG_WAITALL);
+	tunnel_arm_recv(s, c);
 }
 
-static void arm_head_recv(struct shard *s, struct conn *c)
+void client_on_tls_ready(struct shard *s, struct conn *c)
 {
 	struct tunnel *t = c->u.tun;
-	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_TUN_HEAD_RECV, 0);
-	io_uring_prep_recv(sqe, c->fd, t->head + t->head_len, t->head_cap - t->head_len, 0);
+	log_debug("TLS established", "url=%s version=%s resumed=%d", log_q(s->cfg->url),
+		  tls_version_name(t->tls), tls_resumed(t->tls));
+	send_upgrade(s, c);
+}
+
+void client_on_tls_failed(struct shard *s, struct conn *c, const char *why)
+{
+	struct lane *l = lane_of(s, c->u.tun);
+	if (l)
+		lane_problem(l, "TLS handshake with the server failed", why);
 }
 
 static void send_hello(struct shard *s, struct conn *c)
@@ -197,29 +240,24 @@ static void send_hello(struct shard *s, struct conn *c)
 	tunnel_send_msg(s, c, m, len);
 }
 
-static void on_head(struct shard *s, struct conn *c, int res)
+void client_on_head_bytes(struct shard *s, struct conn *c, const uint8_t *p, size_t n)
 {
 	struct tunnel *t = c->u.tun;
 	struct lane *l = lane_of(s, t);
 	if (c->closing)
 		return;
-	if (res <= 0) {
-		if (l)
-			lane_problem(l, "server closed the connection during the upgrade",
-				     res ? strerror(-res) : "EOF");
-		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "upgrade failed");
+	if (n > t->head_cap - t->head_len) {
+		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "upgrade response too large");
 		return;
 	}
-	t->head_len += (uint32_t)res;
+	memcpy(t->head + t->head_len, p, n);
+	t->head_len += (uint32_t)n;
 	struct http_response resp;
 	enum http_status st = http_parse_response(t->head, t->head_len, &http_default_limits,
 						  &resp);
 	if (st == HTTP_NEED_MORE) {
-		if (t->head_len == t->head_cap) {
+		if (t->head_len == t->head_cap)
 			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "upgrade response too large");
-			return;
-		}
-		arm_head_recv(s, c);
 		return;
 	}
 	if (st == HTTP_ERROR) {
@@ -375,20 +413,19 @@ void client_on_cqe(struct shard *s, struct tok t, struct io_uring_cqe *cqe)
 			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "connect failed");
 			return;
 		}
-		send_upgrade(s, c);
-		break;
-	case OP_HTTP_SEND:
-		if (cqe->res < 0) {
-			if (l)
-				lane_problem(l, "cannot send the upgrade request",
-					     strerror(-cqe->res));
-			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "upgrade failed");
-			return;
+		if (s->eng->tls_client) {
+			tn->tls = tls_new(s->eng->tls_client, s->cfg->url_host);
+			if (!tn->tls) {
+				tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "out of memory");
+				return;
+			}
+			tn->state = TS_TLS;
+			tunnel_arm_recv(s, c);
+			tls_handshake(tn->tls); /* produces the ClientHello */
+			tunnel_mark_dirty(s, c);
+		} else {
+			send_upgrade(s, c);
 		}
-		arm_head_recv(s, c);
-		break;
-	case OP_TUN_HEAD_RECV:
-		on_head(s, c, cqe->res);
 		break;
 	default:
 		break;
@@ -477,6 +514,14 @@ int ringlet_client_run(const struct cfg *conf)
 		}
 		log_info("metrics listening", "metrics_addr=%s", log_q(c->metrics_addr));
 	}
+	if (c->url_tls && (!c->auto_tls || (c->ca_file && c->ca_file[0]))) {
+		char err[256];
+		e.tls_client = tls_ctx_client(NULL, c->ca_file, err, sizeof(err));
+		if (!e.tls_client) {
+			log_error("cannot set up TLS", "err=%s", log_q(err));
+			return 1;
+		}
+	}
 	e.nshards = 1; /* one lane, on one shard (lanes across shards: see docs/DESIGN.md) */
 	e.nlanes = 1;
 	struct lane lanes[1];
@@ -493,5 +538,8 @@ int ringlet_client_run(const struct cfg *conf)
 	log_info("client starting", "url=%s upstream=%s ports=%s client_id=%s version=%s",
 		 log_q(c->url), log_q(c->upstream), ports, log_q(c->client_id), ringlet_version);
 	int ret = engine_run(&e);
+	tls_ctx_free(e.tls_client);
+	if (e.metrics_fd >= 0)
+		close(e.metrics_fd);
 	return ret == 0 ? 0 : 1;
 }

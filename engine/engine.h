@@ -11,6 +11,7 @@
 #include "engine/shard.h"
 
 struct registry;
+struct tls_ctx;
 struct lane;
 
 struct engine {
@@ -26,6 +27,10 @@ struct engine {
 	uint64_t session;     /* client: the session id WELCOME gave */
 	int connected;        /* client: lanes that got WELCOME (atomic) */
 	int metrics_fd;       /* client: --metrics-addr listener until shard 0 takes it */
+	struct tls_ctx *tls_client; /* client with a wss:// URL (set before the lane's connect) */
+	struct tls_ctx *tls_server; /* server with --auto-tls or --tls-cert */
+	char *ca_pem;               /* server auto-TLS: served at /.well-known/ca.crt */
+	size_t ca_pem_len;
 };
 
 /* Role hooks called by the shard. Each role file implements its side. */

@@ -10,6 +10,7 @@
 #include "engine/httpd.h"
 #include "engine/log.h"
 #include "engine/metrics.h"
+#include "engine/tls.h"
 #include "engine/tunnel.h"
 
 enum req_path {
@@ -47,8 +48,11 @@ void http_conn_release(struct shard *s, struct conn *c)
 	(void)s;
 	if (c->u.http) {
 		free(c->u.http->resp);
+		free(c->u.http->cbuf);
+		tls_free(c->u.http->tls);
 		free(c->u.http);
 		c->u.http = NULL;
+		s->http_live--;
 	}
 }
 
@@ -79,7 +83,30 @@ static void http_arm_recv(struct shard *s, struct conn *c)
 {
 	struct http_conn *h = c->u.http;
 	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_HTTP_RECV, 0);
-	io_uring_prep_recv(sqe, c->fd, h->buf + h->len, HTTP_BUF - h->len, 0);
+	if (h->tls)
+		io_uring_prep_recv(sqe, c->fd, h->cbuf, HTTP_BUF, 0);
+	else
+		io_uring_prep_recv(sqe, c->fd, h->buf + h->len, HTTP_BUF - h->len, 0);
+}
+
+/* TLS: send the records waiting in the session (handshake flights, or a response when
+ * final). aux 1 = more to come, 0 = the response: close when sent. */
+static void tls_send_pending(struct shard *s, struct conn *c, bool final)
+{
+	struct http_conn *h = c->u.http;
+	size_t n = tls_out_pending(h->tls);
+	if (h->sending || !n)
+		return;
+	free(h->resp);
+	h->resp = malloc(n);
+	if (!h->resp) {
+		conn_close(s, c);
+		return;
+	}
+	h->resp_len = tls_out_take(h->tls, (uint8_t *)h->resp, n);
+	h->sending = true;
+	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_HTTP_SEND, final ? 0 : 1);
+	io_uring_prep_send(sqe, c->fd, h->resp, h->resp_len, MSG_NOSIGNAL | MSG_WAITALL);
 }
 
 void httpd_respond(struct shard *s, struct conn *c, int status, const char *ctype,
@@ -95,6 +122,19 @@ void httpd_respond(struct shard *s, struct conn *c, int status, const char *ctyp
 	}
 	h->resp_len = http_build_response(h->resp, cap, status, ctype, extra, body, body_len,
 					  false);
+	if (h->tls) {
+		int r = tls_write(h->tls, h->resp, h->resp_len);
+		free(h->resp);
+		h->resp = NULL;
+		if (r) {
+			conn_close(s, c);
+			return;
+		}
+		h->sending = false; /* tls_send_pending waits for no send in flight */
+		tls_send_pending(s, c, true);
+		return;
+	}
+	h->sending = true;
 	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_HTTP_SEND, 0);
 	io_uring_prep_send(sqe, c->fd, h->resp, h->resp_len, MSG_NOSIGNAL | MSG_WAITALL);
 }
@@ -197,13 +237,65 @@ static void route(struct shard *s, struct conn *c, const struct http_request *re
 		serve_generated(s, c, "text/plain; version=0.0.4; charset=utf-8", metrics_render);
 		return;
 	case RP_CA:
-		/* Served once the server terminates TLS itself (auto-TLS). */
-		httpd_text(s, c, 404, "this server does not terminate TLS: no CA to serve\n");
+		if (!s->eng->ca_pem) {
+			httpd_text(s, c, 404, "this server does not use auto-TLS: no CA to serve\n");
+			return;
+		}
+		httpd_respond(s, c, 200, "application/x-pem-file", NULL, s->eng->ca_pem,
+			      s->eng->ca_pem_len);
 		return;
 	default:
 		httpd_text(s, c, 404, "not found\n");
 		return;
 	}
+}
+
+static void parse(struct shard *s, struct conn *c);
+
+/* TLS: feed ciphertext, advance the handshake, decrypt into the request buffer. Returns
+ * false when the connection is done with (closed). */
+static bool tls_in(struct shard *s, struct conn *c, size_t n)
+{
+	struct http_conn *h = c->u.http;
+	if (tls_feed(h->tls, h->cbuf, n)) {
+		conn_close(s, c);
+		return false;
+	}
+	if (!tls_done(h->tls)) {
+		int r = tls_handshake(h->tls);
+		if (r < 0) {
+			STAT_ADD(s, handshake_failures, 1);
+			STAT_ADD(s, hs_fail[HS_TLS], 1);
+			log_warn("TLS handshake failed", "remote=%s why=%s", h->remote,
+				 log_q(tls_error(h->tls)));
+			tls_send_pending(s, c, true); /* the alert, if any, then close */
+			if (!h->sending)
+				conn_close(s, c);
+			return false;
+		}
+		tls_send_pending(s, c, false);
+		if (r == 0) {
+			http_arm_recv(s, c);
+			return false;
+		}
+	}
+	for (;;) {
+		if (h->len == HTTP_BUF) {
+			httpd_text(s, c, 431, "request header fields too large\n");
+			return false;
+		}
+		int r = tls_read(h->tls, (uint8_t *)h->buf + h->len, HTTP_BUF - h->len);
+		if (r > 0) {
+			h->len += (size_t)r;
+			continue;
+		}
+		if (r < 0) {
+			conn_close(s, c);
+			return false;
+		}
+		break;
+	}
+	return true;
 }
 
 static void on_http_recv(struct shard *s, struct conn *c, int res)
@@ -215,7 +307,23 @@ static void on_http_recv(struct shard *s, struct conn *c, int res)
 		conn_close(s, c);
 		return;
 	}
-	h->len += (size_t)res;
+	if (h->tls) {
+		if (!tls_in(s, c, (size_t)res))
+			return;
+	} else {
+		h->len += (size_t)res;
+	}
+	if (h->sending) {
+		/* A handshake flight is still being sent: answering must wait for it. */
+		h->parse_after_send = true;
+		return;
+	}
+	parse(s, c);
+}
+
+static void parse(struct shard *s, struct conn *c)
+{
+	struct http_conn *h = c->u.http;
 	struct http_request req;
 	enum http_status st = http_parse_request(h->buf, h->len, &http_default_limits, &req);
 	if (st == HTTP_NEED_MORE) {
@@ -245,6 +353,15 @@ static void on_ctl_accept(struct shard *s, int fd)
 		close(fd);
 		return;
 	}
+	if (s->http_live >= HTTP_MAX_PENDING) {
+		/* A flood of connections that never finish their request (or TLS handshake)
+		 * must not starve the tunnels: refuse beyond the limit. */
+		STAT_ADD(s, hs_fail[HS_TIMEOUT], 1);
+		log_debug("too many pending control connections: refusing one", "shard=%d",
+			  s->id);
+		close(fd);
+		return;
+	}
 	struct conn *c = conn_alloc(s, CK_HTTP, fd);
 	struct http_conn *h = c ? malloc(sizeof(*h)) : NULL;
 	if (!h) {
@@ -258,6 +375,19 @@ static void on_ctl_accept(struct shard *s, int fd)
 	h->resp = NULL;
 	h->resp_len = 0;
 	h->path = RP_OTHER;
+	h->sending = h->parse_after_send = false;
+	h->tls = NULL;
+	h->cbuf = NULL;
+	s->http_live++;
+	if (s->eng->tls_server) {
+		h->tls = tls_new(s->eng->tls_server, NULL);
+		h->cbuf = malloc(HTTP_BUF);
+		if (!h->tls || !h->cbuf) {
+			c->u.http = h;
+			conn_close(s, c);
+			return;
+		}
+	}
 	struct sockaddr_storage ra;
 	socklen_t rl = sizeof(ra);
 	if (getpeername(fd, (struct sockaddr *)&ra, &rl) == 0)
@@ -300,10 +430,34 @@ void httpd_on_cqe(struct shard *s, struct conn *c, struct tok t, struct io_uring
 		on_http_recv(s, c, cqe->res);
 		break;
 	case OP_HTTP_SEND:
-		/* One request per connection: sent (or failed), close. */
-		conn_close(s, c);
+		c->u.http->sending = false;
+		if (t.aux == 0 || cqe->res < 0 || c->closing) {
+			/* One request per connection: the response is sent (or failed), close. */
+			conn_close(s, c);
+			break;
+		}
+		tls_send_pending(s, c, false);
+		if (c->u.http->parse_after_send && !c->u.http->sending) {
+			c->u.http->parse_after_send = false;
+			parse(s, c);
+		}
 		break;
 	default:
 		break;
+	}
+}
+
+void httpd_tick(struct shard *s)
+{
+	for (uint32_t i = 0; i < s->hiwater; i++) {
+		struct conn *c = &s->conns[i];
+		if (c->kind != CK_HTTP || c->closing)
+			continue;
+		if (s->now_ms - c->started_ms > (uint64_t)s->cfg->handshake_ms) {
+			STAT_ADD(s, hs_fail[HS_TIMEOUT], 1);
+			log_debug("control connection timed out before a complete request",
+				  "remote=%s", c->u.http->remote);
+			conn_close(s, c);
+		}
 	}
 }

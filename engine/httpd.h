@@ -13,14 +13,24 @@
 
 #define HTTP_BUF 16384
 
+#define HTTP_MAX_PENDING 256 /* control connections per shard still reading a request */
+
 struct http_conn {
-	char buf[HTTP_BUF];
+	char buf[HTTP_BUF]; /* the request (plaintext) */
 	size_t len;
-	char *resp;
+	char *resp;         /* what is being sent: a response, or TLS records */
 	size_t resp_len;
-	uint8_t path; /* for tcp_controlplane_requests_total */
+	uint8_t path;       /* for tcp_controlplane_requests_total */
+	bool sending;
+	bool parse_after_send;
 	char remote[72];
+	struct tls *tls;    /* the server terminates TLS itself */
+	uint8_t *cbuf;      /* TLS: received ciphertext */
 };
+
+/* Close control connections that have not completed a request (and TLS handshake)
+ * within the handshake timeout. */
+void httpd_tick(struct shard *s);
 
 /* A listener slot on this shard accepting with multishot accept. Takes ownership of fd. */
 void listen_here(struct shard *s, int fd, enum listen_role role, uint16_t port);

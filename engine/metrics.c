@@ -129,7 +129,8 @@ static unsigned process_fds(void)
 }
 
 static const char *const hs_names[HS_MAX] = {"unauthorized", "bad_request", "timeout",
-					     "version",	     "connect",	    "upgrade"};
+					     "version",	     "connect",	    "upgrade",
+					     "tls"};
 
 static const char *port_label(struct engine *e, int slot, char *buf, size_t cap)
 {

@@ -24,6 +24,8 @@
 #include "engine/net.h"
 #include "engine/registry.h"
 #include "engine/server.h"
+#include "engine/tls.h"
+#include "engine/certs.h"
 #include "engine/tunnel.h"
 #include "proto/http.h"
 
@@ -237,14 +239,18 @@ void server_on_connect(struct shard *s, struct conn *c, const struct http_reques
 	}
 	char remote[72];
 	snprintf(remote, sizeof(remote), "%s", h->remote);
+	struct tls *tls = h->tls; /* the TLS session carries on under the tunnel */
+	h->tls = NULL;
 	http_conn_release(s, c);
 	struct tunnel *t = tunnel_new(s, c, WS_ROLE_SERVER);
 	if (!t) {
 		free(rest);
+		tls_free(tls);
 		c->kind = CK_HTTP;
 		conn_close(s, c);
 		return;
 	}
+	t->tls = tls;
 	snprintf(t->remote, sizeof(t->remote), "%s", remote);
 	c->started_ms = s->now_ms;
 	tunnel_send_raw(s, c, resp, rl);
@@ -439,11 +445,38 @@ int ringlet_server_run(const struct cfg *c)
 			return 1;
 		}
 	}
-	log_info("server listening", "control=%s:%u data_addr=%s shards=%d version=%s",
+	char err[512];
+	if (c->tls_cert && c->tls_cert[0]) {
+		e.tls_server = tls_ctx_server(c->tls_cert, c->tls_key, err, sizeof(err));
+	} else if (c->auto_tls) {
+		const char *dir = c->auto_tls_path && c->auto_tls_path[0] ? c->auto_tls_path :
+									     "/tmp/certs";
+		char cert[4096], key[4096];
+		snprintf(cert, sizeof(cert), "%s/server.crt", dir);
+		snprintf(key, sizeof(key), "%s/server.key", dir);
+		if (certs_auto(c, dir, &e.ca_pem, err, sizeof(err)) == 0) {
+			e.ca_pem_len = strlen(e.ca_pem);
+			e.tls_server = tls_ctx_server(cert, key, err, sizeof(err));
+		}
+	}
+	if ((c->tls_cert && c->tls_cert[0]) || c->auto_tls) {
+		if (!e.tls_server) {
+			log_error("cannot set up TLS on the control port", "err=%s", log_q(err));
+			for (int i = 0; i < e.nshards; i++)
+				close(r->ctl_fds[i]);
+			free(e.ca_pem);
+			free(r);
+			return 1;
+		}
+	}
+	log_info("server listening", "control=%s:%u tls=%s data_addr=%s shards=%d version=%s",
 		 c->control_addr, c->control_port,
+		 !e.tls_server ? "off" : c->tls_cert && c->tls_cert[0] ? "cert" : "auto",
 		 c->data_addr && c->data_addr[0] ? c->data_addr : "0.0.0.0", e.nshards,
 		 ringlet_version);
 	int ret = engine_run(&e);
+	tls_ctx_free(e.tls_server);
+	free(e.ca_pem);
 	for (int i = 0; i < REG_MAX_PORTS; i++)
 		r->ports[i].used = false;
 	pthread_mutex_destroy(&r->mu);

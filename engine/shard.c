@@ -281,6 +281,7 @@ static void on_tick(struct shard *s)
 		if (c->kind == CK_TUNNEL && !c->closing)
 			tunnel_tick(s, c);
 	}
+	httpd_tick(s);
 	if (s->cfg->mode == CFG_SERVER)
 		server_on_tick(s);
 	else

@@ -187,6 +187,7 @@ struct shard {
 	uint32_t wait_head, wait_tail; /* streams waiting for stream-ring buffers */
 
 	struct outitem *item_free;
+	uint32_t http_live; /* CK_HTTP connections (control requests being read) */
 	struct __kernel_timespec tick_ts;
 
 	uint8_t rnd[256];  /* random bytes for masking keys */

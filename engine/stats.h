@@ -17,6 +17,7 @@ enum hs_fail {
 	HS_VERSION,       /* no common protocol version */
 	HS_CONNECT,       /* client: cannot reach the server */
 	HS_UPGRADE,       /* client: the server did not accept the upgrade */
+	HS_TLS,           /* the TLS handshake failed (certificate, protocol, plain HTTP) */
 	HS_MAX,
 };
 

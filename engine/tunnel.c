@@ -10,6 +10,7 @@
 
 #include "engine/engine.h"
 #include "engine/log.h"
+#include "engine/tls.h"
 #include "engine/tunnel.h"
 
 #define NO_SLOT UINT32_MAX
@@ -190,12 +191,74 @@ void tunnel_flush_dirty(struct shard *s)
 	ndirty = 0;
 }
 
+#define TLS_BATCH (256u * 1024)
+
+static void item_done(struct shard *s, struct outitem *it);
+
+/* TLS: encrypt queued items (up to TLS_BATCH of plaintext) once the previous ciphertext
+ * is sent, and send the ciphertext. Items are released as soon as they are encrypted. */
+static void tls_flush(struct shard *s, struct conn *c)
+{
+	struct tunnel *t = c->u.tun;
+	if (t->tls_out_off == t->tls_out_len) {
+		t->tls_out_off = t->tls_out_len = 0;
+		size_t budget = TLS_BATCH;
+		while (tls_done(t->tls) && t->q_head && budget) {
+			struct outitem *it = t->q_head;
+			uint32_t off = it->off;
+			int r = 0;
+			if (off < it->inl_len) {
+				r = tls_write(t->tls, it->inl + off, it->inl_len - off);
+				off = 0;
+			} else {
+				off -= it->inl_len;
+			}
+			if (r == 0 && it->data_len > off)
+				r = tls_write(t->tls, it->data + off, it->data_len - off);
+			if (r) {
+				tunnel_fail(s, c, WS_CLOSE_ABNORMAL, tls_error(t->tls));
+				return;
+			}
+			size_t k = (size_t)it->inl_len + it->data_len - it->off;
+			budget = k > budget ? 0 : budget - k;
+			t->q_head = it->next;
+			if (!t->q_head)
+				t->q_tail = NULL;
+			t->q_items--;
+			item_done(s, it);
+		}
+		size_t n = tls_out_pending(t->tls);
+		if (!n)
+			return;
+		if (n > t->tls_out_cap) {
+			uint8_t *nb = realloc(t->tls_out, n);
+			if (!nb) {
+				tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "out of memory");
+				return;
+			}
+			t->tls_out = nb;
+			t->tls_out_cap = (uint32_t)n;
+		}
+		t->tls_out_len = (uint32_t)tls_out_take(t->tls, t->tls_out, n);
+		if (!t->tls_out_len)
+			return;
+	}
+	t->send_inflight = true;
+	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_TUN_SEND, 0);
+	io_uring_prep_send(sqe, c->fd, t->tls_out + t->tls_out_off,
+			   t->tls_out_len - t->tls_out_off, MSG_NOSIGNAL);
+}
+
 static void tunnel_flush(struct shard *s, struct conn *c)
 {
 	struct tunnel *t = c->u.tun;
-	if (t->send_inflight || !t->q_head || c->fd < 0 || c->closing)
+	if (t->send_inflight || c->fd < 0 || c->closing || t->state == TS_CONNECTING)
 		return;
-	if (t->state == TS_CONNECTING || t->state == TS_UPGRADING)
+	if (t->tls) {
+		tls_flush(s, c);
+		return;
+	}
+	if (!t->q_head)
 		return;
 	int n = 0;
 	uint32_t items = 0;
@@ -268,6 +331,21 @@ static void on_tun_send(struct shard *s, struct conn *c, int res)
 			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, strerror(-res));
 		return;
 	}
+	if (t->tls) {
+		t->tls_out_off += (uint32_t)res;
+		t->bytes_out += (uint64_t)res;
+		if (t->sess)
+			__atomic_fetch_add(&t->sess->bytes_out, (uint64_t)res, __ATOMIC_RELAXED);
+		if (c->closing)
+			return;
+		if (t->state == TS_CLOSING && !t->q_head && t->tls_out_off == t->tls_out_len &&
+		    !tls_out_pending(t->tls)) {
+			conn_close(s, c);
+			return;
+		}
+		mark_dirty(s, c);
+		return;
+	}
 	size_t left = (size_t)res;
 	t->bytes_out += left;
 	if (t->sess)
@@ -309,7 +387,12 @@ static void queue_release(struct shard *s, struct tunnel *t)
 
 /* ---- tunnel life ---------------------------------------------------------------- */
 
-static void arm_tun_recv(struct shard *s, struct conn *c)
+void tunnel_mark_dirty(struct shard *s, struct conn *c)
+{
+	mark_dirty(s, c);
+}
+
+void tunnel_arm_recv(struct shard *s, struct conn *c)
 {
 	struct tunnel *t = c->u.tun;
 	if (t->recv_armed || c->closing)
@@ -323,15 +406,79 @@ static void arm_tun_recv(struct shard *s, struct conn *c)
 
 static void tunnel_input(struct shard *s, struct conn *c, const uint8_t *p, size_t n);
 
+static void tls_read_all(struct shard *s, struct conn *c);
+
 void tunnel_start(struct shard *s, struct conn *c, const uint8_t *early, size_t n)
 {
 	struct tunnel *t = c->u.tun;
 	t->state = TS_HELLO;
 	t->last_rx_ms = s->now_ms;
 	t->last_ping_ms = s->now_ms;
-	arm_tun_recv(s, c);
+	tunnel_arm_recv(s, c);
 	if (n)
 		tunnel_input(s, c, early, n);
+	/* A server's TLS session may already hold decrypted frames that arrived with the
+	 * request: read them now, no further bytes may come to trigger it. */
+	if (t->tls && !t->in_tls_read && !c->closing)
+		tls_read_all(s, c);
+}
+
+/* Plaintext from the socket (or from TLS): the client's upgrade response, or frames. */
+static void plain_input(struct shard *s, struct conn *c, const uint8_t *p, size_t n)
+{
+	if (c->u.tun->state == TS_UPGRADING)
+		client_on_head_bytes(s, c, p, n);
+	else
+		tunnel_input(s, c, p, n);
+}
+
+static void tls_read_all(struct shard *s, struct conn *c)
+{
+	static __thread uint8_t plain[64 * 1024];
+	struct tunnel *t = c->u.tun;
+	t->in_tls_read = true;
+	while (!c->closing) {
+		int r = tls_read(t->tls, plain, sizeof(plain));
+		if (r > 0) {
+			plain_input(s, c, plain, (size_t)r);
+			continue;
+		}
+		if (r == -2)
+			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "the peer closed the TLS session");
+		else if (r < 0)
+			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, tls_error(t->tls));
+		break;
+	}
+	if (c->kind == CK_TUNNEL && c->u.tun)
+		t->in_tls_read = false;
+}
+
+static void tls_input(struct shard *s, struct conn *c, const uint8_t *p, size_t n)
+{
+	struct tunnel *t = c->u.tun;
+	if (tls_feed(t->tls, p, n)) {
+		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, tls_error(t->tls));
+		return;
+	}
+	if (!tls_done(t->tls)) {
+		int r = tls_handshake(t->tls);
+		mark_dirty(s, c); /* handshake records to send, or an alert */
+		if (r < 0) {
+			STAT_ADD(s, handshake_failures, 1);
+			STAT_ADD(s, hs_fail[HS_TLS], 1);
+			if (t->role == WS_ROLE_CLIENT)
+				client_on_tls_failed(s, c, tls_error(t->tls));
+			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, tls_error(t->tls));
+			return;
+		}
+		if (r == 0)
+			return;
+		if (t->role == WS_ROLE_CLIENT)
+			client_on_tls_ready(s, c);
+		if (c->closing)
+			return;
+	}
+	tls_read_all(s, c);
 }
 
 static void notify_closed(struct shard *s, struct conn *c)
@@ -414,6 +561,8 @@ void tunnel_release(struct shard *s, struct conn *c)
 	queue_release(s, t);
 	idmap_free(&t->ids);
 	free(t->head);
+	tls_free(t->tls);
+	free(t->tls_out);
 	free(t);
 	c->u.tun = NULL;
 }
@@ -748,7 +897,10 @@ static void on_tun_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cq
 			if (t->sess)
 				__atomic_fetch_add(&t->sess->bytes_in, (uint64_t)res,
 						   __ATOMIC_RELAXED);
-			tunnel_input(s, c, bufring_addr(&s->tun_ring, bid), (size_t)res);
+			if (t->tls)
+				tls_input(s, c, bufring_addr(&s->tun_ring, bid), (size_t)res);
+			else
+				plain_input(s, c, bufring_addr(&s->tun_ring, bid), (size_t)res);
 		}
 		bufring_put(&s->tun_ring, bid);
 	}
@@ -767,7 +919,7 @@ static void on_tun_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cq
 		}
 	}
 	if (!t->recv_armed)
-		arm_tun_recv(s, c);
+		tunnel_arm_recv(s, c);
 }
 
 /* ---- messages -------------------------------------------------------------------- */

@@ -31,6 +31,7 @@
 
 enum tunnel_state {
 	TS_CONNECTING, /* client: TCP connect in flight */
+	TS_TLS,        /* client: TLS handshake (wss://) */
 	TS_UPGRADING,  /* client: upgrade request sent, reading the response */
 	TS_HELLO,      /* server: waiting for HELLO; client: waiting for WELCOME */
 	TS_READY,
@@ -113,6 +114,12 @@ struct tunnel {
 	int lane_id;  /* client: which lane this is */
 	const struct addrlist *upstream_addrs; /* client */
 
+	/* TLS (wss://, or a server with --auto-tls / --tls-cert): ciphertext to send */
+	struct tls *tls;
+	uint8_t *tls_out;
+	uint32_t tls_out_len, tls_out_off, tls_out_cap;
+	bool in_tls_read;
+
 	/* client upgrade */
 	char *head;
 	uint32_t head_len, head_cap;
@@ -137,6 +144,12 @@ void stream_release(struct shard *s, struct conn *c);
 /* Queue one tunnel message (already encoded) as a binary frame. 0 or -ENOMEM. */
 int tunnel_send_msg(struct shard *s, struct conn *c, const uint8_t *m, size_t len);
 
+/* Start reading the socket (multishot recv) if not already. */
+void tunnel_arm_recv(struct shard *s, struct conn *c);
+
+/* Mark the tunnel for a flush at the end of this loop turn. */
+void tunnel_mark_dirty(struct shard *s, struct conn *c);
+
 /* Queue raw bytes (no WebSocket framing): the server's 101 response. 0 or -ENOMEM. */
 int tunnel_send_raw(struct shard *s, struct conn *c, const void *p, size_t len);
 
@@ -156,6 +169,11 @@ void server_on_tunnel_msg(struct shard *s, struct conn *c, const struct tun_msg 
 void client_on_tunnel_msg(struct shard *s, struct conn *c, const struct tun_msg *m);
 void server_on_tunnel_closed(struct shard *s, struct conn *c);
 void client_on_tunnel_closed(struct shard *s, struct conn *c);
+
+/* Client: TLS is up (send the upgrade request); bytes of the upgrade response. */
+void client_on_tls_ready(struct shard *s, struct conn *c);
+void client_on_head_bytes(struct shard *s, struct conn *c, const uint8_t *p, size_t n);
+void client_on_tls_failed(struct shard *s, struct conn *c, const char *why);
 
 /* Client: a server-opened stream arrived; dial upstream. */
 void stream_open_client(struct shard *s, struct conn *c, uint32_t id, uint16_t port);

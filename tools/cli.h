@@ -56,9 +56,8 @@ enum cli_kind cli_parse(int argc, char **argv, struct cli_cmd *out, char *err, s
 /* Free what *cmd owns (NULL-tolerant). */
 void cli_cmd_free(struct cli_cmd *cmd);
 
-/* TLS is not in this build yet: returns a message explaining why *cmd cannot run (a server
- * with --auto-tls or --tls-cert/--tls-key, a client or status with a wss:// URL), or NULL
- * when it can. The one place to delete once TLS lands. */
+/* Returns a message explaining why *cmd cannot run for lack of TLS support (only `status`
+ * with an https:// or wss:// URL), or NULL when it can. */
 const char *cli_check_tls_supported(const struct cli_cmd *cmd);
 
 /* Print the help text of a command (its description, usage, examples and every flag with

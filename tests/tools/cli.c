@@ -111,8 +111,7 @@ Test(cli, helm_client_chart_args)
 	cr_assert_eq(cmd.cfg.nports, 1);
 	cr_assert_eq(cmd.cfg.ports[0], 9090);
 	cr_assert_not(cmd.cfg.auto_tls);
-	/* wss:// parses; running it is refused until TLS lands. */
-	cr_assert_not_null(cli_check_tls_supported(&cmd));
+	cr_assert_null(cli_check_tls_supported(&cmd));
 }
 
 Test(cli, implied_tcp_forms)
@@ -193,15 +192,18 @@ Test(cli, server_generate_parsed)
 
 Test(cli, tls_check)
 {
+	/* Servers and clients run with TLS; only `status` refuses https:// and wss://. */
 	cr_assert_eq(PARSE("ringlet", "server", "--token=a"), CLI_SERVER);
 	cr_assert(cmd.cfg.auto_tls);
-	cr_assert_not_null(strstr(cli_check_tls_supported(&cmd), "--auto-tls=false"));
+	cr_assert_null(cli_check_tls_supported(&cmd));
 	cr_assert_eq(PARSE("ringlet", "server", "--token=a", "--auto-tls=false",
 	                   "--tls-cert=/c", "--tls-key=/k"),
 	             CLI_SERVER);
-	cr_assert_not_null(cli_check_tls_supported(&cmd));
+	cr_assert_null(cli_check_tls_supported(&cmd));
 	cr_assert_eq(PARSE("ringlet", "client", "--token=a", "--url=wss://h", "-p1"),
 	             CLI_CLIENT);
+	cr_assert_null(cli_check_tls_supported(&cmd));
+	cr_assert_eq(PARSE("ringlet", "status", "--token=a", "--url=wss://h"), CLI_STATUS);
 	cr_assert_not_null(cli_check_tls_supported(&cmd));
 }
 
