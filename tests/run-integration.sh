@@ -11,7 +11,7 @@ export RINGLET_BIN
 : "${JOBS:=4}"
 : "${TEST_TIMEOUT:=600}"
 logdir=$(mktemp -d /tmp/ringlet-it.XXXXXX)
-tests=$(ls tests/integration/*.sh tests/integration/*.py 2>/dev/null | sort)
+tests=$(ls tests/integration/test_*.sh tests/integration/test_*.py 2>/dev/null | sort)
 [ -n "${ONLY:-}" ] && tests=$(printf '%s\n' $tests | grep -- "$ONLY")
 
 

@@ -4,7 +4,8 @@
 set -u
 pass=0 fail=0 failed=""
 for t in "$@"; do
-	out=$("$t" --jobs 2 2>&1)
+	# A hung test must not hang CI: each binary gets UNIT_TIMEOUT seconds.
+	out=$(timeout -k 5 "${UNIT_TIMEOUT:-300}" "$t" --jobs 2 2>&1)
 	rc=$?
 	syn=$(printf '%s\n' "$out" | grep 'Synthesis:' | tail -n 1)
 	tested=$(printf '%s' "$syn" | sed -n 's/.*Tested: \([0-9]*\).*/\1/p')

@@ -409,9 +409,9 @@ Test(cli_main, help_exits_0, .init = cr_redirect_stdout)
 	cr_assert_eq(MAIN("ringlet", "help"), 0);
 }
 
-Test(cli_main, tls_refused_exits_2, .init = cr_redirect_stderr)
+Test(cli_main, status_over_tls_refused_exits_2, .init = cr_redirect_stderr)
 {
-	cr_assert_eq(MAIN("ringlet", "server", "--token=a"), 2);
+	cr_assert_eq(MAIN("ringlet", "status", "--token=a", "--url=wss://h"), 2);
 }
 
 /* --generate systemd prints a unit that runs the same command and flags; the unit's
