@@ -158,8 +158,10 @@ static bool path_is(const struct http_request *req, const char *p)
 static void unauthorized(struct shard *s, struct conn *c, const struct http_request *req)
 {
 	struct http_conn *h = c->u.http;
-	log_warn("unauthorized request rejected", "remote=%s path=%s why=%s", h->remote,
-		 httpd_path_names[h->path], req->authorization.len ? "wrong-token" : "no-token");
+	log_warn(h->path == RP_CONNECT ? "unauthorized tunnel connection rejected" :
+					 "unauthorized request rejected",
+		 "remote=%s path=%s why=%s", h->remote, httpd_path_names[h->path],
+		 req->authorization.len ? "wrong-token" : "no-token");
 	if (h->path == RP_CONNECT)
 		STAT_ADD(s, hs_fail[HS_UNAUTHORIZED], 1);
 	httpd_respond(s, c, 401, "text/plain; charset=utf-8",
