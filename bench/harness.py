@@ -1,0 +1,1134 @@
+#!/usr/bin/env python3
+"""ringlet benchmark harness (python3, standard library only). Run through bench/run.sh.
+
+Starts one upstream (`loadgen serve`, on 127.0.0.2), every path in front of it (direct,
+haproxy one hop, socat one hop, and each tunnel of bench/tunnels/*.conf, ringlet among
+them), then runs the scenarios with `loadgen` as the client. Within a scenario every figure
+is measured for every path in turn, repetition after repetition (A B C A B C ...), so slow
+drifts of the machine hit all paths alike. Writes results.json (every sample, the machine,
+the exact commands), summary.md (one table per scenario, ratios to direct from the same
+run) and PNG plots (gnuplot) into $BENCH_OUT/<timestamp>/.
+
+Everything listens and connects on 127.0.0.0/8 only. Every wait has a deadline.
+"""
+import json
+import os
+import platform
+import queue
+import random
+import re
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(REPO, "bench")
+UPSTREAM_HOST = "127.0.0.2"
+PUBLIC_HOST = "127.0.0.1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+MAGIC = 0x31474C52  # loadgen's "RLG1"
+OP_RR = 3
+KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
+
+SCENARIOS = {1: "bulk", 2: "rr", 3: "churn", 4: "scale", 5: "slow", 6: "federation"}
+TITLES = {
+    "idle": "Idle memory (each fresh start of a path, before any stream)",
+    "bulk": "1. Bulk throughput",
+    "rr": "2. Request/response latency (64 B requests, fixed concurrency)",
+    "churn": "3. Connection churn (connect, one request, close)",
+    "scale": "4. Scale: idle streams, then a low request rate over all of them",
+    "slow": "5. Slow consumer (reader stops while the upstream sends)",
+    "federation": "6. Federation-shaped response (a pause, then a large body)",
+}
+
+
+# ---- configuration -----------------------------------------------------------------------
+
+
+def env_flag(name):
+    return os.environ.get(name, "") not in ("", "0", "no", "false")
+
+
+def profile():
+    """Durations and sizes of the run: default, BENCH_QUICK=1 or BENCH_TINY=1."""
+    p = dict(
+        name="default",
+        reps=3,
+        long_reps=3,  # scenarios 4-6, whose single runs take seconds by their nature
+        bulk_s=2.0,
+        bulk_cases=[("up", 1), ("down", 1), ("up", 8), ("down", 8)],
+        iperf3_streams=[1, 8],  # the bulk cases iperf3 also runs (the calibration)
+        rr_s=2.0,
+        rr_conc=16,
+        rr_sizes=[KIB, 64 * KIB, MIB],
+        churn_s=2.0,
+        churn_conc=16,
+        scale_n=10000,
+        scale_idle_s=2.0,
+        scale_active_s=3.0,
+        scale_rate=1000.0,
+        slow_bytes=GIB,
+        slow_pause_s=3.0,
+        fed_bytes=250 * 1000 * 1000,
+        fed_delay_ms=5000,
+    )
+    if env_flag("BENCH_QUICK"):
+        p.update(name="quick", bulk_s=0.5, rr_s=0.5, churn_s=0.5, long_reps=1,
+                 iperf3_streams=[1],
+                 scale_idle_s=1.0, scale_active_s=1.5, slow_pause_s=1.5)
+    if env_flag("BENCH_TINY"):
+        p.update(name="tiny", reps=1, long_reps=1, bulk_s=0.3,
+                 bulk_cases=[("up", 1), ("down", 1)], rr_s=0.3, rr_conc=4,
+                 rr_sizes=[KIB, 64 * KIB], churn_s=0.3, churn_conc=4, scale_n=200,
+                 scale_idle_s=0.3, scale_active_s=0.5, scale_rate=200.0,
+                 slow_bytes=32 * MIB, slow_pause_s=0.5, fed_bytes=10 * 1000 * 1000,
+                 fed_delay_ms=300)
+    if os.environ.get("BENCH_REPS"):
+        p["reps"] = p["long_reps"] = max(1, int(os.environ["BENCH_REPS"]))
+    return p
+
+
+def size_name(n):
+    if n >= MIB and n % MIB == 0:
+        return "%d MiB" % (n // MIB)
+    if n >= KIB and n % KIB == 0:
+        return "%d KiB" % (n // KIB)
+    return "%d B" % n
+
+
+# ---- processes -----------------------------------------------------------------------------
+
+
+class Proc:
+    """A background process in its own process group, output to a log file."""
+
+    def __init__(self, name, argv, logdir, stdout_to_log=True):
+        self.name = name
+        self.argv = argv
+        self.log = os.path.join(logdir, re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".log")
+        self.logf = open(self.log, "ab")
+        self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                  stdout=self.logf if stdout_to_log else subprocess.DEVNULL,
+                                  stderr=self.logf, start_new_session=True)
+        self.pid = self.p.pid
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self, grace=3.0):
+        if self.alive():
+            try:
+                os.killpg(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.p.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.pid, signal.SIGKILL)  # the group: forked children too (socat)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.logf.close()
+
+    def log_tail(self, n=5):
+        try:
+            with open(self.log, "rb") as f:
+                lines = f.read()[-8192:].decode(errors="replace").splitlines()
+            return lines[-n:]
+        except OSError:
+            return []
+
+
+ALL_PROCS = []
+
+
+def cleanup(*_):
+    for p in list(ALL_PROCS):
+        p.stop(grace=1.0)
+    ALL_PROCS.clear()
+
+
+def start(name, argv, logdir, **kw):
+    p = Proc(name, argv, logdir, **kw)
+    ALL_PROCS.append(p)
+    return p
+
+
+def stop(p):
+    p.stop()
+    if p in ALL_PROCS:
+        ALL_PROCS.remove(p)
+
+
+def _stat_fields(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        s = f.read()
+    return s[s.rindex(")") + 2:].split()
+
+
+def _children(pid):
+    """Descendants of pid (one /proc scan)."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            ppid = int(_stat_fields(int(d))[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        kids.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        for c in kids.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def cpu_seconds(pids, tree=False):
+    """utime+stime of pids (all their threads) plus reaped children (cutime+cstime), and of
+    their live descendants when tree is set (socat forks one child per connection)."""
+    total = 0
+    for pid in pids:
+        procs = [pid] + (_children(pid) if tree else [])
+        for i, q in enumerate(procs):
+            try:
+                f = _stat_fields(q)
+            except (OSError, IndexError):
+                continue
+            total += int(f[11]) + int(f[12])
+            if i == 0:
+                total += int(f[13]) + int(f[14])
+    return total / CLK_TCK
+
+
+def status_kib(pid, key):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def rss_kib(pid, tree=False):
+    pids = [pid] + (_children(pid) if tree else [])
+    vals = [status_kib(p, "VmRSS") for p in pids]
+    vals = [v for v in vals if v is not None]
+    return sum(vals) if vals else None
+
+
+# ---- ports and probes ----------------------------------------------------------------------
+
+
+def _bindable(host, port):
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def free_port(*hosts, taken=set()):
+    """A port free on every host (ringlet's data plane and its upstream share the number)."""
+    for _ in range(500):
+        with socket.socket() as s:
+            s.bind((hosts[0], 0))
+            port = s.getsockname()[1]
+        if port not in taken and all(_bindable(h, port) for h in hosts[1:]):
+            taken.add(port)
+            return port
+    raise RuntimeError("no free port")
+
+
+def _accepts(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def probe(host, port, timeout=2.0):
+    """One loadgen request through the path: 64-byte RR message, 16-byte answer."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(struct.pack("<IHHQ", MAGIC, OP_RR, 0, 16) + bytes(48))
+            got = b""
+            while len(got) < 16:
+                b = s.recv(16 - len(got))
+                if not b:
+                    return False
+                got += b
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(pred, timeout, step=0.05):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+# ---- paths -----------------------------------------------------------------------------------
+
+
+class Path:
+    """Something between the load generator and the upstream. kind: direct, proxy (one hop:
+    haproxy, socat) or tunnel (a template). procs are the processes whose CPU and memory
+    are measured: role -> Proc."""
+
+    def __init__(self, name, kind, upstream_port):
+        self.name = name
+        self.kind = kind
+        self.upstream_port = upstream_port
+        self.host, self.port = UPSTREAM_HOST, upstream_port
+        self.procs = {}
+        self.commands = {}
+        self.tree = False  # count forked children (socat)
+        self.scale = True
+        self.error = None
+        self.starts = 0
+
+    def addr(self):
+        return "%s:%d" % (self.host, self.port)
+
+    def pids(self):
+        return [p.pid for p in self.procs.values()]
+
+    def start(self, ctx):
+        self.starts += 1
+
+    def stop(self):
+        for p in self.procs.values():
+            stop(p)
+        self.procs = {}
+
+    def healthy(self):
+        return all(p.alive() for p in self.procs.values())
+
+    def ready(self, timeout=15.0):
+        if not wait_until(lambda: not self.healthy() or probe(self.host, self.port),
+                          timeout, 0.1) or not self.healthy():
+            tails = {r: p.log_tail() for r, p in self.procs.items()}
+            why = "exited" if not self.healthy() else "no request went through in %.0fs" % timeout
+            self.error = "%s: %s" % (why, json.dumps(tails))
+            return False
+        return True
+
+
+class Direct(Path):
+    def __init__(self, upstream_port):
+        super().__init__("direct", "direct", upstream_port)
+
+
+class Haproxy(Path):
+    def __init__(self, upstream_port, nofile):
+        super().__init__("haproxy", "proxy", upstream_port)
+        # Two descriptors per stream, two per splice pipe, some of haproxy's own: haproxy
+        # refuses to start when maxconn needs more than the open-file limit.
+        self.maxpipes = 256
+        self.maxconn = max(100, min(30000, (nofile - 300 - 2 * self.maxpipes) // 2))
+
+    def start(self, ctx):
+        super().start(ctx)
+        self.host, self.port = PUBLIC_HOST, free_port(PUBLIC_HOST)
+        cfg = os.path.join(ctx.workdir, "haproxy.cfg")
+        with open(cfg, "w") as f:
+            f.write("""global
+    maxconn %d
+    maxpipes %d
+    nbthread %d
+defaults
+    mode tcp
+    option splice-auto
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+frontend bench
+    bind %s:%d
+    maxconn %d
+    default_backend upstream
+backend upstream
+    server upstream %s:%d maxconn %d
+""" % (self.maxconn, self.maxpipes, os.cpu_count() or 1, self.host, self.port, self.maxconn, UPSTREAM_HOST,
+                self.upstream_port, self.maxconn))
+        argv = ["haproxy", "-db", "-f", cfg]
+        self.commands = {"proxy": argv, "config": open(cfg).read()}
+        self.procs = {"proxy": start("haproxy", argv, ctx.logdir)}
+
+
+class Socat(Path):
+    def __init__(self, upstream_port):
+        super().__init__("socat", "proxy", upstream_port)
+        self.tree = True
+        self.scale = False  # a process per connection: 10k streams would be 10k processes
+
+    def start(self, ctx):
+        super().start(ctx)
+        self.host, self.port = PUBLIC_HOST, free_port(PUBLIC_HOST)
+        # 128 KiB transfers and TCP_NODELAY on both sockets: with its defaults (8 KiB,
+        # Nagle) socat stalls 40 ms on every multi-segment response (delayed ACK).
+        argv = ["socat", "-b", "131072",
+                "TCP-LISTEN:%d,bind=%s,reuseaddr,fork,backlog=4096,nodelay" % (self.port,
+                                                                              self.host),
+                "TCP:%s:%d,nodelay" % (UPSTREAM_HOST, self.upstream_port)]
+        self.commands = {"proxy": argv}
+        self.procs = {"proxy": start("socat", argv, ctx.logdir)}
+
+
+def parse_template(fn):
+    t = {}
+    with open(fn) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            k, v = line.split("=", 1)
+            t[k.strip()] = v.strip()
+    t.setdefault("name", os.path.splitext(os.path.basename(fn))[0])
+    t["file"] = os.path.relpath(fn, REPO)
+    return t
+
+
+class Tunnel(Path):
+    def __init__(self, tpl, upstream_port, ringlet):
+        super().__init__(tpl["name"], "tunnel", upstream_port)
+        self.tpl = tpl
+        self.ringlet = ringlet
+        self.scale = tpl.get("scale", "yes").lower() not in ("no", "false", "0")
+
+    def subst(self, s, vals):
+        return re.sub(r"\{(\w+)\}", lambda m: str(vals[m.group(1)]), s)
+
+    def missing(self):
+        for req in self.tpl.get("requires", "").split():
+            req = req.replace("{ringlet}", self.ringlet)
+            if not (shutil.which(req) or (os.path.isfile(req) and os.access(req, os.X_OK))):
+                return req
+        return None
+
+    def start(self, ctx):
+        super().start(ctx)
+        vals = dict(control_port=free_port(PUBLIC_HOST), upstream_host=UPSTREAM_HOST,
+                    upstream_port=self.upstream_port, token_file=ctx.token_file,
+                    token=ctx.token, ringlet=self.ringlet)
+        vals["public_port"] = (int(self.subst(self.tpl["public_port"], vals))
+                               if "public_port" in self.tpl else free_port(PUBLIC_HOST))
+        self.host = self.subst(self.tpl.get("public_host", PUBLIC_HOST), vals)
+        self.port = vals["public_port"]
+        srv = shlex.split(self.subst(self.tpl["server"], vals))
+        cli = shlex.split(self.subst(self.tpl["client"], vals))
+        self.commands = {"server": srv, "client": cli, "template": self.tpl["file"]}
+        self.procs = {"server": start(self.name + "-server", srv, ctx.logdir)}
+        # Start the client once the server accepts on the control port, so it does not
+        # begin with a refused dial and a reconnect back-off. (If it never does, the
+        # readiness check below reports it.)
+        ctl = vals["control_port"]
+        wait_until(lambda: not self.procs["server"].alive() or _accepts(PUBLIC_HOST, ctl),
+                   10, 0.02)
+        self.procs["client"] = start(self.name + "-client", cli, ctx.logdir)
+
+    def ready(self, timeout=15.0):
+        pat = self.tpl.get("ready")
+        if pat:
+            cli = self.procs["client"]
+
+            def seen():
+                try:
+                    with open(cli.log, "rb") as f:
+                        return pat.encode() in f.read()
+                except OSError:
+                    return False
+
+            if not wait_until(lambda: not self.healthy() or seen(), timeout, 0.05) or \
+                    not self.healthy():
+                tails = {r: p.log_tail() for r, p in self.procs.items()}
+                why = "exited" if not self.healthy() else "no %r from the client in %.0fs" % (
+                    pat, timeout)
+                self.error = "%s: %s" % (why, json.dumps(tails))
+                return False
+        return super().ready(timeout)
+
+
+# ---- the run -------------------------------------------------------------------------------
+
+
+def median_stats(vals):
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return None
+    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals),
+            "n": len(vals)}
+
+
+def cpu_busy(seconds=1.0):
+    """Share of all CPUs busy (not idle or iowait) over `seconds`, from /proc/stat: what
+    else runs on the machine when sampled while the harness itself is quiet."""
+    def snap():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]
+    try:
+        t0, i0 = snap()
+        time.sleep(seconds)
+        t1, i1 = snap()
+    except (OSError, ValueError, IndexError):
+        return None
+    return round(100.0 * (1 - (i1 - i0) / (t1 - t0)), 1) if t1 > t0 else None
+
+
+def cmd_version(argv, pattern=None):
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        text = (out.stdout + out.stderr).strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if pattern:
+        m = re.search(pattern, text)
+        return m.group(0) if m else text.splitlines()[0] if text else None
+    return text.splitlines()[0] if text else None
+
+
+def machine_info(ringlet, nofile):
+    cpu = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = status = None
+    try:
+        with open("/proc/meminfo") as f:
+            mem = int(f.readline().split()[1]) // 1024
+    except OSError:
+        pass
+    try:
+        with open("/etc/os-release") as f:
+            status = dict(l.rstrip().split("=", 1) for l in f if "=" in l).get(
+                "PRETTY_NAME", "").strip('"')
+    except OSError:
+        pass
+    git = cmd_version(["git", "-C", REPO, "rev-parse", "--short=12", "HEAD"])
+    dirty = cmd_version(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"])
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": cpu,
+        "kernel": platform.release(),
+        "os": status,
+        "mem_mib": mem,
+        "nofile_limit": nofile,
+        "versions": {
+            "ringlet": cmd_version([ringlet, "version"]),
+            "haproxy": cmd_version(["haproxy", "-v"], r"HAProxy version \S+"),
+            "socat": cmd_version(["socat", "-V"], r"socat version \S+"),
+            "iperf3": cmd_version(["iperf3", "--version"], r"iperf \S+"),
+            "gnuplot": cmd_version(["gnuplot", "--version"]),
+            "python": platform.python_version(),
+        },
+        "git": {"head": git, "dirty": bool(dirty)},
+    }
+
+
+class Ctx:
+    pass
+
+
+class Runner:
+    def __init__(self):
+        self.prof = profile()
+        build = os.environ.get("RINGLET_BUILD", "build")
+        self.ringlet = os.path.abspath(os.environ.get("RINGLET_BIN") or
+                                       os.path.join(REPO, build, "ringlet"))
+        lg = os.environ.get("LOADGEN_BIN")
+        if not lg:
+            lg = os.path.join(os.path.dirname(self.ringlet), "bench", "loadgen")
+            if not os.path.exists(lg):
+                lg = os.path.join(REPO, build, "bench", "loadgen")
+        self.loadgen = os.path.abspath(lg)
+        for b in (self.ringlet, self.loadgen):
+            if not os.access(b, os.X_OK):
+                print("bench: %s not found (run `make bench`, or set RINGLET_BIN/LOADGEN_BIN)"
+                      % b, file=sys.stderr)
+                sys.exit(77)
+        sel = os.environ.get("BENCH_SCENARIOS", "").strip()
+        self.scenarios = sorted({int(x) for x in re.split(r"[ ,]+", sel) if x} if sel
+                                else SCENARIOS)
+        bad = [s for s in self.scenarios if s not in SCENARIOS]
+        if bad:
+            sys.exit("bench: unknown scenario(s) %s (1-6)" % bad)
+        ts = time.strftime("%Y%m%d-%H%M%S")
+        base = os.path.abspath(os.environ.get("BENCH_OUT") or os.path.join(BENCH, "results"))
+        self.out = os.path.join(base, ts)
+        n = 1
+        while os.path.exists(self.out):
+            n += 1
+            self.out = os.path.join(base, "%s-%d" % (ts, n))
+        self.ctx = Ctx()
+        self.ctx.logdir = os.path.join(self.out, "logs")
+        self.ctx.workdir = os.path.join(self.out, "work")
+        os.makedirs(self.ctx.logdir)
+        os.makedirs(self.ctx.workdir)
+        self.ctx.token = "%032x" % random.getrandbits(128)
+        self.ctx.token_file = os.path.join(self.ctx.workdir, "token")
+        with open(self.ctx.token_file, "w") as f:
+            f.write(self.ctx.token + "\n")
+        import resource
+        self.nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self.samples = []
+        self.skipped = []
+        self.t0 = time.monotonic()
+        self.step = 0
+        self.steps = 0
+        self.tty = sys.stderr.isatty()
+
+    # -- progress ------------------------------------------------------------------------
+
+    def progress(self, what):
+        self.step += 1
+        el = time.monotonic() - self.t0
+        line = "bench: [%3d/%d] %s  (%d:%02d elapsed)" % (self.step, self.steps, what,
+                                                          el // 60, el % 60)
+        if self.tty:
+            sys.stderr.write("\r\033[K" + line)
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def note(self, msg):
+        sys.stderr.write(("\r\033[K" if self.tty else "") + "bench: " + msg + "\n")
+        sys.stderr.flush()
+
+    # -- paths -----------------------------------------------------------------------------
+
+    def build_paths(self):
+        want = os.environ.get("BENCH_PATHS", "").strip()
+        want = [w for w in re.split(r"[ ,]+", want) if w] if want else None
+        ups = lambda: free_port(UPSTREAM_HOST, PUBLIC_HOST)
+        cands = [Direct(ups()), Haproxy(ups(), self.nofile), Socat(ups())]
+        for fn in sorted(os.listdir(os.path.join(BENCH, "tunnels"))):
+            if fn.endswith(".conf"):
+                tpl = parse_template(os.path.join(BENCH, "tunnels", fn))
+                cands.append(Tunnel(tpl, ups(), self.ringlet))
+        self.paths = []
+        for p in cands:
+            if want is not None and p.name not in want:
+                continue
+            miss = p.missing() if isinstance(p, Tunnel) else (
+                None if p.kind == "direct" or shutil.which(p.name) else p.name)
+            if miss:
+                self.skipped.append({"path": p.name, "reason": "%s not found" % miss})
+                self.note("skipping path %s: %s not found" % (p.name, miss))
+                continue
+            self.paths.append(p)
+        if want:
+            unknown = set(want) - {p.name for p in cands}
+            if unknown:
+                sys.exit("bench: unknown path(s) %s" % ", ".join(sorted(unknown)))
+        if not any(p.name == "direct" for p in self.paths):
+            sys.exit("bench: the direct path is the baseline; keep it in BENCH_PATHS")
+
+    def start_paths(self, scenario):
+        """(Re)start every path so each scenario begins from fresh processes; records each
+        fresh process's idle memory. Returns the paths that are ready."""
+        ready = []
+        for p in self.paths:
+            if p.kind == "direct":
+                ready.append(p)
+                continue
+            if p.procs:
+                p.stop()
+            p.error = None
+            try:
+                p.start(self.ctx)
+                ok = p.ready()
+            except (OSError, ValueError, KeyError, RuntimeError) as e:
+                p.error, ok = "start failed: %s" % e, False
+            if not ok:
+                self.note("path %s failed to start: %s" % (p.name, p.error))
+                self.samples.append(dict(scenario="start", case=SCENARIOS.get(scenario, "?"),
+                                         path=p.name, ok=False, error=p.error))
+                p.stop()
+                continue
+            time.sleep(0.2)
+            m = {}
+            for role, proc in p.procs.items():
+                r = rss_kib(proc.pid, p.tree)
+                if r is not None:
+                    m["%s_rss_mib" % ("server" if role == "proxy" else role)] = r / 1024
+            self.samples.append(dict(scenario="idle", case="fresh start", path=p.name,
+                                     ok=True, metrics=m, before=SCENARIOS.get(scenario)))
+            ready.append(p)
+        return ready
+
+    # -- running one client ------------------------------------------------------------------
+
+    def run_client(self, argv, timeout, on_line=None, sample=None):
+        """Runs a client to completion (bounded by timeout). on_line(line) sees each stdout
+        line as it comes; sample() is called every 50 ms while it runs. Returns (rc, last
+        JSON object or None, stderr tail, wall seconds)."""
+        t0 = time.monotonic()
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, start_new_session=True, text=True)
+        lines = queue.Queue()
+
+        def reader():
+            for line in p.stdout:
+                lines.put(line)
+            lines.put(None)
+
+        th = threading.Thread(target=reader, daemon=True)
+        th.start()
+        errbuf = []
+        eth = threading.Thread(target=lambda: errbuf.append(p.stderr.read()), daemon=True)
+        eth.start()
+        result, done, rc = None, False, None
+        deadline = t0 + timeout
+        while not done:
+            if time.monotonic() > deadline:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                rc = "timeout"
+                break
+            try:
+                line = lines.get(timeout=0.05)
+            except queue.Empty:
+                line = ""
+            if sample:
+                sample()
+            if line is None:
+                done = True
+            elif line:
+                line = line.strip()
+                if line.startswith("{"):
+                    try:
+                        result = json.loads(line)
+                    except ValueError:
+                        pass
+                elif on_line:
+                    on_line(line)
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(timeout=5)
+        eth.join(timeout=2)
+        if rc is None:
+            rc = p.returncode
+        err = (errbuf[0] if errbuf else "").strip().splitlines()[-3:]
+        return rc, result, err, time.monotonic() - t0
+
+    def record(self, scen, case, path, rep, argv, rc, res, err, wall, metrics, extra=None):
+        ok = rc == 0 and res is not None and "error" not in res
+        s = dict(scenario=scen, case=case, path=path.name if isinstance(path, Path) else path,
+                 rep=rep, ok=ok, cmd=argv, wall_s=round(wall, 3), result=res,
+                 metrics=metrics)
+        if not ok:
+            s["error"] = (res or {}).get("error") or ("exit %s: %s" % (rc, " | ".join(err)))
+            self.note("%s %s %s rep %d failed: %s" % (scen, case, s["path"], rep + 1,
+                                                       s["error"]))
+        if extra:
+            s.update(extra)
+        self.samples.append(s)
+        return s
+
+    def lg(self, mode, path, *args):
+        return [self.loadgen, mode, "--connect", path.addr()] + [str(a) for a in args]
+
+    # -- scenarios ---------------------------------------------------------------------------
+
+    def interleave(self, cases, reps, paths):
+        for case in cases:
+            for rep in range(reps):
+                for p in paths:
+                    yield case, rep, p
+
+    def s_bulk(self, paths):
+        P = self.prof
+        for (d, n), rep, p in self.interleave(P["bulk_cases"], P["reps"], paths + ["iperf3"]):
+            case = "%s x%d" % (d, n)
+            if p == "iperf3" and n not in P["iperf3_streams"]:
+                continue
+            self.progress("1 bulk %s  %s  rep %d/%d" % (case, getattr(p, "name", p), rep + 1,
+                                                        P["reps"]))
+            if p == "iperf3":
+                self.iperf3(case, d, n, rep)
+                continue
+            if not p.healthy():
+                self.dead(p, "bulk", case, rep)
+                continue
+            argv = self.lg("bulk", p, "--dir", d, "--streams", n, "--seconds", P["bulk_s"])
+            c0 = cpu_seconds(p.pids(), p.tree)
+            rc, res, err, wall = self.run_client(argv, P["bulk_s"] + 60)
+            cpu = cpu_seconds(p.pids(), p.tree) - c0
+            m = {}
+            if res and "gbps" in res:
+                m["gbps"] = res["gbps"]
+                if p.kind != "direct" and res.get("bytes_total"):
+                    m["cpu_s"] = round(cpu, 3)
+                    m["cpu_s_per_gb"] = cpu / (res["bytes_total"] / 1e9)
+            self.record("bulk", case, p, rep, argv, rc, res, err, wall, m)
+
+    def iperf3(self, case, d, n, rep):
+        P = self.prof
+        # iperf3 takes whole seconds: at least 1 s, never shorter than loadgen's run (a
+        # longer run only helps iperf3, whose figure then includes less start-up).
+        secs = max(1, int(P["bulk_s"] + 0.999))
+        argv = ["iperf3", "-c", UPSTREAM_HOST, "-p", str(self.iperf_port), "-t", str(secs),
+                "-J", "-P", str(n)] + (["-R"] if d == "down" else [])
+        t0 = time.monotonic()
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=P["bulk_s"] + 30)
+            rc, res = out.returncode, json.loads(out.stdout) if out.stdout.strip() else None
+            err = out.stderr.strip().splitlines()[-3:]
+        except subprocess.TimeoutExpired:
+            rc, res, err = "timeout", None, []
+        except ValueError:
+            rc, res, err = "bad json", None, []
+        m = {}
+        if res and "end" in res and "sum_received" in res["end"]:
+            m["gbps"] = res["end"]["sum_received"]["bits_per_second"] / 1e9
+            summary = {"gbps": m["gbps"], "bytes": res["end"]["sum_received"]["bytes"],
+                       "seconds": res["end"]["sum_received"]["seconds"]}
+        else:
+            summary = None
+            if res and "error" in res:
+                err = [res["error"]]
+        self.record("bulk", case, "iperf3", rep, argv, rc, summary, err,
+                    time.monotonic() - t0, m, {"note": "iperf3 client and server, direct "
+                                                      "loopback: calibrates loadgen"})
+
+    def s_rr(self, paths):
+        P = self.prof
+        for size, rep, p in self.interleave(P["rr_sizes"], P["reps"], paths):
+            case = size_name(size)
+            self.progress("2 rr %s  %s  rep %d/%d" % (case, p.name, rep + 1, P["reps"]))
+            if not p.healthy():
+                self.dead(p, "rr", case, rep)
+                continue
+            argv = self.lg("rr", p, "--resp", size, "--conc", P["rr_conc"], "--seconds",
+                           P["rr_s"])
+            c0 = cpu_seconds(p.pids(), p.tree)
+            rc, res, err, wall = self.run_client(argv, P["rr_s"] + 60)
+            cpu = cpu_seconds(p.pids(), p.tree) - c0
+            m = {}
+            if res and "rps" in res:
+                m["rps"] = res["rps"]
+                lat = res.get("latency_us", {})
+                for q in ("p50", "p90", "p99", "p999"):
+                    if q in lat:
+                        m[q + "_us"] = lat[q]
+                if p.kind != "direct" and res.get("requests_total"):
+                    m["cpu_us_per_req"] = cpu / res["requests_total"] * 1e6
+            self.record("rr", case, p, rep, argv, rc, res, err, wall, m)
+
+    def s_churn(self, paths):
+        P = self.prof
+        for case, rep, p in self.interleave(["conc %d" % P["churn_conc"]], P["reps"], paths):
+            self.progress("3 churn  %s  rep %d/%d" % (p.name, rep + 1, P["reps"]))
+            if not p.healthy():
+                self.dead(p, "churn", case, rep)
+                continue
+            argv = self.lg("churn", p, "--conc", P["churn_conc"], "--seconds", P["churn_s"])
+            rc, res, err, wall = self.run_client(argv, P["churn_s"] + 60)
+            m = {}
+            if res and "streams_per_s" in res:
+                m["streams_per_s"] = res["streams_per_s"]
+                m["errors"] = res.get("errors")
+                lat = res.get("latency_us", {})
+                for q in ("p50", "p99"):
+                    if q in lat:
+                        m[q + "_us"] = lat[q]
+            self.record("churn", case, p, rep, argv, rc, res, err, wall, m)
+
+    def s_scale(self, paths):
+        P = self.prof
+        paths = [p for p in paths if p.scale]
+        for rep in range(P["long_reps"]):
+            for p in paths:
+                n = P["scale_n"]
+                if isinstance(p, Haproxy):
+                    n = min(n, p.maxconn - 10)
+                n = min(n, self.nofile - 100)
+                case = "%d streams" % P["scale_n"]
+                self.progress("4 scale %d streams  %s  rep %d/%d" % (n, p.name, rep + 1,
+                                                                     P["long_reps"]))
+                if p.kind != "direct":  # fresh processes: memory from earlier runs is not ours
+                    p.stop()
+                    p.start(self.ctx)
+                    if not p.ready():
+                        self.record("scale", case, p, rep, [], "start failed", None,
+                                    [p.error or ""], 0, {})
+                        continue
+                    time.sleep(0.3)
+                base = {r: rss_kib(q.pid, p.tree) for r, q in p.procs.items()}
+                idle, peak, phases = {}, {}, {}
+
+                def on_line(line, p=p, idle=idle, phases=phases):
+                    parts = line.split()
+                    if len(parts) >= 2 and parts[0] == "phase":
+                        phases[parts[1]] = time.monotonic()
+                        if parts[1] == "idle":
+                            # Let the last streams settle, then read idle memory.
+                            time.sleep(min(0.5, P["scale_idle_s"] / 2))
+                            for r, q in p.procs.items():
+                                idle[r] = rss_kib(q.pid, p.tree)
+
+                def sample(p=p, peak=peak, phases=phases):
+                    if "active" in phases and "done" not in phases:
+                        for r, q in p.procs.items():
+                            v = rss_kib(q.pid, p.tree)
+                            if v is not None and v > peak.get(r, 0):
+                                peak[r] = v
+
+                argv = self.lg("scale", p, "--streams", n, "--idle-seconds", P["scale_idle_s"],
+                               "--active-seconds", P["scale_active_s"], "--rate", P["scale_rate"])
+                rc, res, err, wall = self.run_client(
+                    argv, P["scale_idle_s"] + P["scale_active_s"] + 120, on_line, sample)
+                m = {}
+                streams = (res or {}).get("streams") or n
+                for r in p.procs:
+                    role = "server" if r == "proxy" else r
+                    if base.get(r) is None:
+                        continue
+                    m["%s_base_rss_mib" % role] = base[r] / 1024
+                    if idle.get(r) is not None:
+                        m["%s_idle_rss_mib" % role] = idle[r] / 1024
+                        m["%s_kib_per_idle_stream" % role] = (idle[r] - base[r]) / streams
+                    if peak.get(r) is not None:
+                        m["%s_active_rss_mib" % role] = peak[r] / 1024
+                        m["%s_kib_per_active_stream" % role] = (peak[r] - base[r]) / streams
+                if res:
+                    m["streams"] = res.get("streams")
+                    m["setup_s"] = res.get("setup_seconds")
+                    m["active_rps"] = res.get("rps")
+                    lat = res.get("latency_us", {})
+                    if "p99" in lat:
+                        m["active_p99_us"] = lat["p99"]
+                self.record("scale", case, p, rep, argv, rc, res, err, wall, m,
+                            {"rss_base_kib": base, "rss_idle_kib": idle, "rss_peak_kib": peak})
+
+    def s_slow(self, paths):
+        P = self.prof
+        case = "%s, %.1fs pause" % (size_name(P["slow_bytes"]) if P["slow_bytes"] % MIB == 0
+                                    else "%d B" % P["slow_bytes"], P["slow_pause_s"])
+        for rep in range(P["long_reps"]):
+            for p in paths:
+                self.progress("5 slow consumer  %s  rep %d/%d" % (p.name, rep + 1,
+                                                                  P["long_reps"]))
+                if p.kind != "direct":
+                    p.stop()
+                    p.start(self.ctx)
+                    if not p.ready():
+                        self.record("slow", case, p, rep, [], "start failed", None,
+                                    [p.error or ""], 0, {})
+                        continue
+                peak, paused = {}, {}
+                series = []
+
+                def sample(p=p, peak=peak, series=series):
+                    row = {}
+                    for r, q in p.procs.items():
+                        v = rss_kib(q.pid, p.tree)
+                        row[r] = v
+                        if v is not None and v > peak.get(r, 0):
+                            peak[r] = v
+                    if len(series) < 4000:
+                        series.append([round(time.monotonic() - t_start, 3), row])
+
+                def on_line(line, p=p, paused=paused):
+                    if line.startswith("phase paused"):
+                        paused["t"] = time.monotonic()
+                    elif line.startswith("phase reading"):
+                        # The peak while nobody reads: what the stall costs.
+                        paused["peak"] = dict(peak)
+
+                t_start = time.monotonic()
+                argv = self.lg("slow", p, "--bytes", P["slow_bytes"], "--pause",
+                               P["slow_pause_s"])
+                rc, res, err, wall = self.run_client(argv, P["slow_pause_s"] + 120, on_line,
+                                                     sample)
+                m = {}
+                if res:
+                    m["byte_exact"] = bool(res.get("byte_exact"))
+                    m["read_s"] = res.get("read_seconds")
+                for r, q in p.procs.items():
+                    role = "server" if r == "proxy" else r
+                    # VmHWM: the process's own peak since its start (it was restarted
+                    # just before), which a 50 ms sampler could miss.
+                    hwm = None if p.tree else status_kib(q.pid, "VmHWM")
+                    pk = max((v for v in (peak.get(r), hwm) if v is not None), default=None)
+                    if pk is not None:
+                        m["%s_peak_rss_mib" % role] = pk / 1024
+                    if paused.get("peak", {}).get(r) is not None:
+                        m["%s_paused_rss_mib" % role] = paused["peak"][r] / 1024
+                self.record("slow", case, p, rep, argv, rc, res, err, wall, m,
+                            {"rss_series_kib": series[::5]})
+
+    def s_federation(self, paths):
+        P = self.prof
+        case = "%d MB after %.1fs" % (P["fed_bytes"] // 1000000, P["fed_delay_ms"] / 1000)
+        for rep in range(P["long_reps"]):
+            for p in paths:
+                self.progress("6 federation  %s  rep %d/%d" % (p.name, rep + 1,
+                                                               P["long_reps"]))
+                if not p.healthy():
+                    self.dead(p, "federation", case, rep)
+                    continue
+                argv = self.lg("http", p, "--bytes", P["fed_bytes"], "--delay-ms",
+                               P["fed_delay_ms"])
+                rc, res, err, wall = self.run_client(argv, P["fed_delay_ms"] / 1000 + 120)
+                m = {}
+                if res and "ttfb_s" in res:
+                    m["ttfb_s"] = res["ttfb_s"]
+                    m["total_s"] = res["total_s"]
+                    m["body_s"] = res["body_s"]
+                    m["byte_exact"] = bool(res.get("byte_exact"))
+                self.record("federation", case, p, rep, argv, rc, res, err, wall, m)
+
+    def dead(self, p, scen, case, rep):
+        tails = {r: q.log_tail() for r, q in p.procs.items() if not q.alive()}
+        self.samples.append(dict(scenario=scen, case=case, path=p.name, rep=rep, ok=False,
+                                 error="path processes exited: %s" % json.dumps(tails)))
+        self.note("%s %s %s: path processes exited" % (scen, case, p.name))
+
+    # -- orchestration -------------------------------------------------------------------------
+
+    def count_steps(self):
+        P, np = self.prof, len(self.paths)
+        n = 0
+        for s in self.scenarios:
+            if s == 1:
+                n += sum(np + (n_ in P["iperf3_streams"]) for _, n_ in P["bulk_cases"]) * P["reps"]
+            elif s == 2:
+                n += len(P["rr_sizes"]) * P["reps"] * np
+            elif s == 3:
+                n += P["reps"] * np
+            elif s == 4:
+                n += P["long_reps"] * len([p for p in self.paths if p.scale])
+            else:
+                n += P["long_reps"] * np
+        return n
+
+    def run(self):
+        self.build_paths()
+        self.steps = self.count_steps()
+        up_ports = [p.upstream_port for p in self.paths]
+        self.iperf_port = free_port(UPSTREAM_HOST)
+        serve_argv = [self.loadgen, "serve"] + sum(
+            (["--listen", "%s:%d" % (UPSTREAM_HOST, u)] for u in up_ports), [])
+        self.serve = start("upstream", serve_argv, self.ctx.logdir)
+        if 1 in self.scenarios:
+            start("iperf3-server", ["iperf3", "-s", "-B", UPSTREAM_HOST, "-p",
+                                    str(self.iperf_port)], self.ctx.logdir)
+        if not wait_until(lambda: all(not _bindable(UPSTREAM_HOST, u) for u in up_ports), 10):
+            sys.exit("bench: the upstream (loadgen serve) did not start: %s"
+                     % self.serve.log_tail())
+        self.note("results in %s (%s profile, scenarios %s, paths %s)" % (
+            self.out, self.prof["name"], ",".join(map(str, self.scenarios)),
+            ",".join(p.name for p in self.paths)))
+        self.busy_before = cpu_busy()
+        if self.busy_before is not None and self.busy_before > 10:
+            self.note("the machine is %.0f%% busy before the run: other workloads share the "
+                      "CPUs, figures will be noisier" % self.busy_before)
+        started = time.time()
+        for s in self.scenarios:
+            paths = self.start_paths(s)
+            getattr(self, "s_" + SCENARIOS[s])(paths)
+        for p in self.paths:
+            p.stop()
+        self.busy_after = cpu_busy()
+        if self.tty:
+            sys.stderr.write("\n")
+        self.finish(started)
+
+    def finish(self, started):
+        P = self.prof
+        agg = {}
+        for s in self.samples:
+            if not s.get("ok") or not s.get("metrics"):
+                continue
+            for k, v in s["metrics"].items():
+                if isinstance(v, bool):
+                    v = 1.0 if v else 0.0
+                if v is None:
+                    continue
+                (agg.setdefault(s["scenario"], {}).setdefault(s["case"], {})
+                 .setdefault(s["path"], {}).setdefault(k, []).append(v))
+        aggregates = {sc: {case: {path: {k: median_stats(v) for k, v in ms.items()}
+                                  for path, ms in cases.items()}
+                           for case, cases in byc.items()}
+                      for sc, byc in agg.items()}
+        results = {
+            "tool": "ringlet bench/harness.py",
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+            "duration_s": round(time.monotonic() - self.t0, 1),
+            "profile": P,
+            "scenarios": [SCENARIOS[s] for s in self.scenarios],
+            "machine": dict(machine_info(self.ringlet, self.nofile),
+                            cpu_busy_pct_before=self.busy_before,
+                            cpu_busy_pct_after=self.busy_after,
+                            loadavg_end=open("/proc/loadavg").read().split()[:3]),
+            "binaries": {"ringlet": self.ringlet, "loadgen": self.loadgen},
+            "upstream": {"command": self.serve.argv},
+            "paths": [{"name": p.name, "kind": p.kind, "address": p.addr(),
+                       "upstream_port": p.upstream_port, "commands": p.commands,
+                       "starts": p.starts} for p in self.paths],
+            "skipped_paths": self.skipped,
+            "aggregates": aggregates,
+            "samples": self.samples,
+        }
+        with open(os.path.join(self.out, "results.json"), "w") as f:
+            json.dump(results, f, indent=1)
+        import report  # bench/report.py: summary.md and plots
+        report.write_all(self.out, results)
+        failed = [s for s in self.samples if not s.get("ok")]
+        self.note("done in %.0fs: %s/summary.md (%d samples, %d failed)" % (
+            results["duration_s"], self.out, len(self.samples), len(failed)))
+        return 1 if failed else 0
+
+
+def main():
+    sys.path.insert(0, BENCH)
+    sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    r = Runner()
+    rc = 1
+    try:
+        rc = r.run() or 0
+        failed = [s for s in r.samples if not s.get("ok")]
+        rc = 1 if failed else 0
+    except KeyboardInterrupt:
+        rc = 130
+    finally:
+        cleanup()
+    sys.exit(rc)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,375 @@
+"""summary.md and PNG plots from a results.json (python3 standard library + gnuplot).
+
+    python3 bench/report.py bench/results/<timestamp>/results.json   # rewrite both
+
+Every figure is `median [min–max]` over the run's repetitions; `×direct` is the path's
+median divided by the direct path's median measured in the same run.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+ORDER = ["direct", "iperf3", "haproxy", "socat"]
+
+
+def path_order(names):
+    return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+
+
+def fmt(v, digits=None):
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "NO"
+    a = abs(v)
+    if digits is None:
+        digits = 0 if a >= 1000 else 1 if a >= 100 else 2 if a >= 1 else 3
+    return "{:,.{}f}".format(v, digits).replace(",", " ")
+
+
+def fig(st, digits=None):
+    """median [min–max] of a stats dict."""
+    if not st:
+        return "–"
+    if st["n"] == 1 or st["min"] == st["max"]:
+        return fmt(st["median"], digits)
+    return "%s [%s–%s]" % (fmt(st["median"], digits), fmt(st["min"], digits),
+                           fmt(st["max"], digits))
+
+
+def ratio(st, base):
+    if not st or not base or not base["median"]:
+        return "–"
+    return "%.2f" % (st["median"] / base["median"])
+
+
+class Table:
+    def __init__(self, head):
+        self.rows = [head]
+
+    def add(self, *cells):
+        self.rows.append([str(c) for c in cells])
+
+    def md(self):
+        out = ["| " + " | ".join(self.rows[0]) + " |",
+               "|" + "|".join("---" if i == 0 else "--:" for i in range(len(self.rows[0]))) + "|"]
+        out += ["| " + " | ".join(r) + " |" for r in self.rows[1:]]
+        return "\n".join(out)
+
+
+def summary(res):
+    A = res.get("aggregates", {})
+    M = res.get("machine", {})
+    V = M.get("versions", {})
+    P = res.get("profile", {})
+    reps = P.get("reps")
+    out = []
+    w = out.append
+    w("# ringlet benchmark — %s" % res.get("started", "?"))
+    w("")
+    w("Machine: %s CPU(s), %s, kernel %s, %s MiB RAM, %s; open-file limit %s." % (
+        M.get("nproc"), M.get("cpu_model"), M.get("kernel"), M.get("mem_mib"), M.get("os"),
+        M.get("nofile_limit")))
+    w("Versions: %s; %s; %s; %s; ringlet git %s%s." % (
+        (V.get("ringlet") or "ringlet ?"), V.get("haproxy"), V.get("socat"), V.get("iperf3"),
+        M.get("git", {}).get("head"), " (with uncommitted changes)" if M.get("git", {})
+        .get("dirty") else ""))
+    if M.get("cpu_busy_pct_before") is not None:
+        w("Other load: the CPUs were %s%% busy in the second before the run and %s%% in the "
+          "second after it (load average at the end %s)%s." % (
+              M.get("cpu_busy_pct_before"), M.get("cpu_busy_pct_after"),
+              " ".join(M.get("loadavg_end") or []),
+              "; other workloads shared the machine, so expect noisier figures"
+              if max(M.get("cpu_busy_pct_before") or 0, M.get("cpu_busy_pct_after") or 0) > 10
+              else ""))
+    w("Profile: %s, %s repetition(s) per figure (scenarios 4–6: %s), paths interleaved "
+      "(A B C A B C …); run took %ss." % (P.get("name"), reps, P.get("long_reps"),
+                                        res.get("duration_s")))
+    w("")
+    w("Figures are `median [min–max]` over the repetitions; `×direct` is the path's median "
+      "over the direct path's median in this same run. Everything runs on this machine's "
+      "loopback: the load generator, the upstream and the path share the CPUs.")
+    skipped = res.get("skipped_paths") or []
+    if skipped:
+        w("")
+        w("Paths skipped: " + "; ".join("%s (%s)" % (s["path"], s["reason"]) for s in skipped))
+
+    if "idle" in A:
+        w("")
+        w("## " + "Idle memory (fresh processes, before any stream)")
+        w("")
+        t = Table(["path", "server or proxy RSS MiB", "client RSS MiB", "starts"])
+        for p in path_order(A["idle"]["fresh start"]):
+            m = A["idle"]["fresh start"][p]
+            n = (m.get("server_rss_mib") or {}).get("n", 0)
+            t.add(p, fig(m.get("server_rss_mib")), fig(m.get("client_rss_mib")), n)
+        w(t.md())
+
+    if "bulk" in A:
+        w("")
+        w("## 1. Bulk throughput")
+        w("")
+        w("%s s per measurement; up = load generator → upstream, down = upstream → load "
+          "generator; xN = N parallel streams. CPU = user+system seconds of the path's "
+          "processes (both tunnel ends) per GB (10⁹ bytes) carried. `iperf3` is iperf3's "
+          "own client and server on direct loopback, the calibration of the load "
+          "generator (its ×direct below 1 means loadgen is faster)." % P.get("bulk_s"))
+        w("")
+        t = Table(["case", "path", "Gbit/s", "×direct", "CPU s/GB"])
+        for case in A["bulk"]:
+            byp = A["bulk"][case]
+            base = (byp.get("direct") or {}).get("gbps")
+            for p in path_order(byp):
+                m = byp[p]
+                t.add(case, p, fig(m.get("gbps")), ratio(m.get("gbps"), base),
+                      fig(m.get("cpu_s_per_gb")))
+        w(t.md())
+        cal = []
+        for case in A["bulk"]:
+            d = (A["bulk"][case].get("direct") or {}).get("gbps")
+            i = (A["bulk"][case].get("iperf3") or {}).get("gbps")
+            if d and i:
+                cal.append((case, d["median"], i["median"]))
+        if cal:
+            w("")
+            w("Load generator calibration (direct loopback, same run): " + "; ".join(
+                "%s loadgen %.1f vs iperf3 %.1f Gbit/s (%.2f×)" % (c, d, i, d / i)
+                for c, d, i in cal) + ". " + (
+                "loadgen matches or beats iperf3 in every case." if all(d >= i for _, d, i in cal)
+                else "loadgen is SLOWER than iperf3 in: %s." % ", ".join(
+                    c for c, d, i in cal if d < i)))
+        w("")
+        w("![throughput](throughput.png)")
+
+    if "rr" in A:
+        w("")
+        w("## 2. Request/response latency")
+        w("")
+        w("64-byte requests, %s connections each with one request in flight, %s s per "
+          "measurement (the first 10%% is warm-up). Latency from sending the request to the "
+          "last byte of the response, from a log-bucket histogram (every sample counted, "
+          "bucket error < 1%%); µs." % (P.get("rr_conc"), P.get("rr_s")))
+        w("")
+        t = Table(["response", "path", "requests/s", "×direct", "p50", "p90", "p99", "p99.9",
+                   "p99 ×direct"])
+        for case in A["rr"]:
+            byp = A["rr"][case]
+            base = byp.get("direct") or {}
+            for p in path_order(byp):
+                m = byp[p]
+                t.add(case, p, fig(m.get("rps")), ratio(m.get("rps"), base.get("rps")),
+                      fig(m.get("p50_us")), fig(m.get("p90_us")), fig(m.get("p99_us")),
+                      fig(m.get("p999_us")), ratio(m.get("p99_us"), base.get("p99_us")))
+        w(t.md())
+        w("")
+        w("![latency](latency.png)")
+
+    if "churn" in A:
+        w("")
+        w("## 3. Connection churn")
+        w("")
+        w("Each of %s workers: connect, send one 64-byte request, read the 64-byte answer "
+          "and the upstream's close, close; %s s per measurement. Latency is the whole "
+          "cycle, µs." % (P.get("churn_conc"), P.get("churn_s")))
+        w("")
+        t = Table(["path", "new streams/s", "×direct", "p50", "p99", "errors"])
+        for case in A["churn"]:
+            byp = A["churn"][case]
+            base = (byp.get("direct") or {}).get("streams_per_s")
+            for p in path_order(byp):
+                m = byp[p]
+                t.add(p, fig(m.get("streams_per_s")), ratio(m.get("streams_per_s"), base),
+                      fig(m.get("p50_us")), fig(m.get("p99_us")), fig(m.get("errors"), 0))
+        w(t.md())
+
+    if "scale" in A:
+        w("")
+        w("## 4. Scale")
+        w("")
+        w("Open the streams (each makes one request so it exists end to end), hold them idle "
+          "%s s, then %s requests/s spread over all of them for %s s. RSS is VmRSS; per "
+          "stream = (RSS with the streams − RSS of the fresh process before them) / streams. "
+          "socat is left out (a process per connection). haproxy holds at most what the "
+          "open-file limit allows (two descriptors per stream)." % (
+              P.get("scale_idle_s"), P.get("scale_rate"), P.get("scale_active_s")))
+        w("")
+        t = Table(["path", "streams", "server base MiB", "server KiB/idle stream",
+                   "server KiB/active stream", "client base MiB", "client KiB/idle stream",
+                   "client KiB/active stream", "open s", "active p99 µs"])
+        for case in A["scale"]:
+            byp = A["scale"][case]
+            for p in path_order(byp):
+                m = byp[p]
+                t.add(p, fig(m.get("streams"), 0), fig(m.get("server_base_rss_mib")),
+                      fig(m.get("server_kib_per_idle_stream")),
+                      fig(m.get("server_kib_per_active_stream")),
+                      fig(m.get("client_base_rss_mib")),
+                      fig(m.get("client_kib_per_idle_stream")),
+                      fig(m.get("client_kib_per_active_stream")), fig(m.get("setup_s")),
+                      fig(m.get("active_p99_us")))
+        w(t.md())
+
+    if "slow" in A:
+        w("")
+        w("## 5. Slow consumer")
+        w("")
+        w("The reader asks the upstream for the bytes, stops reading for the pause while the "
+          "upstream keeps sending, then reads everything and checks every byte. Peak RSS of "
+          "each path process (sampled every 50 ms, and VmHWM since the process's fresh "
+          "start); `paused` is the peak before reading resumed. Read time: from resuming to "
+          "the last byte.")
+        w("")
+        t = Table(["case", "path", "server peak MiB", "server paused MiB", "client peak MiB",
+                   "client paused MiB", "byte-exact", "read s", "×direct"])
+        for case in A["slow"]:
+            byp = A["slow"][case]
+            base = (byp.get("direct") or {}).get("read_s")
+            for p in path_order(byp):
+                m = byp[p]
+                be = m.get("byte_exact")
+                t.add(case, p, fig(m.get("server_peak_rss_mib")),
+                      fig(m.get("server_paused_rss_mib")), fig(m.get("client_peak_rss_mib")),
+                      fig(m.get("client_paused_rss_mib")),
+                      "–" if not be else ("yes" if be["min"] == 1 else "NO"),
+                      fig(m.get("read_s")), ratio(m.get("read_s"), base))
+        w(t.md())
+
+    if "federation" in A:
+        w("")
+        w("## 6. Federation-shaped response")
+        w("")
+        w("`GET /federate` answered by a 200 whose body starts only after the pause (what "
+          "Prometheus /federate does with a million series); seconds.")
+        w("")
+        t = Table(["case", "path", "time to first byte", "×direct", "total", "×direct",
+                   "byte-exact"])
+        for case in A["federation"]:
+            byp = A["federation"][case]
+            base = byp.get("direct") or {}
+            for p in path_order(byp):
+                m = byp[p]
+                be = m.get("byte_exact")
+                t.add(case, p, fig(m.get("ttfb_s"), 3), ratio(m.get("ttfb_s"),
+                                                             base.get("ttfb_s")),
+                      fig(m.get("total_s"), 3), ratio(m.get("total_s"), base.get("total_s")),
+                      "–" if not be else ("yes" if be["min"] == 1 else "NO"))
+        w(t.md())
+
+    failed = [s for s in res.get("samples", []) if not s.get("ok")]
+    w("")
+    w("## Failures")
+    w("")
+    if not failed:
+        w("None: every measurement completed.")
+    for s in failed:
+        w("- %s / %s / %s rep %s: %s" % (s.get("scenario"), s.get("case"), s.get("path"),
+                                        (s.get("rep", 0) or 0) + 1,
+                                        str(s.get("error"))[:600].replace("\n", " ")))
+    w("")
+    return "\n".join(out)
+
+
+def gnuplot(outdir, name, script):
+    if not shutil.which("gnuplot"):
+        return False
+    gp = os.path.join(outdir, "work", name + ".gp")
+    os.makedirs(os.path.dirname(gp), exist_ok=True)
+    with open(gp, "w") as f:
+        f.write(script)
+    try:
+        r = subprocess.run(["gnuplot", gp], cwd=outdir, capture_output=True, text=True,
+                           timeout=60)
+    except subprocess.TimeoutExpired:
+        return False
+    if r.returncode != 0:
+        sys.stderr.write("bench: gnuplot %s: %s\n" % (name, r.stderr.strip()[-400:]))
+    return r.returncode == 0
+
+
+def q(s):
+    return '"%s"' % str(s).replace('"', "'")
+
+
+def plots(outdir, res):
+    A = res.get("aggregates", {})
+    made = []
+    work = os.path.join(outdir, "work")
+    os.makedirs(work, exist_ok=True)
+    if "bulk" in A:
+        cases = list(A["bulk"])
+        paths = path_order({p for c in cases for p in A["bulk"][c]})
+        dat = os.path.join(work, "throughput.dat")
+        with open(dat, "w") as f:
+            for c in cases:
+                row = [q(c)]
+                for p in paths:
+                    st = A["bulk"][c].get(p, {}).get("gbps")
+                    row += ([st["median"], st["min"], st["max"]] if st else ["NaN"] * 3)
+                f.write(" ".join(str(x) for x in row) + "\n")
+        cols = ", ".join("%s using %d:%d:%d%s title %s" % (
+            q("work/throughput.dat") if i == 0 else "''", 2 + 3 * i, 3 + 3 * i, 4 + 3 * i,
+            ":xtic(1)" if i == 0 else "", q(p)) for i, p in enumerate(paths))
+        if gnuplot(outdir, "throughput", """set terminal pngcairo size 1000,560 noenhanced
+set output 'throughput.png'
+set title 'Bulk throughput (median, bars: min-max)'
+set ylabel 'Gbit/s'
+set style data histogram
+set style histogram errorbars gap 2 lw 1
+set style fill solid 0.8 border -1
+set yrange [0:*]
+set key top right
+set grid ytics
+plot %s
+""" % cols):
+            made.append("throughput.png")
+    if "rr" in A:
+        sizes = list(A["rr"])
+        paths = path_order({p for c in sizes for p in A["rr"][c]})
+        qs = [("p50", "p50_us"), ("p90", "p90_us"), ("p99", "p99_us"), ("p99.9", "p999_us")]
+        panels = []
+        for si, size in enumerate(sizes):
+            dat = os.path.join(work, "latency%d.dat" % si)
+            with open(dat, "w") as f:
+                for qi, (ql, key) in enumerate(qs):
+                    row = [qi, q(ql)]
+                    for p in paths:
+                        st = A["rr"][size].get(p, {}).get(key)
+                        row.append(st["median"] if st else "NaN")
+                    f.write(" ".join(str(x) for x in row) + "\n")
+            lines = ", ".join("%s using 1:%d:xtic(2) with linespoints lw 2 title %s" % (
+                q("work/latency%d.dat" % si) if i == 0 else "''", 3 + i, q(p))
+                for i, p in enumerate(paths))
+            panels.append("set title %s\nplot %s\n" % (q("response " + size), lines))
+        if gnuplot(outdir, "latency", """set terminal pngcairo size %d,520 noenhanced
+set output 'latency.png'
+set multiplot layout 1,%d title 'Request latency percentiles (median of repetitions)'
+set logscale y
+set ylabel 'microseconds'
+set xrange [-0.3:3.3]
+set grid ytics
+set key top left
+%s
+unset multiplot
+""" % (420 * len(sizes), len(sizes), "".join(panels))):
+            made.append("latency.png")
+    return made
+
+
+def write_all(outdir, res):
+    made = plots(outdir, res)
+    text = summary(res)
+    if not made:
+        text += "\n(gnuplot unavailable or failed: no plots)\n"
+    with open(os.path.join(outdir, "summary.md"), "w") as f:
+        f.write(text)
+    return made
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: report.py results.json")
+    with open(sys.argv[1]) as f:
+        r = json.load(f)
+    write_all(os.path.dirname(os.path.abspath(sys.argv[1])), r)

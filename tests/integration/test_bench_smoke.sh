@@ -1,0 +1,84 @@
+#!/bin/bash
+# Smoke test of the benchmark harness (bench/run.sh): a seconds-long run (BENCH_TINY=1: one
+# repetition, tiny sizes, every scenario) over direct, socat and ringlet, written to a temp
+# dir. Checks that results.json and summary.md are produced and parse, that every
+# measurement ran and that ringlet carried every byte exactly, and that bench/check can judge
+# the run. It never asserts a speed: timings are bench/'s business, not the tests'.
+# Exit 77 (skip) with a reason when a binary or tool it needs is missing.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+
+skip() {
+	echo "$1"
+	exit 77
+}
+fail() {
+	echo "FAIL: $1"
+	[ -f "${out:-}/run.log" ] && tail -n 40 "$out/run.log"
+	exit 1
+}
+
+: "${RINGLET_BIN:=$(pwd)/${RINGLET_BUILD:-build}/ringlet}"
+[ -x "$RINGLET_BIN" ] || skip "ringlet binary not found at $RINGLET_BIN (build it first)"
+LOADGEN_BIN=$(dirname "$RINGLET_BIN")/bench/loadgen
+[ -x "$LOADGEN_BIN" ] || skip "load generator not built at $LOADGEN_BIN (make its bench binaries)"
+command -v python3 >/dev/null 2>&1 || skip "python3 not found"
+
+out=$(mktemp -d /tmp/ringlet-bench-smoke.XXXXXX) || fail "mktemp"
+trap 'rm -rf "$out"' EXIT
+
+BENCH_TINY=1 BENCH_OUT="$out" BENCH_PATHS=direct,socat,ringlet BENCH_SCENARIOS=1,2,3,4,5,6 \
+	RINGLET_BIN="$RINGLET_BIN" LOADGEN_BIN="$LOADGEN_BIN" \
+	timeout -k 5 240 sh bench/run.sh >"$out/run.log" 2>&1
+rc=$?
+[ "$rc" -eq 77 ] && skip "bench/run.sh cannot run here: $(tail -n 1 "$out/run.log")"
+[ "$rc" -eq 0 ] || fail "bench/run.sh exited $rc"
+
+run=$(ls -d "$out"/*/ 2>/dev/null | head -n 1)
+[ -n "$run" ] || fail "no results directory under $out"
+for f in results.json summary.md; do
+	[ -s "$run/$f" ] || fail "$f missing or empty"
+done
+
+python3 - "$run" <<'PY' || fail "results.json or summary.md do not hold what they should"
+import json, os, sys
+run = sys.argv[1]
+res = json.load(open(os.path.join(run, "results.json")))
+for key in ("machine", "profile", "paths", "samples", "aggregates"):
+    assert key in res, "results.json has no %s" % key
+m = res["machine"]
+for key in ("nproc", "cpu_model", "kernel", "versions"):
+    assert m.get(key) is not None, "machine info lacks %s" % key
+assert m["versions"].get("ringlet"), "no ringlet version"
+paths = {p["name"] for p in res["paths"]}
+assert {"direct", "ringlet"} <= paths, "paths: %s" % sorted(paths)
+bad = [s for s in res["samples"] if not s.get("ok")]
+assert not bad, "failed measurements: %s" % json.dumps(bad)[:2000]
+agg = res["aggregates"]
+for scen in ("bulk", "rr", "churn", "scale", "slow", "federation"):
+    assert scen in agg, "no %s figures" % scen
+    for case, byp in agg[scen].items():
+        for p in ("direct", "ringlet"):
+            assert p in byp, "%s/%s: no figures for %s" % (scen, case, p)
+for scen in ("slow", "federation"):
+    for case, byp in agg[scen].items():
+        st = byp["ringlet"]["byte_exact"]
+        assert st["min"] == 1, "%s/%s: ringlet did not carry the bytes exactly" % (scen, case)
+for s in res["samples"]:
+    if s.get("scenario") in ("bulk", "rr", "churn", "scale", "slow", "federation"):
+        assert s.get("cmd"), "sample without its command: %s" % s
+summary = open(os.path.join(run, "summary.md")).read()
+for head in ("## 1. Bulk throughput", "## 2. Request/response latency", "## 3. Connection churn",
+             "## 4. Scale", "## 5. Slow consumer", "## 6. Federation-shaped response"):
+    assert head in summary, "summary.md lacks %r" % head
+assert "| ringlet |" in summary or "| ringlet" in summary, "summary.md has no ringlet row"
+print("results.json: %d samples; summary.md: %d lines" % (len(res["samples"]),
+                                                          summary.count("\n")))
+PY
+
+# bench/check must judge the run: 0 (all met) or 1 (some short), never a usage/file error.
+python3 bench/check "$run" --allow-missing >"$out/check.log" 2>&1
+rc=$?
+[ "$rc" -le 1 ] || { cat "$out/check.log"; fail "bench/check exited $rc"; }
+grep -q 'met\|SHORT' "$out/check.log" || fail "bench/check printed no verdicts"
+echo "PASS"
