@@ -15,12 +15,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/engine.h"
-#include "engine/log.h"
-#include "engine/ringlet.h"
 #include "engine/certs.h"
+#include "engine/engine.h"
 #include "engine/httpd.h"
+#include "engine/log.h"
 #include "engine/net.h"
+#include "engine/ringlet.h"
 #include "engine/server.h"
 #include "engine/tls.h"
 #include "engine/tunnel.h"
@@ -30,6 +30,14 @@
 #define BACKOFF_MAX_MS 4000
 #define HEAD_CAP 16384
 #define WS_SUBPROTOCOL "ringlet.v1"
+
+/* A --local forward: connections to local_addr:lport go through the server to
+ * target ("host:port"). */
+struct local_fwd {
+	uint16_t lport, rport;
+	char target[TUN_MAX_STR + 1];
+	int fd; /* the listener until shard 0 takes it */
+};
 
 struct lane {
 	int id;
@@ -93,7 +101,8 @@ static bool lane_tls_ready(struct shard *s, struct lane *l)
 	if (!cfg->url_tls || e->tls_client)
 		return true;
 	char err[256], *pem = NULL;
-	if (certs_fetch_ca(cfg->url_host, cfg->url_port, cfg->dial_ms, &pem, err, sizeof(err))) {
+	if (certs_fetch_ca(cfg->url_host, cfg->url_port, cfg->dial_ms, &pem, err,
+	                   sizeof(err))) {
 		lane_problem(l, "auto-TLS: cannot fetch the server's CA", err);
 		return false;
 	}
@@ -104,7 +113,7 @@ static bool lane_tls_ready(struct shard *s, struct lane *l)
 		return false;
 	}
 	log_info("auto-TLS: trusting the CA fetched from the server (trust on first use)",
-		 "url=%s", log_q(cfg->url));
+	         "url=%s", log_q(cfg->url));
 	return true;
 }
 
@@ -125,12 +134,13 @@ static void lane_connect(struct shard *s, struct lane *l)
 	}
 	err = net_resolve(cfg->upstream ? cfg->upstream : "localhost", 0, &l->upstream);
 	if (err) {
-		log_warn("cannot resolve the upstream: streams will be refused until it resolves",
-			 "upstream=%s err=%s", log_q(cfg->upstream), log_q(gai_strerror(err)));
+		log_warn("cannot resolve the upstream: streams will be refused until it "
+		         "resolves",
+		         "upstream=%s err=%s", log_q(cfg->upstream), log_q(gai_strerror(err)));
 		l->upstream.n = 0;
 	}
 	int fd = socket(l->server.addr[0].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			0);
+	                0);
 	if (fd == -1) {
 		lane_problem(l, "cannot create a socket", strerror(errno));
 		lane_schedule(s, l);
@@ -151,7 +161,8 @@ static void lane_connect(struct shard *s, struct lane *l)
 	t->state = TS_CONNECTING;
 	t->lane_id = l->id;
 	t->upstream_addrs = &l->upstream;
-	snprintf(t->client_id, sizeof(t->client_id), "%s", cfg->client_id ? cfg->client_id : "");
+	snprintf(t->client_id, sizeof(t->client_id), "%s",
+	         cfg->client_id ? cfg->client_id : "");
 	addr_format((struct sockaddr *)&l->server.addr[0], t->remote, sizeof(t->remote));
 	l->up = true;
 	l->idx = c->idx;
@@ -184,11 +195,11 @@ static void send_upgrade(struct shard *s, struct conn *c)
 		snprintf(host, sizeof(host), v6 ? "[%s]" : "%s", cfg->url_host);
 	else
 		snprintf(host, sizeof(host), v6 ? "[%s]:%u" : "%s:%u", cfg->url_host,
-			 cfg->url_port);
+		         cfg->url_port);
 	uint8_t nonce[16];
 	RAND_bytes(nonce, sizeof(nonce));
 	size_t n = http_build_upgrade_request(t->head, t->head_cap, host, cfg->url_path,
-					      cfg->token, WS_SUBPROTOCOL, nonce, t->ws_key);
+	                                      cfg->token, WS_SUBPROTOCOL, nonce, t->ws_key);
 	if (!n) {
 		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "cannot build the upgrade request");
 		return;
@@ -207,7 +218,7 @@ void client_on_tls_ready(struct shard *s, struct conn *c)
 {
 	struct tunnel *t = c->u.tun;
 	log_debug("TLS established", "url=%s version=%s resumed=%d", log_q(s->cfg->url),
-		  tls_version_name(t->tls), tls_resumed(t->tls));
+	          tls_version_name(t->tls), tls_resumed(t->tls));
 	send_upgrade(s, c);
 }
 
@@ -223,15 +234,16 @@ static void send_hello(struct shard *s, struct conn *c)
 	const struct cfg *cfg = s->cfg;
 	struct tunnel *t = c->u.tun;
 	struct tun_hello h = {
-		.version_min = TUN_VERSION_MIN,
-		.version_max = TUN_VERSION,
-		.caps = TUN_CAP_ZERO_MASK | TUN_CAP_WINDOW,
-		.window = t->my_window,
-		.max_frame = CFG_DEFAULT_MAX_FRAME,
-		.lane = 0,
-		.session = 0,
-		.client_id = tun_str_from(cfg->client_id ? cfg->client_id : ""),
-		.upstream = tun_str_from(cfg->upstream ? cfg->upstream : "localhost"),
+	        .version_min = TUN_VERSION_MIN,
+	        .version_max = TUN_VERSION,
+	        .caps = TUN_CAP_ZERO_MASK | TUN_CAP_WINDOW |
+	                (s->eng->nfwd ? TUN_CAP_CLIENT_FORWARD : 0),
+	        .window = t->my_window,
+	        .max_frame = CFG_DEFAULT_MAX_FRAME,
+	        .lane = 0,
+	        .session = 0,
+	        .client_id = tun_str_from(cfg->client_id ? cfg->client_id : ""),
+	        .upstream = tun_str_from(cfg->upstream ? cfg->upstream : "localhost"),
 	};
 	for (size_t i = 0; i < cfg->nports && i < TUN_MAX_PORTS; i++)
 		h.ports[h.nports++] = cfg->ports[i];
@@ -253,8 +265,8 @@ void client_on_head_bytes(struct shard *s, struct conn *c, const uint8_t *p, siz
 	memcpy(t->head + t->head_len, p, n);
 	t->head_len += (uint32_t)n;
 	struct http_response resp;
-	enum http_status st = http_parse_response(t->head, t->head_len, &http_default_limits,
-						  &resp);
+	enum http_status st =
+	        http_parse_response(t->head, t->head_len, &http_default_limits, &resp);
 	if (st == HTTP_NEED_MORE) {
 		if (t->head_len == t->head_cap)
 			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "upgrade response too large");
@@ -263,16 +275,16 @@ void client_on_head_bytes(struct shard *s, struct conn *c, const uint8_t *p, siz
 	if (st == HTTP_ERROR) {
 		if (l)
 			lane_problem(l, "malformed upgrade response from the server",
-				     resp.error_reason ? resp.error_reason : "?");
+			             resp.error_reason ? resp.error_reason : "?");
 		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "upgrade failed");
 		return;
 	}
 	if (resp.status == 401 || resp.status == 403) {
 		if (l)
 			lane_problem(l,
-				     "server rejected the token: check --token/--token-file "
-				     "against the server's",
-				     resp.status == 401 ? "401 Unauthorized" : "403 Forbidden");
+			             "server rejected the token: check --token/--token-file "
+			             "against the server's",
+			             resp.status == 401 ? "401 Unauthorized" : "403 Forbidden");
 		STAT_ADD(s, handshake_failures, 1);
 		STAT_ADD(s, hs_fail[HS_UNAUTHORIZED], 1);
 		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "unauthorized");
@@ -283,7 +295,8 @@ void client_on_head_bytes(struct shard *s, struct conn *c, const uint8_t *p, siz
 		char detail[128];
 		snprintf(detail, sizeof(detail), "%s (HTTP %d)", problem, resp.status);
 		if (l)
-			lane_problem(l, "the server did not accept the WebSocket upgrade", detail);
+			lane_problem(l, "the server did not accept the WebSocket upgrade",
+			             detail);
 		STAT_ADD(s, handshake_failures, 1);
 		STAT_ADD(s, hs_fail[HS_UPGRADE], 1);
 		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "upgrade failed");
@@ -313,17 +326,17 @@ static void on_welcome(struct shard *s, struct conn *c, const struct tun_welcome
 	for (uint16_t i = 0; i < w->nports; i++) {
 		if (w->ports[i].status == TUN_PORT_OK)
 			pl += (size_t)snprintf(ports + pl, sizeof(ports) - pl, "%s%u",
-					       pl ? "," : "", w->ports[i].port);
+			                       pl ? "," : "", w->ports[i].port);
 		else
 			log_error("the server could not open a port", "port=%u reason=%s",
-				  w->ports[i].port,
-				  w->ports[i].status == TUN_PORT_IN_USE ? "in-use" :
-				  w->ports[i].status == TUN_PORT_DENIED ? "permission-denied" :
-									  "error");
+			          w->ports[i].port,
+			          w->ports[i].status == TUN_PORT_IN_USE   ? "in-use"
+			          : w->ports[i].status == TUN_PORT_DENIED ? "permission-denied"
+			                                                  : "error");
 	}
 	log_info("connected to the server", "url=%s client_id=%s ports=%s upstream=%s",
-		 log_q(s->cfg->url), log_q(t->client_id), ports[0] ? ports : "-",
-		 log_q(s->cfg->upstream));
+	         log_q(s->cfg->url), log_q(t->client_id), ports[0] ? ports : "-",
+	         log_q(s->cfg->upstream));
 	__atomic_fetch_add(&s->eng->connected, 1, __ATOMIC_RELAXED);
 	if (l) {
 		l->ready_ms = s->now_ms;
@@ -351,13 +364,14 @@ void client_on_tunnel_msg(struct shard *s, struct conn *c, const struct tun_msg 
 			offered |= s->cfg->ports[i] == m->u.open.port;
 		if (t->state != TS_READY || !offered || s->draining || t->goaway_sent) {
 			uint8_t out[TUN_HEADER_LEN + 3 + 32];
-			size_t len = tun_encode_rst(out, sizeof(out), m->stream,
-						    offered ? TUN_RST_SHUTDOWN : TUN_RST_REFUSED,
-						    offered ? "shutting down" : "port not offered");
+			size_t len =
+			        tun_encode_rst(out, sizeof(out), m->stream,
+			                       offered ? TUN_RST_SHUTDOWN : TUN_RST_REFUSED,
+			                       offered ? "shutting down" : "port not offered");
 			tunnel_send_msg(s, c, out, len);
 			return;
 		}
-		stream_open_client(s, c, m->stream, m->u.open.port);
+		stream_open_client(s, c, m->stream, &m->u.open);
 		return;
 	}
 	case TUN_GOAWAY:
@@ -366,9 +380,9 @@ void client_on_tunnel_msg(struct shard *s, struct conn *c, const struct tun_msg 
 			struct lane *l = lane_of(s, t);
 			if (l)
 				lane_problem(l, "the server refused this client",
-					     m->u.goaway.reason == TUN_GOAWAY_VERSION ?
-						     "no common protocol version" :
-						     "unauthorized");
+				             m->u.goaway.reason == TUN_GOAWAY_VERSION
+				                     ? "no common protocol version"
+				                     : "unauthorized");
 		}
 		return;
 	case TUN_HELLO:
@@ -390,7 +404,7 @@ void client_on_tunnel_closed(struct shard *s, struct conn *c)
 		__atomic_fetch_sub(&s->eng->connected, 1, __ATOMIC_RELAXED);
 	if (l->ready_ms)
 		log_warn("disconnected from the server: reconnecting", "url=%s",
-			 log_q(s->cfg->url));
+		         log_q(s->cfg->url));
 	if (!s->draining)
 		lane_schedule(s, l);
 }
@@ -408,8 +422,8 @@ void client_on_cqe(struct shard *s, struct tok t, struct io_uring_cqe *cqe)
 			STAT_ADD(s, hs_fail[HS_CONNECT], 1);
 			if (l)
 				lane_problem(l, "cannot connect to the server",
-					     cqe->res == -ECANCELED ? "timed out" :
-								      strerror(-cqe->res));
+				             cqe->res == -ECANCELED ? "timed out"
+				                                    : strerror(-cqe->res));
 			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "connect failed");
 			return;
 		}
@@ -432,11 +446,61 @@ void client_on_cqe(struct shard *s, struct tok t, struct io_uring_cqe *cqe)
 	}
 }
 
+void client_on_local_accept(struct shard *s, uint16_t idx, int fd)
+{
+	struct engine *e = s->eng;
+	struct lane *l = &e->lanes[0];
+	struct conn *tc = l->up ? conn_get(s, l->idx, l->gen) : NULL;
+	const char *why = NULL;
+	if (!tc || tc->kind != CK_TUNNEL || tc->closing || tc->u.tun->state != TS_READY)
+		why = "the tunnel is down";
+	else if (!(tc->u.tun->caps & TUN_CAP_CLIENT_FORWARD))
+		why = "the server does not allow it (run it with --client-forwarding)";
+	else if (s->draining)
+		why = "shutting down";
+	if (why || idx >= e->nfwd) {
+		log_warn("--local connection refused", "port=%u why=%s",
+		         idx < e->nfwd ? e->fwd[idx].lport : 0, log_q(why ? why : "?"));
+		struct linger lg = {.l_onoff = 1, .l_linger = 0};
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(fd);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	stream_open_local(s, tc, fd, e->fwd[idx].target, e->fwd[idx].rport);
+}
+
+/* Parse "LOCALPORT:host:port" (host may be [v6]). */
+static bool parse_local(const char *spec, struct local_fwd *f)
+{
+	char *end;
+	long lp = strtol(spec, &end, 10);
+	if (*end != ':' || lp <= 0 || lp > 65535)
+		return false;
+	const char *target = end + 1;
+	const char *colon = strrchr(target, ':');
+	if (!colon || colon == target)
+		return false;
+	long rp = strtol(colon + 1, &end, 10);
+	if (*end || rp <= 0 || rp > 65535 || strlen(target) > TUN_MAX_STR)
+		return false;
+	f->lport = (uint16_t)lp;
+	f->rport = (uint16_t)rp;
+	snprintf(f->target, sizeof(f->target), "%s", target);
+	f->fd = -1;
+	return true;
+}
+
 void client_shard_start(struct shard *s)
 {
 	if (s->id == 0 && s->eng->metrics_fd >= 0) {
 		listen_here(s, s->eng->metrics_fd, LR_CONTROL, 0);
 		s->eng->metrics_fd = -1;
+	}
+	for (int i = 0; s->id == 0 && i < s->eng->nfwd; i++) {
+		listen_here(s, s->eng->fwd[i].fd, LR_LOCAL, (uint16_t)i);
+		s->eng->fwd[i].fd = -1;
 	}
 	for (int i = 0; i < s->eng->nlanes; i++) {
 		struct lane *l = &s->eng->lanes[i];
@@ -501,7 +565,7 @@ int ringlet_client_run(const struct cfg *conf)
 		size_t hl = colon ? (size_t)(colon - c->metrics_addr) : 0;
 		if (!colon || port <= 0 || port > 65535 || hl >= sizeof(host)) {
 			log_error("bad --metrics-addr: want HOST:PORT", "metrics_addr=%s",
-				  log_q(c->metrics_addr));
+			          log_q(c->metrics_addr));
 			return 2;
 		}
 		memcpy(host, c->metrics_addr, hl);
@@ -509,7 +573,7 @@ int ringlet_client_run(const struct cfg *conf)
 		int err = net_listen(hl ? host : "0.0.0.0", (uint16_t)port, &e.metrics_fd);
 		if (err) {
 			log_error("cannot listen on --metrics-addr", "metrics_addr=%s err=%s",
-				  log_q(c->metrics_addr), log_q(strerror(-err)));
+			          log_q(c->metrics_addr), log_q(strerror(-err)));
 			return 1;
 		}
 		log_info("metrics listening", "metrics_addr=%s", log_q(c->metrics_addr));
@@ -522,6 +586,32 @@ int ringlet_client_run(const struct cfg *conf)
 			return 1;
 		}
 	}
+	struct local_fwd fwd[16];
+	if (c->n_local > 16) {
+		log_error("too many --local forwards (at most 16)", NULL);
+		return 2;
+	}
+	for (size_t i = 0; i < c->n_local; i++) {
+		if (!parse_local(c->local[i], &fwd[i])) {
+			log_error("bad --local: want LOCALPORT:host:port", "value=%s",
+			          log_q(c->local[i]));
+			return 2;
+		}
+		const char *la =
+		        c->local_addr && c->local_addr[0] ? c->local_addr : "127.0.0.1";
+		int err = net_listen(la, fwd[i].lport, &fwd[i].fd);
+		if (err) {
+			log_error("cannot listen for --local", "addr=%s port=%u err=%s", la,
+			          fwd[i].lport, log_q(strerror(-err)));
+			for (size_t j = 0; j < i; j++)
+				close(fwd[j].fd);
+			return 1;
+		}
+		log_info("forwarding a local port through the server", "listen=%s:%u target=%s",
+		         la, fwd[i].lport, log_q(fwd[i].target));
+	}
+	e.fwd = fwd;
+	e.nfwd = (int)c->n_local;
 	e.nshards = 1; /* one lane, on one shard (lanes across shards: see docs/DESIGN.md) */
 	e.nlanes = 1;
 	struct lane lanes[1];
@@ -534,9 +624,10 @@ int ringlet_client_run(const struct cfg *conf)
 	size_t pl = 0;
 	for (size_t i = 0; i < c->nports; i++)
 		pl += (size_t)snprintf(ports + pl, sizeof(ports) - pl, "%s%u", i ? "," : "",
-				       c->ports[i]);
+		                       c->ports[i]);
 	log_info("client starting", "url=%s upstream=%s ports=%s client_id=%s version=%s",
-		 log_q(c->url), log_q(c->upstream), ports, log_q(c->client_id), ringlet_version);
+	         log_q(c->url), log_q(c->upstream), ports, log_q(c->client_id),
+	         ringlet_version);
 	int ret = engine_run(&e);
 	tls_ctx_free(e.tls_client);
 	if (e.metrics_fd >= 0)

@@ -67,8 +67,9 @@ struct cfg {
 	size_t nports;
 	char *ca_file;
 	char *metrics_addr;
-	char **local;
+	char **local;      /* --local LOCALPORT:host:port */
 	size_t n_local;
+	char *local_addr;  /* --local-addr: where the --local listeners bind (127.0.0.1) */
 	int lanes; /* 0: as many as the server suggests */
 	char *client_id; /* generated when NULL */
 };

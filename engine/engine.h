@@ -12,6 +12,8 @@
 
 struct registry;
 struct tls_ctx;
+struct cidr;
+struct local_fwd;
 struct lane;
 
 struct engine {
@@ -30,6 +32,10 @@ struct engine {
 	struct tls_ctx *tls_client; /* client with a wss:// URL (set before the lane's connect) */
 	struct tls_ctx *tls_server; /* server with --auto-tls or --tls-cert */
 	char *ca_pem;               /* server auto-TLS: served at /.well-known/ca.crt */
+	struct local_fwd *fwd;      /* client --local */
+	int nfwd;
+	struct cidr *allow;         /* server --allow-ips */
+	size_t n_allow;
 	size_t ca_pem_len;
 };
 

@@ -22,8 +22,8 @@ enum req_path {
 	RP_CA,
 };
 
-const char *const httpd_path_names[] = {"other", "/connect", "/healthz", "/status", "/metrics",
-					"/.well-known/ca.crt"};
+const char *const httpd_path_names[] = {"other",   "/connect", "/healthz",
+                                        "/status", "/metrics", "/.well-known/ca.crt"};
 
 static void arm_accept(struct shard *s, struct conn *c)
 {
@@ -110,7 +110,7 @@ static void tls_send_pending(struct shard *s, struct conn *c, bool final)
 }
 
 void httpd_respond(struct shard *s, struct conn *c, int status, const char *ctype,
-		   const char *extra, const char *body, size_t body_len)
+                   const char *extra, const char *body, size_t body_len)
 {
 	struct http_conn *h = c->u.http;
 	count_request(s, h->path, status);
@@ -120,8 +120,8 @@ void httpd_respond(struct shard *s, struct conn *c, int status, const char *ctyp
 		conn_close(s, c);
 		return;
 	}
-	h->resp_len = http_build_response(h->resp, cap, status, ctype, extra, body, body_len,
-					  false);
+	h->resp_len =
+	        http_build_response(h->resp, cap, status, ctype, extra, body, body_len, false);
 	if (h->tls) {
 		int r = tls_write(h->tls, h->resp, h->resp_len);
 		free(h->resp);
@@ -158,18 +158,18 @@ static bool path_is(const struct http_request *req, const char *p)
 static void unauthorized(struct shard *s, struct conn *c, const struct http_request *req)
 {
 	struct http_conn *h = c->u.http;
-	log_warn(h->path == RP_CONNECT ? "unauthorized tunnel connection rejected" :
-					 "unauthorized request rejected",
-		 "remote=%s path=%s why=%s", h->remote, httpd_path_names[h->path],
-		 req->authorization.len ? "wrong-token" : "no-token");
+	log_warn(h->path == RP_CONNECT ? "unauthorized tunnel connection rejected"
+	                               : "unauthorized request rejected",
+	         "remote=%s path=%s why=%s", h->remote, httpd_path_names[h->path],
+	         req->authorization.len ? "wrong-token" : "no-token");
 	if (h->path == RP_CONNECT)
 		STAT_ADD(s, hs_fail[HS_UNAUTHORIZED], 1);
 	httpd_respond(s, c, 401, "text/plain; charset=utf-8",
-		      "WWW-Authenticate: Bearer realm=\"ringlet\"\r\n", "unauthorized\n", 13);
+	              "WWW-Authenticate: Bearer realm=\"ringlet\"\r\n", "unauthorized\n", 13);
 }
 
 static void serve_generated(struct shard *s, struct conn *c, const char *ctype,
-			    size_t (*render)(struct engine *, char **))
+                            size_t (*render)(struct engine *, char **))
 {
 	char *body = NULL;
 	size_t len = render(s->eng, &body);
@@ -210,7 +210,7 @@ static void route(struct shard *s, struct conn *c, const struct http_request *re
 	bool get = req->method.len == 3 && memcmp(req->method.p, "GET", 3) == 0;
 	if (!get && h->path != RP_OTHER) {
 		httpd_respond(s, c, 405, "text/plain; charset=utf-8", "Allow: GET\r\n",
-			      "method not allowed\n", 19);
+		              "method not allowed\n", 19);
 		return;
 	}
 	switch (h->path) {
@@ -236,15 +236,17 @@ static void route(struct shard *s, struct conn *c, const struct http_request *re
 			unauthorized(s, c, req);
 			return;
 		}
-		serve_generated(s, c, "text/plain; version=0.0.4; charset=utf-8", metrics_render);
+		serve_generated(s, c, "text/plain; version=0.0.4; charset=utf-8",
+		                metrics_render);
 		return;
 	case RP_CA:
 		if (!s->eng->ca_pem) {
-			httpd_text(s, c, 404, "this server does not use auto-TLS: no CA to serve\n");
+			httpd_text(s, c, 404,
+			           "this server does not use auto-TLS: no CA to serve\n");
 			return;
 		}
 		httpd_respond(s, c, 200, "application/x-pem-file", NULL, s->eng->ca_pem,
-			      s->eng->ca_pem_len);
+		              s->eng->ca_pem_len);
 		return;
 	default:
 		httpd_text(s, c, 404, "not found\n");
@@ -269,7 +271,7 @@ static bool tls_in(struct shard *s, struct conn *c, size_t n)
 			STAT_ADD(s, handshake_failures, 1);
 			STAT_ADD(s, hs_fail[HS_TLS], 1);
 			log_warn("TLS handshake failed", "remote=%s why=%s", h->remote,
-				 log_q(tls_error(h->tls)));
+			         log_q(tls_error(h->tls)));
 			tls_send_pending(s, c, true); /* the alert, if any, then close */
 			if (!h->sending)
 				conn_close(s, c);
@@ -338,11 +340,11 @@ static void parse(struct shard *s, struct conn *c)
 	}
 	if (st == HTTP_ERROR) {
 		log_warn("malformed HTTP request", "remote=%s status=%d why=%s", h->remote,
-			 req.error_status, log_q(req.error_reason ? req.error_reason : "?"));
+		         req.error_status, log_q(req.error_reason ? req.error_reason : "?"));
 		STAT_ADD(s, hs_fail[HS_BAD_REQUEST], 1);
 		char body[160];
 		snprintf(body, sizeof(body), "%s\n",
-			 req.error_reason ? req.error_reason : http_reason(req.error_status));
+		         req.error_reason ? req.error_reason : http_reason(req.error_status));
 		httpd_text(s, c, req.error_status ? req.error_status : 400, body);
 		return;
 	}
@@ -360,7 +362,7 @@ static void on_ctl_accept(struct shard *s, int fd)
 		 * must not starve the tunnels: refuse beyond the limit. */
 		STAT_ADD(s, hs_fail[HS_TIMEOUT], 1);
 		log_debug("too many pending control connections: refusing one", "shard=%d",
-			  s->id);
+		          s->id);
 		close(fd);
 		return;
 	}
@@ -409,7 +411,7 @@ static void on_accept(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
 	if (cqe->res < 0) {
 		if (cqe->res != -ECANCELED)
 			log_warn("accept failed", "port=%u err=%s", c->u.listen.port,
-				 log_q(strerror(-cqe->res)));
+			         log_q(strerror(-cqe->res)));
 		return;
 	}
 	if (c->closing) {
@@ -418,6 +420,8 @@ static void on_accept(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
 	}
 	if (c->u.listen.role == LR_CONTROL)
 		on_ctl_accept(s, cqe->res);
+	else if (c->u.listen.role == LR_LOCAL)
+		client_on_local_accept(s, c->u.listen.port, cqe->res);
 	else
 		server_on_data_accept(s, c->u.listen.port, cqe->res);
 }
@@ -434,7 +438,8 @@ void httpd_on_cqe(struct shard *s, struct conn *c, struct tok t, struct io_uring
 	case OP_HTTP_SEND:
 		c->u.http->sending = false;
 		if (t.aux == 0 || cqe->res < 0 || c->closing) {
-			/* One request per connection: the response is sent (or failed), close. */
+			/* One request per connection: the response is sent (or failed), close.
+			 */
 			conn_close(s, c);
 			break;
 		}
@@ -458,7 +463,7 @@ void httpd_tick(struct shard *s)
 		if (s->now_ms - c->started_ms > (uint64_t)s->cfg->handshake_ms) {
 			STAT_ADD(s, hs_fail[HS_TIMEOUT], 1);
 			log_debug("control connection timed out before a complete request",
-				  "remote=%s", c->u.http->remote);
+			          "remote=%s", c->u.http->remote);
 			conn_close(s, c);
 		}
 	}

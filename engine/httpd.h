@@ -50,5 +50,6 @@ void httpd_count_request(struct shard *s, struct conn *c, int code);
 /* Role hooks. */
 void server_on_connect(struct shard *s, struct conn *c, const struct http_request *req);
 void server_on_data_accept(struct shard *s, uint16_t port, int fd);
+void client_on_local_accept(struct shard *s, uint16_t fwd_index, int fd);
 
 #endif

@@ -294,6 +294,10 @@ size_t metrics_render(struct engine *e, char **out)
 	     "Data-plane connections closed because no client offered the port.");
 	sb_printf(&b, "ringlet_dataplane_refused_total %llu\n",
 		  (unsigned long long)SUM(e, dataplane_refused));
+	head(&b, "ringlet_dataplane_denied_total", "counter",
+	     "Data-plane connections refused because their address is not in --allow-ips.");
+	sb_printf(&b, "ringlet_dataplane_denied_total %llu\n",
+		  (unsigned long long)SUM(e, dataplane_denied));
 	head(&b, "ringlet_bufring_exhausted_total", "counter",
 	     "Receives that found a provided-buffer ring empty (back-pressure).");
 	sb_printf(&b, "ringlet_bufring_exhausted_total %llu\n",

@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -99,4 +100,72 @@ int net_resolve(const char *host, uint16_t port, struct addrlist *out)
 	}
 	freeaddrinfo(res);
 	return out->n ? 0 : EAI_NONAME;
+}
+
+int net_cidr_parse(const char *s, struct cidr *out)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	if (strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, s);
+	char *slash = strchr(buf, '/');
+	int bits = -1;
+	if (slash) {
+		*slash = 0;
+		char *end;
+		long b = strtol(slash + 1, &end, 10);
+		if (*end || end == slash + 1 || b < 0)
+			return -EINVAL;
+		bits = (int)b;
+	}
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, buf, out->addr) == 1) {
+		out->family = AF_INET;
+		out->bits = bits < 0 ? 32 : bits;
+		return out->bits <= 32 ? 0 : -EINVAL;
+	}
+	if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+		out->family = AF_INET6;
+		out->bits = bits < 0 ? 128 : bits;
+		return out->bits <= 128 ? 0 : -EINVAL;
+	}
+	return -EINVAL;
+}
+
+static bool prefix_eq(const uint8_t *a, const uint8_t *b, int bits)
+{
+	int full = bits / 8, rest = bits % 8;
+	if (memcmp(a, b, (size_t)full) != 0)
+		return false;
+	if (!rest)
+		return true;
+	uint8_t mask = (uint8_t)(0xff << (8 - rest));
+	return (a[full] & mask) == (b[full] & mask);
+}
+
+bool net_cidr_match(const struct cidr *list, size_t n, const struct sockaddr *sa)
+{
+	uint8_t a4[4], a6[16];
+	bool has4 = false, has6 = false;
+	if (sa->sa_family == AF_INET) {
+		memcpy(a4, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		has4 = true;
+	} else if (sa->sa_family == AF_INET6) {
+		memcpy(a6, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		has6 = true;
+		static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+		if (memcmp(a6, mapped, 12) == 0) {
+			memcpy(a4, a6 + 12, 4);
+			has4 = true;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (list[i].family == AF_INET && has4 &&
+		    prefix_eq(a4, list[i].addr, list[i].bits))
+			return true;
+		if (list[i].family == AF_INET6 && has6 &&
+		    prefix_eq(a6, list[i].addr, list[i].bits))
+			return true;
+	}
+	return false;
 }

@@ -3,6 +3,8 @@
 #ifndef RINGLET_ENGINE_NET_H
 #define RINGLET_ENGINE_NET_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -16,5 +18,18 @@ int net_listen(const char *addr, uint16_t port, int *fd_out);
 /* Resolve host (name or address; brackets allowed) to up to 4 addresses, IPv4 first,
  * with port. Blocking (getaddrinfo). 0, or a negative EAI_* code (see gai_strerror). */
 int net_resolve(const char *host, uint16_t port, struct addrlist *out);
+
+/* An IP network for --allow-ips: family, address, prefix length. */
+struct cidr {
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	int bits;
+};
+
+/* Parse "10.0.0.0/8", "2001:db8::/32" or a single address (a /32 or /128). 0 or -EINVAL. */
+int net_cidr_parse(const char *s, struct cidr *out);
+
+/* Is the address in any of the n networks? IPv4-mapped IPv6 addresses match IPv4 networks. */
+bool net_cidr_match(const struct cidr *list, size_t n, const struct sockaddr *sa);
 
 #endif

@@ -17,15 +17,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/certs.h"
 #include "engine/engine.h"
-#include "engine/log.h"
-#include "engine/ringlet.h"
 #include "engine/httpd.h"
+#include "engine/log.h"
 #include "engine/net.h"
 #include "engine/registry.h"
+#include "engine/ringlet.h"
 #include "engine/server.h"
 #include "engine/tls.h"
-#include "engine/certs.h"
 #include "engine/tunnel.h"
 #include "proto/http.h"
 
@@ -64,12 +64,12 @@ static uint16_t port_open(struct shard *s, struct registry *r, uint16_t port)
 			char a[80];
 			snprintf(a, sizeof(a), "%s:%u", addr ? addr : "0.0.0.0", port);
 			log_error("cannot open data-plane port", "addr=%s err=%s", a,
-				  log_q(strerror(-err)));
+			          log_q(strerror(-err)));
 			for (int j = 0; j < i; j++)
 				close(fds[j]);
-			return err == -EADDRINUSE ? TUN_PORT_IN_USE :
-			       err == -EACCES	  ? TUN_PORT_DENIED :
-						    TUN_PORT_ERROR;
+			return err == -EADDRINUSE ? TUN_PORT_IN_USE
+			       : err == -EACCES   ? TUN_PORT_DENIED
+			                          : TUN_PORT_ERROR;
 		}
 	}
 	rp->used = true;
@@ -138,7 +138,7 @@ static bool registry_pick(struct registry *r, uint16_t port, struct pick *out)
 							out->idx = r->sess[i].idx;
 							out->gen = r->sess[i].gen;
 							out->port_slot =
-								(uint16_t)(rp - r->ports);
+							        (uint16_t)(rp - r->ports);
 							found = true;
 						}
 						break;
@@ -169,6 +169,24 @@ void server_on_data_accept(struct shard *s, uint16_t port, int fd)
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	struct engine *e = s->eng;
+	bool lb = s->cfg->lb_proxy_protocol && s->cfg->lb_proxy_protocol[0];
+	if (e->n_allow && !lb) { /* behind a PROXY-speaking balancer: checked on its header */
+		struct sockaddr_storage ra;
+		socklen_t rl = sizeof(ra);
+		if (getpeername(fd, (struct sockaddr *)&ra, &rl) != 0 ||
+		    !net_cidr_match(e->allow, e->n_allow, (struct sockaddr *)&ra)) {
+			STAT_ADD(s, dataplane_denied, 1);
+			char a[72] = "?";
+			addr_format((struct sockaddr *)&ra, a, sizeof(a));
+			log_debug("data-plane connection from outside --allow-ips: refused",
+			          "port=%u remote=%s", port, a);
+			struct linger lg = {.l_onoff = 1, .l_linger = 0};
+			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			close(fd);
+			return;
+		}
+	}
 	struct pick rs;
 	if (!registry_pick(s->eng->reg, port, &rs)) {
 		refuse(s, fd, port);
@@ -176,7 +194,8 @@ void server_on_data_accept(struct shard *s, uint16_t port, int fd)
 	}
 	if (rs.shard == s->id) {
 		struct conn *tc = conn_get(s, rs.idx, rs.gen);
-		if (!tc || tc->kind != CK_TUNNEL || tc->closing || tc->u.tun->state != TS_READY) {
+		if (!tc || tc->kind != CK_TUNNEL || tc->closing ||
+		    tc->u.tun->state != TS_READY) {
 			refuse(s, fd, port);
 			return;
 		}
@@ -214,16 +233,16 @@ void server_on_connect(struct shard *s, struct conn *c, const struct http_reques
 		char body[160];
 		snprintf(body, sizeof(body), "%s\n", problem);
 		httpd_respond(s, c, status, "text/plain; charset=utf-8",
-			      status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, body,
-			      strlen(body));
+		              status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, body,
+		              strlen(body));
 		return;
 	}
 	if (s->draining) {
 		httpd_text(s, c, 503, "server is shutting down\n");
 		return;
 	}
-	const char *proto = http_has_token(req->ws_protocol, WS_SUBPROTOCOL) ? WS_SUBPROTOCOL :
-									      NULL;
+	const char *proto =
+	        http_has_token(req->ws_protocol, WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : NULL;
 	char resp[512];
 	size_t rl = http_build_101(resp, sizeof(resp), req->ws_key, proto);
 	httpd_count_request(s, c, 101);
@@ -266,28 +285,30 @@ static void on_hello(struct shard *s, struct conn *c, const struct tun_hello *h)
 	struct registry *r = s->eng->reg;
 	if (h->version_min > TUN_VERSION || h->version_max < TUN_VERSION_MIN) {
 		log_warn("client speaks no common protocol version", "remote=%s min=%u max=%u",
-			 t->remote, h->version_min, h->version_max);
+		         t->remote, h->version_min, h->version_max);
 		STAT_ADD(s, hs_fail[HS_VERSION], 1);
 		tunnel_goaway(s, c, TUN_GOAWAY_VERSION, "no common protocol version");
 		tunnel_fail(s, c, WS_CLOSE_PROTOCOL, "no common protocol version");
 		return;
 	}
 	snprintf(t->client_id, sizeof(t->client_id), "%.*s", h->client_id.len,
-		 (const char *)h->client_id.p);
+	         (const char *)h->client_id.p);
 	snprintf(t->upstream, sizeof(t->upstream), "%.*s", h->upstream.len,
-		 (const char *)h->upstream.p);
+	         (const char *)h->upstream.p);
 	t->peer_window = h->window ? h->window : CFG_DEFAULT_WINDOW;
 	t->peer_max_frame = h->max_frame;
 	t->caps = h->caps & (TUN_CAP_ZERO_MASK | TUN_CAP_WINDOW);
+	if (s->cfg->client_forwarding)
+		t->caps |= h->caps & TUN_CAP_CLIENT_FORWARD;
 	t->since_unix = time(NULL);
 
 	struct tun_welcome w = {
-		.version = TUN_VERSION,
-		.caps = t->caps,
-		.window = t->my_window,
-		.max_frame = CFG_DEFAULT_MAX_FRAME,
-		.lanes = 1,
-		.session = 0,
+	        .version = TUN_VERSION,
+	        .caps = t->caps,
+	        .window = t->my_window,
+	        .max_frame = CFG_DEFAULT_MAX_FRAME,
+	        .lanes = 1,
+	        .session = 0,
 	};
 	pthread_mutex_lock(&r->mu);
 	int slot = -1;
@@ -335,9 +356,9 @@ static void on_hello(struct shard *s, struct conn *c, const struct tun_hello *h)
 	size_t pl = 0;
 	for (uint16_t i = 0; i < t->nports; i++)
 		pl += (size_t)snprintf(ports + pl, sizeof(ports) - pl, "%s%u", i ? "," : "",
-				       t->ports[i]);
+		                       t->ports[i]);
 	log_info("client connected", "client_id=%s remote=%s upstream=%s ports=%s",
-		 log_q(t->client_id), t->remote, log_q(t->upstream), ports[0] ? ports : "-");
+	         log_q(t->client_id), t->remote, log_q(t->upstream), ports[0] ? ports : "-");
 	if (s->draining)
 		tunnel_goaway(s, c, TUN_GOAWAY_NORMAL, "server is shutting down");
 }
@@ -357,8 +378,22 @@ void server_on_tunnel_msg(struct shard *s, struct conn *c, const struct tun_msg 
 		/* The client is leaving: no new streams for it. */
 		registry_remove(s->eng->reg, t);
 		return;
-	case TUN_WELCOME:
 	case TUN_OPEN:
+		if (t->state != TS_READY) {
+			tunnel_fail(s, c, WS_CLOSE_PROTOCOL, "OPEN before HELLO");
+			return;
+		}
+		if (!(t->caps & TUN_CAP_CLIENT_FORWARD)) {
+			uint8_t out[TUN_HEADER_LEN + 3 + 64];
+			size_t len =
+			        tun_encode_rst(out, sizeof(out), m->stream, TUN_RST_REFUSED,
+			                       "client forwarding is disabled on the server");
+			tunnel_send_msg(s, c, out, len);
+			return;
+		}
+		stream_open_forwarded(s, c, m);
+		return;
+	case TUN_WELCOME:
 		tunnel_fail(s, c, WS_CLOSE_PROTOCOL, "unexpected message from client");
 		return;
 	default:
@@ -438,7 +473,7 @@ int ringlet_server_run(const struct cfg *c)
 		int err = net_listen(c->control_addr, c->control_port, &r->ctl_fds[i]);
 		if (err) {
 			log_error("cannot listen on the control port", "addr=%s port=%u err=%s",
-				  c->control_addr, c->control_port, log_q(strerror(-err)));
+			          c->control_addr, c->control_port, log_q(strerror(-err)));
 			for (int j = 0; j < i; j++)
 				close(r->ctl_fds[j]);
 			free(r);
@@ -446,11 +481,23 @@ int ringlet_server_run(const struct cfg *c)
 		}
 	}
 	char err[512];
+	if (c->n_allow_ips) {
+		e.allow = calloc(c->n_allow_ips, sizeof(*e.allow));
+		for (size_t i = 0; e.allow && i < c->n_allow_ips; i++) {
+			if (net_cidr_parse(c->allow_ips[i], &e.allow[e.n_allow]) == 0) {
+				e.n_allow++;
+			} else {
+				log_error("bad --allow-ips entry", "value=%s",
+				          log_q(c->allow_ips[i]));
+				return 2;
+			}
+		}
+	}
 	if (c->tls_cert && c->tls_cert[0]) {
 		e.tls_server = tls_ctx_server(c->tls_cert, c->tls_key, err, sizeof(err));
 	} else if (c->auto_tls) {
-		const char *dir = c->auto_tls_path && c->auto_tls_path[0] ? c->auto_tls_path :
-									     "/tmp/certs";
+		const char *dir = c->auto_tls_path && c->auto_tls_path[0] ? c->auto_tls_path
+		                                                          : "/tmp/certs";
 		char cert[4096], key[4096];
 		snprintf(cert, sizeof(cert), "%s/server.crt", dir);
 		snprintf(key, sizeof(key), "%s/server.key", dir);
@@ -461,7 +508,8 @@ int ringlet_server_run(const struct cfg *c)
 	}
 	if ((c->tls_cert && c->tls_cert[0]) || c->auto_tls) {
 		if (!e.tls_server) {
-			log_error("cannot set up TLS on the control port", "err=%s", log_q(err));
+			log_error("cannot set up TLS on the control port", "err=%s",
+			          log_q(err));
 			for (int i = 0; i < e.nshards; i++)
 				close(r->ctl_fds[i]);
 			free(e.ca_pem);
@@ -470,13 +518,16 @@ int ringlet_server_run(const struct cfg *c)
 		}
 	}
 	log_info("server listening", "control=%s:%u tls=%s data_addr=%s shards=%d version=%s",
-		 c->control_addr, c->control_port,
-		 !e.tls_server ? "off" : c->tls_cert && c->tls_cert[0] ? "cert" : "auto",
-		 c->data_addr && c->data_addr[0] ? c->data_addr : "0.0.0.0", e.nshards,
-		 ringlet_version);
+	         c->control_addr, c->control_port,
+	         !e.tls_server                   ? "off"
+	         : c->tls_cert && c->tls_cert[0] ? "cert"
+	                                         : "auto",
+	         c->data_addr && c->data_addr[0] ? c->data_addr : "0.0.0.0", e.nshards,
+	         ringlet_version);
 	int ret = engine_run(&e);
 	tls_ctx_free(e.tls_server);
 	free(e.ca_pem);
+	free(e.allow);
 	for (int i = 0; i < REG_MAX_PORTS; i++)
 		r->ports[i].used = false;
 	pthread_mutex_destroy(&r->mu);

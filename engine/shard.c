@@ -357,6 +357,7 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
 	case OP_STREAM_CONNECT:
 	case OP_STREAM_RECV:
 	case OP_STREAM_SEND:
+	case OP_STREAM_PROXY:
 		tunnel_on_cqe(s, c, t, cqe);
 		break;
 	default:

@@ -23,6 +23,13 @@
 struct tunnel;
 struct engine;
 
+/* Up to four addresses of a name, in the order to try. */
+struct addrlist {
+	struct sockaddr_storage addr[4];
+	socklen_t len[4];
+	int n;
+};
+
 /* Completion token operations. */
 enum op {
 	OP_NONE = 0,
@@ -36,6 +43,7 @@ enum op {
 	OP_STREAM_CONNECT,
 	OP_STREAM_RECV,  /* recv from a data-plane/upstream socket (buffer ring) */
 	OP_STREAM_SEND,  /* send to a data-plane/upstream socket */
+	OP_STREAM_PROXY, /* server: recv of a load balancer's PROXY header */
 	OP_CANCEL,       /* cancel of a closing connection's requests */
 	OP_TIMER,        /* the shard's tick */
 	OP_WAKE,         /* the shard's eventfd (signals from the main thread) */
@@ -79,6 +87,7 @@ enum conn_kind {
 enum listen_role {
 	LR_CONTROL,
 	LR_DATA,
+	LR_LOCAL, /* client --local listener; port = index of the forward */
 };
 
 /* One stream half pair. Direction names are from this process's view:
@@ -107,9 +116,17 @@ struct stream {
 	bool peer_fin;       /* FIN received */
 	bool shut_wr;        /* we shut the socket's write side */
 
-	/* client: dialling upstream */
+	/* dialling: the client's upstream, or the server's --local target */
 	bool connecting;
 	uint8_t addr_try;
+	const struct addrlist *dial; /* NULL: the tunnel's upstream */
+
+	/* PROXY protocol: the header to send the upstream first (client), or the header
+	 * being read from a load balancer before the stream is announced (server). */
+	uint8_t *pre;
+	uint16_t pre_len, pre_off;
+	bool sending_pre;
+	bool proxy_wait;
 
 	uint64_t bytes_up, bytes_down;
 };

@@ -1,7 +1,7 @@
 /* engine/tunnel.c — WebSocket tunnel lanes and the streams they carry (both roles). */
 #include <arpa/inet.h>
-#include <netinet/tcp.h>
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +10,10 @@
 
 #include "engine/engine.h"
 #include "engine/log.h"
+#include "engine/net.h"
 #include "engine/tls.h"
 #include "engine/tunnel.h"
+#include "proto/proxy.h"
 
 #define NO_SLOT UINT32_MAX
 #define SEND_BATCH_BYTES (1u << 20)
@@ -75,7 +77,7 @@ struct tunnel *tunnel_new(struct shard *s, struct conn *c, enum ws_role role)
 /* Write a frame header for a binary frame of payload_len; in the client role also pick
  * the masking key. Returns the header length. */
 static size_t frame_header(struct shard *s, struct tunnel *t, uint8_t *out, uint8_t op,
-			   uint64_t payload_len, uint8_t key[4])
+                           uint64_t payload_len, uint8_t key[4])
 {
 	if (t->role == WS_ROLE_SERVER)
 		return ws_encode_header(out, op, true, NULL, payload_len);
@@ -152,7 +154,7 @@ int tunnel_send_raw(struct shard *s, struct conn *c, const void *p, size_t len)
 }
 
 static void send_ws_control(struct shard *s, struct conn *c, uint8_t op, const uint8_t *p,
-			    size_t len)
+                            size_t len)
 {
 	send_frame(s, c, op, p, len);
 }
@@ -246,7 +248,7 @@ static void tls_flush(struct shard *s, struct conn *c)
 	t->send_inflight = true;
 	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_TUN_SEND, 0);
 	io_uring_prep_send(sqe, c->fd, t->tls_out + t->tls_out_off,
-			   t->tls_out_len - t->tls_out_off, MSG_NOSIGNAL);
+	                   t->tls_out_len - t->tls_out_off, MSG_NOSIGNAL);
 }
 
 static void tunnel_flush(struct shard *s, struct conn *c)
@@ -335,7 +337,8 @@ static void on_tun_send(struct shard *s, struct conn *c, int res)
 		t->tls_out_off += (uint32_t)res;
 		t->bytes_out += (uint64_t)res;
 		if (t->sess)
-			__atomic_fetch_add(&t->sess->bytes_out, (uint64_t)res, __ATOMIC_RELAXED);
+			__atomic_fetch_add(&t->sess->bytes_out, (uint64_t)res,
+			                   __ATOMIC_RELAXED);
 		if (c->closing)
 			return;
 		if (t->state == TS_CLOSING && !t->q_head && t->tls_out_off == t->tls_out_len &&
@@ -513,7 +516,7 @@ void tunnel_fail(struct shard *s, struct conn *c, enum ws_close code, const char
 		return;
 	if (t->state == TS_READY || t->state == TS_HELLO)
 		log_info("tunnel closed", "client_id=%s remote=%s reason=%s",
-			 log_q(t->client_id[0] ? t->client_id : "-"), t->remote, log_q(why));
+		         log_q(t->client_id[0] ? t->client_id : "-"), t->remote, log_q(why));
 	notify_closed(s, c);
 	close_streams(s, c, TUN_RST_SHUTDOWN);
 	if (code != WS_CLOSE_ABNORMAL && code != WS_CLOSE_NONE && t->state != TS_CONNECTING &&
@@ -561,6 +564,7 @@ void tunnel_release(struct shard *s, struct conn *c)
 	queue_release(s, t);
 	idmap_free(&t->ids);
 	free(t->head);
+	free(t->fwd);
 	tls_free(t->tls);
 	free(t->tls_out);
 	free(t);
@@ -580,10 +584,11 @@ void tunnel_tick(struct shard *s, struct conn *c)
 	}
 	if (t->state == TS_READY || t->state == TS_HELLO) {
 		if (s->now_ms - t->last_rx_ms > (uint64_t)s->cfg->dead_ms) {
-			log_warn("peer unresponsive: closing the tunnel", "client_id=%s remote=%s "
-				 "silent_ms=%llu",
-				 log_q(t->client_id[0] ? t->client_id : "-"), t->remote,
-				 (unsigned long long)(s->now_ms - t->last_rx_ms));
+			log_warn("peer unresponsive: closing the tunnel",
+			         "client_id=%s remote=%s "
+			         "silent_ms=%llu",
+			         log_q(t->client_id[0] ? t->client_id : "-"), t->remote,
+			         (unsigned long long)(s->now_ms - t->last_rx_ms));
 			tunnel_fail(s, c, WS_CLOSE_GOING_AWAY, "peer unresponsive");
 			return;
 		}
@@ -601,6 +606,21 @@ void tunnel_tick(struct shard *s, struct conn *c)
 		STAT_ADD(s, hs_fail[HS_TIMEOUT], 1);
 		tunnel_fail(s, c, WS_CLOSE_POLICY, "handshake timeout");
 		return;
+	}
+	/* Streams still waiting for a load balancer's PROXY header past the deadline. */
+	if (s->cfg->lb_proxy_protocol && s->cfg->lb_proxy_protocol[0]) {
+		uint32_t i = t->st_head;
+		while (i != NO_SLOT) {
+			struct conn *sc = &s->conns[i];
+			i = sc->u.st.next;
+			if (sc->u.st.proxy_wait &&
+			    s->now_ms - sc->started_ms > (uint64_t)s->cfg->handshake_ms) {
+				log_warn("no PROXY header from the load balancer in time: "
+				         "closing",
+				         "port=%u", sc->u.st.port);
+				stream_reset(s, sc, TUN_RST_TIMEOUT, false);
+			}
+		}
 	}
 	/* Drained: a GOAWAY'd tunnel with no streams left closes. */
 	if (t->goaway_sent && t->nstreams == 0 && t->state == TS_READY && !t->q_head) {
@@ -630,7 +650,7 @@ static bool lookup_stream(struct shard *s, struct tunnel *t, uint32_t id, struct
 
 /* DATA payload bytes for the current message's stream. */
 static void deliver(struct shard *s, struct conn *c, const uint8_t *p, size_t n,
-		    uint64_t frame_off)
+                    uint64_t frame_off)
 {
 	struct tunnel *t = c->u.tun;
 	if (t->dst_idx == NO_SLOT)
@@ -644,7 +664,7 @@ static void deliver(struct shard *s, struct conn *c, const uint8_t *p, size_t n,
 	uint32_t cap = t->my_window;
 	if (n > cap - st->rlen) {
 		log_warn("peer exceeded the stream's credit: resetting the stream",
-			 "client_id=%s stream=%u", log_q(t->client_id), st->id);
+		         "client_id=%s stream=%u", log_q(t->client_id), st->id);
 		stream_reset(s, sc, TUN_RST_PROTOCOL, true);
 		t->dst_idx = NO_SLOT;
 		return;
@@ -695,7 +715,8 @@ static bool payload_bytes(struct shard *s, struct conn *c, const uint8_t *p, siz
 			if (t->msg_pos < TUN_HEADER_LEN)
 				break;
 			if (tun_decode_header(t->msgh, TUN_HEADER_LEN, &t->mh) != TUN_OK) {
-				tunnel_fail(s, c, WS_CLOSE_PROTOCOL, "bad tunnel message header");
+				tunnel_fail(s, c, WS_CLOSE_PROTOCOL,
+				            "bad tunnel message header");
 				return false;
 			}
 			t->dst_idx = NO_SLOT;
@@ -742,15 +763,15 @@ static void message_end(struct shard *s, struct conn *c)
 		const char *why = NULL;
 		if (tun_decode(t->ctl, t->ctl_len, &m, &why) != TUN_OK) {
 			log_warn("malformed tunnel message", "client_id=%s type=%s why=%s",
-				 log_q(t->client_id), tun_type_name(t->mh.type),
-				 log_q(why ? why : "?"));
+			         log_q(t->client_id), tun_type_name(t->mh.type),
+			         log_q(why ? why : "?"));
 			tunnel_fail(s, c, WS_CLOSE_PROTOCOL, why ? why : "malformed message");
 			return;
 		}
 		handle_msg(s, c, &m);
 	} else if (t->dst_idx == NO_SLOT && t->mh.stream) {
-		/* DATA for a stream we no longer have (reset or closed): dropped on purpose, the
-		 * peer learns from the RST we sent. */
+		/* DATA for a stream we no longer have (reset or closed): dropped on purpose,
+		 * the peer learns from the RST we sent. */
 	}
 	t->msg_pos = 0;
 	t->ctl_len = 0;
@@ -785,12 +806,13 @@ static void ws_control_end(struct shard *s, struct conn *c)
 			notify_closed(s, c);
 			close_streams(s, c, TUN_RST_SHUTDOWN);
 			uint8_t out[2];
-			size_t ol = ws_close_payload(out, code == WS_CLOSE_NO_STATUS ?
-								  WS_CLOSE_NORMAL :
-								  (enum ws_close)code,
-						     NULL);
+			size_t ol = ws_close_payload(out,
+			                             code == WS_CLOSE_NO_STATUS
+			                                     ? WS_CLOSE_NORMAL
+			                                     : (enum ws_close)code,
+			                             NULL);
 			log_info("tunnel closed by peer", "client_id=%s remote=%s code=%u",
-				 log_q(t->client_id[0] ? t->client_id : "-"), t->remote, code);
+			         log_q(t->client_id[0] ? t->client_id : "-"), t->remote, code);
 			send_ws_control(s, c, WS_OP_CLOSE, out, ol);
 			t->state = TS_CLOSING;
 		} else {
@@ -823,7 +845,7 @@ static void tunnel_input(struct shard *s, struct conn *c, const uint8_t *p, size
 			}
 			enum ws_close cc = WS_CLOSE_NONE;
 			enum ws_status st = ws_decoder_next(&t->dec, h, avail, &t->fr,
-							    &t->fr_msg_op, &t->fr_msg_end, &cc);
+			                                    &t->fr_msg_op, &t->fr_msg_end, &cc);
 			if (st == WS_ERROR) {
 				tunnel_fail(s, c, cc, "bad WebSocket frame");
 				return;
@@ -848,7 +870,8 @@ static void tunnel_input(struct shard *s, struct conn *c, const uint8_t *p, size
 				t->rx_state = RX_CONTROL;
 				t->wsctl_len = 0;
 			} else if (t->fr_msg_op == WS_OP_TEXT) {
-				tunnel_fail(s, c, WS_CLOSE_UNSUPPORTED, "text messages are not used");
+				tunnel_fail(s, c, WS_CLOSE_UNSUPPORTED,
+				            "text messages are not used");
 				return;
 			} else {
 				t->rx_state = RX_PAYLOAD;
@@ -896,7 +919,7 @@ static void on_tun_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cq
 			t->bytes_in += (uint64_t)res;
 			if (t->sess)
 				__atomic_fetch_add(&t->sess->bytes_in, (uint64_t)res,
-						   __ATOMIC_RELAXED);
+				                   __ATOMIC_RELAXED);
 			if (t->tls)
 				tls_input(s, c, bufring_addr(&s->tun_ring, bid), (size_t)res);
 			else
@@ -949,10 +972,12 @@ static void handle_msg(struct shard *s, struct conn *c, const struct tun_msg *m)
 		if (!lookup_stream(s, t, m->stream, &sc))
 			return;
 		STAT_ADD(s, resets_received, 1);
-		STAT_ADD(s, rst_received[m->u.rst.reason < STATS_RST_REASONS ? m->u.rst.reason : 0],
-			 1);
+		STAT_ADD(
+		        s,
+		        rst_received[m->u.rst.reason < STATS_RST_REASONS ? m->u.rst.reason : 0],
+		        1);
 		log_debug("stream reset by peer", "stream=%u reason=%s", m->stream,
-			  tun_rst_reason_name(m->u.rst.reason));
+		          tun_rst_reason_name(m->u.rst.reason));
 		stream_reset(s, sc, m->u.rst.reason, false);
 		return;
 	case TUN_WINDOW:
@@ -987,8 +1012,8 @@ static void handle_msg(struct shard *s, struct conn *c, const struct tun_msg *m)
 	case TUN_GOAWAY:
 		t->goaway_received = true;
 		log_info("peer is going away", "client_id=%s reason=%u text=%s",
-			 log_q(t->client_id[0] ? t->client_id : "-"), m->u.goaway.reason,
-			 log_q(""));
+		         log_q(t->client_id[0] ? t->client_id : "-"), m->u.goaway.reason,
+		         log_q(""));
 		break;
 	default:
 		break;
@@ -1061,6 +1086,8 @@ void stream_release(struct shard *s, struct conn *sc)
 	}
 	free(st->rbuf);
 	st->rbuf = NULL;
+	free(st->pre);
+	st->pre = NULL;
 	STAT_SUB(s, streams_active, 1);
 	STAT_SUB(s, port[st->port_slot].conns_active, 1);
 }
@@ -1074,7 +1101,7 @@ static void stream_reset(struct shard *s, struct conn *sc, uint16_t reason, bool
 		if (tc) {
 			uint8_t m[TUN_HEADER_LEN + 3 + 32];
 			size_t len = tun_encode_rst(m, sizeof(m), sc->u.st.id, reason,
-						    tun_rst_reason_name(reason));
+			                            tun_rst_reason_name(reason));
 			if (len)
 				tunnel_send_msg(s, tc, m, len);
 			STAT_ADD(s, resets_sent, 1);
@@ -1092,7 +1119,7 @@ static void stream_check_done(struct shard *s, struct conn *sc)
 	if (sc->closing)
 		return;
 	if (st->peer_fin && st->rlen == 0 && !st->sending && !st->shut_wr && !st->connecting &&
-	    sc->fd >= 0) {
+	    !st->pre && sc->fd >= 0) {
 		shutdown(sc->fd, SHUT_WR);
 		st->shut_wr = true;
 	}
@@ -1106,7 +1133,7 @@ static void stream_maybe_recv(struct shard *s, struct conn *sc)
 {
 	struct stream *st = &sc->u.st;
 	if (sc->closing || st->recv_armed || st->eof || st->connecting || st->waiting_bufs ||
-	    sc->fd < 0)
+	    st->proxy_wait || sc->fd < 0)
 		return;
 	if (st->credit == 0 || st->queued >= STREAM_QUEUE_LIMIT)
 		return;
@@ -1151,7 +1178,7 @@ static void on_stream_recv(struct shard *s, struct conn *sc, struct io_uring_cqe
 		uint8_t key[4];
 		uint8_t *data = bufring_addr(&s->stream_ring, bid);
 		size_t hl = frame_header(s, t, it->inl, WS_OP_BINARY,
-					 (uint64_t)res + TUN_HEADER_LEN, key);
+		                         (uint64_t)res + TUN_HEADER_LEN, key);
 		tun_encode_data_header(it->inl + hl, TUN_HEADER_LEN, st->id);
 		if (t->role == WS_ROLE_CLIENT && !t->zero_mask) {
 			ws_mask(it->inl + hl, TUN_HEADER_LEN, key, 0);
@@ -1202,7 +1229,18 @@ static void on_stream_recv(struct shard *s, struct conn *sc, struct io_uring_cqe
 static void stream_maybe_send(struct shard *s, struct conn *sc)
 {
 	struct stream *st = &sc->u.st;
-	if (sc->closing || st->sending || st->rlen == 0 || st->connecting || sc->fd < 0)
+	if (sc->closing || st->sending || st->connecting || sc->fd < 0)
+		return;
+	if (st->pre && !st->proxy_wait && st->pre_off < st->pre_len) {
+		/* The PROXY header goes to the upstream before any stream byte. */
+		st->sending = st->pre_len - st->pre_off;
+		st->sending_pre = true;
+		struct io_uring_sqe *sqe = shard_sqe(s, sc, OP_STREAM_SEND, 0);
+		io_uring_prep_send(sqe, sc->fd, st->pre + st->pre_off, st->sending,
+		                   MSG_NOSIGNAL);
+		return;
+	}
+	if (st->rlen == 0)
 		return;
 	struct conn *tc = stream_tunnel(s, sc);
 	uint32_t cap = tc ? tc->u.tun->my_window : 0;
@@ -1231,6 +1269,18 @@ static void on_stream_send(struct shard *s, struct conn *sc, int res)
 		stream_reset(s, sc, TUN_RST_RESET, true);
 		return;
 	}
+	if (st->sending_pre) {
+		/* Our own header: not stream bytes, no credit to give back. */
+		st->sending_pre = false;
+		st->pre_off = (uint16_t)(st->pre_off + res);
+		if (st->pre_off == st->pre_len) {
+			free(st->pre);
+			st->pre = NULL;
+		}
+		stream_maybe_send(s, sc);
+		stream_check_done(s, sc);
+		return;
+	}
 	uint32_t cap = tc->u.tun->my_window;
 	st->rhead = (st->rhead + (uint32_t)res) % cap;
 	st->rlen -= (uint32_t)res;
@@ -1246,14 +1296,114 @@ static void on_stream_send(struct shard *s, struct conn *sc, int res)
 	stream_check_done(s, sc);
 }
 
+/* Server: send OPEN for a stream (asking for a PROXY header when --proxy-protocol). */
+static void stream_announce(struct shard *s, struct conn *tc, struct conn *sc,
+                            const char *remote, const char *local)
+{
+	struct tunnel *t = tc->u.tun;
+	struct stream *st = &sc->u.st;
+	const char *pp = s->cfg->proxy_protocol;
+	struct tun_open o = {
+	        .port = st->port, .remote = tun_str_from(remote), .local = tun_str_from(local)};
+	if (pp && strcmp(pp, "v1") == 0)
+		o.flags = TUN_OPEN_PROXY_V1;
+	else if (pp && strcmp(pp, "v2") == 0)
+		o.flags = TUN_OPEN_PROXY_V2;
+	uint8_t m[TUN_HEADER_LEN + 2 + 2 + 2 * TUN_MAX_STR];
+	size_t len = tun_encode_open(m, sizeof(m), st->id, &o);
+	tunnel_send_msg(s, tc, m, len);
+	log_debug("stream opened", "client_id=%s stream=%u port=%u remote=%s",
+	          log_q(t->client_id), st->id, st->port, remote);
+	stream_maybe_recv(s, sc);
+}
+
+/* Server: bytes of a load balancer's PROXY header. */
+static void on_stream_proxy(struct shard *s, struct conn *sc, int res)
+{
+	struct stream *st = &sc->u.st;
+	struct conn *tc = sc->closing ? NULL : stream_tunnel(s, sc);
+	if (!tc)
+		return;
+	if (res <= 0) {
+		stream_reset(s, sc, TUN_RST_RESET, false);
+		return;
+	}
+	st->pre_len = (uint16_t)(st->pre_len + res);
+	struct proxy_hdr h;
+	const char *why = "truncated";
+	enum proxy_status ps = proxy_parse(st->pre, st->pre_len, &h, &why);
+	if (ps == PROXY_NEED_MORE && st->pre_len < PROXY_V2_MAX) {
+		struct io_uring_sqe *sqe = shard_sqe(s, sc, OP_STREAM_PROXY, 0);
+		io_uring_prep_recv(sqe, sc->fd, st->pre + st->pre_len,
+		                   PROXY_V2_MAX - st->pre_len, 0);
+		return;
+	}
+	if (ps != PROXY_OK) {
+		log_warn("bad PROXY header on a data-plane connection (--lb-proxy-protocol)",
+		         "port=%u why=%s", st->port, log_q(why));
+		stream_reset(s, sc, TUN_RST_PROTOCOL, false);
+		return;
+	}
+	struct sockaddr_storage ra, la;
+	socklen_t rl = sizeof(ra), ll = sizeof(la);
+	if (h.local) {
+		getpeername(sc->fd, (struct sockaddr *)&ra, &rl);
+		getsockname(sc->fd, (struct sockaddr *)&la, &ll);
+	} else {
+		ra = h.src;
+		la = h.dst;
+	}
+	struct engine *e = s->eng;
+	if (e->n_allow && !net_cidr_match(e->allow, e->n_allow, (struct sockaddr *)&ra)) {
+		STAT_ADD(s, dataplane_denied, 1);
+		stream_reset(s, sc, TUN_RST_REFUSED, false);
+		return;
+	}
+	char rs[72] = "", ls[72] = "";
+	addr_format((struct sockaddr *)&ra, rs, sizeof(rs));
+	addr_format((struct sockaddr *)&la, ls, sizeof(ls));
+	st->proxy_wait = false;
+	stream_announce(s, tc, sc, rs, ls);
+	/* Bytes after the header are the client's first data: they follow OPEN. */
+	size_t extra = st->pre_len - h.len;
+	if (extra && !sc->closing) {
+		struct outitem *it = item_get(s);
+		uint8_t *copy = it ? malloc(extra) : NULL;
+		if (!copy) {
+			if (it)
+				item_put(s, it);
+			stream_reset(s, sc, TUN_RST_INTERNAL, true);
+			return;
+		}
+		memcpy(copy, st->pre + h.len, extra);
+		struct tunnel *t = tc->u.tun;
+		uint8_t key[4];
+		size_t hl =
+		        frame_header(s, t, it->inl, WS_OP_BINARY, extra + TUN_HEADER_LEN, key);
+		tun_encode_data_header(it->inl + hl, TUN_HEADER_LEN, st->id);
+		it->inl_len = (uint8_t)(hl + TUN_HEADER_LEN);
+		it->heap = copy;
+		it->data = copy;
+		it->data_len = (uint32_t)extra;
+		st->credit -= (uint32_t)extra < st->credit ? (uint32_t)extra : st->credit;
+		st->bytes_up += extra;
+		STAT_ADD(s, bytes_up, extra);
+		STAT_ADD(s, port[st->port_slot].bytes_received, extra);
+		queue_item(s, tc, it);
+	}
+	free(st->pre);
+	st->pre = NULL;
+	st->pre_len = 0;
+}
+
 void stream_open_server(struct shard *s, struct conn *tc, int fd, uint16_t port,
-			uint16_t port_slot)
+                        uint16_t port_slot)
 {
 	struct tunnel *t = tc->u.tun;
 	struct conn *sc = conn_alloc(s, CK_STREAM, fd);
 	if (!sc) {
 		log_warn("connection table full: refusing a data-plane connection", "port=%u",
-			 port);
+		         port);
 		struct linger lg = {.l_onoff = 1, .l_linger = 0};
 		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 		close(fd);
@@ -1272,7 +1422,20 @@ void stream_open_server(struct shard *s, struct conn *tc, int fd, uint16_t port,
 		return;
 	}
 	stream_link(s, tc, sc);
-
+	const char *lb = s->cfg->lb_proxy_protocol;
+	if (lb && lb[0]) {
+		/* A load balancer in front sends a PROXY header first: read it before the
+		 * stream is announced, so OPEN carries the real client's address. */
+		st->pre = malloc(PROXY_V2_MAX);
+		if (!st->pre) {
+			stream_reset(s, sc, TUN_RST_INTERNAL, false);
+			return;
+		}
+		st->proxy_wait = true;
+		struct io_uring_sqe *sqe = shard_sqe(s, sc, OP_STREAM_PROXY, 0);
+		io_uring_prep_recv(sqe, fd, st->pre, PROXY_V2_MAX, 0);
+		return;
+	}
 	struct sockaddr_storage ra, la;
 	socklen_t rl = sizeof(ra), ll = sizeof(la);
 	char rs[72] = "", ls[72] = "";
@@ -1280,20 +1443,14 @@ void stream_open_server(struct shard *s, struct conn *tc, int fd, uint16_t port,
 		addr_format((struct sockaddr *)&ra, rs, sizeof(rs));
 	if (getsockname(fd, (struct sockaddr *)&la, &ll) == 0)
 		addr_format((struct sockaddr *)&la, ls, sizeof(ls));
-	struct tun_open o = {.port = port, .remote = tun_str_from(rs), .local = tun_str_from(ls)};
-	uint8_t m[TUN_HEADER_LEN + 2 + 2 + 2 * TUN_MAX_STR];
-	size_t len = tun_encode_open(m, sizeof(m), st->id, &o);
-	tunnel_send_msg(s, tc, m, len);
-	log_debug("stream opened", "client_id=%s stream=%u port=%u remote=%s",
-		  log_q(t->client_id), st->id, port, rs);
-	stream_maybe_recv(s, sc);
+	stream_announce(s, tc, sc, rs, ls);
 }
 
 static void stream_dial(struct shard *s, struct conn *sc)
 {
 	struct stream *st = &sc->u.st;
 	struct conn *tc = stream_tunnel(s, sc);
-	const struct addrlist *al = tc ? tc->u.tun->upstream_addrs : NULL;
+	const struct addrlist *al = st->dial ? st->dial : tc ? tc->u.tun->upstream_addrs : NULL;
 	if (!al || st->addr_try >= al->n) {
 		stream_reset(s, sc, TUN_RST_UNREACHABLE, true);
 		return;
@@ -1326,9 +1483,10 @@ static void stream_dial(struct shard *s, struct conn *sc)
 	st->connecting = true;
 }
 
-void stream_open_client(struct shard *s, struct conn *tc, uint32_t id, uint16_t port)
+void stream_open_client(struct shard *s, struct conn *tc, uint32_t id, const struct tun_open *o)
 {
 	struct tunnel *t = tc->u.tun;
+	uint16_t port = o->port;
 	struct conn *sc = conn_alloc(s, CK_STREAM, -1);
 	if (!sc) {
 		uint8_t m[TUN_HEADER_LEN + 3 + 32];
@@ -1346,6 +1504,23 @@ void stream_open_client(struct shard *s, struct conn *tc, uint32_t id, uint16_t 
 		return;
 	}
 	stream_link(s, tc, sc);
+	if (o->flags & (TUN_OPEN_PROXY_V1 | TUN_OPEN_PROXY_V2)) {
+		char rs[TUN_MAX_STR + 1], ls[TUN_MAX_STR + 1];
+		snprintf(rs, sizeof(rs), "%.*s", o->remote.len, (const char *)o->remote.p);
+		snprintf(ls, sizeof(ls), "%.*s", o->local.len, (const char *)o->local.p);
+		sc->u.st.pre = malloc(PROXY_V1_MAX + 1);
+		size_t n = sc->u.st.pre
+		                   ? proxy_build(sc->u.st.pre, PROXY_V1_MAX + 1,
+		                                 o->flags & TUN_OPEN_PROXY_V2 ? 2 : 1, rs, ls)
+		                   : 0;
+		if (!n) {
+			log_warn("cannot build a PROXY header for the upstream",
+			         "remote=%s local=%s", log_q(rs), log_q(ls));
+			stream_reset(s, sc, TUN_RST_INTERNAL, true);
+			return;
+		}
+		sc->u.st.pre_len = (uint16_t)n;
+	}
 	stream_dial(s, sc);
 }
 
@@ -1356,7 +1531,9 @@ static void on_stream_connect(struct shard *s, struct conn *sc, int res)
 		return;
 	if (res < 0) {
 		struct conn *tc = stream_tunnel(s, sc);
-		const struct addrlist *al = tc ? tc->u.tun->upstream_addrs : NULL;
+		const struct addrlist *al = st->dial ? st->dial
+		                            : tc     ? tc->u.tun->upstream_addrs
+		                                     : NULL;
 		if (res != -ECANCELED && al && st->addr_try + 1 < al->n) {
 			close(sc->fd);
 			sc->fd = -1;
@@ -1366,11 +1543,13 @@ static void on_stream_connect(struct shard *s, struct conn *sc, int res)
 		}
 		STAT_ADD(s, dial_failures, 1);
 		char err[64];
-		snprintf(err, sizeof(err), "%s", res == -ECANCELED ? "timed out" : strerror(-res));
+		snprintf(err, sizeof(err), "%s",
+		         res == -ECANCELED ? "timed out" : strerror(-res));
 		log_warn("upstream dial failed", "port=%u stream=%u err=%s", st->port, st->id,
-			 log_q(err));
+		         log_q(err));
 		stream_reset(s, sc,
-			     res == -ECONNREFUSED ? TUN_RST_REFUSED : TUN_RST_UNREACHABLE, true);
+		             res == -ECONNREFUSED ? TUN_RST_REFUSED : TUN_RST_UNREACHABLE,
+		             true);
 		return;
 	}
 	st->connecting = false;
@@ -1397,7 +1576,125 @@ void tunnel_on_cqe(struct shard *s, struct conn *c, struct tok t, struct io_urin
 	case OP_STREAM_SEND:
 		on_stream_send(s, c, cqe->res);
 		break;
+	case OP_STREAM_PROXY:
+		on_stream_proxy(s, c, cqe->res);
+		break;
 	default:
 		break;
 	}
+}
+
+/* ---- --local forwarding ------------------------------------------------------------ */
+
+#define FWD_MAX 16
+
+struct fwd_target {
+	char name[TUN_MAX_STR + 1];
+	struct addrlist al;
+};
+
+void stream_open_local(struct shard *s, struct conn *tc, int fd, const char *target,
+                       uint16_t rport)
+{
+	struct tunnel *t = tc->u.tun;
+	struct conn *sc = conn_alloc(s, CK_STREAM, fd);
+	if (!sc) {
+		close(fd);
+		return;
+	}
+	struct stream *st = &sc->u.st;
+	st->port = rport;
+	st->port_slot = STATS_PORTS - 1; /* not a tunnelled port: not in the port metrics */
+	st->id = t->next_id;
+	t->next_id += 2;
+	if (t->next_id >= 0x7ffffffe)
+		t->next_id = 2;
+	if (idmap_put(&t->ids, st->id, sc->idx) != 0) {
+		sc->rst = true;
+		conn_close(s, sc);
+		return;
+	}
+	stream_link(s, tc, sc);
+	struct sockaddr_storage ra;
+	socklen_t rl = sizeof(ra);
+	char rs[72] = "";
+	if (getpeername(fd, (struct sockaddr *)&ra, &rl) == 0)
+		addr_format((struct sockaddr *)&ra, rs, sizeof(rs));
+	/* A client-opened OPEN carries the target "host:port" in its local field. */
+	struct tun_open o = {
+	        .port = rport, .remote = tun_str_from(rs), .local = tun_str_from(target)};
+	uint8_t m[TUN_HEADER_LEN + 2 + 2 + 2 * TUN_MAX_STR];
+	size_t len = tun_encode_open(m, sizeof(m), st->id, &o);
+	tunnel_send_msg(s, tc, m, len);
+	stream_maybe_recv(s, sc);
+}
+
+/* The target's addresses, resolved on first use on this tunnel (blocking: once per distinct
+ * target per client connection). NULL if it does not resolve. */
+static const struct addrlist *fwd_resolve(struct tunnel *t, const char *target)
+{
+	for (int i = 0; i < t->nfwd; i++)
+		if (strcmp(t->fwd[i].name, target) == 0)
+			return &t->fwd[i].al;
+	if (!t->fwd) {
+		t->fwd = calloc(FWD_MAX, sizeof(*t->fwd));
+		if (!t->fwd)
+			return NULL;
+	}
+	const char *colon = strrchr(target, ':');
+	if (!colon || t->nfwd == FWD_MAX)
+		return NULL;
+	char host[TUN_MAX_STR + 1];
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - target), target);
+	long port = strtol(colon + 1, NULL, 10);
+	if (port <= 0 || port > 65535)
+		return NULL;
+	struct fwd_target *f = &t->fwd[t->nfwd];
+	if (net_resolve(host, (uint16_t)port, &f->al) != 0)
+		return NULL;
+	snprintf(f->name, sizeof(f->name), "%s", target);
+	t->nfwd++;
+	return &f->al;
+}
+
+void stream_open_forwarded(struct shard *s, struct conn *tc, const struct tun_msg *m)
+{
+	struct tunnel *t = tc->u.tun;
+	const struct tun_open *o = &m->u.open;
+	char target[TUN_MAX_STR + 1];
+	snprintf(target, sizeof(target), "%.*s", o->local.len, (const char *)o->local.p);
+	uint8_t out[TUN_HEADER_LEN + 3 + 64];
+	struct conn *dup;
+	if ((m->stream & 1) || lookup_stream(s, t, m->stream, &dup)) {
+		tunnel_fail(s, tc, WS_CLOSE_PROTOCOL,
+		            "client OPEN with a server stream id or "
+		            "an id in use");
+		return;
+	}
+	const struct addrlist *al = fwd_resolve(t, target);
+	struct conn *sc = al ? conn_alloc(s, CK_STREAM, -1) : NULL;
+	if (!sc) {
+		log_warn("cannot forward a client connection (--local)",
+		         "client_id=%s target=%s "
+		         "why=%s",
+		         log_q(t->client_id), log_q(target),
+		         al ? "no slots" : "does not resolve");
+		size_t len = tun_encode_rst(out, sizeof(out), m->stream, TUN_RST_UNREACHABLE,
+		                            "target does not resolve");
+		tunnel_send_msg(s, tc, out, len);
+		return;
+	}
+	struct stream *st = &sc->u.st;
+	st->id = m->stream;
+	st->port = o->port;
+	st->port_slot = STATS_PORTS - 1;
+	st->dial = al;
+	if (idmap_put(&t->ids, st->id, sc->idx) != 0) {
+		conn_close(s, sc);
+		return;
+	}
+	stream_link(s, tc, sc);
+	log_debug("forwarding a client connection", "client_id=%s stream=%u target=%s",
+	          log_q(t->client_id), st->id, log_q(target));
+	stream_dial(s, sc);
 }

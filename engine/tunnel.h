@@ -44,12 +44,6 @@ enum rx_state {
 	RX_CONTROL, /* WebSocket control frame payload (ping/pong/close) */
 };
 
-struct addrlist {
-	struct sockaddr_storage addr[4];
-	socklen_t len[4];
-	int n;
-};
-
 struct tunnel {
 	enum ws_role role;
 	uint8_t state;
@@ -113,6 +107,8 @@ struct tunnel {
 	struct reg_session *sess; /* server: byte counters shown by /status and /metrics */
 	int lane_id;  /* client: which lane this is */
 	const struct addrlist *upstream_addrs; /* client */
+	struct fwd_target *fwd;                /* server: --local targets resolved so far */
+	int nfwd;
 
 	/* TLS (wss://, or a server with --auto-tls / --tls-cert): ciphertext to send */
 	struct tls *tls;
@@ -175,8 +171,17 @@ void client_on_tls_ready(struct shard *s, struct conn *c);
 void client_on_head_bytes(struct shard *s, struct conn *c, const uint8_t *p, size_t n);
 void client_on_tls_failed(struct shard *s, struct conn *c, const char *why);
 
+/* Client: a connection accepted on a --local listener; carry it to target ("host:port",
+ * dialled by the server). Takes ownership of fd. */
+void stream_open_local(struct shard *s, struct conn *tc, int fd, const char *target,
+		       uint16_t rport);
+
+/* Server: a client-opened stream (--local): dial its target. */
+void stream_open_forwarded(struct shard *s, struct conn *tc, const struct tun_msg *m);
+
 /* Client: a server-opened stream arrived; dial upstream. */
-void stream_open_client(struct shard *s, struct conn *c, uint32_t id, uint16_t port);
+void stream_open_client(struct shard *s, struct conn *c, uint32_t id,
+			const struct tun_open *o);
 
 /* Format a socket address as "ip:port" ("[ip6]:port"). */
 void addr_format(const struct sockaddr *sa, char *out, size_t cap);

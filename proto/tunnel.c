@@ -154,6 +154,7 @@ enum tun_status tun_decode(const uint8_t *buf, size_t len, struct tun_msg *m, co
 			return fail(why, "OPEN truncated");
 		if (m->u.open.port == 0)
 			return fail(why, "OPEN for port 0");
+		m->u.open.flags = m->flags & (TUN_OPEN_PROXY_V1 | TUN_OPEN_PROXY_V2);
 		break;
 	case TUN_DATA:
 		m->u.data.p = c.p;
@@ -242,6 +243,8 @@ size_t tun_encode_open(uint8_t *out, size_t cap, uint32_t stream, const struct t
 {
 	struct wcur w = wcur_init(out, cap);
 	put_header(&w, TUN_OPEN, stream);
+	if (!w.failed)
+		out[1] = o->flags & (TUN_OPEN_PROXY_V1 | TUN_OPEN_PROXY_V2);
 	wcur_u16(&w, o->port);
 	wcur_str(&w, o->remote);
 	wcur_str(&w, o->local);

@@ -40,6 +40,7 @@ enum tun_cap {
 	TUN_CAP_ZERO_MASK = 1u << 0, /* client may mask its frames with the all-zero key */
 	TUN_CAP_LANES = 1u << 1,     /* several WebSocket connections per client session */
 	TUN_CAP_WINDOW = 1u << 2,    /* per-stream credit flow control */
+	TUN_CAP_CLIENT_FORWARD = 1u << 3, /* client may open streams (--local) */
 };
 
 /* RST reasons. */
@@ -111,10 +112,19 @@ struct tun_welcome {
 	struct tun_port_result ports[TUN_MAX_PORTS];
 };
 
+/* OPEN header flags: the client sends a PROXY protocol header (v1 text or v2 binary)
+ * carrying `remote` and `local` to the upstream before any data (server --proxy-protocol). */
+enum tun_open_flag {
+	TUN_OPEN_PROXY_V1 = 1u << 0,
+	TUN_OPEN_PROXY_V2 = 1u << 1,
+};
+
 struct tun_open {
 	uint16_t port;
 	struct tun_str remote; /* "ip:port" of the data-plane peer */
-	struct tun_str local;  /* "ip:port" the data-plane peer connected to */
+	struct tun_str local;  /* "ip:port" the data-plane peer connected to; for a
+				* client-opened stream (--local), the target "host:port" */
+	uint8_t flags;         /* enum tun_open_flag, carried in the message header */
 };
 
 struct tun_msg {

@@ -362,7 +362,7 @@ static size_t client_flags(struct flag *tab, struct cli_cmd *cmd, struct parse_s
 	n = add(tab, n,
 	        (struct flag){.name = "local-addr",
 	                      .type = FLAG_STRING,
-	                      .dst = &cmd->local_addr,
+	                      .dst = &c->local_addr,
 	                      .usage = "IP address the --local listeners bind to",
 	                      .def = "127.0.0.1"});
 	n = add(tab, n,
@@ -716,7 +716,7 @@ static int validate_client(struct cli_cmd *cmd, char *err, size_t errlen)
 		     "or --port/-p");
 		return -1;
 	}
-	if (cmd->local_addr && check_ip_flag(cmd->local_addr, "local-addr", false, err, errlen))
+	if (cmd->cfg.local_addr && check_ip_flag(cmd->cfg.local_addr, "local-addr", false, err, errlen))
 		return -1;
 	return 0;
 }
@@ -1033,9 +1033,9 @@ void cli_cmd_free(struct cli_cmd *cmd)
 		return;
 	cfg_free(&cmd->cfg);
 	free(cmd->generate);
-	free(cmd->local_addr);
+	free(cmd->cfg.local_addr);
 	cmd->generate = NULL;
-	cmd->local_addr = NULL;
+	cmd->cfg.local_addr = NULL;
 }
 
 const char *cli_check_tls_supported(const struct cli_cmd *cmd)

@@ -43,7 +43,6 @@ struct cli_cmd {
 	 * URL parsed). CLI_STATUS: url*, token and handshake_ms (the request timeout). */
 	struct cfg cfg;
 	char *generate;   /* server --generate (only "systemd" is accepted); NULL if absent */
-	char *local_addr; /* client --local-addr (struct cfg has no field for it yet) */
 	bool json;        /* status --json */
 };
 

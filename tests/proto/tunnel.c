@@ -233,7 +233,7 @@ static void check_open(uint32_t stream, uint16_t port, const char *remote, const
 {
 	uint8_t buf[BUF];
 	struct tun_msg m;
-	struct tun_open o = {port, tun_str_from(remote), tun_str_from(local)};
+	struct tun_open o = {port, tun_str_from(remote), tun_str_from(local), 0};
 	size_t n = tun_encode_open(buf, sizeof(buf), stream, &o);
 	cr_assert_gt(n, 0);
 	cr_assert_eq(decode(buf, n, &m), TUN_OK);
@@ -251,6 +251,30 @@ Test(tunnel, open_round_trip)
 	check_open(UINT32_MAX, UINT16_MAX, "", "");
 	check_open(2, 1, max_str, long_str);
 	cr_assert_eq(tun_str_from(long_str).len, TUN_MAX_STR, "local was cut to 255");
+}
+
+/* OPEN's header flags ask the client for a PROXY header; unknown flag bits are dropped. */
+Test(tunnel, open_proxy_flags)
+{
+	uint8_t buf[BUF];
+	struct tun_msg m;
+	const uint8_t flags[] = {0, TUN_OPEN_PROXY_V1, TUN_OPEN_PROXY_V2};
+	for (size_t i = 0; i < sizeof(flags); i++) {
+		struct tun_open o = {80, tun_str_from("1.2.3.4:5"), tun_str_from("6.7.8.9:80"),
+		                     flags[i]};
+		size_t n = tun_encode_open(buf, sizeof(buf), 7, &o);
+		cr_assert_gt(n, 0);
+		cr_assert_eq(buf[1], flags[i], "the flags travel in the header");
+		cr_assert_eq(decode(buf, n, &m), TUN_OK);
+		cr_assert_eq(m.u.open.flags, flags[i]);
+	}
+	struct tun_open o = {80, tun_str_from("a"), tun_str_from("b"), 0xff};
+	size_t n = tun_encode_open(buf, sizeof(buf), 7, &o);
+	cr_assert_eq(buf[1], TUN_OPEN_PROXY_V1 | TUN_OPEN_PROXY_V2, "undefined bits are not sent");
+	buf[1] = 0xff;
+	cr_assert_eq(decode(buf, n, &m), TUN_OK);
+	cr_assert_eq(m.u.open.flags, TUN_OPEN_PROXY_V1 | TUN_OPEN_PROXY_V2,
+	             "undefined bits are ignored");
 }
 
 Test(tunnel, data_round_trip)
@@ -563,7 +587,7 @@ Test(tunnel, open_port_zero)
 {
 	uint8_t buf[BUF];
 	struct tun_msg m;
-	struct tun_open o = {0, tun_str_from("a"), tun_str_from("b")};
+	struct tun_open o = {0, tun_str_from("a"), tun_str_from("b"), 0};
 	size_t n = tun_encode_open(buf, sizeof(buf), 1, &o);
 	cr_assert_eq(decode(buf, n, &m), TUN_ERROR);
 }

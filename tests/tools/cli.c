@@ -231,7 +231,7 @@ Test(cli, client_other_flags)
 	             CLI_CLIENT, "%s", err);
 	cr_assert_str_eq(cmd.cfg.url_path, "/tun");
 	cr_assert_eq(cmd.cfg.n_local, 2);
-	cr_assert_str_eq(cmd.local_addr, "127.0.0.1");
+	cr_assert_str_eq(cmd.cfg.local_addr, "127.0.0.1");
 	cr_assert_str_eq(cmd.cfg.metrics_addr, "127.0.0.1:9091");
 	cr_assert_eq(cmd.cfg.lanes, 2);
 	cr_assert_str_eq(cmd.cfg.ca_file, "/ca.pem");
