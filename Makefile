@@ -12,6 +12,7 @@
 #   CFLAGS=...      appended to the project's flags
 
 .DELETE_ON_ERROR:
+.SECONDARY:
 .SUFFIXES:
 MAKEFLAGS += --no-builtin-rules
 
@@ -71,6 +72,7 @@ BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 FUZZ_SRC   := $(sort $(wildcard fuzz/*.c))
 FUZZ_BIN   := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 10
+TEST_FUZZ_SECONDS ?= 5 # each driver's share of `make test`
 
 .PHONY: all deps test units integration demo fuzz bench e2e clean format install
 all: $(BUILD)/ringlet $(BUILD)/inlets-pro
@@ -136,6 +138,7 @@ integration: $(BUILD)/ringlet $(BUILD)/inlets-pro $(BENCH_BIN)
 test: deps
 	$(Q)$(MAKE) --no-print-directory all units $(BENCH_BIN)
 	$(Q)$(MAKE) --no-print-directory SANITIZE=1 units
+	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 	$(Q)$(MAKE) --no-print-directory integration
 
 demo: deps
@@ -145,6 +148,12 @@ demo: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BIN)
 	$(Q)RINGLET_BUILD=$(BUILD) sh bench/run.sh
+
+# The seed's scenario at measurement size: make e2e SERIES=100000 (see tests/e2e/README.md).
+SERIES ?= 100000
+e2e: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)SERIES=$(SERIES) RINGLET_BUILD=$(BUILD) sh tests/e2e/run.sh
 
 # libFuzzer drivers: clang, ASan+UBSan+fuzzer, the pure proto/ sources only.
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \

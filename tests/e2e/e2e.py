@@ -1,0 +1,978 @@
+#!/usr/bin/env python3
+"""ringlet end-to-end scenario: Prometheus federation from two client clusters to an
+observability cluster through ringlet tunnels (the seed's blog post, without Kubernetes).
+
+Run through tests/e2e/run.sh (which checks the prerequisites, installs the packages and
+cleans up after a crash of this driver); see tests/e2e/README.md for the topology, what is
+asserted and the report. Environment:
+
+  RINGLET_BIN      the ringlet binary (required); it is run through a link named inlets-pro
+  SERIES           exporter series per client cluster (default 10000)
+  SCRAPE_INTERVAL  scrape interval of every Prometheus, a Prometheus duration (default 15s,
+                   the seed's value)
+  E2E_RUN_ID       unique id of this run: namespaces are rle2e-<id>-{obs,aws,eqx}
+  E2E_REPORT       write the markdown report there as well as to stdout
+  E2E_TIMEOUT      overall time limit in seconds (default 900)
+  E2E_KEEP=1       keep the temporary directory (configs, logs, TSDBs) even on success
+  E2E_PAUSE_ON_FAIL=SECS  on failure, wait that long before cleaning up (to look around)
+
+Exit status: 0 every assertion held, 1 an assertion failed or something broke (the tails
+of the logs are printed), 77 a prerequisite is missing (the reason is the last line).
+Every process started here runs inside one of the run's namespaces; every one of them and
+every namespace is gone when this exits, normally, on failure or on SIGTERM/SIGINT/SIGHUP.
+"""
+import ctypes
+import datetime
+import gzip
+import hashlib
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # importing exporter.py must not leave __pycache__ in the tree
+sys.path.insert(0, HERE)
+import exporter  # noqa: E402
+
+SKIP = 77
+T0 = time.monotonic()
+AUTO_SERIES = 5  # up, scrape_duration_seconds, scrape_samples_scraped,
+#                  scrape_samples_post_metric_relabeling, scrape_series_added per target
+
+
+def log(msg):
+    print("[%6.1fs] %s" % (time.monotonic() - T0, msg), flush=True)
+
+
+class Fail(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+def check(cond, msg, detail=""):
+    if not cond:
+        raise Fail(msg + (": " + detail if detail else ""))
+    log("ok    " + msg)
+
+
+def parse_duration(s):
+    m = re.fullmatch(r"(\d+)(ms|s|m)", s.strip())
+    if not m:
+        raise SystemExit("SCRAPE_INTERVAL must look like 5s, 15s or 1m, not %r" % s)
+    n, unit = int(m.group(1)), m.group(2)
+    return n / 1000.0 if unit == "ms" else n * (60 if unit == "m" else 1)
+
+
+# ---- configuration -------------------------------------------------------------------------
+
+SERIES = int(os.environ.get("SERIES", "10000"))
+INTERVAL_STR = os.environ.get("SCRAPE_INTERVAL", "15s")
+INTERVAL = parse_duration(INTERVAL_STR)
+TIMEOUT = min(10.0, INTERVAL)  # Prometheus' scrape_timeout: its 10s default, at most the interval
+RUN_ID = os.environ.get("E2E_RUN_ID") or secrets.token_hex(3)
+PREFIX = "rle2e-" + RUN_ID
+DEADLINE = T0 + float(os.environ.get("E2E_TIMEOUT", "900"))
+VERBATIM = os.path.join(HERE, "federated-clusters.yml")
+OBS_NS = PREFIX + "-obs"
+OBS_PROM = "127.0.0.1:9090"  # the observability Prometheus (scrapes through the tunnels)
+DIRECT_PROM = "127.0.0.1:9091"  # its twin scraping the client Prometheus servers directly
+CONTROL_PORT = 8123
+
+CLUSTERS = [
+    {"name": "orion-aws", "short": "aws", "net": "10.213.1", "data": "10.213.0.11"},
+    {"name": "orion-equinix", "short": "eqx", "net": "10.213.2", "data": "10.213.0.12"},
+]
+for _c in CLUSTERS:
+    _c["ns"] = "%s-%s" % (PREFIX, _c["short"])
+    _c["obs_ip"] = _c["net"] + ".1"  # the observability end of the veth: its ringlet server's control plane
+    _c["ip"] = _c["net"] + ".2"  # the client cluster's end: its Prometheus
+    _c["control_host"] = "%s.prometheus.example.com" % _c["name"]
+    _c["data_host"] = "%s-inlets-pro-data-plane" % _c["name"]
+    _c["direct_host"] = "%s-prometheus-direct" % _c["name"]
+    _c["target"] = "%s:9090" % _c["data_host"]
+    _c["direct_target"] = "%s:9090" % _c["direct_host"]
+AWS, EQX = CLUSTERS
+NAMESPACES = [OBS_NS] + [c["ns"] for c in CLUSTERS]
+
+
+# ---- network namespaces --------------------------------------------------------------------
+
+_libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
+_ROOT_NS = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+
+
+class netns:
+    """`with netns(name):` sockets created inside belong to that namespace (this thread only)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        fd = os.open("/run/netns/" + self.name, os.O_RDONLY)
+        try:
+            if _libc.setns(fd, CLONE_NEWNET) != 0:
+                e = ctypes.get_errno()
+                raise OSError(e, "setns %s: %s" % (self.name, os.strerror(e)))
+        finally:
+            os.close(fd)
+
+    def __exit__(self, *exc):
+        if _libc.setns(_ROOT_NS, CLONE_NEWNET) != 0:
+            os._exit(3)  # cannot get back to the root namespace: give up at once
+
+
+def run(argv, timeout=30, check_rc=True, ns=None):
+    if ns:
+        argv = ["ip", "netns", "exec", ns] + list(argv)
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+    if check_rc and r.returncode != 0:
+        raise Fail("%s: exit %d: %s" % (" ".join(argv), r.returncode,
+                                        r.stderr.decode(errors="replace").strip()[-400:]))
+    return r
+
+
+def setup_network():
+    """Three namespaces, two veth links from the observability namespace, no default route
+    anywhere: nothing can leave the namespaces. /etc/netns/<ns>/hosts is bind-mounted over
+    /etc/hosts by `ip netns exec`, so the names of the seed resolve inside only."""
+    for ns in NAMESPACES:
+        run(["ip", "netns", "add", ns])
+        run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        os.makedirs("/etc/netns/" + ns, exist_ok=True)
+        with open("/etc/netns/%s/resolv.conf" % ns, "w") as f:
+            f.write("nameserver 127.0.0.1\n")  # no DNS anywhere: lookups fail fast, locally
+    for c in CLUSTERS:
+        run(["ip", "-n", OBS_NS, "link", "add", "v-" + c["short"], "type", "veth",
+             "peer", "name", "v-obs", "netns", c["ns"]])
+        run(["ip", "-n", OBS_NS, "addr", "add", c["obs_ip"] + "/24", "dev", "v-" + c["short"]])
+        run(["ip", "-n", c["ns"], "addr", "add", c["ip"] + "/24", "dev", "v-obs"])
+        run(["ip", "-n", OBS_NS, "link", "set", "v-" + c["short"], "up"])
+        run(["ip", "-n", c["ns"], "link", "set", "v-obs", "up"])
+        # The data-plane "ClusterIP" of this cluster's server, reachable only inside obs.
+        run(["ip", "-n", OBS_NS, "addr", "add", c["data"] + "/32", "dev", "lo"])
+        with open("/etc/netns/%s/hosts" % c["ns"], "w") as f:
+            f.write("127.0.0.1\tlocalhost\n%s\tprometheus prometheus.monitoring.svc.cluster.local\n"
+                    "%s\t%s\n" % (c["ip"], c["obs_ip"], c["control_host"]))
+    with open("/etc/netns/%s/hosts" % OBS_NS, "w") as f:
+        f.write("127.0.0.1\tlocalhost\n")
+        for c in CLUSTERS:
+            f.write("%s\t%s %s.monitoring.svc.cluster.local\n" % (c["data"], c["data_host"], c["data_host"]))
+            f.write("%s\t%s\n" % (c["ip"], c["direct_host"]))
+
+
+def teardown_network():
+    """Kill whatever still runs in the run's namespaces, delete them and their /etc/netns."""
+    ok = True
+    for ns in NAMESPACES:
+        if not os.path.exists("/run/netns/" + ns):
+            shutil.rmtree("/etc/netns/" + ns, ignore_errors=True)
+            continue
+        for _ in range(3):
+            r = run(["ip", "netns", "pids", ns], check_rc=False)
+            pids = [int(p) for p in r.stdout.split()]
+            if not pids:
+                break
+            log("cleanup: killing leftover pids %s in %s" % (pids, ns))
+            for p in pids:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.3)
+        if run(["ip", "netns", "del", ns], check_rc=False).returncode != 0:
+            ok = False
+        shutil.rmtree("/etc/netns/" + ns, ignore_errors=True)
+    left = [ns for ns in NAMESPACES if os.path.exists("/run/netns/" + ns)]
+    if left:
+        log("cleanup: namespaces left behind: %s" % left)
+    return ok and not left
+
+
+# ---- processes -----------------------------------------------------------------------------
+
+PROCS = []
+
+
+class Proc:
+    """A process inside a namespace, in its own session (process group), output in a log."""
+
+    def __init__(self, name, ns, argv, logdir):
+        self.name, self.ns, self.argv = name, ns, argv
+        self.logpath = os.path.join(logdir, name + ".log")
+        self.start()
+
+    def start(self):
+        f = open(self.logpath, "ab")
+        f.write(("---- %s: %s\n" % (datetime.datetime.now().isoformat(timespec="seconds"),
+                                    " ".join(self.argv))).encode())
+        f.flush()
+        self.logstart = f.tell()
+        self.p = subprocess.Popen(["ip", "netns", "exec", self.ns] + self.argv,
+                                  stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        f.close()
+        self.started = time.time()
+        if self not in PROCS:
+            PROCS.append(self)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def send(self, sig):
+        if self.alive():
+            try:
+                os.killpg(self.p.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, sig=signal.SIGTERM, timeout=15.0):
+        """Signal the process group; SIGKILL after timeout. Returns the seconds it took."""
+        t = time.monotonic()
+        self.send(sig)
+        try:
+            self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log("%s did not exit within %.0f s of signal %d: SIGKILL" % (self.name, timeout, sig))
+            self.send(signal.SIGKILL)
+            self.p.wait(timeout=10)
+        # No killpg after the leader is reaped: its number may belong to someone else by then.
+        # Anything left in the namespace is killed by teardown_network() (ip netns pids).
+        return time.monotonic() - t
+
+    def text(self, since_start=True):
+        with open(self.logpath, "rb") as f:
+            if since_start:
+                f.seek(self.logstart)
+            return f.read().decode(errors="replace")
+
+    def wait_log(self, needle, timeout):
+        end = min(time.monotonic() + timeout, DEADLINE)
+        while time.monotonic() < end:
+            if needle in self.text():
+                return True
+            if not self.alive():
+                raise Fail("%s exited (status %s) before logging %s" % (self.name, self.p.returncode, needle))
+            time.sleep(0.1)
+        raise Fail("%s did not log %s within %.0f s" % (self.name, needle, timeout))
+
+
+def stop_all():
+    for p in reversed(PROCS):
+        p.send(signal.SIGTERM)
+    end = time.monotonic() + 15
+    for p in reversed(PROCS):
+        try:
+            p.p.wait(timeout=max(0.1, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        p.send(signal.SIGKILL)
+        try:
+            p.p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+# ---- HTTP inside a namespace ---------------------------------------------------------------
+
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy
+
+
+def http_get(ns, url, timeout=60, headers=None):
+    """(status, headers, body) of a GET made from inside namespace ns."""
+    req = urllib.request.Request(url, headers=headers or {})
+    with netns(ns):
+        try:
+            with _opener.open(req, timeout=timeout) as r:
+                return r.status, r.headers, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read()
+
+
+def wait_until(what, fn, timeout, every=0.5):
+    """Poll fn until it returns a true value (which is returned); Fail after timeout."""
+    end = min(time.monotonic() + timeout, DEADLINE)
+    last = None
+    while True:
+        try:
+            v = fn()
+            if v:
+                return v
+        except (OSError, ValueError, KeyError) as e:
+            last = e
+        if time.monotonic() >= end:
+            raise Fail("timed out after %.0f s waiting for %s%s" % (
+                timeout, what, " (last error: %s)" % last if last else ""))
+        time.sleep(every)
+
+
+class Prom:
+    def __init__(self, name, ns, addr):
+        self.name, self.ns, self.base = name, ns, "http://" + addr
+
+    def api(self, path, params, timeout=120):
+        st, _, body = http_get(self.ns, self.base + path + "?" + urllib.parse.urlencode(params, doseq=True),
+                               timeout=timeout)
+        d = json.loads(body)
+        if st != 200 or d.get("status") != "success":
+            raise Fail("%s %s %s: HTTP %d %s" % (self.name, path, params, st, body[:300]))
+        return d["data"]
+
+    def ready(self):
+        try:
+            return http_get(self.ns, self.base + "/-/ready", timeout=5)[0] == 200
+        except OSError:
+            return False
+
+    def query(self, expr, t=None):
+        p = {"query": expr}
+        if t is not None:
+            p["time"] = "%.3f" % t
+        return self.api("/api/v1/query", p)["result"]
+
+    def value(self, expr, t=None):
+        """The value of a one-element instant vector, or None when it is empty."""
+        r = self.query(expr, t)
+        if not r:
+            return None
+        if len(r) > 1:
+            raise Fail("%s: %s returned %d elements" % (self.name, expr, len(r)))
+        return float(r[0]["value"][1])
+
+    def samples(self, expr):
+        """[(timestamp, value)] of a one-series range-vector selector."""
+        r = self.query(expr)
+        if not r:
+            return []
+        if len(r) > 1:
+            raise Fail("%s: %s returned %d series" % (self.name, expr, len(r)))
+        return [(float(t), float(v)) for t, v in r[0]["values"]]
+
+    def series(self, matches):
+        return self.api("/api/v1/series", [("match[]", m) for m in matches])
+
+
+def labelset(d, extra=None):
+    d = dict(d)
+    if extra:
+        d.update(extra)
+    return frozenset(d.items())
+
+
+def fmt_series(ls):
+    d = dict(ls)
+    name = d.pop("__name__", "")
+    return name + "{" + ",".join('%s="%s"' % kv for kv in sorted(d.items())) + "}"
+
+
+# ---- the scenario --------------------------------------------------------------------------
+
+
+class Scenario:
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="ringlet-e2e-%s." % RUN_ID)
+        self.logdir = os.path.join(self.tmp, "logs")
+        os.makedirs(self.logdir)
+        self.rep = {"events": []}
+        self.ringlet = os.environ.get("RINGLET_BIN", "")
+        if not (os.path.isfile(self.ringlet) and os.access(self.ringlet, os.X_OK)):
+            raise Skip("ringlet binary not found at %r (set RINGLET_BIN)" % self.ringlet)
+        self.prometheus = shutil.which("prometheus")
+        if not self.prometheus:
+            raise Skip("no prometheus binary (tests/e2e/deps.sh installs Debian's package)")
+        self.prom_version = run([self.prometheus, "--version"]).stdout.decode().split("\n")[0]
+        # The binary is run as inlets-pro, the name the seed's charts use.
+        bindir = os.path.join(self.tmp, "bin")
+        os.makedirs(bindir)
+        self.inlets = os.path.join(bindir, "inlets-pro")
+        os.symlink(self.ringlet, self.inlets)
+        self.ringlet_version = run([self.inlets, "version"]).stdout.decode().split("\n")[0]
+
+        text = open(VERBATIM).read()
+        self.selectors = re.findall(r"^ +- '(\{app=\"[a-z-]+\"\})'$", text, re.M)
+        targets = re.findall(r"^ +- '([a-z0-9-]+:9090)'$", text, re.M)
+        if len(self.selectors) != 3 or targets != [c["target"] for c in CLUSTERS]:
+            raise Fail("%s is not the seed's federated-clusters job" % VERBATIM)
+        self.job_text = text
+        if INTERVAL_STR != "15s":
+            if text.count("  scrape_interval: 15s\n") != 1:
+                raise Fail("cannot find the scrape_interval line in %s" % VERBATIM)
+            self.job_text = text.replace("  scrape_interval: 15s\n", "  scrape_interval: %s\n" % INTERVAL_STR)
+        self.direct_job_text = self.job_text
+        for c in CLUSTERS:
+            self.direct_job_text = self.direct_job_text.replace("'%s'" % c["target"], "'%s'" % c["direct_target"])
+
+        for c in CLUSTERS:
+            _, c["targets"] = exporter.plan(c["name"], SERIES)
+            c["expected"] = SERIES + AUTO_SERIES * len(c["targets"])
+
+    # -- start-up --
+
+    def write(self, name, text):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def prom_argv(self, name, cfg, listen, extra=()):
+        db = os.path.join(self.tmp, "tsdb-" + name)
+        os.makedirs(db)
+        return [self.prometheus, "--config.file=" + cfg, "--storage.tsdb.path=" + db,
+                "--web.listen-address=" + listen, "--storage.tsdb.retention.time=1d",
+                "--web.console.templates=" + os.path.join(self.tmp, "none"),
+                "--web.console.libraries=" + os.path.join(self.tmp, "none")] + list(extra)
+
+    def global_yaml(self, external=None):
+        s = "global:\n  scrape_interval: %s\n  scrape_timeout: %gs\n  evaluation_interval: %s\n" % (
+            INTERVAL_STR, TIMEOUT, INTERVAL_STR)
+        if external:
+            s += "  external_labels:\n" + "".join("    %s: %s\n" % kv for kv in external.items())
+        return s
+
+    def start(self):
+        self.token = secrets.token_hex(20)
+        token = self.write("token.txt", self.token + "\n")  # `echo $TOKEN > token.txt`
+        licence = self.write("inlets-license", "not-a-licence-ringlet-ignores-it\n")
+        ex = os.path.join(HERE, "exporter.py")
+        for c in CLUSTERS:
+            c["exporter_argv"] = [sys.executable, ex, "--cluster", c["name"], "--series", str(SERIES),
+                                  "--listen", "127.0.0.1:9100"]
+            c["exporter"] = Proc(c["short"] + "-exporter", c["ns"], c["exporter_argv"], self.logdir)
+            scrape = [{"job_name": "prometheus", "static_configs": [{"targets": ["localhost:9090"]}]},
+                      {"job_name": "kubernetes-pods", "static_configs": [
+                          {"targets": ["127.0.0.1:9100"],
+                           "labels": dict(t["labels"], __metrics_path__=t["path"])} for t in c["targets"]]}]
+            cfg = self.write("prometheus-%s.yml" % c["name"], self.global_yaml({"cluster": c["name"]}) +
+                             "scrape_configs: " + json.dumps(scrape, indent=1) + "\n")
+            c["prom_argv"] = self.prom_argv(c["name"], cfg, "0.0.0.0:9090")
+            c["prom"] = Proc(c["short"] + "-prometheus", c["ns"], c["prom_argv"], self.logdir)
+            c["api"] = Prom(c["name"] + " prometheus", c["ns"], c["ip"] + ":9090")
+        for c in CLUSTERS:
+            # One exit node per client cluster (the seed's helm install per cluster), each on
+            # its own address: control plane on the veth, data plane on its "ClusterIP".
+            c["server"] = Proc(c["short"] + "-ringlet-server", OBS_NS, [
+                self.inlets, "tcp", "server", "--auto-tls=false", "--token-from=" + token,
+                "--control-addr=" + c["obs_ip"], "--control-port=%d" % CONTROL_PORT,
+                "--data-addr=" + c["data"]], self.logdir)
+        for c in CLUSTERS:
+            c["server"].wait_log("msg=", 10)
+            # The client chart's arguments (ws:// and the control port: no TLS yet).
+            c["client_argv"] = [
+                self.inlets, "tcp", "client", "--url=ws://%s:%d/connect" % (c["control_host"], CONTROL_PORT),
+                "--upstream=prometheus", "--ports=9090", "--auto-tls=false",
+                "--token-from=" + token, "--license-file=" + licence]
+            c["client"] = Proc(c["short"] + "-ringlet-client", c["ns"], c["client_argv"], self.logdir)
+        obs_cfg = self.write("prometheus-observability.yml", self.global_yaml() + self.job_text)
+        direct_cfg = self.write("prometheus-observability-direct.yml", self.global_yaml() + self.direct_job_text)
+        feat = ["--enable-feature=extra-scrape-metrics"]  # scrape_body_size_bytes
+        self.obs = Proc("obs-prometheus", OBS_NS, self.prom_argv("obs", obs_cfg, OBS_PROM, feat), self.logdir)
+        self.direct = Proc("obs-prometheus-direct", OBS_NS,
+                           self.prom_argv("obs-direct", direct_cfg, DIRECT_PROM, feat), self.logdir)
+        self.obs_api = Prom("observability prometheus", OBS_NS, OBS_PROM)
+        self.direct_api = Prom("observability prometheus (direct twin)", OBS_NS, DIRECT_PROM)
+
+        for c in CLUSTERS:
+            c["server"].wait_log('msg="client connected"', 20)
+            c["client"].wait_log('msg="connected to the server"', 20)
+            wait_until("%s exporter" % c["name"], lambda c=c: http_get(
+                c["ns"], "http://127.0.0.1:9100/-/healthy", timeout=5)[0] == 200, 60)
+        for p in [c["api"] for c in CLUSTERS] + [self.obs_api, self.direct_api]:
+            wait_until(p.name + " ready", p.ready, 60)
+        for c in CLUSTERS:
+            def dp_open(c=c):
+                with netns(OBS_NS):
+                    socket.create_connection((c["data"], 9090), timeout=2).close()
+                return True
+            wait_until("%s data plane %s:9090" % (c["name"], c["data"]), dp_open, 20)
+        log("started: 3 namespaces, %d processes; ringlet %s; %s" % (
+            len(PROCS), self.ringlet_version, self.prom_version))
+
+    # -- helpers --
+
+    def up_samples(self, api, c, window):
+        return api.samples('up{job="federated-clusters",instance="%s"}[%ds]' % (api_target(api, self, c), window))
+
+    def last_scrape(self, api, c):
+        s = self.up_samples(api, c, int(3 * INTERVAL + 30))
+        return s[-1] if s else (None, None)
+
+    def wait_scrapes(self, c, after, n, what, api=None):
+        """Wait until the observability Prometheus has n scrapes of c with timestamp > after;
+        returns their (timestamp, up) samples."""
+        api = api or self.obs_api
+
+        def got():
+            window = int(time.time() - after + 2 * INTERVAL + 5)
+            s = [x for x in self.up_samples(api, c, window) if x[0] > after]
+            return s if len(s) >= n else None
+        return wait_until(what, got, n * INTERVAL + TIMEOUT + 20)
+
+    def fed_count(self, c, api=None):
+        return (api or self.obs_api).value('count({cluster="%s"})' % c["name"]) or 0
+
+    def fresh_count(self, c, after):
+        """How many federated series of c have their latest sample after `after`. timestamp()
+        returns a sample's own timestamp only for a plain selector, and drops the metric name
+        (series of different metrics would collide), so it is asked once per metric name."""
+        total = 0
+        for name in c["metric_names"]:
+            v = self.obs_api.value('count(timestamp({__name__="%s",cluster="%s"}) > %.3f)' % (name, c["name"], after))
+            total += int(v or 0)
+        return total or None
+
+    def durations(self, api, c, start, end):
+        target = api_target(api, self, c)
+        w = max(1, int(end - start))
+        q = '%%s{job="federated-clusters",instance="%s"}[%ds]' % (target, w)
+        d = api.query(q % "scrape_duration_seconds", end)
+        b = api.query(q % "scrape_body_size_bytes", end)
+        return ([float(v) for _, v in d[0]["values"]] if d else [],
+                [float(v) for _, v in b[0]["values"]] if b else [])
+
+    def curl(self, url, extra, outfile="/dev/null"):
+        argv = ["curl", "-sS", "--noproxy", "*", "--max-time", "120", "-G"]
+        for s in self.selectors:
+            argv += ["--data-urlencode", "match[]=" + s]
+        argv += extra + ["-o", outfile, "-w", "%{http_code} %{size_download} %{time_total}", url]
+        r = run(argv, timeout=130, ns=OBS_NS)
+        code, size, secs = r.stdout.decode().split()
+        if code != "200":
+            raise Fail("curl %s: HTTP %s" % (url, code))
+        return int(size), float(secs)
+
+    def ringlet_metrics(self, c):
+        """Best effort: the samples of c's ringlet server /metrics ({series: value}), or None
+        when this build does not serve it. Nothing is asserted on them (yet)."""
+        try:
+            st, _, body = http_get(OBS_NS, "http://%s:%d/metrics" % (c["obs_ip"], CONTROL_PORT), timeout=10,
+                                   headers={"Authorization": "Bearer " + self.token})
+        except OSError:
+            return None
+        if st != 200:
+            return None
+        out = {}
+        for ln in body.decode(errors="replace").splitlines():
+            if ln and not ln.startswith("#"):
+                k, _, v = ln.rpartition(" ")
+                try:
+                    out[k] = float(v)
+                except ValueError:
+                    pass
+        return out
+
+    def curl_parallel(self, jobs):
+        """Start one curl per (url, extra args, outfile) at once; wait for all."""
+        procs = []
+        for url, extra, outfile in jobs:
+            argv = ["ip", "netns", "exec", OBS_NS, "curl", "-sS", "--noproxy", "*", "--max-time", "120", "-G"]
+            for s in self.selectors:
+                argv += ["--data-urlencode", "match[]=" + s]
+            argv += extra + ["-o", outfile, "-w", "%{http_code}", url]
+            procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE))
+        for (url, _, _), p in zip(jobs, procs):
+            out, err = p.communicate(timeout=130)
+            if p.returncode != 0 or out.decode() != "200":
+                raise Fail("curl %s: exit %d, HTTP %s %s" % (url, p.returncode, out.decode(), err.decode()[-200:]))
+
+    # -- phase A: federation in steady state --
+
+    def steady(self):
+        log("waiting for every federated series to arrive (expected per cluster: %d exporter + %d "
+            "scrape series)" % (SERIES, AUTO_SERIES * len(AWS["targets"])))
+        for c in CLUSTERS:
+            wait_until("%s: %d series matched by the match[] selectors in its own Prometheus" % (c["name"], c["expected"]),
+                       lambda c=c: c["api"].value("count(%s)" % " or ".join(self.selectors)) == c["expected"],
+                       3 * INTERVAL + 60, every=1)
+            wait_until("%s: %d federated series at the observability Prometheus" % (c["name"], c["expected"]),
+                       lambda c=c: self.fed_count(c) == c["expected"], 4 * INTERVAL + 60, every=1)
+        t_start = time.time()
+        m0 = {c["name"]: self.ringlet_metrics(c) for c in CLUSTERS}
+        log("complete; steady state for %d scrape intervals" % 4)
+        for c in CLUSTERS:
+            self.wait_scrapes(c, t_start, 4, "4 federation scrapes of %s" % c["name"])
+            self.wait_scrapes(c, t_start, 3, "3 direct scrapes of %s" % c["name"], api=self.direct_api)
+        t_end = time.time()
+        for c in CLUSTERS:
+            m1 = self.ringlet_metrics(c)
+            if m0[c["name"]] is not None and m1 is not None:
+                c["ringlet_delta"] = {k: v - m0[c["name"]].get(k, 0) for k, v in m1.items()
+                                      if "bytes_total" in k or k.startswith("tcp_dataplane_connections_total")}
+        window = int(t_end - t_start)
+        obs = self.obs_api
+        for c in CLUSTERS:
+            n = c["name"]
+            # Every series the selectors match at the client, with its labels, plus cluster.
+            src = c["api"].series(self.selectors)
+            check(len(src) == c["expected"], "%s: its Prometheus holds %d series matched by %s" % (
+                n, c["expected"], ", ".join(self.selectors)), "it holds %d" % len(src))
+            want = {labelset(s, {"cluster": n}) for s in src}
+            got = {labelset(s) for s in obs.series(['{cluster="%s"}' % n])}
+            missing, extra = want - got, got - want
+            check(not missing and not extra,
+                  "%s: the observability Prometheus holds exactly those %d series, original labels "
+                  "(job, instance, app, pod...) and cluster=\"%s\"" % (n, len(want), n),
+                  "%d missing (e.g. %s), %d unexpected (e.g. %s)" % (
+                      len(missing), [fmt_series(x) for x in list(missing)[:3]],
+                      len(extra), [fmt_series(x) for x in list(extra)[:3]]))
+            c["metric_names"] = sorted({dict(s)["__name__"] for s in got})
+            apps = {dict(s)["app"] for s in got}
+            jobs = {dict(s)["job"] for s in got}
+            check(apps == {"node-exporter", "kube-state-metrics", "kube-eagle"} and jobs == {"kubernetes-pods"},
+                  "%s: honor_labels kept job=\"kubernetes-pods\" and the app labels" % n, "apps %s jobs %s" % (apps, jobs))
+            notfed = c["api"].value('count({job="prometheus"})') or 0
+            check(notfed > 0 and obs.value('count({cluster="%s",job="prometheus"})' % n) is None,
+                  "%s: the %d series outside the selectors (job=\"prometheus\") were not federated" % (n, notfed))
+            fresh = self.fresh_count(c, t_start)
+            check(fresh == c["expected"], "%s: all %d federated series have samples newer than the steady-state start" % (
+                n, c["expected"]), "%s fresh" % fresh)
+            sel = 'job="federated-clusters",instance="%s"' % c["target"]
+            check(obs.value("min_over_time(up{%s}[%ds])" % (sel, window)) == 1.0,
+                  "%s: every federation scrape through ringlet in %d s was up (%d scrapes)" % (
+                      n, window, obs.value("count_over_time(up{%s}[%ds])" % (sel, window))))
+            check(obs.value("scrape_samples_scraped{%s}" % sel) == c["expected"],
+                  "%s: the last scrape through ringlet carried %d samples" % (n, c["expected"]))
+            dsel = 'job="federated-clusters",instance="%s"' % c["direct_target"]
+            check(self.direct_api.value("min_over_time(up{%s}[%ds])" % (dsel, window)) == 1.0,
+                  "%s: every direct federation scrape (the baseline) was up" % n)
+            c["tunnel_durations"], c["tunnel_bytes"] = self.durations(obs, c, t_start, t_end)
+            c["direct_durations"], c["direct_bytes"] = self.durations(self.direct_api, c, t_start, t_end)
+        self.rep["steady_window"] = window
+        self.fetches()
+
+    def fetches(self):
+        """/federate through the tunnel and direct, with curl from the observability namespace."""
+        for c in CLUSTERS:
+            tun = "http://%s/federate" % c["target"]
+            dir_ = "http://%s/federate" % c["direct_target"]
+            f = {}
+            f["plain"], _ = self.curl(tun, [])
+            f["plain_direct"], _ = self.curl(dir_, [])
+            # Prometheus scrapes with Accept-Encoding: gzip; the tunnel must carry the gzip
+            # stream untouched. The client Prometheus's output is deterministic for one state
+            # of its head, so three fetches started together (direct, tunnel, direct) usually
+            # see the same state; the tunnel's raw bytes equal to either direct body prove the
+            # pass-through. A scrape landing among them only means another try.
+            hdr = ["-H", "Accept-Encoding: gzip", "-D"]
+            paths = [os.path.join(self.tmp, "federate-%s-%s.gz" % (c["short"], k)) for k in ("d1", "t", "d2")]
+            same, stable = None, 0
+            for attempt in range(10):
+                self.curl_parallel([(url, hdr + [p + ".headers"], p) for url, p in zip((dir_, tun, dir_), paths)])
+                d1, t, d2 = (open(p, "rb").read() for p in paths)
+                if t in (d1, d2):
+                    same, d = True, (d1 if t == d1 else d2)
+                    break
+                stable += d1 == d2  # the tunnel's request may still have come after an ingestion
+                time.sleep(0.3)
+            if same is None and stable >= 3:
+                same, d = False, d1
+            heads = open(paths[1] + ".headers").read().lower()
+            check("content-encoding: gzip" in heads and t[:2] == b"\x1f\x8b",
+                  "%s: /federate through ringlet answers gzip to Accept-Encoding: gzip" % c["name"])
+            if same is None:
+                log("note  %s: the client Prometheus ingested during every fetch (10 tries); byte comparison "
+                    "skipped, comparing the decompressed series instead" % c["name"])
+                ls = lambda b: {ln.rsplit(" ", 2)[0] for ln in gzip.decompress(b).decode().splitlines()  # noqa: E731
+                                if ln and not ln.startswith("#")}
+                check(ls(t) == ls(d1), "%s: the gunzipped series through ringlet equal the direct ones" % c["name"])
+                d = d1
+            else:
+                check(same, "%s: the raw gzip body through ringlet is byte-identical to the direct one "
+                      "(%d bytes, sha256 %s)" % (c["name"], len(t), hashlib.sha256(t).hexdigest()[:16]),
+                      "in %d tries with both direct fetches equal, the tunnel's body differed (tunnel %d bytes, "
+                      "direct %d bytes)" % (stable, len(t), len(d1)))
+            c["identical"] = same
+            d1 = d
+            lines = [ln for ln in gzip.decompress(t).decode().splitlines() if ln and not ln.startswith("#")]
+            check(len(lines) == c["expected"], "%s: the gunzipped /federate body has %d samples" % (
+                c["name"], c["expected"]), "it has %d" % len(lines))
+            f["gzip"], f["gzip_direct"] = len(t), len(d1)
+            tt, td = [], []
+            for _ in range(3):
+                tt.append(self.curl(tun, ["--compressed"])[1])
+                td.append(self.curl(dir_, ["--compressed"])[1])
+            f["curl_tunnel"], f["curl_direct"] = statistics.median(tt), statistics.median(td)
+            c["fetch"] = f
+            log("      %s: /federate %d bytes plain, %d gzip; curl --compressed median %.3f s through "
+                "ringlet, %.3f s direct" % (c["name"], f["plain"], f["gzip"], f["curl_tunnel"], f["curl_direct"]))
+
+    # -- phase B: kill a ringlet client during a scrape, restart it --
+
+    def kill_during_scrape(self):
+        c, other = AWS, EQX
+        obs = self.obs_api
+        t_phase = time.time()
+        dev = ["dev", "v-obs"]
+        # Stretch the scrape on the client cluster's uplink so that a kill lands inside it:
+        # a token bucket on the veth (egress of the client namespace: the tunnel's direction
+        # to the server) sized from this cluster's gzip body, aiming at ~1/2 scrape_timeout.
+        # The bucket is kept small (a few packets) so that every scrape, not only the first
+        # after an idle spell, is paced at the rate.
+        target_secs = min(4.0, TIMEOUT / 2)
+        rate = max(16000, int(c["fetch"]["gzip"] * 8 / target_secs))
+        result, kills = None, 0
+        for attempt in range(1, 7):
+            if kills >= 3:
+                break
+            burst = max(3200, rate // 8 // 100)
+            run(["tc", "qdisc", "replace"] + dev + ["root", "tbf", "rate", "%dbit" % rate,
+                 "burst", str(burst), "limit", "16mb"], ns=c["ns"])
+            t_shape = time.time()
+            (ts, up), = self.wait_scrapes(c, t_shape, 1, "a shaped scrape of %s" % c["name"])[-1:]
+            d, _ = self.durations(obs, c, ts - 1, ts + 0.5)
+            shaped = d[-1] if d else 0
+            log("      shaped uplink %d kbit/s: scrape of %s took %.2f s (up=%d)" % (rate // 1000, c["name"], shaped, up))
+            if up != 1 or shaped < 0.6 or shaped > TIMEOUT * 0.8:
+                rate = max(8000, rate // 3) if shaped < 0.6 else rate * 2
+                continue
+            # Prometheus starts a target's scrapes on a fixed grid: the next one is due at ts + k*interval.
+            nxt = ts + INTERVAL
+            while nxt < time.time() + 0.5:
+                nxt += INTERVAL
+            kill_at = nxt + shaped / 2
+            time.sleep(max(0, kill_at - time.time()))
+            c["client"].stop(signal.SIGKILL, timeout=5)
+            t_kill = time.time()
+            kills += 1
+            run(["tc", "qdisc", "del"] + dev + ["root"], ns=c["ns"])
+            log("      SIGKILL %s's ringlet client %.2f s into the scrape due at %s" % (
+                c["name"], t_kill - nxt, time.strftime("%H:%M:%S", time.localtime(nxt))))
+            s = self.wait_scrapes(c, nxt - 0.5, 1, "the outcome of the interrupted scrape")
+            ts2, up2 = s[0]
+            d, _ = self.durations(obs, c, ts2 - 1, ts2 + 0.5)
+            dur = d[-1] if d else float("nan")
+            if up2 == 1:
+                log("      the scrape finished before the kill (%.2f s); restarting and trying again" % dur)
+                self.restart_client(c)
+                continue
+            result = {"attempt": kills, "kill_offset": t_kill - nxt, "failed_scrape_secs": dur,
+                      "scrape_ts": ts2, "shaped_secs": shaped}
+            break
+        if result is None:
+            raise Fail("could not land a client kill inside a scrape (%d kills, %d shaping rounds)" % (kills, attempt))
+        check(abs(result["scrape_ts"] - nxt) < 1.0 and dur < TIMEOUT - 0.25,
+              "%s: the scrape in flight when its ringlet client was killed failed (up=0) after %.2f s, "
+              "%.2f s after the kill, not at the %gs scrape timeout: the server reset the connection" % (
+                  c["name"], dur, nxt + dur - t_kill, TIMEOUT),
+              "scrape at %.3f (expected %.3f), lasted %.2f s" % (result["scrape_ts"], nxt, dur))
+        t_conn = self.restart_client(c)
+        result["reconnect_secs"] = t_conn
+        t_restart = time.time()
+        s = self.wait_scrapes(c, t_restart, 2, "two scrapes of %s after the restart" % c["name"])
+        check(all(u == 1 for _, u in s[:2]), "%s: the next scrapes after the restart are up again (%s)" % (
+            c["name"], ", ".join("up=%d" % u for _, u in s[:2])))
+        check(obs.value('scrape_samples_scraped{job="federated-clusters",instance="%s"}' % c["target"]) == c["expected"],
+              "%s: they carry all %d samples" % (c["name"], c["expected"]))
+        w = int(time.time() - t_phase)
+        sel = 'job="federated-clusters",instance="%s"' % other["target"]
+        check(obs.value("min_over_time(up{%s}[%ds])" % (sel, w)) == 1.0,
+              "%s: its federation stayed up meanwhile (%d scrapes)" % (
+                  other["name"], obs.value("count_over_time(up{%s}[%ds])" % (sel, w))))
+        self.rep["kill"] = result
+
+    def restart_client(self, c):
+        t = time.monotonic()
+        c["client"].start()
+        c["client"].wait_log('msg="connected to the server"', 30)
+        secs = time.monotonic() - t
+        log("      restarted %s's ringlet client: connected to the server in %.2f s" % (c["name"], secs))
+        return secs
+
+    # -- phase C: one client cluster goes away entirely --
+
+    def stop_cluster(self):
+        c, other = EQX, AWS
+        obs = self.obs_api
+        t_stop = time.time()
+        took = {}
+        for k in ("prom", "client", "exporter"):
+            took[k] = c[k].stop(signal.SIGTERM, timeout=40)
+        log("      stopped %s: prometheus in %.1f s, ringlet client in %.1f s, exporter in %.1f s" % (
+            c["name"], took["prom"], took["client"], took["exporter"]))
+        t_gone = time.time()
+        self.wait_scrapes(other, t_gone, 3, "3 scrapes of %s after %s went away" % (other["name"], c["name"]))
+        s = self.wait_scrapes(c, t_gone, 2, "2 scrapes of %s after it went away" % c["name"])
+        w = int(time.time() - t_stop) + 1
+        sel = 'job="federated-clusters",instance="%s"' % other["target"]
+        check(obs.value("min_over_time(up{%s}[%ds])" % (sel, w)) == 1.0,
+              "%s: every federation scrape stayed up while %s was gone (%d scrapes)" % (
+                  other["name"], c["name"], obs.value("count_over_time(up{%s}[%ds])" % (sel, w))))
+        fresh = self.fresh_count(other, t_gone)
+        check(fresh == other["expected"], "%s: all %d series still fresh (samples newer than the stop)" % (
+            other["name"], other["expected"]), "%s fresh" % fresh)
+        check(obs.value("scrape_samples_scraped{%s}" % sel) == other["expected"],
+              "%s: its last scrape carried all %d samples" % (other["name"], other["expected"]))
+        check(all(u == 0 for _, u in s), "%s: its federation target is down (up=0) once the cluster is gone" % c["name"])
+        d, _ = self.durations(obs, c, s[0][0] - 1, s[-1][0] + 0.5)
+        stale = self.fresh_count(c, t_stop)
+        check(stale is None, "%s: no sample of it is newer than the stop" % c["name"])
+        self.rep["stop"] = {"took": took, "down_scrape_secs": max(d) if d else float("nan"),
+                            "other_scrapes": obs.value("count_over_time(up{%s}[%ds])" % (sel, w))}
+
+    # -- the report --
+
+    def report(self, status):
+        def st(v):
+            return ("%.3f / %.3f / %.3f s (n=%d)" % (min(v), statistics.median(v), max(v), len(v))) if v else "n/a"
+        r = []
+        r.append("# ringlet e2e: Prometheus federation through ringlet tunnels\n")
+        r.append("- result: **%s**" % status)
+        r.append("- date: %s, host: %s, %d CPUs, kernel %s" % (
+            datetime.datetime.now().isoformat(timespec="seconds"), platform.node(), os.cpu_count(), platform.release()))
+        r.append("- ringlet: %s; %s" % (self.ringlet_version, self.prom_version))
+        r.append("- series per cluster: %d exporter series in %d targets (+%d per-target scrape series) = %d federated"
+                 % (SERIES, len(AWS["targets"]), AUTO_SERIES, AWS["expected"]))
+        r.append("- scrape_interval: %s (seed: 15s), scrape_timeout %gs; steady-state window %s s; run time %.0f s"
+                 % (INTERVAL_STR, TIMEOUT, self.rep.get("steady_window", "?"), time.monotonic() - T0))
+        if all("fetch" in c for c in CLUSTERS):
+            r.append("\n## /federate bytes (the seed's three match[] selectors; curl from the observability namespace)\n")
+            r.append("| cluster | plain, through ringlet | plain, direct | gzip, through ringlet | gzip, direct | "
+                     "gzip byte-identical | curl --compressed, ringlet | curl --compressed, direct |")
+            r.append("|---|---:|---:|---:|---:|---|---:|---:|")
+            for c in CLUSTERS:
+                f = c["fetch"]
+                ident = {True: "yes", False: "NO", None: "not compared (data changed)"}[c.get("identical")]
+                r.append("| %s | %d | %d | %d | %d | %s | %.3f s | %.3f s |" % (
+                    c["name"], f["plain"], f["plain_direct"], f["gzip"], f["gzip_direct"], ident,
+                    f["curl_tunnel"], f["curl_direct"]))
+        if all("tunnel_durations" in c for c in CLUSTERS):
+            r.append("\n## Scrape durations, steady state (scrape_duration_seconds: min / median / max)\n")
+            r.append("Both scrapers are identical Prometheus servers in the observability namespace with the same "
+                     "job; one scrapes through the ringlet data plane, the other the client Prometheus directly "
+                     "over the same veth.\n")
+            r.append("| cluster | through ringlet | direct | median ratio | body bytes (scrape_body_size_bytes) |")
+            r.append("|---|---|---|---:|---:|")
+            for c in CLUSTERS:
+                t, d = c["tunnel_durations"], c["direct_durations"]
+                ratio = statistics.median(t) / statistics.median(d) if t and d else float("nan")
+                r.append("| %s | %s | %s | %.2f | %s |" % (c["name"], st(t), st(d), ratio,
+                                                         "%d" % c["tunnel_bytes"][-1] if c["tunnel_bytes"] else "n/a"))
+        if any(c.get("ringlet_delta") for c in CLUSTERS):
+            r.append("\n## ringlet's own /metrics on each server, steady-state window (best effort, not asserted)\n")
+            r.append("| cluster | series | increase |")
+            r.append("|---|---|---:|")
+            for c in CLUSTERS:
+                for k_, v in sorted((c.get("ringlet_delta") or {}).items()):
+                    if v:
+                        r.append("| %s | `%s` | %d |" % (c["name"], k_, v))
+        k = self.rep.get("kill")
+        if k:
+            r.append("\n## Fault: ringlet client of orion-aws killed (SIGKILL) during a scrape\n")
+            r.append("- uplink shaped so a scrape takes %.2f s; killed %.2f s into the scrape (kill %d)" % (
+                k["shaped_secs"], k["kill_offset"], k["attempt"]))
+            r.append("- that scrape failed (up=0) after %.2f s (scrape timeout %gs)" % (k["failed_scrape_secs"], TIMEOUT))
+            r.append("- restarted client connected to the server in %.2f s; the next two scrapes were up=1 with all samples; "
+                     "orion-equinix stayed up throughout" % k["reconnect_secs"])
+        s = self.rep.get("stop")
+        if s:
+            r.append("\n## Fault: orion-equinix stopped entirely (prometheus, ringlet client, exporter)\n")
+            r.append("- SIGTERM to exit: prometheus %.1f s, ringlet client %.1f s, exporter %.1f s" % (
+                s["took"]["prom"], s["took"]["client"], s["took"]["exporter"]))
+            r.append("- its federation target went down (up=0; failed scrapes took at most %.3f s)" % s["down_scrape_secs"])
+            r.append("- orion-aws: %d scrapes, all up, all %d series fresh" % (s["other_scrapes"], AWS["expected"]))
+        r.append("\nTLS/ingress variant: not run (TODO: comes with the TLS issue).")
+        return "\n".join(r) + "\n"
+
+    def dump_logs(self):
+        for p in PROCS:
+            try:
+                lines = open(p.logpath, errors="replace").read().splitlines()[-25:]
+            except OSError:
+                continue
+            print("---- last lines of %s (%s)" % (p.name, p.logpath))
+            for ln in lines:
+                print("     " + ln)
+
+
+def api_target(api, sc, c):
+    return c["direct_target"] if api is sc.direct_api else c["target"]
+
+
+def _on_signal(sig, frame):
+    raise SystemExit(128 + sig)
+
+
+def main():
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, _on_signal)
+    if os.geteuid() != 0:
+        print("e2e: needs root (network namespaces)")
+        return SKIP
+    status, rc, sc = "FAIL", 1, None
+    try:
+        sc = Scenario()
+        log("run %s: SERIES=%d per cluster, scrape_interval %s, namespaces %s, files in %s" % (
+            RUN_ID, SERIES, INTERVAL_STR, " ".join(NAMESPACES), sc.tmp))
+        setup_network()
+        sc.start()
+        log("phase 1: federation through the tunnels")
+        sc.steady()
+        log("phase 2: kill orion-aws's ringlet client during a scrape, restart it")
+        sc.kill_during_scrape()
+        log("phase 3: stop orion-equinix entirely")
+        sc.stop_cluster()
+        status, rc = "PASS", 0
+    except Skip as e:
+        print(str(e))
+        rc = SKIP
+    except Fail as e:
+        status = "FAIL: %s" % e
+        log("FAIL  %s" % e)
+    except SystemExit as e:
+        status = "FAIL: interrupted (signal %s)" % (e.code - 128 if isinstance(e.code, int) else e.code)
+        log(status)
+    except Exception as e:  # a bug here or an unexpected answer: still clean up and fail
+        import traceback
+        traceback.print_exc()
+        status = "FAIL: %s: %s" % (type(e).__name__, e)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        if sc is not None and rc != SKIP:
+            if rc != 0:
+                sc.dump_logs()
+                pause = float(os.environ.get("E2E_PAUSE_ON_FAIL", "0"))
+                if pause > 0:
+                    log("pausing %.0f s before cleanup (E2E_PAUSE_ON_FAIL): namespaces %s" % (pause, " ".join(NAMESPACES)))
+                    time.sleep(pause)
+            text = sc.report(status)
+            print("\n" + text)
+            path = os.environ.get("E2E_REPORT")
+            if path:
+                with open(path, "w") as f:
+                    f.write(text)
+                log("report written to %s" % path)
+        stop_all()
+        clean = teardown_network()
+        if not clean:
+            log("FAIL  cleanup left something behind")
+            rc = rc or 1
+        else:
+            log("cleanup: every process and namespace of run %s is gone" % RUN_ID)
+        if sc is not None:
+            if rc == 0 and not os.environ.get("E2E_KEEP"):
+                shutil.rmtree(sc.tmp, ignore_errors=True)
+            else:
+                log("kept %s (configs, logs, TSDBs)" % sc.tmp)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
