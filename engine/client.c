@@ -42,7 +42,9 @@ struct local_fwd {
 struct lane {
 	int id;
 	int shard;
-	bool up; /* a connection exists (connecting or connected) */
+	int wanted; /* lanes > 0: set (atomically) by lane 0's shard when the session wants it
+	             */
+	bool up;    /* a connection exists (connecting or connected) */
 	uint32_t idx;
 	uint16_t gen;
 	uint64_t next_try_ms;
@@ -198,8 +200,18 @@ static void send_upgrade(struct shard *s, struct conn *c)
 		         cfg->url_port);
 	uint8_t nonce[16];
 	RAND_bytes(nonce, sizeof(nonce));
-	size_t n = http_build_upgrade_request(t->head, t->head_cap, host, cfg->url_path,
-	                                      cfg->token, WS_SUBPROTOCOL, nonce, t->ws_key);
+	/* Lanes after the first say which they are, so the server can serve each on its own
+	 * shard (?lane=i; path routing in ingresses ignores the query). */
+	char path[600];
+	if (t->lane_id > 0)
+		snprintf(path, sizeof(path), "%s%slane=%d&session=%016llx", cfg->url_path,
+		         strchr(cfg->url_path, '?') ? "&" : "?", t->lane_id,
+		         (unsigned long long)__atomic_load_n(&s->eng->session,
+		                                             __ATOMIC_ACQUIRE));
+	else
+		snprintf(path, sizeof(path), "%s", cfg->url_path);
+	size_t n = http_build_upgrade_request(t->head, t->head_cap, host, path, cfg->token,
+	                                      WS_SUBPROTOCOL, nonce, t->ws_key);
 	if (!n) {
 		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "cannot build the upgrade request");
 		return;
@@ -237,15 +249,18 @@ static void send_hello(struct shard *s, struct conn *c)
 	        .version_min = TUN_VERSION_MIN,
 	        .version_max = TUN_VERSION,
 	        .caps = TUN_CAP_ZERO_MASK | TUN_CAP_WINDOW |
-	                (s->eng->nfwd ? TUN_CAP_CLIENT_FORWARD : 0),
+	                (s->eng->nfwd ? TUN_CAP_CLIENT_FORWARD : 0) |
+	                (s->eng->nlanes > 1 ? TUN_CAP_LANES : 0),
 	        .window = t->my_window,
 	        .max_frame = CFG_DEFAULT_MAX_FRAME,
-	        .lane = 0,
-	        .session = 0,
+	        .lane = (uint16_t)(t->lane_id > 0 ? t->lane_id : 0),
+	        .session = t->lane_id > 0 ? __atomic_load_n(&s->eng->session, __ATOMIC_ACQUIRE)
+	                                  : 0,
 	        .client_id = tun_str_from(cfg->client_id ? cfg->client_id : ""),
 	        .upstream = tun_str_from(cfg->upstream ? cfg->upstream : "localhost"),
 	};
-	for (size_t i = 0; i < cfg->nports && i < TUN_MAX_PORTS; i++)
+	/* Only the primary lane offers the ports; the others join its session. */
+	for (size_t i = 0; t->lane_id <= 0 && i < cfg->nports && i < TUN_MAX_PORTS; i++)
 		h.ports[h.nports++] = cfg->ports[i];
 	uint8_t m[TUN_HEADER_LEN + 32 + 2 * TUN_MAX_STR + 2 * TUN_MAX_PORTS];
 	size_t len = tun_encode_hello(m, sizeof(m), &h);
@@ -334,9 +349,29 @@ static void on_welcome(struct shard *s, struct conn *c, const struct tun_welcome
 			          : w->ports[i].status == TUN_PORT_DENIED ? "permission-denied"
 			                                                  : "error");
 	}
-	log_info("connected to the server", "url=%s client_id=%s ports=%s upstream=%s",
-	         log_q(s->cfg->url), log_q(t->client_id), ports[0] ? ports : "-",
-	         log_q(s->cfg->upstream));
+	struct engine *e = s->eng;
+	if (t->lane_id > 0) {
+		log_debug("lane connected", "lane=%d", t->lane_id);
+	} else {
+		/* The primary lane: open the others the server suggests (or --lanes), each on
+		 * its own shard; their shards start them on their next tick. */
+		int want = s->cfg->lanes > 0 ? s->cfg->lanes
+		                             : (w->caps & TUN_CAP_LANES ? w->lanes : 1);
+		if (!(w->caps & TUN_CAP_LANES))
+			want = 1;
+		if (want > e->nlanes)
+			want = e->nlanes;
+		__atomic_store_n(&e->session, w->session, __ATOMIC_RELEASE);
+		for (int i = 1; i < e->nlanes; i++) {
+			__atomic_store_n(&e->lanes[i].wanted, i < want, __ATOMIC_RELEASE);
+			if (i < want && e->lanes[i].shard != s->id)
+				shard_wake(&e->shards[e->lanes[i].shard]);
+		}
+		log_info("connected to the server",
+		         "url=%s client_id=%s ports=%s upstream=%s lanes=%d",
+		         log_q(s->cfg->url), log_q(t->client_id), ports[0] ? ports : "-",
+		         log_q(s->cfg->upstream), want);
+	}
 	__atomic_fetch_add(&s->eng->connected, 1, __ATOMIC_RELAXED);
 	if (l) {
 		l->ready_ms = s->now_ms;
@@ -402,11 +437,52 @@ void client_on_tunnel_closed(struct shard *s, struct conn *c)
 	l->up = false;
 	if (l->ready_ms)
 		__atomic_fetch_sub(&s->eng->connected, 1, __ATOMIC_RELAXED);
-	if (l->ready_ms)
-		log_warn("disconnected from the server: reconnecting", "url=%s",
-		         log_q(s->cfg->url));
+	if (l->id == 0) {
+		/* The session ends with its primary lane: the other lanes close and rejoin the
+		 * next session. */
+		struct engine *e = s->eng;
+		__atomic_store_n(&e->session, 0, __ATOMIC_RELEASE);
+		for (int i = 1; i < e->nlanes; i++) {
+			__atomic_store_n(&e->lanes[i].wanted, 0, __ATOMIC_RELEASE);
+			if (e->lanes[i].shard != s->id)
+				shard_wake(&e->shards[e->lanes[i].shard]);
+		}
+		if (l->ready_ms)
+			log_warn("disconnected from the server: reconnecting", "url=%s",
+			         log_q(s->cfg->url));
+	} else if (l->ready_ms) {
+		log_info("lane disconnected", "lane=%d", l->id);
+	}
 	if (!s->draining)
 		lane_schedule(s, l);
+}
+
+/* Lanes after the first follow the session: open when wanted, closed when not. */
+static void lanes_follow(struct shard *s)
+{
+	struct engine *e = s->eng;
+	for (int i = 1; i < e->nlanes; i++) {
+		struct lane *l = &e->lanes[i];
+		if (l->shard != s->id)
+			continue;
+		bool wanted = __atomic_load_n(&l->wanted, __ATOMIC_ACQUIRE) &&
+		              __atomic_load_n(&e->session, __ATOMIC_ACQUIRE);
+		if (!wanted && l->up) {
+			/* Streams in flight finish first (GOAWAY: no new ones; the lane closes
+			 * when they are done). */
+			struct conn *c = conn_get(s, l->idx, l->gen);
+			if (c && c->kind == CK_TUNNEL && !c->closing) {
+				if (c->u.tun->state == TS_READY && c->u.tun->nstreams)
+					tunnel_goaway(s, c, TUN_GOAWAY_NORMAL,
+					              "the session ended");
+				else
+					tunnel_fail(s, c, WS_CLOSE_GOING_AWAY,
+					            "the session ended");
+			}
+		} else if (wanted && !l->up && s->now_ms >= l->next_try_ms && !s->draining) {
+			lane_connect(s, l);
+		}
+	}
 }
 
 void client_on_cqe(struct shard *s, struct tok t, struct io_uring_cqe *cqe)
@@ -502,22 +578,18 @@ void client_shard_start(struct shard *s)
 		listen_here(s, s->eng->fwd[i].fd, LR_LOCAL, (uint16_t)i);
 		s->eng->fwd[i].fd = -1;
 	}
-	for (int i = 0; i < s->eng->nlanes; i++) {
-		struct lane *l = &s->eng->lanes[i];
-		if (l->shard == s->id)
-			lane_connect(s, l);
-	}
+	if (s->eng->lanes[0].shard == s->id)
+		lane_connect(s, &s->eng->lanes[0]); /* the others follow its WELCOME */
 }
 
 void client_on_tick(struct shard *s)
 {
+	lanes_follow(s);
 	if (s->draining)
 		return;
-	for (int i = 0; i < s->eng->nlanes; i++) {
-		struct lane *l = &s->eng->lanes[i];
-		if (l->shard == s->id && !l->up && s->now_ms >= l->next_try_ms)
-			lane_connect(s, l);
-	}
+	struct lane *l = &s->eng->lanes[0];
+	if (l->shard == s->id && !l->up && s->now_ms >= l->next_try_ms)
+		lane_connect(s, l);
 }
 
 void client_on_drain(struct shard *s)
@@ -612,13 +684,19 @@ int ringlet_client_run(const struct cfg *conf)
 	}
 	e.fwd = fwd;
 	e.nfwd = (int)c->n_local;
-	e.nshards = 1; /* one lane, on one shard (lanes across shards: see docs/DESIGN.md) */
-	e.nlanes = 1;
-	struct lane lanes[1];
+	/* One shard per lane; lanes: --lanes, else as many as the server suggests, at most
+	 * one per shard here (--shards, or the online CPUs). */
+	e.nshards = cfg_shard_count(c);
+	if (c->lanes > 0 && c->lanes < e.nshards)
+		e.nshards = c->lanes;
+	e.nlanes = e.nshards;
+	struct lane lanes[CFG_MAX_SHARDS];
 	memset(lanes, 0, sizeof(lanes));
-	lanes[0].id = 0;
-	lanes[0].shard = 0;
-	lanes[0].backoff_ms = BACKOFF_MIN_MS;
+	for (int i = 0; i < e.nlanes; i++) {
+		lanes[i].id = i;
+		lanes[i].shard = i;
+		lanes[i].backoff_ms = BACKOFF_MIN_MS;
+	}
 	e.lanes = lanes;
 	char ports[TUN_MAX_PORTS * 6 + 1] = "";
 	size_t pl = 0;

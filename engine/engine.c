@@ -23,6 +23,18 @@ int engine_msg(struct shard *from, int to, struct tok t, int32_t value)
 	return 0;
 }
 
+int engine_msg_handoff(struct shard *from, int to, struct tok t)
+{
+	struct engine *e = from->eng;
+	if (to < 0 || to >= e->nshards || e->shards[to].ring_fd < 0)
+		return -EINVAL;
+	struct io_uring_sqe *sqe = shard_sqe(from, NULL, OP_MSG_SENT, 0);
+	io_uring_prep_msg_ring(sqe, e->shards[to].ring_fd, 0, tok_encode(t), 0);
+	struct tok back = {.op = OP_MSG_SENT, .aux = 2, .idx = t.idx};
+	io_uring_sqe_set_data64(sqe, tok_encode(back));
+	return 0;
+}
+
 static bool all_stopped(struct engine *e)
 {
 	for (int i = 0; i < e->nshards; i++)
@@ -43,11 +55,11 @@ int engine_run(struct engine *e)
 	int ret = uring_probe(&missing);
 	if (ret) {
 		log_error("this kernel lacks an io_uring feature ringlet needs", "missing=%s",
-			  log_q(missing));
+		          log_q(missing));
 		return ret;
 	}
 	log_debug("io_uring features", "single_issuer=%d defer_taskrun=%d coop_taskrun=%d",
-		  uring_feat.single_issuer, uring_feat.defer_taskrun, uring_feat.coop_taskrun);
+	          uring_feat.single_issuer, uring_feat.defer_taskrun, uring_feat.coop_taskrun);
 	e->start_unix = (uint64_t)time(NULL);
 	e->shards = calloc((size_t)e->nshards, sizeof(*e->shards));
 	if (!e->shards)
@@ -78,7 +90,7 @@ int engine_run(struct engine *e)
 		int ready = 0;
 		for (int i = 0; i < e->nshards; i++)
 			ready += e->shards[i].ring_fd >= 0 ||
-				 __atomic_load_n(&e->stop, __ATOMIC_ACQUIRE);
+			         __atomic_load_n(&e->stop, __ATOMIC_ACQUIRE);
 		if (ready == e->nshards)
 			break;
 		usleep(1000);
@@ -104,8 +116,9 @@ int engine_run(struct engine *e)
 		}
 		signals++;
 		if (signals == 1) {
-			log_info("shutting down: draining connections", "signal=%s drain_timeout_ms=%d",
-				 sig == SIGTERM ? "SIGTERM" : "SIGINT", e->cfg->drain_ms);
+			log_info("shutting down: draining connections",
+			         "signal=%s drain_timeout_ms=%d",
+			         sig == SIGTERM ? "SIGTERM" : "SIGINT", e->cfg->drain_ms);
 			__atomic_store_n(&e->drain, 1, __ATOMIC_RELEASE);
 		} else {
 			log_warn("second signal: exiting now", NULL);

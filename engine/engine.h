@@ -56,4 +56,9 @@ int engine_run(struct engine *e);
  * user_data = tok and res = value. 0 or -errno (the caller keeps ownership on error). */
 int engine_msg(struct shard *from, int to_shard, struct tok t, int32_t value);
 
+/* Send handoff slot t.idx to another shard; if the message cannot be posted, the slot is
+ * released through server_handoff_failed() on this shard. 0 or -errno. */
+int engine_msg_handoff(struct shard *from, int to_shard, struct tok t);
+void server_handoff_failed(struct shard *s, uint32_t slot);
+
 #endif

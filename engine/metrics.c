@@ -16,9 +16,8 @@
 #include "engine/registry.h"
 #include "engine/ringlet.h"
 
-const double stats_rtt_bounds[STATS_RTT_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
-						    0.025,  0.05,  0.1,	   0.25,  0.5,
-						    1,	    2.5,   0 /* +Inf */};
+const double stats_rtt_bounds[STATS_RTT_BUCKETS] = {
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 0 /* +Inf */};
 
 struct sb {
 	char *p;
@@ -78,12 +77,12 @@ static size_t sb_done(struct sb *b, char **out)
 }
 
 /* Sum a field over the shards. */
-#define SUM(e, field)                                                                      \
-	({                                                                                 \
-		uint64_t __sum = 0;                                                        \
-		for (int __i = 0; __i < (e)->nshards; __i++)                               \
-			__sum += STAT_GET((e)->shards[__i].stats.field);                   \
-		__sum;                                                                     \
+#define SUM(e, field)                                                                          \
+	({                                                                                     \
+		uint64_t __sum = 0;                                                            \
+		for (int __i = 0; __i < (e)->nshards; __i++)                                   \
+			__sum += STAT_GET((e)->shards[__i].stats.field);                       \
+		__sum;                                                                         \
 	})
 
 static void head(struct sb *b, const char *name, const char *type, const char *help)
@@ -128,9 +127,8 @@ static unsigned process_fds(void)
 	return n > 3 ? n - 3 : 0; /* ".", "..", and the directory's own fd */
 }
 
-static const char *const hs_names[HS_MAX] = {"unauthorized", "bad_request", "timeout",
-					     "version",	     "connect",	    "upgrade",
-					     "tls"};
+static const char *const hs_names[HS_MAX] = {
+        "unauthorized", "bad_request", "timeout", "version", "connect", "upgrade", "tls"};
 
 static const char *port_label(struct engine *e, int slot, char *buf, size_t cap)
 {
@@ -158,10 +156,11 @@ size_t metrics_render(struct engine *e, char **out)
 	bool server = e->cfg->mode == CFG_SERVER;
 
 	/* inlets PRO's names */
-	int connected = server ? e->reg->nclients : __atomic_load_n(&e->connected, __ATOMIC_RELAXED);
+	int connected =
+	        server ? e->reg->nclients : __atomic_load_n(&e->connected, __ATOMIC_RELAXED);
 	head(&b, "tcp_controlplane_connected_gauge", "gauge",
 	     server ? "Tunnel clients connected to this server."
-		    : "Tunnel connections of this client that are up.");
+	            : "Tunnel connections of this client that are up.");
 	sb_printf(&b, "tcp_controlplane_connected_gauge %d\n", connected);
 
 	head(&b, "tcp_controlplane_requests_total", "counter",
@@ -180,7 +179,8 @@ size_t metrics_render(struct engine *e, char **out)
 			if (!n)
 				break;
 			size_t j = 0;
-			while (j < nreq && (reqs[j].code != r[k].code || reqs[j].path != r[k].path))
+			while (j < nreq &&
+			       (reqs[j].code != r[k].code || reqs[j].path != r[k].path))
 				j++;
 			if (j == nreq) {
 				reqs[j].code = r[k].code;
@@ -193,8 +193,8 @@ size_t metrics_render(struct engine *e, char **out)
 	}
 	for (size_t j = 0; j < nreq; j++)
 		sb_printf(&b, "tcp_controlplane_requests_total{code=\"%u\",path=\"%s\"} %llu\n",
-			  reqs[j].code, httpd_path_names[reqs[j].path],
-			  (unsigned long long)reqs[j].n);
+		          reqs[j].code, httpd_path_names[reqs[j].path],
+		          (unsigned long long)reqs[j].n);
 
 	char pl[8];
 	head(&b, "tcp_dataplane_connections_gauge", "gauge",
@@ -202,63 +202,74 @@ size_t metrics_render(struct engine *e, char **out)
 	for (int slot = 0; slot < STATS_PORTS; slot++)
 		if (port_label(e, slot, pl, sizeof(pl)))
 			sb_printf(&b, "tcp_dataplane_connections_gauge{port=\"%s\"} %llu\n", pl,
-				  (unsigned long long)SUM(e, port[slot].conns_active));
+			          (unsigned long long)SUM(e, port[slot].conns_active));
 	head(&b, "tcp_dataplane_connections_total", "counter",
 	     "Tunnelled connections since start, by port.");
 	for (int slot = 0; slot < STATS_PORTS; slot++)
 		if (port_label(e, slot, pl, sizeof(pl)))
 			sb_printf(&b, "tcp_dataplane_connections_total{port=\"%s\"} %llu\n", pl,
-				  (unsigned long long)SUM(e, port[slot].conns_total));
+			          (unsigned long long)SUM(e, port[slot].conns_total));
 
 	/* ringlet's own */
 	head(&b, "ringlet_port_bytes_total", "counter",
 	     server ? "Payload bytes received from and sent to data-plane connections, by port."
-		    : "Payload bytes received from and sent to upstream connections, by port.");
+	            : "Payload bytes received from and sent to upstream connections, by port.");
 	for (int slot = 0; slot < STATS_PORTS; slot++) {
 		if (!port_label(e, slot, pl, sizeof(pl)))
 			continue;
-		sb_printf(&b, "ringlet_port_bytes_total{port=\"%s\",direction=\"received\"} %llu\n",
-			  pl, (unsigned long long)SUM(e, port[slot].bytes_received));
-		sb_printf(&b, "ringlet_port_bytes_total{port=\"%s\",direction=\"sent\"} %llu\n", pl,
-			  (unsigned long long)SUM(e, port[slot].bytes_sent));
+		sb_printf(&b,
+		          "ringlet_port_bytes_total{port=\"%s\",direction=\"received\"} %llu\n",
+		          pl, (unsigned long long)SUM(e, port[slot].bytes_received));
+		sb_printf(&b, "ringlet_port_bytes_total{port=\"%s\",direction=\"sent\"} %llu\n",
+		          pl, (unsigned long long)SUM(e, port[slot].bytes_sent));
 	}
 	if (server) {
 		head(&b, "ringlet_client_bytes_total", "counter",
-		     "Tunnel (WebSocket) bytes received from and sent to each connected client.");
+		     "Tunnel (WebSocket) bytes received from and sent to each connected "
+		     "client.");
 		pthread_mutex_lock(&e->reg->mu);
 		for (int i = 0; i < REG_MAX_SESSIONS; i++) {
 			struct reg_session *rs = &e->reg->sess[i];
 			if (!rs->used)
 				continue;
+			uint64_t in = 0, outb = 0;
+			for (int k = 0; k < REG_MAX_LANES; k++) {
+				in += STAT_GET(rs->lanes[k].bytes_in);
+				outb += STAT_GET(rs->lanes[k].bytes_out);
+			}
 			for (int d = 0; d < 2; d++) {
 				sb_printf(&b, "ringlet_client_bytes_total{client_id=\"");
 				label_value(&b, rs->client_id);
-				sb_printf(&b, "\",direction=\"%s\"} %llu\n", d ? "sent" : "received",
-					  (unsigned long long)(d ? STAT_GET(rs->bytes_out) :
-								   STAT_GET(rs->bytes_in)));
+				sb_printf(&b, "\",direction=\"%s\"} %llu\n",
+				          d ? "sent" : "received",
+				          (unsigned long long)(d ? outb : in));
 			}
 		}
 		pthread_mutex_unlock(&e->reg->mu);
 	}
 	head(&b, "ringlet_streams_active", "gauge", "Streams open now.");
-	sb_printf(&b, "ringlet_streams_active %llu\n", (unsigned long long)SUM(e, streams_active));
+	sb_printf(&b, "ringlet_streams_active %llu\n",
+	          (unsigned long long)SUM(e, streams_active));
 	head(&b, "ringlet_streams_total", "counter", "Streams opened since start.");
-	sb_printf(&b, "ringlet_streams_total %llu\n", (unsigned long long)SUM(e, streams_total));
+	sb_printf(&b, "ringlet_streams_total %llu\n",
+	          (unsigned long long)SUM(e, streams_total));
 	head(&b, "ringlet_stream_resets_total", "counter",
 	     "Stream resets sent to and received from the peer, by reason.");
 	for (int r = 0; r < STATS_RST_REASONS; r++) {
 		uint64_t sent = SUM(e, rst_sent[r]), recv = SUM(e, rst_received[r]);
 		const char *name = tun_rst_reason_name((uint16_t)r);
 		if (sent || (r > 0 && r <= TUN_RST_TIMEOUT))
-			sb_printf(&b,
-				  "ringlet_stream_resets_total{reason=\"%s\",direction=\"sent\"} "
-				  "%llu\n",
-				  name, (unsigned long long)sent);
+			sb_printf(
+			        &b,
+			        "ringlet_stream_resets_total{reason=\"%s\",direction=\"sent\"} "
+			        "%llu\n",
+			        name, (unsigned long long)sent);
 		if (recv || (r > 0 && r <= TUN_RST_TIMEOUT))
 			sb_printf(&b,
-				  "ringlet_stream_resets_total{reason=\"%s\",direction=\"received\"} "
-				  "%llu\n",
-				  name, (unsigned long long)recv);
+			          "ringlet_stream_resets_total{reason=\"%s\",direction="
+			          "\"received\"} "
+			          "%llu\n",
+			          name, (unsigned long long)recv);
 	}
 	head(&b, "ringlet_tunnel_rtt_seconds", "histogram",
 	     "Round-trip time of tunnel pings (PING/PONG).");
@@ -267,67 +278,69 @@ size_t metrics_render(struct engine *e, char **out)
 		cum += SUM(e, rtt_bucket[k]);
 		if (k < STATS_RTT_BUCKETS - 1)
 			sb_printf(&b, "ringlet_tunnel_rtt_seconds_bucket{le=\"%g\"} %llu\n",
-				  stats_rtt_bounds[k], (unsigned long long)cum);
+			          stats_rtt_bounds[k], (unsigned long long)cum);
 		else
 			sb_printf(&b, "ringlet_tunnel_rtt_seconds_bucket{le=\"+Inf\"} %llu\n",
-				  (unsigned long long)cum);
+			          (unsigned long long)cum);
 	}
-	sb_printf(&b, "ringlet_tunnel_rtt_seconds_sum %.9f\n", (double)SUM(e, rtt_sum_ns) / 1e9);
+	sb_printf(&b, "ringlet_tunnel_rtt_seconds_sum %.9f\n",
+	          (double)SUM(e, rtt_sum_ns) / 1e9);
 	sb_printf(&b, "ringlet_tunnel_rtt_seconds_count %llu\n",
-		  (unsigned long long)SUM(e, rtt_count));
+	          (unsigned long long)SUM(e, rtt_count));
 	head(&b, "ringlet_handshake_failures_total", "counter",
 	     "Tunnel handshakes that failed, by reason.");
 	for (int k = 0; k < HS_MAX; k++)
-		sb_printf(&b, "ringlet_handshake_failures_total{reason=\"%s\"} %llu\n", hs_names[k],
-			  (unsigned long long)SUM(e, hs_fail[k]));
+		sb_printf(&b, "ringlet_handshake_failures_total{reason=\"%s\"} %llu\n",
+		          hs_names[k], (unsigned long long)SUM(e, hs_fail[k]));
 	if (!server) {
 		head(&b, "ringlet_reconnects_total", "counter",
 		     "Connection attempts to the server after the first.");
 		sb_printf(&b, "ringlet_reconnects_total %llu\n",
-			  (unsigned long long)SUM(e, reconnects));
+		          (unsigned long long)SUM(e, reconnects));
 	}
 	head(&b, "ringlet_upstream_dial_failures_total", "counter",
 	     "Upstream connections that could not be made (client).");
 	sb_printf(&b, "ringlet_upstream_dial_failures_total %llu\n",
-		  (unsigned long long)SUM(e, dial_failures));
+	          (unsigned long long)SUM(e, dial_failures));
 	head(&b, "ringlet_dataplane_refused_total", "counter",
 	     "Data-plane connections closed because no client offered the port.");
 	sb_printf(&b, "ringlet_dataplane_refused_total %llu\n",
-		  (unsigned long long)SUM(e, dataplane_refused));
+	          (unsigned long long)SUM(e, dataplane_refused));
 	head(&b, "ringlet_dataplane_denied_total", "counter",
 	     "Data-plane connections refused because their address is not in --allow-ips.");
 	sb_printf(&b, "ringlet_dataplane_denied_total %llu\n",
-		  (unsigned long long)SUM(e, dataplane_denied));
+	          (unsigned long long)SUM(e, dataplane_denied));
 	head(&b, "ringlet_bufring_exhausted_total", "counter",
 	     "Receives that found a provided-buffer ring empty (back-pressure).");
 	sb_printf(&b, "ringlet_bufring_exhausted_total %llu\n",
-		  (unsigned long long)SUM(e, bufring_empty));
-	head(&b, "ringlet_shard_loop_iterations_total", "counter", "Event-loop turns, by shard.");
+	          (unsigned long long)SUM(e, bufring_empty));
+	head(&b, "ringlet_shard_loop_iterations_total", "counter",
+	     "Event-loop turns, by shard.");
 	for (int i = 0; i < e->nshards; i++)
 		sb_printf(&b, "ringlet_shard_loop_iterations_total{shard=\"%d\"} %llu\n", i,
-			  (unsigned long long)STAT_GET(e->shards[i].stats.loops));
+		          (unsigned long long)STAT_GET(e->shards[i].stats.loops));
 	head(&b, "ringlet_shard_completions_total", "counter",
 	     "io_uring completions handled, by shard.");
 	for (int i = 0; i < e->nshards; i++)
 		sb_printf(&b, "ringlet_shard_completions_total{shard=\"%d\"} %llu\n", i,
-			  (unsigned long long)STAT_GET(e->shards[i].stats.completions));
+		          (unsigned long long)STAT_GET(e->shards[i].stats.completions));
 	head(&b, "ringlet_shard_busy_seconds_total", "counter",
 	     "Time spent handling completions, by shard.");
 	for (int i = 0; i < e->nshards; i++)
 		sb_printf(&b, "ringlet_shard_busy_seconds_total{shard=\"%d\"} %.6f\n", i,
-			  (double)STAT_GET(e->shards[i].stats.busy_ns) / 1e9);
+		          (double)STAT_GET(e->shards[i].stats.busy_ns) / 1e9);
 	head(&b, "ringlet_process_resident_memory_bytes", "gauge", "Resident set size.");
 	sb_printf(&b, "ringlet_process_resident_memory_bytes %llu\n",
-		  (unsigned long long)process_rss());
+	          (unsigned long long)process_rss());
 	head(&b, "ringlet_process_open_fds", "gauge", "Open file descriptors.");
 	sb_printf(&b, "ringlet_process_open_fds %u\n", process_fds());
 	head(&b, "ringlet_process_start_time_seconds", "gauge",
 	     "Start time of the process since the Unix epoch.");
 	sb_printf(&b, "ringlet_process_start_time_seconds %llu\n",
-		  (unsigned long long)e->start_unix);
+	          (unsigned long long)e->start_unix);
 	head(&b, "ringlet_build_info", "gauge", "Version of this build (always 1).");
 	sb_printf(&b, "ringlet_build_info{version=\"%s\",sha=\"%s\",mode=\"%s\"} 1\n",
-		  ringlet_version, ringlet_sha, server ? "server" : "client");
+	          ringlet_version, ringlet_sha, server ? "server" : "client");
 	return sb_done(&b, out);
 }
 
@@ -393,16 +406,26 @@ size_t status_render(struct engine *e, char **out)
 		sb_printf(&b, "],\"ports\":[");
 		for (int k = 0; k < rs->nports; k++)
 			sb_printf(&b, "%s%u", k ? "," : "", rs->ports[k]);
+		uint64_t in = 0, outb = 0;
+		int lanes = 0;
+		sb_printf(&b, "],\"ringlet\":{\"laneShards\":[");
+		for (int k = 0; k < REG_MAX_LANES; k++) {
+			in += STAT_GET(rs->lanes[k].bytes_in);
+			outb += STAT_GET(rs->lanes[k].bytes_out);
+			if (rs->lanes[k].used)
+				sb_printf(&b, "%s%d", lanes++ ? "," : "", rs->lanes[k].shard);
+		}
 		sb_printf(&b,
-			  "],\"ringlet\":{\"lanes\":1,\"shard\":%d,\"bytesIn\":%llu,\"bytesOut\":%llu,"
-			  "\"rttSeconds\":%.6f}}",
-			  rs->shard, (unsigned long long)STAT_GET(rs->bytes_in),
-			  (unsigned long long)STAT_GET(rs->bytes_out),
-			  (double)STAT_GET(rs->rtt_ns) / 1e9);
+		          "],\"lanes\":%d,\"bytesIn\":%llu,\"bytesOut\":%llu,\"rttSeconds\":%."
+		          "6f}}",
+		          lanes, (unsigned long long)in, (unsigned long long)outb,
+		          (double)STAT_GET(rs->lanes[0].rtt_ns) / 1e9);
 	}
 	pthread_mutex_unlock(&e->reg->mu);
-	sb_printf(&b, "],\"ringlet\":{\"shards\":%d,\"streamsActive\":%llu,\"streamsTotal\":%llu}}\n",
-		  e->nshards, (unsigned long long)SUM(e, streams_active),
-		  (unsigned long long)SUM(e, streams_total));
+	sb_printf(
+	        &b,
+	        "],\"ringlet\":{\"shards\":%d,\"streamsActive\":%llu,\"streamsTotal\":%llu}}\n",
+	        e->nshards, (unsigned long long)SUM(e, streams_active),
+	        (unsigned long long)SUM(e, streams_total));
 	return sb_done(&b, out);
 }

@@ -28,6 +28,7 @@
 #include "engine/tls.h"
 #include "engine/tunnel.h"
 #include "proto/http.h"
+#include <openssl/rand.h>
 
 #define WS_SUBPROTOCOL "ringlet.v1"
 
@@ -89,14 +90,25 @@ static uint16_t port_open(struct shard *s, struct registry *r, uint16_t port)
 	return TUN_PORT_OK;
 }
 
+/* The tunnel is ending (or leaving): lane 0 takes its whole session with it (the client
+ * re-opens every lane under a new session); another lane only itself. */
 static void registry_remove(struct registry *r, struct tunnel *t)
 {
 	if (t->reg_slot < 0)
 		return;
 	pthread_mutex_lock(&r->mu);
-	r->sess[t->reg_slot].used = false;
-	r->nclients--;
-	t->sess = NULL;
+	struct reg_session *rs = &r->sess[t->reg_slot];
+	/* The session may have ended (lane 0 left) and its slot gone to another client. */
+	if (rs->used && rs->id == t->session_id) {
+		if (t->lane == 0) {
+			r->nclients--;
+			rs->used = false;
+		}
+		struct reg_lane *l = &rs->lanes[t->lane];
+		if (l->idx == t->conn_idx && l->gen == t->conn_gen)
+			l->used = false;
+	}
+	t->rl = NULL;
 	pthread_mutex_unlock(&r->mu);
 	t->reg_slot = -1;
 }
@@ -108,42 +120,54 @@ struct pick {
 	uint16_t port_slot;
 };
 
-/* Pick the client for a new connection on port: round-robin over the clients offering
- * it. Returns false when none does. */
-static bool registry_pick(struct registry *r, uint16_t port, struct pick *out)
+static bool offers(const struct reg_session *rs, uint16_t port)
+{
+	for (int k = 0; k < rs->nports; k++)
+		if (rs->ports[k] == port)
+			return true;
+	return false;
+}
+
+/* Pick the client for a new connection on port — round-robin over the clients offering
+ * it — and the lane to carry it: one served by this shard (`here`) when the client has
+ * one, so the stream stays on the shard that accepted it; else the client's lanes in
+ * turn. Returns false when no client offers the port. */
+static bool registry_pick(struct registry *r, uint16_t port, int here, struct pick *out)
 {
 	bool found = false;
 	pthread_mutex_lock(&r->mu);
 	struct reg_port *rp = port_find(r, port);
-	if (rp) {
-		int n = 0;
-		for (int i = 0; i < REG_MAX_SESSIONS; i++) {
-			if (!r->sess[i].used)
+	int n = 0;
+	for (int i = 0; rp && i < REG_MAX_SESSIONS; i++)
+		n += r->sess[i].used && offers(&r->sess[i], port);
+	if (n) {
+		int want = (int)(rp->rr++ % (uint32_t)n);
+		struct reg_session *rs = NULL;
+		for (int i = 0; i < REG_MAX_SESSIONS && !rs; i++)
+			if (r->sess[i].used && offers(&r->sess[i], port) && want-- == 0)
+				rs = &r->sess[i];
+		struct reg_lane *pickl = NULL, *any = NULL;
+		for (int k = 0; k < REG_MAX_LANES; k++) {
+			struct reg_lane *l =
+			        &rs->lanes[(rs->lane_rr + (uint32_t)k) % REG_MAX_LANES];
+			if (!l->used)
 				continue;
-			for (int k = 0; k < r->sess[i].nports; k++)
-				if (r->sess[i].ports[k] == port) {
-					n++;
-					break;
-				}
-		}
-		if (n) {
-			int want = (int)(rp->rr++ % (uint32_t)n);
-			for (int i = 0; i < REG_MAX_SESSIONS && !found; i++) {
-				if (!r->sess[i].used)
-					continue;
-				for (int k = 0; k < r->sess[i].nports; k++)
-					if (r->sess[i].ports[k] == port) {
-						if (want-- == 0) {
-							out->shard = r->sess[i].shard;
-							out->idx = r->sess[i].idx;
-							out->gen = r->sess[i].gen;
-							out->port_slot =
-							        (uint16_t)(rp - r->ports);
-							found = true;
-						}
-						break;
-					}
+			if (!any)
+				any = l;
+			if (l->shard == here) {
+				pickl = l;
+				break;
 			}
+		}
+		if (!pickl)
+			pickl = any;
+		rs->lane_rr++;
+		if (pickl) {
+			out->shard = pickl->shard;
+			out->idx = pickl->idx;
+			out->gen = pickl->gen;
+			out->port_slot = (uint16_t)(rp - r->ports);
+			found = true;
 		}
 	}
 	pthread_mutex_unlock(&r->mu);
@@ -188,7 +212,7 @@ void server_on_data_accept(struct shard *s, uint16_t port, int fd)
 		}
 	}
 	struct pick rs;
-	if (!registry_pick(s->eng->reg, port, &rs)) {
+	if (!registry_pick(s->eng->reg, port, s->id, &rs)) {
 		refuse(s, fd, port);
 		return;
 	}
@@ -221,6 +245,123 @@ static void on_xfer(struct shard *s, struct tok t, int fd)
 }
 
 /* ---- /connect ---------------------------------------------------------------------- */
+
+/* The value of key in a query string ("a=1&b=2"), as an unsigned number in base; false
+ * when absent or not a number. */
+static bool query_num(struct http_slice q, const char *key, int base, uint64_t *out)
+{
+	size_t kl = strlen(key);
+	for (size_t i = 0; q.p && i + kl + 1 <= q.len;) {
+		size_t end = i;
+		while (end < q.len && q.p[end] != '&')
+			end++;
+		if (end - i > kl && memcmp(q.p + i, key, kl) == 0 && q.p[i + kl] == '=') {
+			char buf[24];
+			size_t n = end - i - kl - 1;
+			if (n == 0 || n >= sizeof(buf))
+				return false;
+			memcpy(buf, q.p + i + kl + 1, n);
+			buf[n] = 0;
+			char *e;
+			*out = strtoull(buf, &e, base);
+			return *e == 0;
+		}
+		i = end + 1;
+	}
+	return false;
+}
+
+/* The shard that should serve a lane. Lane i of a session asks with
+ * ?lane=i&session=ID on its upgrade request; it goes to the shard i places after the
+ * one serving the session's lane 0, so the lanes spread over the shards whichever shard
+ * the kernel handed each connection to. */
+static int lane_shard(struct shard *s, const struct http_request *req)
+{
+	uint64_t lane, id;
+	if (!query_num(req->query, "lane", 10, &lane) ||
+	    !query_num(req->query, "session", 16, &id))
+		return s->id;
+	struct registry *r = s->eng->reg;
+	int base = -1;
+	pthread_mutex_lock(&r->mu);
+	for (int i = 0; i < REG_MAX_SESSIONS && base < 0; i++)
+		if (r->sess[i].used && r->sess[i].id == id && r->sess[i].lanes[0].used)
+			base = r->sess[i].lanes[0].shard;
+	pthread_mutex_unlock(&r->mu);
+	if (base < 0)
+		return s->id; /* unknown session: its HELLO will be refused here */
+	return (int)(((uint64_t)base + lane) % (uint64_t)s->eng->nshards);
+}
+
+/* Move an upgraded connection to shard `to`: its fd, TLS session, the 101 to send and
+ * the frames that came with the request travel in a registry handoff slot; the target
+ * shard makes it a tunnel (OP_HANDOFF). Returns false when no slot is free (the
+ * connection then stays here). On true, c is closed here without closing the fd. */
+static bool handoff(struct shard *s, struct conn *c, int to, struct tls *tls, uint8_t *early,
+                    size_t early_len, const char *remote, const char *resp, size_t resp_len)
+{
+	struct registry *r = s->eng->reg;
+	for (int i = 0; i < REG_HANDOFFS; i++) {
+		int zero = 0;
+		struct handoff *ho = &r->handoffs[i];
+		if (!__atomic_compare_exchange_n(&ho->busy, &zero, 1, false, __ATOMIC_ACQUIRE,
+		                                 __ATOMIC_RELAXED))
+			continue;
+		ho->fd = c->fd;
+		ho->tls = tls;
+		ho->early = early;
+		ho->early_len = early_len;
+		snprintf(ho->remote, sizeof(ho->remote), "%s", remote);
+		memcpy(ho->resp, resp, resp_len);
+		ho->resp_len = resp_len;
+		struct tok t = {.op = OP_HANDOFF, .idx = (uint32_t)i};
+		if (engine_msg_handoff(s, to, t) != 0) {
+			__atomic_store_n(&ho->busy, 0, __ATOMIC_RELEASE);
+			return false;
+		}
+		c->fd = -1; /* the fd is the target's now */
+		conn_close(s, c);
+		return true;
+	}
+	return false;
+}
+
+/* The failed or completed end of a handoff: release the slot. */
+void server_handoff_failed(struct shard *s, uint32_t slot)
+{
+	struct handoff *ho = &s->eng->reg->handoffs[slot % REG_HANDOFFS];
+	close(ho->fd);
+	tls_free(ho->tls);
+	free(ho->early);
+	__atomic_store_n(&ho->busy, 0, __ATOMIC_RELEASE);
+}
+
+static void on_handoff(struct shard *s, uint32_t slot)
+{
+	struct handoff *ho = &s->eng->reg->handoffs[slot % REG_HANDOFFS];
+	struct conn *c = conn_alloc(s, CK_TUNNEL, ho->fd);
+	struct tunnel *t = c ? tunnel_new(s, c, WS_ROLE_SERVER) : NULL;
+	if (!t) {
+		if (c) {
+			c->kind = CK_LISTEN; /* nothing to release but the fd */
+			conn_close(s, c);
+		} else {
+			close(ho->fd);
+		}
+		tls_free(ho->tls);
+		free(ho->early);
+		__atomic_store_n(&ho->busy, 0, __ATOMIC_RELEASE);
+		return;
+	}
+	t->tls = ho->tls;
+	snprintf(t->remote, sizeof(t->remote), "%s", ho->remote);
+	tunnel_send_raw(s, c, ho->resp, ho->resp_len);
+	uint8_t *early = ho->early;
+	size_t early_len = ho->early_len;
+	__atomic_store_n(&ho->busy, 0, __ATOMIC_RELEASE);
+	tunnel_start(s, c, early, early_len);
+	free(early);
+}
 
 void server_on_connect(struct shard *s, struct conn *c, const struct http_request *req)
 {
@@ -260,6 +401,9 @@ void server_on_connect(struct shard *s, struct conn *c, const struct http_reques
 	snprintf(remote, sizeof(remote), "%s", h->remote);
 	struct tls *tls = h->tls; /* the TLS session carries on under the tunnel */
 	h->tls = NULL;
+	int target = lane_shard(s, req);
+	if (target != s->id && handoff(s, c, target, tls, rest, early, remote, resp, rl))
+		return;
 	http_conn_release(s, c);
 	struct tunnel *t = tunnel_new(s, c, WS_ROLE_SERVER);
 	if (!t) {
@@ -279,6 +423,53 @@ void server_on_connect(struct shard *s, struct conn *c, const struct http_reques
 
 /* ---- tunnel hooks ---------------------------------------------------------------- */
 
+static uint64_t new_session_id(void)
+{
+	uint64_t id = 0;
+	while (!id)
+		RAND_bytes((uint8_t *)&id, sizeof(id));
+	return id;
+}
+
+/* A lane joining an existing session (HELLO with lane > 0 and the session's id). */
+static void on_join(struct shard *s, struct conn *c, const struct tun_hello *h,
+                    struct tun_welcome *w)
+{
+	struct tunnel *t = c->u.tun;
+	struct registry *r = s->eng->reg;
+	pthread_mutex_lock(&r->mu);
+	struct reg_session *rs = NULL;
+	for (int i = 0; i < REG_MAX_SESSIONS && !rs; i++)
+		if (r->sess[i].used && r->sess[i].id == h->session)
+			rs = &r->sess[i];
+	if (!rs || h->lane >= REG_MAX_LANES || !(t->caps & TUN_CAP_LANES)) {
+		pthread_mutex_unlock(&r->mu);
+		log_info("lane refused: no such session", "remote=%s lane=%u", t->remote,
+		         h->lane);
+		tunnel_goaway(s, c, TUN_GOAWAY_PROTOCOL, "no such session");
+		tunnel_fail(s, c, WS_CLOSE_POLICY, "no such session");
+		return;
+	}
+	struct reg_lane *l = &rs->lanes[h->lane];
+	/* A lane that re-joins while its old connection is still known replaces it; its
+	 * byte counters carry on (they are the session's). */
+	l->used = true;
+	l->shard = s->id;
+	l->idx = c->idx;
+	l->gen = c->gen;
+	t->rl = l;
+	t->lane = h->lane;
+	t->session_id = rs->id;
+	t->conn_idx = c->idx;
+	t->conn_gen = c->gen;
+	t->reg_slot = (int)(rs - r->sess);
+	snprintf(t->client_id, sizeof(t->client_id), "%s", rs->client_id);
+	w->session = rs->id;
+	pthread_mutex_unlock(&r->mu);
+	log_debug("lane joined", "client_id=%s lane=%u shard=%d", log_q(t->client_id), h->lane,
+	          s->id);
+}
+
 static void on_hello(struct shard *s, struct conn *c, const struct tun_hello *h)
 {
 	struct tunnel *t = c->u.tun;
@@ -291,32 +482,47 @@ static void on_hello(struct shard *s, struct conn *c, const struct tun_hello *h)
 		tunnel_fail(s, c, WS_CLOSE_PROTOCOL, "no common protocol version");
 		return;
 	}
-	snprintf(t->client_id, sizeof(t->client_id), "%.*s", h->client_id.len,
-	         (const char *)h->client_id.p);
-	snprintf(t->upstream, sizeof(t->upstream), "%.*s", h->upstream.len,
-	         (const char *)h->upstream.p);
 	t->peer_window = h->window ? h->window : CFG_DEFAULT_WINDOW;
 	t->peer_max_frame = h->max_frame;
-	t->caps = h->caps & (TUN_CAP_ZERO_MASK | TUN_CAP_WINDOW);
+	t->caps = h->caps & (TUN_CAP_ZERO_MASK | TUN_CAP_WINDOW | TUN_CAP_LANES);
 	if (s->cfg->client_forwarding)
 		t->caps |= h->caps & TUN_CAP_CLIENT_FORWARD;
 	t->since_unix = time(NULL);
-
+	int nlanes = s->eng->nshards < REG_MAX_LANES ? s->eng->nshards : REG_MAX_LANES;
 	struct tun_welcome w = {
 	        .version = TUN_VERSION,
 	        .caps = t->caps,
 	        .window = t->my_window,
 	        .max_frame = CFG_DEFAULT_MAX_FRAME,
-	        .lanes = 1,
-	        .session = 0,
+	        .lanes = (uint16_t)(t->caps & TUN_CAP_LANES ? nlanes : 1),
 	};
+	uint8_t m[TUN_HEADER_LEN + 32 + 4 * TUN_MAX_PORTS];
+	if (h->lane > 0) {
+		on_join(s, c, h, &w);
+		if (c->closing)
+			return;
+		tunnel_send_msg(s, c, m, tun_encode_welcome(m, sizeof(m), &w));
+		t->state = TS_READY;
+		if (s->draining)
+			tunnel_goaway(s, c, TUN_GOAWAY_NORMAL, "server is shutting down");
+		return;
+	}
+	snprintf(t->client_id, sizeof(t->client_id), "%.*s", h->client_id.len,
+	         (const char *)h->client_id.p);
+	snprintf(t->upstream, sizeof(t->upstream), "%.*s", h->upstream.len,
+	         (const char *)h->upstream.p);
 	pthread_mutex_lock(&r->mu);
+	/* Slots are taken in turn, not first-free: lanes of an ended session may still count
+	 * bytes into their old slot for a moment, so it is not handed out again at once. */
 	int slot = -1;
-	for (int i = 0; i < REG_MAX_SESSIONS; i++)
+	for (int k = 0; k < REG_MAX_SESSIONS; k++) {
+		int i = (r->next_slot + k) % REG_MAX_SESSIONS;
 		if (!r->sess[i].used) {
 			slot = i;
+			r->next_slot = (i + 1) % REG_MAX_SESSIONS;
 			break;
 		}
+	}
 	if (slot < 0) {
 		pthread_mutex_unlock(&r->mu);
 		log_warn("too many clients: rejecting", "remote=%s", t->remote);
@@ -339,16 +545,23 @@ static void on_hello(struct shard *s, struct conn *c, const struct tun_hello *h)
 	snprintf(rs->remote, sizeof(rs->remote), "%s", t->remote);
 	snprintf(rs->upstream, sizeof(rs->upstream), "%s", t->upstream);
 	rs->since_unix = t->since_unix;
-	t->sess = rs;
+	rs->id = new_session_id();
 	rs->used = true;
-	rs->shard = s->id;
-	rs->idx = c->idx;
-	rs->gen = c->gen;
+	struct reg_lane *l = &rs->lanes[0];
+	l->used = true;
+	l->shard = s->id;
+	l->idx = c->idx;
+	l->gen = c->gen;
+	t->rl = l;
+	t->lane = 0;
+	t->session_id = rs->id;
+	t->conn_idx = c->idx;
+	t->conn_gen = c->gen;
+	w.session = rs->id;
 	r->nclients++;
 	t->reg_slot = slot;
 	pthread_mutex_unlock(&r->mu);
 
-	uint8_t m[TUN_HEADER_LEN + 32 + 4 * TUN_MAX_PORTS];
 	size_t len = tun_encode_welcome(m, sizeof(m), &w);
 	tunnel_send_msg(s, c, m, len);
 	t->state = TS_READY;
@@ -357,8 +570,9 @@ static void on_hello(struct shard *s, struct conn *c, const struct tun_hello *h)
 	for (uint16_t i = 0; i < t->nports; i++)
 		pl += (size_t)snprintf(ports + pl, sizeof(ports) - pl, "%s%u", i ? "," : "",
 		                       t->ports[i]);
-	log_info("client connected", "client_id=%s remote=%s upstream=%s ports=%s",
-	         log_q(t->client_id), t->remote, log_q(t->upstream), ports[0] ? ports : "-");
+	log_info("client connected", "client_id=%s remote=%s upstream=%s ports=%s lanes=%u",
+	         log_q(t->client_id), t->remote, log_q(t->upstream), ports[0] ? ports : "-",
+	         w.lanes);
 	if (s->draining)
 		tunnel_goaway(s, c, TUN_GOAWAY_NORMAL, "server is shutting down");
 }
@@ -419,6 +633,9 @@ void server_on_cqe(struct shard *s, struct tok t, struct io_uring_cqe *cqe)
 		return;
 	case OP_LISTEN:
 		listen_here(s, cqe->res, LR_DATA, t.aux);
+		return;
+	case OP_HANDOFF:
+		on_handoff(s, t.idx);
 		return;
 	default:
 		break;

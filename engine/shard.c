@@ -2,17 +2,17 @@
  * counted close. */
 #include <errno.h>
 #include <openssl/rand.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
-#include "engine/log.h"
 #include "engine/httpd.h"
+#include "engine/log.h"
 #include "engine/server.h"
 #include "engine/tunnel.h"
 
@@ -20,8 +20,8 @@
 #define TICK_MS 250
 #define TUN_RING_BUFS 64
 #define TUN_RING_BUFSZ (64 * 1024)
-#define STREAM_RING_BUFS 256
-#define STREAM_RING_BUFSZ (32 * 1024)
+#define STREAM_RING_BUFS 128
+#define STREAM_RING_BUFSZ (64 * 1024)
 
 uint64_t mono_ns(void)
 {
@@ -183,7 +183,8 @@ void conn_close(struct shard *s, struct conn *c)
 			nreap++;
 		}
 		/* A full reap list leaves the slot to be finalized by a later close attempt;
-		 * it cannot happen with REAP_MAX above the number of closes per turn we cause. */
+		 * it cannot happen with REAP_MAX above the number of closes per turn we cause.
+		 */
 	}
 }
 
@@ -191,7 +192,8 @@ static void reap(struct shard *s)
 {
 	for (uint32_t i = 0; i < nreap; i++) {
 		struct conn *c = &s->conns[reap_idx[i]];
-		if (c->gen == reap_gen[i] && c->kind != CK_FREE && c->closing && c->inflight == 0)
+		if (c->gen == reap_gen[i] && c->kind != CK_FREE && c->closing &&
+		    c->inflight == 0)
 			conn_finalize(s, c);
 	}
 	nreap = 0;
@@ -264,6 +266,8 @@ static void on_wake(struct shard *s)
 		s->stop = true;
 		return;
 	}
+	if (s->cfg->mode == CFG_CLIENT)
+		client_on_tick(s); /* lanes may have been asked to open or close */
 	if (__atomic_load_n(&e->drain, __ATOMIC_ACQUIRE) && !s->draining) {
 		s->draining = true;
 		s->drain_deadline_ms = s->now_ms + (uint64_t)s->cfg->drain_ms;
@@ -291,7 +295,7 @@ static void on_tick(struct shard *s)
 			s->stop = true;
 		} else if (s->now_ms >= s->drain_deadline_ms) {
 			log_warn("drain timeout: closing the remaining connections", "shard=%d",
-				 s->id);
+			         s->id);
 			for (uint32_t i = 0; i < s->hiwater; i++) {
 				struct conn *c = &s->conns[i];
 				if (c->kind != CK_FREE && !c->closing) {
@@ -321,13 +325,16 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
 	case OP_MSG_SENT:
 		if (cqe->res < 0) {
 			log_error("cannot hand over to another shard", "shard=%d err=%s", s->id,
-				  strerror(-cqe->res));
-			if (t.aux) /* aux=1: idx carries an fd that is now ours to close */
+			          strerror(-cqe->res));
+			if (t.aux == 1) /* idx carries an fd that is now ours to close */
 				close((int)t.idx);
+			else if (t.aux == 2) /* idx is a handoff slot to release */
+				server_handoff_failed(s, t.idx);
 		}
 		return;
 	case OP_XFER:
 	case OP_LISTEN:
+	case OP_HANDOFF:
 		server_on_cqe(s, t, cqe);
 		return;
 	default:
@@ -342,7 +349,7 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
 	if (c->gen != t.gen || c->kind == CK_FREE) {
 		/* Cannot happen with counted close; if it does, give a buffer back. */
 		log_error("stale completion", "op=%u idx=%u gen=%u/%u", t.op, t.idx, t.gen,
-			  c->gen);
+		          c->gen);
 		return;
 	}
 	if (!(cqe->flags & IORING_CQE_F_MORE))
@@ -385,11 +392,11 @@ void *shard_main(void *arg)
 	if (ret == 0) {
 		s->ring_fd = s->ring.ring_fd;
 		ret = bufring_init(&s->ring, &s->tun_ring, TUN_RING_BGID, TUN_RING_BUFS,
-				   TUN_RING_BUFSZ);
+		                   TUN_RING_BUFSZ);
 	}
 	if (ret == 0)
-		ret = bufring_init(&s->ring, &s->stream_ring, STREAM_RING_BGID, STREAM_RING_BUFS,
-				   STREAM_RING_BUFSZ);
+		ret = bufring_init(&s->ring, &s->stream_ring, STREAM_RING_BGID,
+		                   STREAM_RING_BUFS, STREAM_RING_BUFSZ);
 	if (ret) {
 		log_error("shard start failed", "shard=%d err=%s", s->id, strerror(-ret));
 		s->running = false;

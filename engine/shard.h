@@ -51,6 +51,7 @@ enum op {
 	OP_XFER,         /* from another shard: a data-plane fd for a tunnel here */
 	OP_LISTEN,       /* from another shard: a data-plane listener fd to accept on */
 	OP_LINK_TIMEOUT, /* linked timeout of a connect */
+	OP_HANDOFF,      /* from another shard: an upgraded connection for a lane here */
 	OP_MAX,
 };
 

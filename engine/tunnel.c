@@ -336,8 +336,8 @@ static void on_tun_send(struct shard *s, struct conn *c, int res)
 	if (t->tls) {
 		t->tls_out_off += (uint32_t)res;
 		t->bytes_out += (uint64_t)res;
-		if (t->sess)
-			__atomic_fetch_add(&t->sess->bytes_out, (uint64_t)res,
+		if (t->rl)
+			__atomic_fetch_add(&t->rl->bytes_out, (uint64_t)res,
 			                   __ATOMIC_RELAXED);
 		if (c->closing)
 			return;
@@ -351,8 +351,8 @@ static void on_tun_send(struct shard *s, struct conn *c, int res)
 	}
 	size_t left = (size_t)res;
 	t->bytes_out += left;
-	if (t->sess)
-		__atomic_fetch_add(&t->sess->bytes_out, (uint64_t)left, __ATOMIC_RELAXED);
+	if (t->rl)
+		__atomic_fetch_add(&t->rl->bytes_out, (uint64_t)left, __ATOMIC_RELAXED);
 	while (t->q_head) {
 		struct outitem *it = t->q_head;
 		size_t total = (size_t)it->inl_len + it->data_len;
@@ -917,8 +917,8 @@ static void on_tun_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cq
 		if (res > 0 && !c->closing) {
 			t->last_rx_ms = s->now_ms;
 			t->bytes_in += (uint64_t)res;
-			if (t->sess)
-				__atomic_fetch_add(&t->sess->bytes_in, (uint64_t)res,
+			if (t->rl)
+				__atomic_fetch_add(&t->rl->bytes_in, (uint64_t)res,
 				                   __ATOMIC_RELAXED);
 			if (t->tls)
 				tls_input(s, c, bufring_addr(&s->tun_ring, bid), (size_t)res);
@@ -1005,8 +1005,8 @@ static void handle_msg(struct shard *s, struct conn *c, const struct tun_msg *m)
 		STAT_ADD(s, rtt_bucket[b], 1);
 		STAT_ADD(s, rtt_count, 1);
 		STAT_ADD(s, rtt_sum_ns, t->rtt_ns);
-		if (t->sess)
-			__atomic_store_n(&t->sess->rtt_ns, t->rtt_ns, __ATOMIC_RELAXED);
+		if (t->rl)
+			__atomic_store_n(&t->rl->rtt_ns, t->rtt_ns, __ATOMIC_RELAXED);
 		return;
 	}
 	case TUN_GOAWAY:

@@ -27,7 +27,8 @@
 #include "proto/ws.h"
 
 #define TUN_IOV_MAX 64
-#define STREAM_QUEUE_LIMIT (64 * 1024) /* up: bytes queued per stream before reading pauses */
+#define STREAM_QUEUE_LIMIT (128 * 1024) /* up: bytes queued per stream before reading pauses   \
+	                                 */
 
 enum tunnel_state {
 	TS_CONNECTING, /* client: TCP connect in flight */
@@ -35,7 +36,7 @@ enum tunnel_state {
 	TS_UPGRADING,  /* client: upgrade request sent, reading the response */
 	TS_HELLO,      /* server: waiting for HELLO; client: waiting for WELCOME */
 	TS_READY,
-	TS_CLOSING,    /* flushing the out queue, then closing */
+	TS_CLOSING, /* flushing the out queue, then closing */
 };
 
 enum rx_state {
@@ -51,7 +52,7 @@ struct tunnel {
 	bool send_inflight;
 	bool recv_armed;
 	bool goaway_sent, goaway_received;
-	bool zero_mask; /* client: mask with the all-zero key (granted by the server) */
+	bool zero_mask;       /* client: mask with the all-zero key (granted by the server) */
 	bool closed_notified; /* the role hook heard that this tunnel is ending */
 
 	/* receive parser */
@@ -63,10 +64,10 @@ struct tunnel {
 	uint8_t fr_msg_op;
 	bool fr_msg_end;
 	uint64_t fr_left, fr_off;
-	uint32_t msg_pos;         /* bytes of the current tunnel message seen */
+	uint32_t msg_pos; /* bytes of the current tunnel message seen */
 	uint8_t msgh[TUN_HEADER_LEN];
-	struct tun_msg mh;        /* header of the current message */
-	uint32_t dst_idx;         /* DATA: destination stream slot, UINT32_MAX: discard */
+	struct tun_msg mh; /* header of the current message */
+	uint32_t dst_idx;  /* DATA: destination stream slot, UINT32_MAX: discard */
 	uint16_t dst_gen;
 	uint8_t ctl[TUN_MAX_CONTROL];
 	uint32_t ctl_len;
@@ -103,9 +104,13 @@ struct tunnel {
 	uint16_t ports[TUN_MAX_PORTS];
 	uint16_t nports;
 	int64_t since_unix;
-	int reg_slot; /* server: registry session slot, -1 if none */
-	struct reg_session *sess; /* server: byte counters shown by /status and /metrics */
-	int lane_id;  /* client: which lane this is */
+	int reg_slot;        /* server: registry session slot, -1 if none */
+	struct reg_lane *rl; /* server: this lane's counters shown by /status, /metrics */
+	uint16_t lane;       /* lane index within the client's session */
+	uint64_t session_id; /* server: the session this lane belongs to */
+	uint32_t conn_idx;   /* server: this tunnel's slot, as the registry knows it */
+	uint16_t conn_gen;
+	int lane_id;                           /* client: which lane this is */
 	const struct addrlist *upstream_addrs; /* client */
 	struct fwd_target *fwd;                /* server: --local targets resolved so far */
 	int nfwd;
@@ -157,7 +162,7 @@ void tunnel_fail(struct shard *s, struct conn *c, enum ws_close code, const char
 
 /* Server: carry a new data-plane connection fd on tunnel c. Takes ownership of fd. */
 void stream_open_server(struct shard *s, struct conn *c, int fd, uint16_t port,
-			uint16_t port_slot);
+                        uint16_t port_slot);
 
 /* Role hooks (server.c / client.c). *_on_tunnel_closed is called once, as soon as the
  * tunnel starts to close (it takes no new streams from then on). */
@@ -174,14 +179,13 @@ void client_on_tls_failed(struct shard *s, struct conn *c, const char *why);
 /* Client: a connection accepted on a --local listener; carry it to target ("host:port",
  * dialled by the server). Takes ownership of fd. */
 void stream_open_local(struct shard *s, struct conn *tc, int fd, const char *target,
-		       uint16_t rport);
+                       uint16_t rport);
 
 /* Server: a client-opened stream (--local): dial its target. */
 void stream_open_forwarded(struct shard *s, struct conn *tc, const struct tun_msg *m);
 
 /* Client: a server-opened stream arrived; dial upstream. */
-void stream_open_client(struct shard *s, struct conn *c, uint32_t id,
-			const struct tun_open *o);
+void stream_open_client(struct shard *s, struct conn *c, uint32_t id, const struct tun_open *o);
 
 /* Format a socket address as "ip:port" ("[ip6]:port"). */
 void addr_format(const struct sockaddr *sa, char *out, size_t cap);

@@ -183,7 +183,7 @@ def main():
     time.sleep(90)
     for i, c in enumerate(clients):
         h.check(c.count(r'msg="connected to the server"') == marks[i] and
-                c.count(r'disconnected') == marks[i] - 1,
+                c.count(r'disconnected from the server') == marks[i] - 1,
                 "client %d stayed connected through 90 s idle behind nginx" % i)
     s = rt.connect("127.0.0.1", ports[0], timeout=30)
     n, _ = rt.recv_all(s, limit=MIB)

@@ -91,8 +91,7 @@ def check_metrics_and_status(h):
             "server: bytes received on the sink port == bytes sent (%d)" % UP)
     h.check(v("ringlet_port_bytes_total", port=p_src, direction="sent") == DOWN,
             "server: bytes sent on the source port == bytes received (%d)" % DOWN)
-    h.check(v("tcp_controlplane_requests_total", code=101, path="/connect") == 1,
-            "tcp_controlplane_requests_total counts the upgrade")
+    upgrades = v("tcp_controlplane_requests_total", code=101, path="/connect")
     client_rx = [float(x) for x in re.findall(
         r'^ringlet_client_bytes_total\{client_id="[^"]+",direction="received"\} (\S+)$',
         text, re.M)]
@@ -101,6 +100,9 @@ def check_metrics_and_status(h):
     code, _, cbody = scrape(h, metrics_port, "/metrics", h.token)
     h.check(code == 200, "the client's --metrics-addr serves /metrics")
     ct = cbody.decode()
+    lanes = metric(ct, "tcp_controlplane_connected_gauge")
+    h.check(lanes and upgrades == lanes, "tcp_controlplane_requests_total counts one upgrade "
+            "per lane (%s upgrades, %s lanes)" % (upgrades, lanes))
     h.check(metric(ct, "ringlet_port_bytes_total", port=p_sink, direction="sent") == UP and
             metric(ct, "ringlet_port_bytes_total", port=p_src, direction="received") == DOWN,
             "client: upstream byte counters equal the bytes moved")
