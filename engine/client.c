@@ -248,7 +248,7 @@ static void send_hello(struct shard *s, struct conn *c)
 	struct tun_hello h = {
 	        .version_min = TUN_VERSION_MIN,
 	        .version_max = TUN_VERSION,
-	        .caps = TUN_CAP_ZERO_MASK | TUN_CAP_WINDOW |
+	        .caps = (cfg->zero_mask ? TUN_CAP_ZERO_MASK : 0) | TUN_CAP_WINDOW |
 	                (s->eng->nfwd ? TUN_CAP_CLIENT_FORWARD : 0) |
 	                (s->eng->nlanes > 1 ? TUN_CAP_LANES : 0),
 	        .window = t->my_window,
@@ -368,9 +368,9 @@ static void on_welcome(struct shard *s, struct conn *c, const struct tun_welcome
 				shard_wake(&e->shards[e->lanes[i].shard]);
 		}
 		log_info("connected to the server",
-		         "url=%s client_id=%s ports=%s upstream=%s lanes=%d",
+		         "url=%s client_id=%s ports=%s upstream=%s lanes=%d mask=%s",
 		         log_q(s->cfg->url), log_q(t->client_id), ports[0] ? ports : "-",
-		         log_q(s->cfg->upstream), want);
+		         log_q(s->cfg->upstream), want, t->zero_mask ? "zero" : "random");
 	}
 	__atomic_fetch_add(&s->eng->connected, 1, __ATOMIC_RELAXED);
 	if (l) {

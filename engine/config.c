@@ -40,6 +40,7 @@ void cfg_defaults(struct cfg *c, enum cfg_mode mode)
 	c->control_addr = dup_or_die("0.0.0.0");
 	c->control_port = CFG_DEFAULT_CONTROL_PORT;
 	c->auto_tls = true;
+	c->zero_mask = true;
 	c->auto_tls_path = dup_or_die("/tmp/certs");
 	c->proxy_protocol = dup_or_die("");
 	c->lb_proxy_protocol = dup_or_die("");

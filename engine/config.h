@@ -71,6 +71,7 @@ struct cfg {
 	size_t n_local;
 	char *local_addr;  /* --local-addr: where the --local listeners bind (127.0.0.1) */
 	int lanes; /* 0: as many as the server suggests */
+	bool zero_mask; /* offer TUN_CAP_ZERO_MASK (default true) */
 	char *client_id; /* generated when NULL */
 };
 

@@ -373,6 +373,14 @@ static size_t client_flags(struct flag *tab, struct cli_cmd *cmd, struct parse_s
 	                               "host:port (e.g. 127.0.0.1:9091); empty: no metrics "
 	                               "listener"});
 	n = add(tab, n,
+	        (struct flag){.name = "zero-mask",
+	                      .type = FLAG_BOOL,
+	                      .dst = &c->zero_mask,
+	                      .usage = "mask frames with the all-zero key when the server "
+	                               "allows it, so payloads need no transformation "
+	                               "(docs/PROTOCOL.md 1.3); false: random keys",
+	                      .def = "true"});
+	n = add(tab, n,
 	        (struct flag){.name = "lanes",
 	                      .type = FLAG_INT,
 	                      .dst = &c->lanes,
@@ -716,7 +724,8 @@ static int validate_client(struct cli_cmd *cmd, char *err, size_t errlen)
 		     "or --port/-p");
 		return -1;
 	}
-	if (cmd->cfg.local_addr && check_ip_flag(cmd->cfg.local_addr, "local-addr", false, err, errlen))
+	if (cmd->cfg.local_addr &&
+	    check_ip_flag(cmd->cfg.local_addr, "local-addr", false, err, errlen))
 		return -1;
 	return 0;
 }
@@ -1042,7 +1051,8 @@ const char *cli_check_tls_supported(const struct cli_cmd *cmd)
 {
 	/* The server and the client speak TLS; `status` still talks plain HTTP only. */
 	if (cmd->kind == CLI_STATUS && cmd->cfg.url_tls)
-		return "`status` does not speak TLS yet: query the server over ws:// (http://), "
+		return "`status` does not speak TLS yet: query the server over ws:// "
+		       "(http://), "
 		       "e.g. from inside the cluster or through a port-forward";
 	return NULL;
 }
