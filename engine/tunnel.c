@@ -337,8 +337,7 @@ static void on_tun_send(struct shard *s, struct conn *c, int res)
 		t->tls_out_off += (uint32_t)res;
 		t->bytes_out += (uint64_t)res;
 		if (t->rl)
-			__atomic_fetch_add(&t->rl->bytes_out, (uint64_t)res,
-			                   __ATOMIC_RELAXED);
+			__atomic_fetch_add(&t->rl->bytes_out, (uint64_t)res, __ATOMIC_RELAXED);
 		if (c->closing)
 			return;
 		if (t->state == TS_CLOSING && !t->q_head && t->tls_out_off == t->tls_out_len &&
@@ -1396,6 +1395,20 @@ static void on_stream_proxy(struct shard *s, struct conn *sc, int res)
 	st->pre_len = 0;
 }
 
+/* The next free id of this side's parity (odd: server, even: client), wrapping before
+ * 2^31 and skipping ids still in use. */
+static uint32_t next_stream_id(struct tunnel *t)
+{
+	uint32_t id, slot;
+	do {
+		id = t->next_id;
+		t->next_id += 2;
+		if (t->next_id >= 0x7ffffffe)
+			t->next_id = t->role == WS_ROLE_SERVER ? 1 : 2;
+	} while (idmap_get(&t->ids, id, &slot));
+	return id;
+}
+
 void stream_open_server(struct shard *s, struct conn *tc, int fd, uint16_t port,
                         uint16_t port_slot)
 {
@@ -1412,10 +1425,7 @@ void stream_open_server(struct shard *s, struct conn *tc, int fd, uint16_t port,
 	struct stream *st = &sc->u.st;
 	st->port = port;
 	st->port_slot = port_slot;
-	st->id = t->next_id;
-	t->next_id += 2;
-	if (t->next_id >= 0x7fffffff)
-		t->next_id = 1;
+	st->id = next_stream_id(t);
 	if (idmap_put(&t->ids, st->id, sc->idx) != 0) {
 		sc->rst = true;
 		conn_close(s, sc);
@@ -1605,10 +1615,7 @@ void stream_open_local(struct shard *s, struct conn *tc, int fd, const char *tar
 	struct stream *st = &sc->u.st;
 	st->port = rport;
 	st->port_slot = STATS_PORTS - 1; /* not a tunnelled port: not in the port metrics */
-	st->id = t->next_id;
-	t->next_id += 2;
-	if (t->next_id >= 0x7ffffffe)
-		t->next_id = 2;
+	st->id = next_stream_id(t);
 	if (idmap_put(&t->ids, st->id, sc->idx) != 0) {
 		sc->rst = true;
 		conn_close(s, sc);
