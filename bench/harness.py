@@ -38,6 +38,10 @@ OP_RR = 3
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 
 SCENARIOS = {1: "bulk", 2: "rr", 3: "churn", 4: "scale", 5: "slow", 6: "federation"}
+# BoringSSL's own AES-128-GCM speed (`bssl speed`), the baseline of the TLS paths: results.json
+# scenario "crypto", this case, path "bssl".
+BSSL_CASE = "AES-128-GCM 16 KiB seal"
+BSSL_DESC = "AES-128-GCM (16384 bytes) seal"
 TITLES = {
     "idle": "Idle memory (each fresh start of a path, before any stream)",
     "bulk": "1. Bulk throughput",
@@ -78,10 +82,12 @@ def profile():
         slow_pause_s=3.0,
         fed_bytes=250 * 1000 * 1000,
         fed_delay_ms=5000,
+        bssl_timeout=1,  # `bssl speed -timeout` (whole seconds per test; 0: about 1000 calls)
+        bssl_reps=3,  # `bssl speed` runs (about 3 s each), spread over the bulk repetitions
     )
     if env_flag("BENCH_QUICK"):
         p.update(name="quick", bulk_s=0.5, rr_s=0.5, churn_s=0.5, long_reps=1,
-                 iperf3_streams=[1],
+                 iperf3_streams=[1], bssl_reps=1,
                  scale_idle_s=1.0, scale_active_s=1.5, slow_pause_s=1.5)
     if env_flag("BENCH_TINY"):
         p.update(name="tiny", reps=1, long_reps=1, bulk_s=0.3,
@@ -89,9 +95,10 @@ def profile():
                  rr_sizes=[KIB, 64 * KIB], churn_s=0.3, churn_conc=4, scale_n=200,
                  scale_idle_s=0.3, scale_active_s=0.5, scale_rate=200.0,
                  slow_bytes=32 * MIB, slow_pause_s=0.5, fed_bytes=10 * 1000 * 1000,
-                 fed_delay_ms=300)
+                 fed_delay_ms=300, bssl_timeout=0, bssl_reps=1)
     if os.environ.get("BENCH_REPS"):
         p["reps"] = p["long_reps"] = max(1, int(os.environ["BENCH_REPS"]))
+    p["bssl_reps"] = min(p["bssl_reps"], p["reps"])
     return p
 
 
@@ -309,6 +316,11 @@ class Path:
         self.scale = True
         self.error = None
         self.starts = 0
+        self.tls = False  # carries TLS: the run also measures `bssl speed` as its baseline
+
+    def runs(self, scenario, prof_name):
+        """Whether the path takes part in the scenario under this profile."""
+        return True
 
     def addr(self):
         return "%s:%d" % (self.host, self.port)
@@ -417,6 +429,18 @@ class Tunnel(Path):
         self.tpl = tpl
         self.ringlet = ringlet
         self.scale = tpl.get("scale", "yes").lower() not in ("no", "false", "0")
+        self.tls = tpl.get("tls", "no").lower() in ("yes", "true", "1")
+
+    def scenario_list(self, prof_name):
+        spec = (self.tpl.get({"quick": "quick_scenarios",
+                              "tiny": "tiny_scenarios"}.get(prof_name, ""))
+                or self.tpl.get("scenarios"))
+        if not spec:
+            return sorted(SCENARIOS)
+        return sorted({int(x) for x in re.split(r"[ ,]+", spec) if x})
+
+    def runs(self, scenario, prof_name):
+        return scenario in self.scenario_list(prof_name)
 
     def subst(self, s, vals):
         return re.sub(r"\{(\w+)\}", lambda m: str(vals[m.group(1)]), s)
@@ -432,7 +456,10 @@ class Tunnel(Path):
         super().start(ctx)
         vals = dict(control_port=free_port(PUBLIC_HOST), upstream_host=UPSTREAM_HOST,
                     upstream_port=self.upstream_port, token_file=ctx.token_file,
-                    token=ctx.token, ringlet=self.ringlet)
+                    token=ctx.token, ringlet=self.ringlet,
+                    state_dir=os.path.join(ctx.workdir, re.sub(r"[^A-Za-z0-9_.-]", "_",
+                                                               self.name) + "-state"))
+        os.makedirs(vals["state_dir"], mode=0o700, exist_ok=True)
         vals["public_port"] = (int(self.subst(self.tpl["public_port"], vals))
                                if "public_port" in self.tpl else free_port(PUBLIC_HOST))
         self.host = self.subst(self.tpl.get("public_host", PUBLIC_HOST), vals)
@@ -510,6 +537,69 @@ def cmd_version(argv, pattern=None):
     return text.splitlines()[0] if text else None
 
 
+def dpkg_version(pkg):
+    v = cmd_version(["dpkg-query", "-W", "-f=${Version}", pkg])
+    return "%s %s" % (pkg, v) if v and "no packages" not in v else None
+
+
+def owner_package(path):
+    """The Debian package (and version) a file belongs to, or None."""
+    out = cmd_version(["dpkg-query", "-S", os.path.realpath(path)])
+    m = re.match(r"([^:\s]+)(:\S+)?: ", out or "")
+    return dpkg_version(m.group(1)) if m else None
+
+
+def linked_libcrypto(binary):
+    """The libcrypto a dynamically linked binary loads (from ldd), or None."""
+    try:
+        out = subprocess.run(["ldd", binary], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"libcrypto\S*\s*=>\s*(\S+)", out)
+    return os.path.realpath(m.group(1)) if m else None
+
+
+def find_bssl():
+    """BoringSSL's command-line tool: $BSSL_BIN, else `bssl` or Debian's `bssl-tool`
+    (package android-boringssl). Returns (path or None, reason when None)."""
+    env = os.environ.get("BSSL_BIN")
+    if env:
+        if os.path.isfile(env) and os.access(env, os.X_OK):
+            return os.path.abspath(env), None
+        return None, "BSSL_BIN=%s is not an executable file" % env
+    for name in ("bssl", "bssl-tool"):
+        p = shutil.which(name)
+        if p:
+            return p, None
+    return None, ("neither bssl nor bssl-tool found on PATH (Debian: apt-get install "
+                  "android-boringssl, which bench/deps.sh tries)")
+
+
+def parse_bssl_speed(text):
+    """The AES-128-GCM 16 KiB seal figure of `bssl speed` output, JSON (-json: a list of
+    {description, numCalls, microseconds (its -help says timeInMicroseconds), bytesPerCall})
+    or text ("Did N AES-128-GCM (16384 bytes) seal operations in Tus ..."). Returns
+    {calls, us, bytes_per_call, bytes_per_s} or None."""
+    try:
+        rows = json.loads(text)
+    except ValueError:
+        rows = None
+    if isinstance(rows, list):
+        for r in rows:
+            if isinstance(r, dict) and r.get("description") == BSSL_DESC:
+                us = r.get("microseconds", r.get("timeInMicroseconds"))
+                calls, per = r.get("numCalls"), r.get("bytesPerCall")
+                if us and calls and per:
+                    return {"calls": calls, "us": us, "bytes_per_call": per,
+                            "bytes_per_s": calls * per / (us / 1e6)}
+    m = re.search(r"Did (\d+) %s operations in (\d+)us" % re.escape(BSSL_DESC), text)
+    if m and int(m.group(2)):
+        calls, us = int(m.group(1)), int(m.group(2))
+        return {"calls": calls, "us": us, "bytes_per_call": 16384,
+                "bytes_per_s": calls * 16384 / (us / 1e6)}
+    return None
+
+
 def machine_info(ringlet, nofile):
     cpu = None
     try:
@@ -547,6 +637,7 @@ def machine_info(ringlet, nofile):
             "socat": cmd_version(["socat", "-V"], r"socat version \S+"),
             "iperf3": cmd_version(["iperf3", "--version"], r"iperf \S+"),
             "gnuplot": cmd_version(["gnuplot", "--version"]),
+            "boringssl": dpkg_version("android-libboringssl"),
             "python": platform.python_version(),
         },
         "git": {"head": git, "dirty": bool(dirty)},
@@ -629,7 +720,9 @@ class Runner:
         want = [w for w in re.split(r"[ ,]+", want) if w] if want else None
         ups = lambda: free_port(UPSTREAM_HOST, PUBLIC_HOST)
         cands = [Direct(ups()), Haproxy(ups(), self.nofile), Socat(ups())]
-        for fn in sorted(os.listdir(os.path.join(BENCH, "tunnels"))):
+        # By name without ".conf", so ringlet comes before ringlet-wss.
+        for fn in sorted(os.listdir(os.path.join(BENCH, "tunnels")),
+                         key=lambda f: os.path.splitext(f)[0]):
             if fn.endswith(".conf"):
                 tpl = parse_template(os.path.join(BENCH, "tunnels", fn))
                 cands.append(Tunnel(tpl, ups(), self.ringlet))
@@ -650,12 +743,27 @@ class Runner:
                 sys.exit("bench: unknown path(s) %s" % ", ".join(sorted(unknown)))
         if not any(p.name == "direct" for p in self.paths):
             sys.exit("bench: the direct path is the baseline; keep it in BENCH_PATHS")
+        # TLS paths are compared with BoringSSL's single-core AES-128-GCM speed, measured in
+        # the bulk scenario of this run; without the tool that comparison is left out.
+        self.bssl = None
+        tls = [p.name for p in self.paths if p.tls and p.runs(1, self.prof["name"])]
+        if not tls or 1 not in self.scenarios:
+            self.bssl_reason = "no TLS path in the bulk scenario of this run"
+        else:
+            self.bssl, self.bssl_reason = find_bssl()
+            if not self.bssl:
+                self.note("no BoringSSL speed baseline: %s; %s run without their ratio to it"
+                          % (self.bssl_reason, ", ".join(tls)))
 
     def start_paths(self, scenario):
         """(Re)start every path so each scenario begins from fresh processes; records each
         fresh process's idle memory. Returns the paths that are ready."""
         ready = []
         for p in self.paths:
+            if not p.runs(scenario, self.prof["name"]):
+                if p.procs:
+                    p.stop()
+                continue
             if p.kind == "direct":
                 ready.append(p)
                 continue
@@ -770,9 +878,18 @@ class Runner:
 
     def s_bulk(self, paths):
         P = self.prof
-        for (d, n), rep, p in self.interleave(P["bulk_cases"], P["reps"], paths + ["iperf3"]):
+        extra = ["iperf3"] + (["bssl"] if self.bssl else [])
+        for (d, n), rep, p in self.interleave(P["bulk_cases"], P["reps"], paths + extra):
             case = "%s x%d" % (d, n)
             if p == "iperf3" and n not in P["iperf3_streams"]:
+                continue
+            if p == "bssl" and ((d, n) != tuple(P["bulk_cases"][0]) or
+                                rep not in self.bssl_reps()):
+                continue  # with the first case, in bssl_reps of its repetitions
+            if p == "bssl":
+                self.progress("1 bulk: bssl speed %s  run %d/%d" % (
+                    BSSL_CASE, sorted(self.bssl_reps()).index(rep) + 1, P["bssl_reps"]))
+                self.bssl_speed(rep)
                 continue
             self.progress("1 bulk %s  %s  rep %d/%d" % (case, getattr(p, "name", p), rep + 1,
                                                         P["reps"]))
@@ -789,10 +906,49 @@ class Runner:
             m = {}
             if res and "gbps" in res:
                 m["gbps"] = res["gbps"]
+                if res.get("bytes") and res.get("seconds"):
+                    m["bytes_per_s"] = res["bytes"] / res["seconds"]  # payload, as gbps
                 if p.kind != "direct" and res.get("bytes_total"):
                     m["cpu_s"] = round(cpu, 3)
                     m["cpu_s_per_gb"] = cpu / (res["bytes_total"] / 1e9)
             self.record("bulk", case, p, rep, argv, rc, res, err, wall, m)
+
+    def bssl_reps(self):
+        """The bulk repetitions `bssl speed` runs in: all, or bssl_reps of them evenly
+        spread (one of three: the middle one)."""
+        n, k = self.prof["reps"], self.prof["bssl_reps"]
+        return {int((i + 0.5) * n / k) for i in range(k)} if k < n else set(range(n))
+
+    def bssl_speed(self, rep):
+        """One `bssl speed` run: BoringSSL's AES-128-GCM seal of 16 KiB records (a full TLS
+        record) on one thread, while the paths are idle. The same libcrypto ringlet links
+        when both come from Debian's android-libboringssl (results.json records both)."""
+        P = self.prof
+        argv = [self.bssl, "speed", "-filter", "AES-128-GCM", "-chunks", "16384",
+                "-timeout", str(P["bssl_timeout"]), "-json"]
+        t0 = time.monotonic()
+        rc, out, err = None, "", []
+        for attempt in (argv, argv[:-1]):  # builds without -json print text only
+            try:
+                r = subprocess.run(attempt, capture_output=True, text=True, timeout=120)
+                rc, out = r.returncode, r.stdout
+                err = r.stderr.strip().splitlines()[-3:]
+            except subprocess.TimeoutExpired:
+                rc, out, err = "timeout", "", []
+            except OSError as e:
+                rc, out, err = "cannot run", "", [str(e)]
+            argv = attempt
+            if rc == 0 and parse_bssl_speed(out):
+                break
+        fig = parse_bssl_speed(out) if rc == 0 else None
+        m = {}
+        if fig:
+            m = {"bytes_per_s": fig["bytes_per_s"], "mb_per_s": fig["bytes_per_s"] / 1e6,
+                 "gbps": fig["bytes_per_s"] * 8 / 1e9}
+        elif rc == 0:
+            rc = "no %r line in its output" % BSSL_DESC
+        self.record("crypto", BSSL_CASE, "bssl", rep, argv, rc, fig, err,
+                    time.monotonic() - t0, m, {"raw_output": out[-4000:]})
 
     def iperf3(self, case, d, n, rep):
         P = self.prof
@@ -1011,6 +1167,24 @@ class Runner:
                     m["byte_exact"] = bool(res.get("byte_exact"))
                 self.record("federation", case, p, rep, argv, rc, res, err, wall, m)
 
+    def bssl_info(self):
+        """What results.json says about the BoringSSL baseline: whether it was measured,
+        and if not, why (no number is made up)."""
+        ok = [s for s in self.samples if s.get("scenario") == "crypto" and s.get("ok")]
+        bad = [s for s in self.samples if s.get("scenario") == "crypto" and not s.get("ok")]
+        info = {"tool": self.bssl, "case": BSSL_CASE, "available": bool(ok),
+                "package": owner_package(self.bssl) if self.bssl else None,
+                "libcrypto": linked_libcrypto(self.bssl) if self.bssl else None,
+                "ringlet_libcrypto": linked_libcrypto(self.ringlet),
+                "what": "one thread, AES-128-GCM seal of 16384-byte inputs (a full TLS "
+                        "record), `bssl speed -timeout %s`; bytes/s" % self.prof["bssl_timeout"]}
+        if not self.bssl:
+            info["reason"] = self.bssl_reason
+        elif not ok:
+            info["reason"] = "bssl speed failed: %s" % (bad[-1].get("error") if bad else
+                                                        "not run (bulk scenario skipped?)")
+        return info
+
     def dead(self, p, scen, case, rep):
         tails = {r: q.log_tail() for r, q in p.procs.items() if not q.alive()}
         self.samples.append(dict(scenario=scen, case=case, path=p.name, rep=rep, ok=False,
@@ -1020,17 +1194,20 @@ class Runner:
     # -- orchestration -------------------------------------------------------------------------
 
     def count_steps(self):
-        P, np = self.prof, len(self.paths)
+        P = self.prof
         n = 0
         for s in self.scenarios:
+            np = len([p for p in self.paths if p.runs(s, P["name"])])
             if s == 1:
                 n += sum(np + (n_ in P["iperf3_streams"]) for _, n_ in P["bulk_cases"]) * P["reps"]
+                n += len(self.bssl_reps()) if self.bssl else 0
             elif s == 2:
                 n += len(P["rr_sizes"]) * P["reps"] * np
             elif s == 3:
                 n += P["reps"] * np
             elif s == 4:
-                n += P["long_reps"] * len([p for p in self.paths if p.scale])
+                n += P["long_reps"] * len([p for p in self.paths if p.scale and
+                                           p.runs(s, P["name"])])
             else:
                 n += P["long_reps"] * np
         return n
@@ -1098,14 +1275,18 @@ class Runner:
             "upstream": {"command": self.serve.argv},
             "paths": [{"name": p.name, "kind": p.kind, "address": p.addr(),
                        "upstream_port": p.upstream_port, "commands": p.commands,
-                       "starts": p.starts} for p in self.paths],
+                       "starts": p.starts, "tls": p.tls,
+                       "scenarios": [SCENARIOS[s] for s in self.scenarios
+                                     if p.runs(s, P["name"])]} for p in self.paths],
             "skipped_paths": self.skipped,
             "aggregates": aggregates,
+            "bssl": self.bssl_info(),
             "samples": self.samples,
         }
+        import report  # bench/report.py: summary.md and plots
+        results["tls_vs_bssl"] = report.tls_rows(results)
         with open(os.path.join(self.out, "results.json"), "w") as f:
             json.dump(results, f, indent=1)
-        import report  # bench/report.py: summary.md and plots
         report.write_all(self.out, results)
         failed = [s for s in self.samples if not s.get("ok")]
         self.note("done in %.0fs: %s/summary.md (%d samples, %d failed)" % (

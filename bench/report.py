@@ -12,6 +12,8 @@ import subprocess
 import sys
 
 ORDER = ["direct", "iperf3", "haproxy", "socat"]
+HERE = os.path.dirname(os.path.abspath(__file__))
+BSSL_CASE = "AES-128-GCM 16 KiB seal"  # harness.py's case of the "crypto" scenario
 
 
 def path_order(names):
@@ -43,6 +45,48 @@ def ratio(st, base):
     if not st or not base or not base["median"]:
         return "–"
     return "%.2f" % (st["median"] / base["median"])
+
+
+def bssl_target():
+    """The bound of bench/targets.json's TLS target (baseline: the bssl path), or None."""
+    try:
+        with open(os.path.join(HERE, "targets.json")) as f:
+            for t in json.load(f)["targets"]:
+                b = t.get("baseline")
+                if isinstance(b, dict) and b.get("path") == "bssl":
+                    return t["op"], float(t["value"])
+    except (OSError, ValueError, KeyError):
+        pass
+    return None
+
+
+def tls_rows(res):
+    """Per bulk case and TLS path: its payload rate, the plain (ws) path's, and the ratio to
+    BoringSSL's single-core AES-128-GCM rate measured in the same run (None without it)."""
+    A = res.get("aggregates", {})
+    bssl = (((A.get("crypto") or {}).get(BSSL_CASE) or {}).get("bssl") or {}).get("bytes_per_s")
+    tls = [p["name"] for p in res.get("paths", []) if p.get("tls")]
+    tgt = bssl_target()
+    rows = []
+    for case, byp in (A.get("bulk") or {}).items():
+        for p in tls:
+            st = (byp.get(p) or {}).get("bytes_per_s")
+            if not st:
+                continue
+            plain = p[:-len("-wss")] if p.endswith("-wss") else None
+            pg = (byp.get(plain) or {}).get("gbps") if plain else None
+            g = (byp.get(p) or {}).get("gbps")
+            rows.append({
+                "case": case, "path": p, "bytes_per_s": st["median"],
+                "gbps": g["median"] if g else None,
+                "plain_path": plain, "plain_gbps": pg["median"] if pg else None,
+                "vs_plain": g["median"] / pg["median"] if g and pg and pg["median"] else None,
+                "bssl_bytes_per_s": bssl["median"] if bssl else None,
+                "ratio_to_bssl": st["median"] / bssl["median"] if bssl and bssl["median"]
+                else None,
+                "target": ("%s %g" % tgt) if tgt else None,
+            })
+    return rows
 
 
 class Table:
@@ -142,6 +186,7 @@ def summary(res):
                     c for c, d, i in cal if d < i)))
         w("")
         w("![throughput](throughput.png)")
+        tls_section(res, w)
 
     if "rr" in A:
         w("")
@@ -271,6 +316,52 @@ def summary(res):
     return "\n".join(out)
 
 
+def tls_section(res, w):
+    """ringlet-wss next to ringlet (ws) and BoringSSL's own AES-128-GCM speed."""
+    rows = tls_rows(res)
+    B = res.get("bssl") or {}
+    A = res.get("aggregates", {})
+    bst = (((A.get("crypto") or {}).get(BSSL_CASE) or {}).get("bssl") or {})
+    if not rows and not bst:
+        return
+    w("")
+    w("### TLS: wss against ws and BoringSSL's AES-128-GCM")
+    w("")
+    tgt = bssl_target()
+    if bst.get("mb_per_s"):
+        w("`bssl speed` (%s, %s): AES-128-GCM seal of 16 KiB records (a full TLS record) "
+          "on one thread, %s MB/s (%s Gbit/s), measured %d time(s) in this run, each "
+          "between bulk measurements while the paths were idle. ringlet links %s." % (
+              B.get("package") or "BoringSSL", B.get("tool"), fig(bst["mb_per_s"], 0),
+              fig(bst.get("gbps")), bst["mb_per_s"]["n"],
+              "the same libcrypto (%s)" % B.get("libcrypto")
+              if B.get("libcrypto") and B.get("libcrypto") == B.get("ringlet_libcrypto")
+              else "%s (bssl: %s)" % (B.get("ringlet_libcrypto"), B.get("libcrypto"))))
+    else:
+        w("BoringSSL's speed was not measured in this run (%s), so there is no ratio to it."
+          % (B.get("reason") or "no bssl figure"))
+    w("")
+    w("`ratio` = the TLS path's payload bytes/s (what the load generator carried, as in the "
+      "Gbit/s column) / bssl's AES-128-GCM bytes/s%s. Both tunnel ends run on this "
+      "machine's CPUs with the load generator and the upstream: each payload byte is "
+      "sealed by one end and opened by the other." % (
+          "; target (bench/targets.json) %s %g" % tgt if tgt else ""))
+    w("")
+    t = Table(["case", "ws path Gbit/s", "wss path Gbit/s", "wss/ws", "wss MB/s",
+               "bssl AES-128-GCM MB/s", "ratio"])
+    for r in rows:
+        t.add("%s (%s)" % (r["case"], r["path"]),
+              fmt(r["plain_gbps"]) if r["plain_gbps"] is not None else "–",
+              fmt(r["gbps"]) if r["gbps"] is not None else "–",
+              "%.2f" % r["vs_plain"] if r["vs_plain"] is not None else "–",
+              fmt(r["bytes_per_s"] / 1e6, 0),
+              fmt(r["bssl_bytes_per_s"] / 1e6, 0) if r["bssl_bytes_per_s"] else "–",
+              ("%.3f" % r["ratio_to_bssl"] + (" (short)" if tgt and r["ratio_to_bssl"] <
+                                                 tgt[1] and tgt[0].startswith(">") else ""))
+              if r["ratio_to_bssl"] is not None else "–")
+    w(t.md())
+
+
 def gnuplot(outdir, name, script):
     if not shutil.which("gnuplot"):
         return False
@@ -311,18 +402,30 @@ def plots(outdir, res):
         cols = ", ".join("%s using %d:%d:%d%s title %s" % (
             q("work/throughput.dat") if i == 0 else "''", 2 + 3 * i, 3 + 3 * i, 4 + 3 * i,
             ":xtic(1)" if i == 0 else "", q(p)) for i, p in enumerate(paths))
-        if gnuplot(outdir, "throughput", """set terminal pngcairo size 1000,560 noenhanced
+        # BoringSSL's single-core AES-128-GCM rate (same run), the TLS paths' yardstick.
+        top = max([st["max"] for c in cases for m in A["bulk"][c].values()
+                   for st in [m.get("gbps")] if st] or [1])
+        bst = ((((A.get("crypto") or {}).get(BSSL_CASE) or {}).get("bssl") or {})
+               .get("gbps"))
+        extra = ""
+        if bst:
+            b = bst["median"]
+            top = max(top, b)
+            extra = ("set arrow from graph 0, first %g to graph 1, first %g nohead dt 2 lw 2 "
+                     "lc rgb 'black'\nset label %s at graph 0.01, first %g offset 0,0.7\n" % (
+                         b, b, q("bssl AES-128-GCM, 1 core: %.1f Gbit/s" % b), b))
+        if gnuplot(outdir, "throughput", """set terminal pngcairo size 1100,560 noenhanced
 set output 'throughput.png'
 set title 'Bulk throughput (median, bars: min-max)'
 set ylabel 'Gbit/s'
 set style data histogram
 set style histogram errorbars gap 2 lw 1
 set style fill solid 0.8 border -1
-set yrange [0:*]
-set key top right
+set yrange [0:%g]
+set key outside right top
 set grid ytics
-plot %s
-""" % cols):
+%splot %s
+""" % (top * 1.15, extra, cols)):
             made.append("throughput.png")
     if "rr" in A:
         sizes = list(A["rr"])

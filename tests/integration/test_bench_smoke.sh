@@ -1,9 +1,11 @@
 #!/bin/bash
 # Smoke test of the benchmark harness (bench/run.sh): a seconds-long run (BENCH_TINY=1: one
-# repetition, tiny sizes, every scenario) over direct, socat and ringlet, written to a temp
-# dir. Checks that results.json and summary.md are produced and parse, that every
-# measurement ran and that ringlet carried every byte exactly, and that bench/check can judge
-# the run. It never asserts a speed: timings are bench/'s business, not the tests'.
+# repetition, tiny sizes, every scenario) over direct, socat and ringlet, plus ringlet-wss
+# (TLS; bulk and federation only in this profile) and a short `bssl speed` when the tool is
+# installed, written to a temp dir. Checks that results.json and summary.md are produced and
+# parse, that every measurement ran and that ringlet (ws and wss) carried every byte exactly,
+# that the BoringSSL baseline is either measured (and the wss ratio reported) or recorded as
+# unavailable with a reason, and that bench/check can judge the run. It never asserts a speed: timings are bench/'s business, not the tests'.
 # Exit 77 (skip) with a reason when a binary or tool it needs is missing.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -27,7 +29,7 @@ command -v python3 >/dev/null 2>&1 || skip "python3 not found"
 out=$(mktemp -d /tmp/ringlet-bench-smoke.XXXXXX) || fail "mktemp"
 trap 'rm -rf "$out"' EXIT
 
-BENCH_TINY=1 BENCH_OUT="$out" BENCH_PATHS=direct,socat,ringlet BENCH_SCENARIOS=1,2,3,4,5,6 \
+BENCH_TINY=1 BENCH_OUT="$out" BENCH_PATHS=direct,socat,ringlet,ringlet-wss BENCH_SCENARIOS=1,2,3,4,5,6 \
 	RINGLET_BIN="$RINGLET_BIN" LOADGEN_BIN="$LOADGEN_BIN" \
 	timeout -k 5 240 sh bench/run.sh >"$out/run.log" 2>&1
 rc=$?
@@ -51,7 +53,7 @@ for key in ("nproc", "cpu_model", "kernel", "versions"):
     assert m.get(key) is not None, "machine info lacks %s" % key
 assert m["versions"].get("ringlet"), "no ringlet version"
 paths = {p["name"] for p in res["paths"]}
-assert {"direct", "ringlet"} <= paths, "paths: %s" % sorted(paths)
+assert {"direct", "ringlet", "ringlet-wss"} <= paths, "paths: %s" % sorted(paths)
 bad = [s for s in res["samples"] if not s.get("ok")]
 assert not bad, "failed measurements: %s" % json.dumps(bad)[:2000]
 agg = res["aggregates"]
@@ -64,10 +66,29 @@ for scen in ("slow", "federation"):
     for case, byp in agg[scen].items():
         st = byp["ringlet"]["byte_exact"]
         assert st["min"] == 1, "%s/%s: ringlet did not carry the bytes exactly" % (scen, case)
+for scen in ("bulk", "federation"):  # ringlet-wss's scenarios in the tiny profile
+    for case, byp in agg[scen].items():
+        assert "ringlet-wss" in byp, "%s/%s: no figures for ringlet-wss" % (scen, case)
+for case, byp in agg["federation"].items():
+    assert byp["ringlet-wss"]["byte_exact"]["min"] == 1, \
+        "%s: ringlet-wss did not carry the bytes exactly" % case
+for case, byp in agg["bulk"].items():
+    assert byp["ringlet-wss"]["bytes_per_s"]["median"] > 0, "%s: no wss payload rate" % case
+b = res.get("bssl")
+assert isinstance(b, dict) and "available" in b, "results.json says nothing about bssl"
+summary = open(os.path.join(run, "summary.md")).read()
+if b["available"]:
+    st = agg["crypto"]["AES-128-GCM 16 KiB seal"]["bssl"]["bytes_per_s"]
+    assert st["median"] > 0, "bssl figure %s" % st
+    rows = res.get("tls_vs_bssl") or []
+    assert rows and all(r["ratio_to_bssl"] > 0 for r in rows), "no wss/bssl ratio: %s" % rows
+    assert "bssl AES-128-GCM MB/s" in summary, "summary.md has no wss/bssl table"
+else:
+    assert b.get("reason"), "bssl unavailable without a reason"
+    assert not agg.get("crypto"), "a bssl figure although it is unavailable"
 for s in res["samples"]:
     if s.get("scenario") in ("bulk", "rr", "churn", "scale", "slow", "federation"):
         assert s.get("cmd"), "sample without its command: %s" % s
-summary = open(os.path.join(run, "summary.md")).read()
 for head in ("## 1. Bulk throughput", "## 2. Request/response latency", "## 3. Connection churn",
              "## 4. Scale", "## 5. Slow consumer", "## 6. Federation-shaped response"):
     assert head in summary, "summary.md lacks %r" % head
