@@ -162,11 +162,31 @@ static void conn_finalize(struct shard *s, struct conn *c)
 }
 
 /* Connections closed with nothing in flight are finalized at the end of the loop turn,
- * never inside the handler that closed them (it may still hold the pointer). */
-#define REAP_MAX 4096
-static __thread uint32_t reap_idx[REAP_MAX];
-static __thread uint16_t reap_gen[REAP_MAX];
-static __thread uint32_t nreap;
+ * never inside the handler that closed them (it may still hold the pointer). The list
+ * grows as needed: a tunnel that ends may close thousands of idle streams at once. */
+static __thread uint32_t *reap_idx;
+static __thread uint16_t *reap_gen;
+static __thread uint32_t nreap, reap_cap;
+
+static bool reap_push(struct conn *c)
+{
+	if (nreap == reap_cap) {
+		uint32_t ncap = reap_cap ? reap_cap * 2 : 1024;
+		uint32_t *ni = realloc(reap_idx, ncap * sizeof(*ni));
+		if (!ni)
+			return false;
+		reap_idx = ni;
+		uint16_t *ng = realloc(reap_gen, ncap * sizeof(*ng));
+		if (!ng)
+			return false;
+		reap_gen = ng;
+		reap_cap = ncap;
+	}
+	reap_idx[nreap] = c->idx;
+	reap_gen[nreap] = c->gen;
+	nreap++;
+	return true;
+}
 
 void conn_close(struct shard *s, struct conn *c)
 {
@@ -176,15 +196,10 @@ void conn_close(struct shard *s, struct conn *c)
 	if (c->inflight > 0 && c->fd >= 0) {
 		struct io_uring_sqe *sqe = shard_sqe(s, c, OP_CANCEL, 0);
 		io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
-	} else if (c->inflight == 0) {
-		if (nreap < REAP_MAX) {
-			reap_idx[nreap] = c->idx;
-			reap_gen[nreap] = c->gen;
-			nreap++;
-		}
-		/* A full reap list leaves the slot to be finalized by a later close attempt;
-		 * it cannot happen with REAP_MAX above the number of closes per turn we cause.
-		 */
+	} else if (c->inflight == 0 && !reap_push(c)) {
+		/* Out of memory for the list: a NOP's completion finalizes it instead. */
+		struct io_uring_sqe *sqe = shard_sqe(s, c, OP_CANCEL, 0);
+		io_uring_prep_nop(sqe);
 	}
 }
 
@@ -192,8 +207,7 @@ static void reap(struct shard *s)
 {
 	for (uint32_t i = 0; i < nreap; i++) {
 		struct conn *c = &s->conns[reap_idx[i]];
-		if (c->gen == reap_gen[i] && c->kind != CK_FREE && c->closing &&
-		    c->inflight == 0)
+		if (c->gen == reap_gen[i] && c->kind != CK_FREE && c->closing && c->inflight == 0)
 			conn_finalize(s, c);
 	}
 	nreap = 0;
@@ -442,6 +456,11 @@ void *shard_main(void *arg)
 		c->closing = true;
 		conn_finalize(s, c);
 	}
+	free(reap_idx);
+	free(reap_gen);
+	reap_idx = NULL;
+	reap_gen = NULL;
+	nreap = reap_cap = 0;
 	bufring_free(&s->ring, &s->stream_ring);
 	bufring_free(&s->ring, &s->tun_ring);
 	io_uring_queue_exit(&s->ring);
