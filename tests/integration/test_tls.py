@@ -241,8 +241,17 @@ asyncio.run(main())
     s.sendall(bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]))
     s.close()
     # A stalled handshake: connect and send nothing. The server closes it after 10 s.
+    # Alongside it, a flood of 600 more half-open connections (more than the 256 pending
+    # control connections a shard accepts): the existing tunnel must not notice.
     stalled = socket.create_connection(("127.0.0.1", cp), timeout=20)
     t0 = time.monotonic()
+    flood = []
+    for _ in range(600):
+        try:
+            flood.append(socket.create_connection(("127.0.0.1", cp), timeout=5))
+        except OSError:
+            break
+    h.check(len(flood) >= 300, "opened a flood of %d half-open TLS connections" % len(flood))
     h.check(transfer(h, p_src, SIZE, 21), "traffic still flows through the existing tunnel "
             "while bad handshakes are pending")
     stalled.settimeout(20)
@@ -254,8 +263,34 @@ asyncio.run(main())
     h.check(got == b"" and waited < 16, "a stalled handshake is closed by the server after "
             "the handshake timeout (%.1f s)" % waited)
     stalled.close()
+    for f in flood:
+        f.close()
     h.check(srv.alive() and cli.alive() and cli.count(r'disconnected') == 0,
             "the server and the existing tunnel are untouched")
+    # After the flood, a new client connects (the half-open ones timed out or were refused).
+    cli_new = h.spawn("client-after-flood", [h.bin, "client", "--url", "wss://127.0.0.1:%d" % cp,
+                                             "--token-file", h.token_file, "--upstream", up,
+                                             "--ports", str(p_src), "--ca-file",
+                                             os.path.join(cert_dir, "ca.crt")])
+    h.check(cli_new.wait_log(r'msg="connected to the server"', timeout=20),
+            "a new client connects once the flood is gone")
+    cli_new.kill()
+    # The certificates are reused when valid: a second server on the same directory.
+    cp2 = rt.free_port("127.0.0.1")
+    srv2 = h.start_server(control_port=cp2, name="server-a2",
+                          extra=["--auto-tls=true", "--auto-tls-san", "127.0.0.1",
+                                 "--auto-tls-path", cert_dir])
+    h.check(srv2.wait_log(r'auto-TLS: reusing the certificates', timeout=5),
+            "auto-TLS reuses valid certificates from --auto-tls-path")
+    srv2.kill()
+    cp3 = rt.free_port("127.0.0.1")
+    srv3 = h.start_server(control_port=cp3, name="server-a3",
+                          extra=["--auto-tls=true", "--auto-tls-san", "127.0.0.1,tunnel.example",
+                                 "--auto-tls-path", cert_dir])
+    h.check(srv3.wait_log(r'auto-TLS: generated a server certificate.*DNS:tunnel.example',
+                          timeout=5) and srv3.count(r'generated a new CA') == 0,
+            "a new SAN makes a new server certificate under the same CA")
+    srv3.kill()
 
     # A server with a different CA on the same address: the client refuses it.
     srv.kill()
