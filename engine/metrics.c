@@ -90,6 +90,14 @@ static void head(struct sb *b, const char *name, const char *type, const char *h
 	sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* One unlabelled sample with its HELP and TYPE lines. */
+static void scalar(struct sb *b, const char *name, const char *type, const char *help,
+                   uint64_t v)
+{
+	head(b, name, type, help);
+	sb_printf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
 /* Write s as a Prometheus label value (escape backslash, quote, newline). */
 static void label_value(struct sb *b, const char *s)
 {
@@ -247,12 +255,10 @@ size_t metrics_render(struct engine *e, char **out)
 		}
 		pthread_mutex_unlock(&e->reg->mu);
 	}
-	head(&b, "ringlet_streams_active", "gauge", "Streams open now.");
-	sb_printf(&b, "ringlet_streams_active %llu\n",
-	          (unsigned long long)SUM(e, streams_active));
-	head(&b, "ringlet_streams_total", "counter", "Streams opened since start.");
-	sb_printf(&b, "ringlet_streams_total %llu\n",
-	          (unsigned long long)SUM(e, streams_total));
+	scalar(&b, "ringlet_streams_active", "gauge", "Streams open now.",
+	       SUM(e, streams_active));
+	scalar(&b, "ringlet_streams_total", "counter", "Streams opened since start.",
+	       SUM(e, streams_total));
 	head(&b, "ringlet_stream_resets_total", "counter",
 	     "Stream resets sent to and received from the peer, by reason.");
 	for (int r = 0; r < STATS_RST_REASONS; r++) {
@@ -293,27 +299,21 @@ size_t metrics_render(struct engine *e, char **out)
 		sb_printf(&b, "ringlet_handshake_failures_total{reason=\"%s\"} %llu\n",
 		          hs_names[k], (unsigned long long)SUM(e, hs_fail[k]));
 	if (!server) {
-		head(&b, "ringlet_reconnects_total", "counter",
-		     "Connection attempts to the server after the first.");
-		sb_printf(&b, "ringlet_reconnects_total %llu\n",
-		          (unsigned long long)SUM(e, reconnects));
+		scalar(&b, "ringlet_reconnects_total", "counter",
+		       "Connection attempts to the server after the first.",
+		       SUM(e, reconnects));
 	}
-	head(&b, "ringlet_upstream_dial_failures_total", "counter",
-	     "Upstream connections that could not be made (client).");
-	sb_printf(&b, "ringlet_upstream_dial_failures_total %llu\n",
-	          (unsigned long long)SUM(e, dial_failures));
-	head(&b, "ringlet_dataplane_refused_total", "counter",
-	     "Data-plane connections closed because no client offered the port.");
-	sb_printf(&b, "ringlet_dataplane_refused_total %llu\n",
-	          (unsigned long long)SUM(e, dataplane_refused));
-	head(&b, "ringlet_dataplane_denied_total", "counter",
-	     "Data-plane connections refused because their address is not in --allow-ips.");
-	sb_printf(&b, "ringlet_dataplane_denied_total %llu\n",
-	          (unsigned long long)SUM(e, dataplane_denied));
-	head(&b, "ringlet_bufring_exhausted_total", "counter",
-	     "Receives that found a provided-buffer ring empty (back-pressure).");
-	sb_printf(&b, "ringlet_bufring_exhausted_total %llu\n",
-	          (unsigned long long)SUM(e, bufring_empty));
+	scalar(&b, "ringlet_upstream_dial_failures_total", "counter",
+	       "Upstream connections that could not be made (client).", SUM(e, dial_failures));
+	scalar(&b, "ringlet_dataplane_refused_total", "counter",
+	       "Data-plane connections closed because no client offered the port.",
+	       SUM(e, dataplane_refused));
+	scalar(&b, "ringlet_dataplane_denied_total", "counter",
+	       "Data-plane connections refused because their address is not in --allow-ips.",
+	       SUM(e, dataplane_denied));
+	scalar(&b, "ringlet_bufring_exhausted_total", "counter",
+	       "Receives that found a provided-buffer ring empty (back-pressure).",
+	       SUM(e, bufring_empty));
 	head(&b, "ringlet_shard_loop_iterations_total", "counter",
 	     "Event-loop turns, by shard.");
 	for (int i = 0; i < e->nshards; i++)
@@ -329,15 +329,12 @@ size_t metrics_render(struct engine *e, char **out)
 	for (int i = 0; i < e->nshards; i++)
 		sb_printf(&b, "ringlet_shard_busy_seconds_total{shard=\"%d\"} %.6f\n", i,
 		          (double)STAT_GET(e->shards[i].stats.busy_ns) / 1e9);
-	head(&b, "ringlet_process_resident_memory_bytes", "gauge", "Resident set size.");
-	sb_printf(&b, "ringlet_process_resident_memory_bytes %llu\n",
-	          (unsigned long long)process_rss());
+	scalar(&b, "ringlet_process_resident_memory_bytes", "gauge", "Resident set size.",
+	       process_rss());
 	head(&b, "ringlet_process_open_fds", "gauge", "Open file descriptors.");
 	sb_printf(&b, "ringlet_process_open_fds %u\n", process_fds());
-	head(&b, "ringlet_process_start_time_seconds", "gauge",
-	     "Start time of the process since the Unix epoch.");
-	sb_printf(&b, "ringlet_process_start_time_seconds %llu\n",
-	          (unsigned long long)e->start_unix);
+	scalar(&b, "ringlet_process_start_time_seconds", "gauge",
+	       "Start time of the process since the Unix epoch.", e->start_unix);
 	head(&b, "ringlet_build_info", "gauge", "Version of this build (always 1).");
 	sb_printf(&b, "ringlet_build_info{version=\"%s\",sha=\"%s\",mode=\"%s\"} 1\n",
 	          ringlet_version, ringlet_sha, server ? "server" : "client");
