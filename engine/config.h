@@ -15,6 +15,13 @@ enum cfg_mode {
 	CFG_CLIENT,
 };
 
+/* How stream payloads go from a socket into the tunnel (docs/DESIGN.md). */
+enum cfg_data_path {
+	CFG_DP_AUTO,   /* copy, switching a stream to splice once it shows bulk reads */
+	CFG_DP_COPY,   /* recv into provided buffers, sendmsg from them */
+	CFG_DP_SPLICE, /* splice(2) socket -> pipe -> tunnel socket, on plain tunnels */
+};
+
 /* Defaults and limits (documented in docs/DESIGN.md and --help). */
 #define CFG_DEFAULT_CONTROL_PORT 8123
 #define CFG_DEFAULT_WINDOW (256u * 1024)    /* per-stream credit, bytes */
@@ -72,6 +79,7 @@ struct cfg {
 	char *local_addr;  /* --local-addr: where the --local listeners bind (127.0.0.1) */
 	int lanes; /* 0: as many as the server suggests */
 	bool zero_mask; /* offer TUN_CAP_ZERO_MASK (default true) */
+	int data_path;  /* enum cfg_data_path */
 	char *client_id; /* generated when NULL */
 };
 

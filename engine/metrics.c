@@ -255,6 +255,12 @@ size_t metrics_render(struct engine *e, char **out)
 		}
 		pthread_mutex_unlock(&e->reg->mu);
 	}
+	scalar(&b, "ringlet_payload_bytes_total", "counter",
+	       "Stream payload bytes read from local sockets into the tunnel (all data paths).",
+	       SUM(e, bytes_up));
+	scalar(&b, "ringlet_spliced_bytes_total", "counter",
+	       "Of ringlet_payload_bytes_total, the bytes moved by splice(2) (--data-path).",
+	       SUM(e, bytes_spliced));
 	scalar(&b, "ringlet_streams_active", "gauge", "Streams open now.",
 	       SUM(e, streams_active));
 	scalar(&b, "ringlet_streams_total", "counter", "Streams opened since start.",

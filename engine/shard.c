@@ -207,7 +207,8 @@ static void reap(struct shard *s)
 {
 	for (uint32_t i = 0; i < nreap; i++) {
 		struct conn *c = &s->conns[reap_idx[i]];
-		if (c->gen == reap_gen[i] && c->kind != CK_FREE && c->closing && c->inflight == 0)
+		if (c->gen == reap_gen[i] && c->kind != CK_FREE && c->closing &&
+		    c->inflight == 0)
 			conn_finalize(s, c);
 	}
 	nreap = 0;
@@ -230,6 +231,7 @@ struct outitem *item_get(struct shard *s)
 	it->data_len = 0;
 	it->off = 0;
 	it->st_idx = UINT32_MAX;
+	it->pipe = NULL;
 	return it;
 }
 
@@ -379,6 +381,8 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
 	case OP_STREAM_RECV:
 	case OP_STREAM_SEND:
 	case OP_STREAM_PROXY:
+	case OP_STREAM_POLL:
+	case OP_TUN_POLLOUT:
 		tunnel_on_cqe(s, c, t, cqe);
 		break;
 	default:

@@ -23,6 +23,13 @@
 struct tunnel;
 struct engine;
 
+/* A stream's pipe for the splice data path: the stream and every queued item whose
+ * payload sits in it hold a reference; the fds close with the last one. */
+struct spipe {
+	int fd[2];
+	int refs;
+};
+
 /* Up to four addresses of a name, in the order to try. */
 struct addrlist {
 	struct sockaddr_storage addr[4];
@@ -44,6 +51,8 @@ enum op {
 	OP_STREAM_RECV,  /* recv from a data-plane/upstream socket (buffer ring) */
 	OP_STREAM_SEND,  /* send to a data-plane/upstream socket */
 	OP_STREAM_PROXY, /* server: recv of a load balancer's PROXY header */
+	OP_STREAM_POLL,  /* splice path: the stream's socket is readable */
+	OP_TUN_POLLOUT,  /* splice path: the tunnel's socket is writable again */
 	OP_CANCEL,       /* cancel of a closing connection's requests */
 	OP_TIMER,        /* the shard's tick */
 	OP_WAKE,         /* the shard's eventfd (signals from the main thread) */
@@ -129,6 +138,12 @@ struct stream {
 	bool sending_pre;
 	bool proxy_wait;
 
+	/* splice path (up): socket -> pipe -> tunnel socket */
+	struct spipe *pipe;
+	bool splice;     /* this stream reads with splice(2) */
+	bool poll_armed;
+	uint32_t full_reads; /* copy reads that filled a buffer (auto switches on these) */
+
 	uint64_t bytes_up, bytes_down;
 };
 
@@ -177,6 +192,7 @@ struct outitem {
 	uint32_t off;        /* bytes of inl+data already sent */
 	uint32_t st_idx;     /* stream whose `queued` this counts against, or UINT32_MAX */
 	uint16_t st_gen;
+	struct spipe *pipe;  /* splice path: the payload (data_len bytes) waits in this pipe */
 };
 
 enum {

@@ -1,7 +1,9 @@
 /* engine/tunnel.c — WebSocket tunnel lanes and the streams they carry (both roles). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,7 @@ static void stream_maybe_recv(struct shard *s, struct conn *sc);
 static void stream_maybe_send(struct shard *s, struct conn *sc);
 static void stream_check_done(struct shard *s, struct conn *sc);
 static void stream_reset(struct shard *s, struct conn *sc, uint16_t reason, bool tell_peer);
+static void stream_use_splice(struct stream *st);
 
 void addr_format(const struct sockaddr *sa, char *out, size_t cap)
 {
@@ -251,6 +254,91 @@ static void tls_flush(struct shard *s, struct conn *c)
 	                   t->tls_out_len - t->tls_out_off, MSG_NOSIGNAL);
 }
 
+/* ---- splice path ----------------------------------------------------------------- */
+
+#define PIPE_SIZE (256 * 1024) /* >= STREAM_QUEUE_LIMIT + one read */
+
+static struct spipe *spipe_new(void)
+{
+	struct spipe *p = malloc(sizeof(*p));
+	if (!p)
+		return NULL;
+	if (pipe2(p->fd, O_NONBLOCK | O_CLOEXEC) == -1) {
+		free(p);
+		return NULL;
+	}
+	/* A pipe smaller than what a stream may queue would stall it: then copy instead. */
+	if (fcntl(p->fd[1], F_SETPIPE_SZ, PIPE_SIZE) < PIPE_SIZE) {
+		close(p->fd[0]);
+		close(p->fd[1]);
+		free(p);
+		return NULL;
+	}
+	p->refs = 1;
+	return p;
+}
+
+static void spipe_put(struct spipe *p)
+{
+	if (p && --p->refs == 0) {
+		close(p->fd[0]);
+		close(p->fd[1]);
+		free(p);
+	}
+}
+
+/* Can this tunnel carry spliced payloads? Only bytes that need no transformation: no
+ * TLS, and frames from a client only with the all-zero masking key. */
+static bool splice_ok(struct shard *s, const struct tunnel *t)
+{
+	return s->cfg->data_path != CFG_DP_COPY && !t->tls &&
+	       (t->role == WS_ROLE_SERVER || t->zero_mask);
+}
+
+static void item_pop(struct shard *s, struct tunnel *t)
+{
+	struct outitem *it = t->q_head;
+	t->q_head = it->next;
+	if (!t->q_head)
+		t->q_tail = NULL;
+	t->q_items--;
+	item_done(s, it);
+}
+
+/* The head item's header is sent; move its payload from the pipe to the socket, inline
+ * (non-blocking splice(2); IORING_OP_SPLICE would go through io-wq workers). Returns true
+ * when the item is done, false when the socket is full (POLLOUT armed) or failed. */
+static bool splice_head(struct shard *s, struct conn *c)
+{
+	struct tunnel *t = c->u.tun;
+	struct outitem *it = t->q_head;
+	uint32_t done = it->off - it->inl_len;
+	while (done < it->data_len) {
+		ssize_t n = splice(it->pipe->fd[0], NULL, c->fd, NULL, it->data_len - done,
+		                   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+		if (n > 0) {
+			done += (uint32_t)n;
+			it->off += (uint32_t)n;
+			t->bytes_out += (uint64_t)n;
+			if (t->rl)
+				__atomic_fetch_add(&t->rl->bytes_out, (uint64_t)n,
+				                   __ATOMIC_RELAXED);
+			continue;
+		}
+		if (n == -1 && errno == EAGAIN) {
+			struct io_uring_sqe *sqe = shard_sqe(s, c, OP_TUN_POLLOUT, 0);
+			io_uring_prep_poll_add(sqe, c->fd, POLLOUT);
+			t->pollout_armed = true;
+			return false;
+		}
+		tunnel_fail(s, c, WS_CLOSE_ABNORMAL,
+		            n == 0 ? "splice: pipe empty" : strerror(errno));
+		return false;
+	}
+	item_pop(s, t);
+	return true;
+}
+
 static void tunnel_flush(struct shard *s, struct conn *c)
 {
 	struct tunnel *t = c->u.tun;
@@ -260,6 +348,11 @@ static void tunnel_flush(struct shard *s, struct conn *c)
 		tls_flush(s, c);
 		return;
 	}
+	/* Spliced payloads whose headers are out go first, in queue order. */
+	while (t->q_head && t->q_head->pipe && t->q_head->off >= t->q_head->inl_len) {
+		if (t->pollout_armed || !splice_head(s, c))
+			return;
+	}
 	if (!t->q_head)
 		return;
 	int n = 0;
@@ -267,6 +360,14 @@ static void tunnel_flush(struct shard *s, struct conn *c)
 	size_t bytes = 0;
 	for (struct outitem *it = t->q_head; it && n + 2 <= TUN_IOV_MAX; it = it->next) {
 		uint32_t off = it->off;
+		if (it->pipe) {
+			/* Only the header goes in the batch; the payload follows by splice. */
+			t->iov[n].iov_base = it->inl + off;
+			t->iov[n].iov_len = it->inl_len - off;
+			n++;
+			items++;
+			break;
+		}
 		if (off < it->inl_len) {
 			t->iov[n].iov_base = it->inl + off;
 			t->iov[n].iov_len = it->inl_len - off;
@@ -321,6 +422,8 @@ static void item_done(struct shard *s, struct outitem *it)
 			stream_maybe_recv(s, sc);
 		}
 	}
+	spipe_put(it->pipe);
+	it->pipe = NULL;
 	item_put(s, it);
 }
 
@@ -354,6 +457,10 @@ static void on_tun_send(struct shard *s, struct conn *c, int res)
 		__atomic_fetch_add(&t->rl->bytes_out, (uint64_t)left, __ATOMIC_RELAXED);
 	while (t->q_head) {
 		struct outitem *it = t->q_head;
+		if (it->pipe) { /* the batch ended with this header; its payload is spliced */
+			it->off += (uint32_t)left;
+			break;
+		}
 		size_t total = (size_t)it->inl_len + it->data_len;
 		size_t rem = total - it->off;
 		if (left < rem) {
@@ -361,11 +468,7 @@ static void on_tun_send(struct shard *s, struct conn *c, int res)
 			break;
 		}
 		left -= rem;
-		t->q_head = it->next;
-		if (!t->q_head)
-			t->q_tail = NULL;
-		t->q_items--;
-		item_done(s, it);
+		item_pop(s, t);
 	}
 	if (c->closing)
 		return;
@@ -1044,6 +1147,8 @@ static void stream_link(struct shard *s, struct conn *tc, struct conn *sc)
 	STAT_ADD(s, streams_active, 1);
 	STAT_ADD(s, port[st->port_slot].conns_total, 1);
 	STAT_ADD(s, port[st->port_slot].conns_active, 1);
+	if (s->cfg->data_path == CFG_DP_SPLICE && splice_ok(s, t))
+		stream_use_splice(st);
 }
 
 static void stream_unlink(struct shard *s, struct conn *sc)
@@ -1087,6 +1192,8 @@ void stream_release(struct shard *s, struct conn *sc)
 	st->rbuf = NULL;
 	free(st->pre);
 	st->pre = NULL;
+	spipe_put(st->pipe);
+	st->pipe = NULL;
 	STAT_SUB(s, streams_active, 1);
 	STAT_SUB(s, port[st->port_slot].conns_active, 1);
 }
@@ -1139,6 +1246,14 @@ static void stream_maybe_recv(struct shard *s, struct conn *sc)
 	struct conn *tc = stream_tunnel(s, sc);
 	if (!tc)
 		return;
+	if (st->splice) {
+		if (st->poll_armed)
+			return;
+		struct io_uring_sqe *sqe = shard_sqe(s, sc, OP_STREAM_POLL, 0);
+		io_uring_prep_poll_add(sqe, sc->fd, POLLIN | POLLRDHUP);
+		st->poll_armed = true;
+		return;
+	}
 	uint32_t len = st->credit;
 	if (len > s->stream_ring.bufsz)
 		len = s->stream_ring.bufsz;
@@ -1147,6 +1262,92 @@ static void stream_maybe_recv(struct shard *s, struct conn *sc)
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = STREAM_RING_BGID;
 	st->recv_armed = true;
+}
+
+#define SPLICE_AFTER 4 /* auto: full reads before a stream moves to the splice path */
+
+/* Socket EOF on the up side: FIN to the peer. */
+static void stream_eof(struct shard *s, struct conn *sc, struct conn *tc)
+{
+	struct stream *st = &sc->u.st;
+	uint8_t m[TUN_HEADER_LEN];
+	size_t len = tun_encode_fin(m, sizeof(m), st->id);
+	tunnel_send_msg(s, tc, m, len);
+	st->eof = true;
+	stream_check_done(s, sc);
+}
+
+/* Move a stream's up side to splice(2); it stays on copy if no pipe can be had. */
+static void stream_use_splice(struct stream *st)
+{
+	if (st->splice)
+		return;
+	if (!st->pipe)
+		st->pipe = spipe_new();
+	st->splice = st->pipe != NULL;
+}
+
+/* Splice path: the socket is readable; move what the credit allows into the pipe and
+ * queue it (header inline, payload in the pipe). */
+static void on_stream_poll(struct shard *s, struct conn *sc, int res)
+{
+	struct stream *st = &sc->u.st;
+	st->poll_armed = false;
+	struct conn *tc = sc->closing ? NULL : stream_tunnel(s, sc);
+	if (!tc) {
+		if (!sc->closing)
+			stream_reset(s, sc, TUN_RST_SHUTDOWN, false);
+		return;
+	}
+	if (res < 0) {
+		if (res != -ECANCELED)
+			stream_reset(s, sc, TUN_RST_RESET, true);
+		return;
+	}
+	uint32_t room = STREAM_QUEUE_LIMIT > st->queued ? STREAM_QUEUE_LIMIT - st->queued : 0;
+	uint32_t len = st->credit < room ? st->credit : room;
+	if (len > CFG_DEFAULT_MAX_FRAME)
+		len = CFG_DEFAULT_MAX_FRAME;
+	if (len == 0)
+		return; /* WINDOW or a drained queue re-arms the poll */
+	ssize_t n = splice(sc->fd, NULL, st->pipe->fd[1], NULL, len,
+	                   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+	if (n == 0) {
+		stream_eof(s, sc, tc);
+		return;
+	}
+	if (n == -1) {
+		if (errno == EAGAIN) {
+			stream_maybe_recv(s, sc);
+			return;
+		}
+		stream_reset(s, sc, TUN_RST_RESET, true);
+		return;
+	}
+	struct tunnel *t = tc->u.tun;
+	struct outitem *it = item_get(s);
+	if (!it) {
+		stream_reset(s, sc, TUN_RST_INTERNAL, true);
+		return;
+	}
+	uint8_t key[4];
+	size_t hl =
+	        frame_header(s, t, it->inl, WS_OP_BINARY, (uint64_t)n + TUN_HEADER_LEN, key);
+	tun_encode_data_header(it->inl + hl, TUN_HEADER_LEN, st->id);
+	it->inl_len = (uint8_t)(hl + TUN_HEADER_LEN);
+	it->pipe = st->pipe;
+	st->pipe->refs++;
+	it->data_len = (uint32_t)n;
+	it->st_idx = sc->idx;
+	it->st_gen = sc->gen;
+	st->credit -= (uint32_t)n;
+	st->queued += (uint32_t)n;
+	st->bytes_up += (uint64_t)n;
+	STAT_ADD(s, bytes_up, (uint64_t)n);
+	STAT_ADD(s, bytes_spliced, (uint64_t)n);
+	STAT_ADD(s, port[st->port_slot].bytes_received, (uint64_t)n);
+	queue_item(s, tc, it);
+	stream_maybe_recv(s, sc);
 }
 
 static void on_stream_recv(struct shard *s, struct conn *sc, struct io_uring_cqe *cqe)
@@ -1196,17 +1397,18 @@ static void on_stream_recv(struct shard *s, struct conn *sc, struct io_uring_cqe
 		STAT_ADD(s, bytes_up, (uint64_t)res);
 		STAT_ADD(s, port[st->port_slot].bytes_received, (uint64_t)res);
 		queue_item(s, tc, it);
+		/* auto: a stream that keeps filling whole buffers is bulk; splice it from now
+		 * on (small exchanges stay on the copy path, which costs fewer syscalls). */
+		if ((uint32_t)res == s->stream_ring.bufsz && ++st->full_reads >= SPLICE_AFTER &&
+		    s->cfg->data_path == CFG_DP_AUTO && splice_ok(s, t))
+			stream_use_splice(st);
 		stream_maybe_recv(s, sc);
 		return;
 	}
 	if (have_buf)
 		bufring_put(&s->stream_ring, bid);
 	if (res == 0) {
-		uint8_t m[TUN_HEADER_LEN];
-		size_t len = tun_encode_fin(m, sizeof(m), st->id);
-		tunnel_send_msg(s, tc, m, len);
-		st->eof = true;
-		stream_check_done(s, sc);
+		stream_eof(s, sc, tc);
 		return;
 	}
 	if (res == -ENOBUFS) {
@@ -1588,6 +1790,16 @@ void tunnel_on_cqe(struct shard *s, struct conn *c, struct tok t, struct io_urin
 		break;
 	case OP_STREAM_PROXY:
 		on_stream_proxy(s, c, cqe->res);
+		break;
+	case OP_STREAM_POLL:
+		on_stream_poll(s, c, cqe->res);
+		break;
+	case OP_TUN_POLLOUT:
+		c->u.tun->pollout_armed = false;
+		if (cqe->res < 0 && cqe->res != -ECANCELED && !c->closing)
+			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, strerror(-cqe->res));
+		else if (!c->closing)
+			mark_dirty(s, c);
 		break;
 	default:
 		break;

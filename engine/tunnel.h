@@ -54,6 +54,7 @@ struct tunnel {
 	bool goaway_sent, goaway_received;
 	bool zero_mask;       /* client: mask with the all-zero key (granted by the server) */
 	bool closed_notified; /* the role hook heard that this tunnel is ending */
+	bool pollout_armed;   /* splice path: waiting for the socket to take more */
 
 	/* receive parser */
 	struct ws_decoder dec;

@@ -30,7 +30,8 @@ struct parse_state {
 	char *token_file; /* --token-file, --token-from */
 	char *token_env;
 	char *log_level;
-	char *ignored; /* --license, --license-file, --license-env */
+	char *data_path; /* --data-path */
+	char *ignored;   /* --license, --license-file, --license-env */
 	int max_conns;
 };
 
@@ -107,6 +108,17 @@ static size_t engine_flags(struct flag *tab, size_t n, struct cfg *c, struct par
 	                      .usage = "append logfmt lines to this file (created with mode "
 	                               "0640; reopened on SIGHUP, for log rotation) instead of "
 	                               "standard error"});
+	n = add(tab, n,
+	        (struct flag){.name = "data-path",
+	                      .type = FLAG_STRING,
+	                      .dst = &st->data_path,
+	                      .usage =
+	                              "how payloads move from sockets into the tunnel: copy "
+	                              "(through provided buffers), splice (splice(2) through a "
+	                              "pipe, on plain ws:// tunnels; a client needs the "
+	                              "zero-mask capability), or auto (copy, switching bulk "
+	                              "streams to splice)",
+	                      .def = "auto"});
 	n = add(tab, n,
 	        (struct flag){.name = "shards",
 	                      .type = FLAG_INT,
@@ -559,6 +571,20 @@ static int resolve_log_level(struct cfg *c, struct parse_state *st, char *err, s
 {
 	int lvl = log_level_parse(st->log_level);
 
+	const char *dp = st->data_path ? st->data_path : "auto";
+	if (strcmp(dp, "auto") == 0) {
+		c->data_path = CFG_DP_AUTO;
+	} else if (strcmp(dp, "copy") == 0) {
+		c->data_path = CFG_DP_COPY;
+	} else if (strcmp(dp, "splice") == 0) {
+		c->data_path = CFG_DP_SPLICE;
+	} else {
+		errf(err, errlen,
+		     "invalid argument \"%s\" for \"--data-path\" flag: use auto, copy or "
+		     "splice",
+		     dp);
+		return -1;
+	}
 	if (lvl < 0) {
 		errf(err, errlen,
 		     "invalid argument \"%s\" for \"--log-level\" flag: use debug, info, warn "
@@ -855,6 +881,7 @@ static void state_free(struct parse_state *st)
 	free(st->token_file);
 	free(st->token_env);
 	free(st->log_level);
+	free(st->data_path);
 	free(st->ignored);
 	memset(st, 0, sizeof(*st));
 }

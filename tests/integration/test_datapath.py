@@ -2,8 +2,10 @@
 """Byte-exactness of every data-path mode at the sizes around every boundary of the
 framing and of flow control: WebSocket length encodings (125/126, 65535/65536), the 4 KiB
 mark, the stream buffer and the credit window (256 KiB), in both directions, for
-lanes 1 and N, zero-mask and random-mask clients, and over TLS."""
+lanes 1 and N, zero-mask and random-mask clients, the copy and splice data paths (and
+auto, which switches bulk streams to splice), and over TLS."""
 import hashlib
+import re
 import os
 import socket
 import sys
@@ -78,6 +80,15 @@ def run_mode(h, name, server_extra, client_extra, url_scheme="ws"):
     for t in ts:
         t.join(120)
     h.check(all(results), "%s: the same sizes concurrently, byte-exact" % name)
+    # Which data path carried the server's side (data-plane client -> tunnel).
+    code, _, body = rt.http_get("127.0.0.1", srv.control_port, "/metrics",
+                                headers={"Authorization": "Bearer " + h.token})
+    m = re.search(rb"^ringlet_spliced_bytes_total (\d+)$", body, re.M)
+    spliced = int(m.group(1)) if m else -1
+    if "--data-path" in server_extra:
+        want = server_extra[server_extra.index("--data-path") + 1]
+        h.check((spliced > 0) == (want == "splice"),
+                "%s: the server used the %s path (%d bytes spliced)" % (name, want, spliced))
     return cli
 
 
@@ -94,6 +105,15 @@ def main():
     c = run_mode(h, "lanesN-randommask", ["--shards", "2"], ["--zero-mask=false"])
     h.check("lanes=2 mask=random" in c.text(), "lanesN-randommask: two lanes, random keys")
     run_mode(h, "lanesN-tls", ["--shards", "2"] + tls, [], url_scheme="wss")
+    for lanes in ("1", "2"):
+        run_mode(h, "lanes%s-copy" % lanes, ["--shards", "2", "--data-path", "copy"],
+                 ["--lanes", lanes, "--data-path", "copy"])
+        run_mode(h, "lanes%s-splice" % lanes, ["--shards", "2", "--data-path", "splice"],
+                 ["--lanes", lanes, "--data-path", "splice"])
+    # splice asked for with random masks: the client cannot splice (its payload must be
+    # masked), the server still does.
+    run_mode(h, "splice-randommask", ["--shards", "2", "--data-path", "splice"],
+             ["--data-path", "splice", "--zero-mask=false"])
     rt.log("PASS (%d checks)" % h.checks)
 
 
