@@ -135,11 +135,15 @@ units: $(UNIT_BIN)
 integration: $(BUILD)/ringlet $(BUILD)/inlets-pro $(BENCH_BIN)
 	$(Q)RINGLET_BUILD=$(BUILD) bash tests/run-integration.sh
 
+# The data-path tests also run against an ASan+UBSan build of the binary.
+SAN_INTEGRATION := test_datapath\|test_halfclose\|test_proxy\|test_reconnect
+
 test: deps
 	$(Q)$(MAKE) --no-print-directory all units $(BENCH_BIN)
-	$(Q)$(MAKE) --no-print-directory SANITIZE=1 units
+	$(Q)$(MAKE) --no-print-directory SANITIZE=1 all units
 	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 	$(Q)$(MAKE) --no-print-directory integration
+	$(Q)RINGLET_BUILD=build-san ONLY='$(SAN_INTEGRATION)' bash tests/run-integration.sh
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
