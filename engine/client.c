@@ -300,7 +300,6 @@ void client_on_head_bytes(struct shard *s, struct conn *c, const uint8_t *p, siz
 			             "server rejected the token: check --token/--token-file "
 			             "against the server's",
 			             resp.status == 401 ? "401 Unauthorized" : "403 Forbidden");
-		STAT_ADD(s, handshake_failures, 1);
 		STAT_ADD(s, hs_fail[HS_UNAUTHORIZED], 1);
 		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "unauthorized");
 		return;
@@ -312,7 +311,6 @@ void client_on_head_bytes(struct shard *s, struct conn *c, const uint8_t *p, siz
 		if (l)
 			lane_problem(l, "the server did not accept the WebSocket upgrade",
 			             detail);
-		STAT_ADD(s, handshake_failures, 1);
 		STAT_ADD(s, hs_fail[HS_UPGRADE], 1);
 		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "upgrade failed");
 		return;

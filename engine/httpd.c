@@ -268,7 +268,6 @@ static bool tls_in(struct shard *s, struct conn *c, size_t n)
 	if (!tls_done(h->tls)) {
 		int r = tls_handshake(h->tls);
 		if (r < 0) {
-			STAT_ADD(s, handshake_failures, 1);
 			STAT_ADD(s, hs_fail[HS_TLS], 1);
 			log_warn("TLS handshake failed", "remote=%s why=%s", h->remote,
 			         log_q(tls_error(h->tls)));

@@ -261,6 +261,9 @@ size_t metrics_render(struct engine *e, char **out)
 	scalar(&b, "ringlet_spliced_bytes_total", "counter",
 	       "Of ringlet_payload_bytes_total, the bytes moved by splice(2) (--data-path).",
 	       SUM(e, bytes_spliced));
+	scalar(&b, "ringlet_tunnels_total", "counter",
+	       "Tunnel (WebSocket) connections made or accepted since start, all lanes.",
+	       SUM(e, tunnels_total));
 	scalar(&b, "ringlet_streams_active", "gauge", "Streams open now.",
 	       SUM(e, streams_active));
 	scalar(&b, "ringlet_streams_total", "counter", "Streams opened since start.",

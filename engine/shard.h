@@ -40,13 +40,12 @@ struct addrlist {
 /* Completion token operations. */
 enum op {
 	OP_NONE = 0,
-	OP_ACCEPT,       /* multishot accept on a listener */
-	OP_HTTP_RECV,    /* control-port request bytes (server) */
-	OP_HTTP_SEND,    /* control-port response (server) */
-	OP_TUN_CONNECT,  /* client: connect to the server */
-	OP_TUN_RECV,     /* multishot recv on a tunnel (buffer ring) */
-	OP_TUN_HEAD_RECV,/* client: upgrade response bytes */
-	OP_TUN_SEND,     /* sendmsg of the tunnel's out queue */
+	OP_ACCEPT,      /* multishot accept on a listener */
+	OP_HTTP_RECV,   /* control-port request bytes (server) */
+	OP_HTTP_SEND,   /* control-port response (server) */
+	OP_TUN_CONNECT, /* client: connect to the server */
+	OP_TUN_RECV,    /* multishot recv on a tunnel (buffer ring) */
+	OP_TUN_SEND,    /* sendmsg of the tunnel's out queue */
 	OP_STREAM_CONNECT,
 	OP_STREAM_RECV,  /* recv from a data-plane/upstream socket (buffer ring) */
 	OP_STREAM_SEND,  /* send to a data-plane/upstream socket */
@@ -81,17 +80,17 @@ static inline uint64_t tok_encode(struct tok t)
 static inline struct tok tok_decode(uint64_t u)
 {
 	return (struct tok){.op = (uint8_t)(u >> 56),
-			    .aux = (uint16_t)(u >> 40),
-			    .gen = (uint16_t)(u >> 24),
-			    .idx = (uint32_t)(u & 0xffffffu)};
+	                    .aux = (uint16_t)(u >> 40),
+	                    .gen = (uint16_t)(u >> 24),
+	                    .idx = (uint32_t)(u & 0xffffffu)};
 }
 
 enum conn_kind {
 	CK_FREE = 0,
-	CK_LISTEN,  /* control or data-plane listener */
-	CK_HTTP,    /* server: control-port request being read */
-	CK_TUNNEL,  /* a WebSocket tunnel (lane) */
-	CK_STREAM,  /* a data-plane (server) or upstream (client) socket */
+	CK_LISTEN, /* control or data-plane listener */
+	CK_HTTP,   /* server: control-port request being read */
+	CK_TUNNEL, /* a WebSocket tunnel (lane) */
+	CK_STREAM, /* a data-plane (server) or upstream (client) socket */
 };
 
 enum listen_role {
@@ -103,28 +102,28 @@ enum listen_role {
 /* One stream half pair. Direction names are from this process's view:
  * "up" = socket -> tunnel (we read the socket), "down" = tunnel -> socket. */
 struct stream {
-	uint32_t id;        /* tunnel stream id */
-	uint32_t tun_idx;   /* owning tunnel connection */
+	uint32_t id;      /* tunnel stream id */
+	uint32_t tun_idx; /* owning tunnel connection */
 	uint16_t tun_gen;
 	uint16_t port;
-	uint16_t port_slot; /* index into shard_stats.port */
+	uint16_t port_slot;  /* index into shard_stats.port */
 	uint32_t prev, next; /* the tunnel's stream list (slot indexes, UINT32_MAX ends) */
 
 	/* up: socket -> tunnel */
-	uint32_t credit;     /* bytes the peer still accepts */
-	uint32_t queued;     /* bytes handed to the tunnel not yet sent */
+	uint32_t credit; /* bytes the peer still accepts */
+	uint32_t queued; /* bytes handed to the tunnel not yet sent */
 	bool recv_armed;
-	bool waiting_bufs;   /* on the shard's wait list for stream buffers */
+	bool waiting_bufs; /* on the shard's wait list for stream buffers */
 	uint32_t wait_next;
-	bool eof;            /* socket EOF seen, FIN queued */
+	bool eof; /* socket EOF seen, FIN queued */
 
 	/* down: tunnel -> socket */
-	uint8_t *rbuf;       /* ring buffer of `window` bytes, allocated on first DATA */
+	uint8_t *rbuf; /* ring buffer of `window` bytes, allocated on first DATA */
 	uint32_t rhead, rlen;
-	uint32_t sending;    /* bytes of the send in flight */
-	uint32_t unacked;    /* bytes written to the socket not yet granted back */
-	bool peer_fin;       /* FIN received */
-	bool shut_wr;        /* we shut the socket's write side */
+	uint32_t sending; /* bytes of the send in flight */
+	uint32_t unacked; /* bytes written to the socket not yet granted back */
+	bool peer_fin;    /* FIN received */
+	bool shut_wr;     /* we shut the socket's write side */
 
 	/* dialling: the client's upstream, or the server's --local target */
 	bool connecting;
@@ -140,7 +139,7 @@ struct stream {
 
 	/* splice path (up): socket -> pipe -> tunnel socket */
 	struct spipe *pipe;
-	bool splice;     /* this stream reads with splice(2) */
+	bool splice; /* this stream reads with splice(2) */
 	bool poll_armed;
 	uint32_t full_reads; /* copy reads that filled a buffer (auto switches on these) */
 
@@ -150,11 +149,11 @@ struct stream {
 struct conn {
 	uint32_t idx;
 	uint16_t gen;
-	uint8_t kind;        /* enum conn_kind */
+	uint8_t kind; /* enum conn_kind */
 	bool closing;
-	bool rst;            /* close with SO_LINGER 0 (reset) */
+	bool rst; /* close with SO_LINGER 0 (reset) */
 	int fd;
-	uint32_t inflight;   /* submitted requests without their final CQE */
+	uint32_t inflight; /* submitted requests without their final CQE */
 	uint32_t next_free;
 	uint64_t started_ms;
 	union {
@@ -175,7 +174,7 @@ struct bufring {
 	uint32_t nbufs, bufsz;
 	uint16_t bgid;
 	uint32_t mask;
-	uint32_t out;     /* buffers currently held by user space */
+	uint32_t out; /* buffers currently held by user space */
 };
 
 /* An item of a tunnel's send queue: a WebSocket frame header and tunnel message header
@@ -184,15 +183,15 @@ struct outitem {
 	struct outitem *next;
 	uint8_t inl[80];
 	uint8_t inl_len;
-	bool from_ring;      /* data is a stream-ring buffer to return when sent */
+	bool from_ring; /* data is a stream-ring buffer to return when sent */
 	uint16_t bid;
-	uint8_t *heap;       /* owned payload (large control messages) */
+	uint8_t *heap; /* owned payload (large control messages) */
 	const uint8_t *data;
 	uint32_t data_len;
-	uint32_t off;        /* bytes of inl+data already sent */
-	uint32_t st_idx;     /* stream whose `queued` this counts against, or UINT32_MAX */
+	uint32_t off;    /* bytes of inl+data already sent */
+	uint32_t st_idx; /* stream whose `queued` this counts against, or UINT32_MAX */
 	uint16_t st_gen;
-	struct spipe *pipe;  /* splice path: the payload (data_len bytes) waits in this pipe */
+	struct spipe *pipe; /* splice path: the payload (data_len bytes) waits in this pipe */
 };
 
 enum {
@@ -212,7 +211,7 @@ struct shard {
 	bool stop;
 	bool draining;
 	uint64_t drain_deadline_ms;
-	uint64_t now_ms;  /* monotonic, updated once per loop turn */
+	uint64_t now_ms; /* monotonic, updated once per loop turn */
 
 	struct conn *conns;
 	uint32_t nconns, hiwater, free_head, live;
@@ -224,17 +223,17 @@ struct shard {
 	uint32_t http_live; /* CK_HTTP connections (control requests being read) */
 	struct __kernel_timespec tick_ts;
 
-	uint8_t rnd[256];  /* random bytes for masking keys */
+	uint8_t rnd[256]; /* random bytes for masking keys */
 	uint32_t rnd_pos;
 
 	struct shard_stats stats;
 };
 
 /* Features probed at start-up (engine/uring.c). */
+/* Optional ring set-up flags the kernel accepts (the required features are probed and
+ * their absence stops the start with a message naming them). */
 struct uring_features {
 	bool single_issuer, defer_taskrun, coop_taskrun, submit_all;
-	bool buf_ring, recv_multishot, accept_multishot, msg_ring;
-	bool cancel_fd;
 };
 extern struct uring_features uring_feat;
 
@@ -247,7 +246,7 @@ int uring_ring_init(struct io_uring *ring, unsigned entries);
 
 /* Set up / tear down a provided buffer ring. 0 or -errno. */
 int bufring_init(struct io_uring *ring, struct bufring *b, uint16_t bgid, uint32_t nbufs,
-		 uint32_t bufsz);
+                 uint32_t bufsz);
 void bufring_free(struct io_uring *ring, struct bufring *b);
 /* Give buffer bid back to the kernel. */
 void bufring_put(struct bufring *b, uint16_t bid);

@@ -5,19 +5,19 @@
 
 #include <stdint.h>
 
-#define STATS_PORTS 1024     /* port slots: the registry's (server) or --ports index (client) */
+#define STATS_PORTS 1024 /* port slots: the registry's (server) or --ports index (client) */
 #define STATS_RST_REASONS 16
 #define STATS_RTT_BUCKETS 13
 #define STATS_REQ_SLOTS 48
 
 enum hs_fail {
-	HS_UNAUTHORIZED,  /* server: bad or missing token; client: 401 from the server */
-	HS_BAD_REQUEST,   /* malformed HTTP or upgrade */
-	HS_TIMEOUT,       /* connect + upgrade + HELLO/WELCOME took too long */
-	HS_VERSION,       /* no common protocol version */
-	HS_CONNECT,       /* client: cannot reach the server */
-	HS_UPGRADE,       /* client: the server did not accept the upgrade */
-	HS_TLS,           /* the TLS handshake failed (certificate, protocol, plain HTTP) */
+	HS_UNAUTHORIZED, /* server: bad or missing token; client: 401 from the server */
+	HS_BAD_REQUEST,  /* malformed HTTP or upgrade */
+	HS_TIMEOUT,      /* connect + upgrade + HELLO/WELCOME took too long */
+	HS_VERSION,      /* no common protocol version */
+	HS_CONNECT,      /* client: cannot reach the server */
+	HS_UPGRADE,      /* client: the server did not accept the upgrade */
+	HS_TLS,          /* the TLS handshake failed (certificate, protocol, plain HTTP) */
 	HS_MAX,
 };
 
@@ -35,22 +35,19 @@ struct req_stat {
 };
 
 struct shard_stats {
-	uint64_t loops;          /* event-loop turns */
-	uint64_t completions;    /* CQEs handled */
-	uint64_t busy_ns;        /* time spent handling CQEs */
-	uint64_t bytes_up;       /* socket -> tunnel payload bytes */
-	uint64_t bytes_down;     /* tunnel -> socket payload bytes */
-	uint64_t bytes_spliced;  /* of bytes_up, those moved by splice(2) */
+	uint64_t loops;         /* event-loop turns */
+	uint64_t completions;   /* CQEs handled */
+	uint64_t busy_ns;       /* time spent handling CQEs */
+	uint64_t bytes_up;      /* socket -> tunnel payload bytes */
+	uint64_t bytes_down;    /* tunnel -> socket payload bytes */
+	uint64_t bytes_spliced; /* of bytes_up, those moved by splice(2) */
 	uint64_t streams_total;
 	uint64_t streams_active;
-	uint64_t resets_sent;
-	uint64_t resets_received;
 	uint64_t rst_sent[STATS_RST_REASONS];
 	uint64_t rst_received[STATS_RST_REASONS];
-	uint64_t bufring_empty;  /* -ENOBUFS from a buffer ring */
+	uint64_t bufring_empty; /* -ENOBUFS from a buffer ring */
 	uint64_t tunnels_total;
-	uint64_t reconnects;     /* client: connection attempts after the first */
-	uint64_t handshake_failures;
+	uint64_t reconnects; /* client: connection attempts after the first */
 	uint64_t hs_fail[HS_MAX];
 	uint64_t dial_failures;
 	uint64_t dataplane_refused; /* data-plane connections with no client to carry them */

@@ -569,7 +569,6 @@ static void tls_input(struct shard *s, struct conn *c, const uint8_t *p, size_t 
 		int r = tls_handshake(t->tls);
 		mark_dirty(s, c); /* handshake records to send, or an alert */
 		if (r < 0) {
-			STAT_ADD(s, handshake_failures, 1);
 			STAT_ADD(s, hs_fail[HS_TLS], 1);
 			if (t->role == WS_ROLE_CLIENT)
 				client_on_tls_failed(s, c, tls_error(t->tls));
@@ -704,7 +703,6 @@ void tunnel_tick(struct shard *s, struct conn *c)
 	}
 	if (t->state != TS_READY && t->state != TS_CLOSING &&
 	    s->now_ms - c->started_ms > (uint64_t)s->cfg->handshake_ms) {
-		STAT_ADD(s, handshake_failures, 1);
 		STAT_ADD(s, hs_fail[HS_TIMEOUT], 1);
 		tunnel_fail(s, c, WS_CLOSE_POLICY, "handshake timeout");
 		return;
@@ -1073,7 +1071,6 @@ static void handle_msg(struct shard *s, struct conn *c, const struct tun_msg *m)
 	case TUN_RST:
 		if (!lookup_stream(s, t, m->stream, &sc))
 			return;
-		STAT_ADD(s, resets_received, 1);
 		STAT_ADD(
 		        s,
 		        rst_received[m->u.rst.reason < STATS_RST_REASONS ? m->u.rst.reason : 0],
@@ -1210,7 +1207,6 @@ static void stream_reset(struct shard *s, struct conn *sc, uint16_t reason, bool
 			                            tun_rst_reason_name(reason));
 			if (len)
 				tunnel_send_msg(s, tc, m, len);
-			STAT_ADD(s, resets_sent, 1);
 			STAT_ADD(s, rst_sent[reason < STATS_RST_REASONS ? reason : 0], 1);
 		}
 	}

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "engine/shard.h"
 
@@ -20,13 +22,42 @@ static bool try_flags(unsigned flags)
 	return true;
 }
 
+/* Send a byte through a socket pair and read it with a multishot recv from buffer group
+ * b: true when the CQE has the byte, a buffer and IORING_CQE_F_MORE. (Multishot accept
+ * came with provided buffer rings, in 5.19, and needs no separate test.) */
+static bool multishot_recv_works(struct io_uring *r, struct bufring *b)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
+		return false;
+	bool ok = false;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+	io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = b->bgid;
+	io_uring_sqe_set_data64(sqe, 1);
+	if (io_uring_submit(r) == 1 && write(sv[1], "x", 1) == 1) {
+		struct io_uring_cqe *cqe;
+		struct __kernel_timespec ts = {.tv_sec = 1};
+		if (io_uring_wait_cqe_timeout(r, &cqe, &ts) == 0) {
+			ok = cqe->res == 1 && (cqe->flags & IORING_CQE_F_BUFFER) &&
+			     (cqe->flags & IORING_CQE_F_MORE);
+			io_uring_cqe_seen(r, cqe);
+		}
+	}
+	/* Closing both ends finishes the multishot request before the ring goes. */
+	close(sv[0]);
+	close(sv[1]);
+	return ok;
+}
+
 int uring_probe(const char **missing)
 {
 	struct io_uring r;
 	int ret = io_uring_queue_init(8, &r, 0);
 	if (ret < 0) {
 		*missing = "io_uring (io_uring_setup failed; is it disabled by sysctl "
-			   "kernel.io_uring_disabled or a seccomp policy?)";
+		           "kernel.io_uring_disabled or a seccomp policy?)";
 		return ret;
 	}
 	struct io_uring_probe *p = io_uring_get_probe_ring(&r);
@@ -39,16 +70,16 @@ int uring_probe(const char **missing)
 		int op;
 		const char *name;
 	} need[] = {
-		{IORING_OP_ACCEPT, "IORING_OP_ACCEPT"},
-		{IORING_OP_CONNECT, "IORING_OP_CONNECT"},
-		{IORING_OP_RECV, "IORING_OP_RECV"},
-		{IORING_OP_SEND, "IORING_OP_SEND"},
-		{IORING_OP_SENDMSG, "IORING_OP_SENDMSG"},
-		{IORING_OP_ASYNC_CANCEL, "IORING_OP_ASYNC_CANCEL"},
-		{IORING_OP_LINK_TIMEOUT, "IORING_OP_LINK_TIMEOUT"},
-		{IORING_OP_TIMEOUT, "IORING_OP_TIMEOUT"},
-		{IORING_OP_POLL_ADD, "IORING_OP_POLL_ADD"},
-		{IORING_OP_MSG_RING, "IORING_OP_MSG_RING"},
+	        {IORING_OP_ACCEPT, "IORING_OP_ACCEPT"},
+	        {IORING_OP_CONNECT, "IORING_OP_CONNECT"},
+	        {IORING_OP_RECV, "IORING_OP_RECV"},
+	        {IORING_OP_SEND, "IORING_OP_SEND"},
+	        {IORING_OP_SENDMSG, "IORING_OP_SENDMSG"},
+	        {IORING_OP_ASYNC_CANCEL, "IORING_OP_ASYNC_CANCEL"},
+	        {IORING_OP_LINK_TIMEOUT, "IORING_OP_LINK_TIMEOUT"},
+	        {IORING_OP_TIMEOUT, "IORING_OP_TIMEOUT"},
+	        {IORING_OP_POLL_ADD, "IORING_OP_POLL_ADD"},
+	        {IORING_OP_MSG_RING, "IORING_OP_MSG_RING"},
 	};
 	ret = 0;
 	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
@@ -59,17 +90,21 @@ int uring_probe(const char **missing)
 		}
 	}
 	io_uring_free_probe(p);
-	uring_feat.msg_ring = true;
 
 	/* Provided buffer rings (5.19) are required: register a tiny one to find out. */
 	if (ret == 0) {
 		struct bufring b;
 		if (bufring_init(&r, &b, 7, 2, 4096) != 0) {
-			*missing = "provided buffer rings (IORING_REGISTER_PBUF_RING, Linux 5.19)";
+			*missing =
+			        "provided buffer rings (IORING_REGISTER_PBUF_RING, Linux 5.19)";
 			ret = -ENOSYS;
 		} else {
+			/* Multishot recv (6.0) has no probe bit: try one on a socket pair. */
+			if (!multishot_recv_works(&r, &b)) {
+				*missing = "multishot recv with provided buffers (Linux 6.0)";
+				ret = -ENOSYS;
+			}
 			bufring_free(&r, &b);
-			uring_feat.buf_ring = true;
 		}
 	}
 	io_uring_queue_exit(&r);
@@ -78,16 +113,10 @@ int uring_probe(const char **missing)
 
 	uring_feat.single_issuer = try_flags(IORING_SETUP_SINGLE_ISSUER);
 	uring_feat.defer_taskrun =
-		uring_feat.single_issuer &&
-		try_flags(IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
+	        uring_feat.single_issuer &&
+	        try_flags(IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
 	uring_feat.coop_taskrun = try_flags(IORING_SETUP_COOP_TASKRUN);
 	uring_feat.submit_all = try_flags(IORING_SETUP_SUBMIT_ALL);
-	/* Multishot accept (5.19) and recv (6.0) have no probe bit; the kernel version that
-	 * brought buffer rings brought multishot accept, and recv multishot is checked on
-	 * first use (-EINVAL turns it off for that shard). */
-	uring_feat.accept_multishot = true;
-	uring_feat.recv_multishot = true;
-	uring_feat.cancel_fd = true;
 	return 0;
 }
 
@@ -117,25 +146,25 @@ int uring_ring_init(struct io_uring *ring, unsigned entries)
 }
 
 int bufring_init(struct io_uring *ring, struct bufring *b, uint16_t bgid, uint32_t nbufs,
-		 uint32_t bufsz)
+                 uint32_t bufsz)
 {
 	memset(b, 0, sizeof(*b));
 	size_t ring_sz = (size_t)nbufs * sizeof(struct io_uring_buf);
-	void *rmem = mmap(NULL, ring_sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-			  0);
+	void *rmem =
+	        mmap(NULL, ring_sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (rmem == MAP_FAILED)
 		return -errno;
 	void *mem = mmap(NULL, (size_t)nbufs * bufsz, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED) {
 		int err = -errno;
 		munmap(rmem, ring_sz);
 		return err;
 	}
 	struct io_uring_buf_reg reg = {
-		.ring_addr = (unsigned long)(uintptr_t)rmem,
-		.ring_entries = nbufs,
-		.bgid = bgid,
+	        .ring_addr = (unsigned long)(uintptr_t)rmem,
+	        .ring_entries = nbufs,
+	        .bgid = bgid,
 	};
 	int ret = io_uring_register_buf_ring(ring, &reg, 0);
 	if (ret) {
@@ -152,7 +181,7 @@ int bufring_init(struct io_uring *ring, struct bufring *b, uint16_t bgid, uint32
 	io_uring_buf_ring_init(b->br);
 	for (uint32_t i = 0; i < nbufs; i++)
 		io_uring_buf_ring_add(b->br, bufring_addr(b, (uint16_t)i), bufsz, (uint16_t)i,
-				      (int)b->mask, (int)i);
+		                      (int)b->mask, (int)i);
 	io_uring_buf_ring_advance(b->br, (int)nbufs);
 	return 0;
 }
