@@ -37,7 +37,11 @@ MAGIC = 0x31474C52  # loadgen's "RLG1"
 OP_RR = 3
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 
-SCENARIOS = {1: "bulk", 2: "rr", 3: "churn", 4: "scale", 5: "slow", 6: "federation"}
+SCENARIOS = {1: "bulk", 2: "rr", 3: "churn", 4: "scale", 5: "slow", 6: "federation",
+             7: "hol", 8: "scaling"}
+# What BENCH_QUICK=1 runs when BENCH_SCENARIOS does not say: 7 and 8 would take the quick
+# profile well past its ~2 minute budget (it is at about 2 min with 1-6 alone).
+QUICK_DEFAULT = [1, 2, 3, 4, 5, 6]
 # BoringSSL's own AES-128-GCM speed (`bssl speed`), the baseline of the TLS paths: results.json
 # scenario "crypto", this case, path "bssl".
 BSSL_CASE = "AES-128-GCM 16 KiB seal"
@@ -50,6 +54,8 @@ TITLES = {
     "scale": "4. Scale: idle streams, then a low request rate over all of them",
     "slow": "5. Slow consumer (reader stops while the upstream sends)",
     "federation": "6. Federation-shaped response (a pause, then a large body)",
+    "hol": "7. Head-of-line: small requests while a bulk download shares the tunnel",
+    "scaling": "8. Shard scaling: parallel bulk streams, 1 server shard vs 2",
 }
 
 
@@ -84,18 +90,34 @@ def profile():
         fed_delay_ms=5000,
         bssl_timeout=1,  # `bssl speed -timeout` (whole seconds per test; 0: about 1000 calls)
         bssl_reps=3,  # `bssl speed` runs (about 3 s each), spread over the bulk repetitions
+        # 7. head-of-line: rr (hol_conc connections, 64 B requests, hol_resp answers) for hol_s
+        # idle, then hol_s again while one bulk download runs on the same tunnel lane; the
+        # download starts hol_lead_s before the loaded rr and ends hol_tail_s after it.
+        hol_s=2.0,
+        hol_conc=4,
+        hol_resp=KIB,
+        hol_lead_s=0.5,
+        hol_tail_s=0.5,
+        # 8. shard scaling: scaling_streams bulk streams per direction, scaling_s each.
+        scaling_s=2.0,
+        scaling_streams=8,
+        scaling_dirs=["down", "up"],
     )
     if env_flag("BENCH_QUICK"):
         p.update(name="quick", bulk_s=0.5, rr_s=0.5, churn_s=0.5, long_reps=1,
                  iperf3_streams=[1], bssl_reps=1,
-                 scale_idle_s=1.0, scale_active_s=1.5, slow_pause_s=1.5)
+                 scale_idle_s=1.0, scale_active_s=1.5, slow_pause_s=1.5,
+                 hol_s=1.0, hol_lead_s=0.3, hol_tail_s=0.3, scaling_s=1.0,
+                 scaling_dirs=["down"])
     if env_flag("BENCH_TINY"):
         p.update(name="tiny", reps=1, long_reps=1, bulk_s=0.3,
                  bulk_cases=[("up", 1), ("down", 1)], rr_s=0.3, rr_conc=4,
                  rr_sizes=[KIB, 64 * KIB], churn_s=0.3, churn_conc=4, scale_n=200,
                  scale_idle_s=0.3, scale_active_s=0.5, scale_rate=200.0,
                  slow_bytes=32 * MIB, slow_pause_s=0.5, fed_bytes=10 * 1000 * 1000,
-                 fed_delay_ms=300, bssl_timeout=0, bssl_reps=1)
+                 fed_delay_ms=300, bssl_timeout=0, bssl_reps=1,
+                 hol_s=0.3, hol_lead_s=0.2, hol_tail_s=0.2, scaling_s=0.3,
+                 scaling_dirs=["down"])
     if os.environ.get("BENCH_REPS"):
         p["reps"] = p["long_reps"] = max(1, int(os.environ["BENCH_REPS"]))
     p["bssl_reps"] = min(p["bssl_reps"], p["reps"])
@@ -239,6 +261,44 @@ def rss_kib(pid, tree=False):
     return sum(vals) if vals else None
 
 
+def thread_cpu(pid):
+    """utime+stime seconds of each shard thread of a ringlet process: {shard: seconds}
+    (threads named ringlet-sN, /proc/PID/task/*/comm)."""
+    out = {}
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for t in tids:
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                m = re.search(r"-s(\d+)$", f.read().strip())
+            if m:
+                with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                    st = f.read()
+                fl = st[st.rindex(")") + 2:].split()
+                out[int(m.group(1))] = (int(fl[11]) + int(fl[12])) / CLK_TCK
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def shard_counters(text):
+    """ringlet's per-shard /metrics counters: {metric: {shard: value}} for
+    ringlet_shard_busy_seconds_total and ringlet_shard_completions_total."""
+    out = {}
+    for line in (text or "").splitlines():
+        m = re.match(r'(ringlet_shard_(?:busy_seconds|completions)_total)\{shard="(\d+)"\}'
+                     r"\s+(\S+)", line)
+        if m:
+            out.setdefault(m.group(1), {})[int(m.group(2))] = float(m.group(3))
+    return out
+
+
+def delta(after, before):
+    return {k: after[k] - before.get(k, 0) for k in after}
+
+
 # ---- ports and probes ----------------------------------------------------------------------
 
 
@@ -362,6 +422,9 @@ class Haproxy(Path):
         self.maxpipes = 256
         self.maxconn = max(100, min(30000, (nofile - 300 - 2 * self.maxpipes) // 2))
 
+    def runs(self, scenario, prof_name):
+        return scenario != 8  # shard scaling is about ringlet's own configurations
+
     def start(self, ctx):
         super().start(ctx)
         self.host, self.port = PUBLIC_HOST, free_port(PUBLIC_HOST)
@@ -396,6 +459,9 @@ class Socat(Path):
         self.tree = True
         self.scale = False  # a process per connection: 10k streams would be 10k processes
 
+    def runs(self, scenario, prof_name):
+        return scenario not in (7, 8)  # the one-hop references there are direct and haproxy
+
     def start(self, ctx):
         super().start(ctx)
         self.host, self.port = PUBLIC_HOST, free_port(PUBLIC_HOST)
@@ -423,6 +489,12 @@ def parse_template(fn):
     return t
 
 
+def split_args(spec):
+    """A template's `server args | client args` value -> (server argv, client argv)."""
+    srv, _, cli = (spec or "").partition("|")
+    return shlex.split(srv), shlex.split(cli)
+
+
 class Tunnel(Path):
     def __init__(self, tpl, upstream_port, ringlet):
         super().__init__(tpl["name"], "tunnel", upstream_port)
@@ -430,6 +502,45 @@ class Tunnel(Path):
         self.ringlet = ringlet
         self.scale = tpl.get("scale", "yes").lower() not in ("no", "false", "0")
         self.tls = tpl.get("tls", "no").lower() in ("yes", "true", "1")
+        self.extra = ([], [])  # arguments appended to the server's and the client's command
+        self.variant_of = None
+        self.control_port = self.state_dir = None
+
+    def scaling_configs(self):
+        """Scenario 8's configurations: [(label, server args, client args)] from the
+        template's `scaling_LABEL = server args | client args` keys, in key order."""
+        return [(k[len("scaling_"):],) + split_args(v) for k, v in self.tpl.items()
+                if k.startswith("scaling_")]
+
+    def variant(self, label, srv_args, cli_args):
+        """The same tunnel with extra arguments, measured as path NAME-LABEL (scenario 8)."""
+        v = Tunnel(self.tpl, self.upstream_port, self.ringlet)
+        v.name = "%s-%s" % (self.name, label)
+        v.extra = (list(srv_args), list(cli_args))
+        v.variant_of = self.name
+        return v
+
+    def metrics_text(self, path="/metrics", timeout=2.0):
+        """GET path on the tunnel server's control port with the run's token (ringlet's
+        /metrics and /status); None when it does not answer."""
+        import ssl
+        import urllib.request
+        if not self.control_port:
+            return None
+        ctx = None
+        if self.tls:  # ringlet-wss: auto-TLS, verified against the CA in its state dir
+            ca = os.path.join(self.state_dir or "", "ca.crt")
+            if not os.path.exists(ca):
+                return None
+            ctx = ssl.create_default_context(cafile=ca)
+        req = urllib.request.Request("%s://127.0.0.1:%d%s" % (
+            "https" if self.tls else "http", self.control_port, path),
+            headers={"Authorization": "Bearer " + self.token})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout, context=ctx) as r:
+                return r.read().decode(errors="replace")
+        except (OSError, ValueError):
+            return None
 
     def scenario_list(self, prof_name):
         spec = (self.tpl.get({"quick": "quick_scenarios",
@@ -440,6 +551,8 @@ class Tunnel(Path):
         return sorted({int(x) for x in re.split(r"[ ,]+", spec) if x})
 
     def runs(self, scenario, prof_name):
+        if scenario == 8 and not self.scaling_configs():
+            return False
         return scenario in self.scenario_list(prof_name)
 
     def subst(self, s, vals):
@@ -464,9 +577,13 @@ class Tunnel(Path):
                                if "public_port" in self.tpl else free_port(PUBLIC_HOST))
         self.host = self.subst(self.tpl.get("public_host", PUBLIC_HOST), vals)
         self.port = vals["public_port"]
-        srv = shlex.split(self.subst(self.tpl["server"], vals))
-        cli = shlex.split(self.subst(self.tpl["client"], vals))
+        srv = shlex.split(self.subst(self.tpl["server"], vals)) + self.extra[0]
+        cli = shlex.split(self.subst(self.tpl["client"], vals)) + self.extra[1]
+        self.control_port, self.token = vals["control_port"], ctx.token
+        self.state_dir = vals["state_dir"]
         self.commands = {"server": srv, "client": cli, "template": self.tpl["file"]}
+        if self.variant_of:
+            self.commands["variant_of"] = self.variant_of
         self.procs = {"server": start(self.name + "-server", srv, ctx.logdir)}
         # Start the client once the server accepts on the control port, so it does not
         # begin with a refused dial and a reconnect back-off. (If it never does, the
@@ -667,10 +784,11 @@ class Runner:
                 sys.exit(77)
         sel = os.environ.get("BENCH_SCENARIOS", "").strip()
         self.scenarios = sorted({int(x) for x in re.split(r"[ ,]+", sel) if x} if sel
+                                else QUICK_DEFAULT if self.prof["name"] == "quick"
                                 else SCENARIOS)
         bad = [s for s in self.scenarios if s not in SCENARIOS]
         if bad:
-            sys.exit("bench: unknown scenario(s) %s (1-6)" % bad)
+            sys.exit("bench: unknown scenario(s) %s (1-%d)" % (bad, max(SCENARIOS)))
         ts = time.strftime("%Y%m%d-%H%M%S")
         base = os.path.abspath(os.environ.get("BENCH_OUT") or os.path.join(BENCH, "results"))
         self.out = os.path.join(base, ts)
@@ -695,6 +813,7 @@ class Runner:
         self.step = 0
         self.steps = 0
         self.tty = sys.stderr.isatty()
+        self.variants = []  # scenario 8's tunnel configurations (Tunnel.variant)
 
     # -- progress ------------------------------------------------------------------------
 
@@ -769,6 +888,13 @@ class Runner:
                 continue
             if p.procs:
                 p.stop()
+            if scenario == 8:  # s_scaling starts each configuration itself
+                ready.append(p)
+                continue
+            # Scenario 7 puts every stream on one tunnel connection (ringlet: `hol = |
+            # --lanes 1` in its template); every other scenario runs the template as is.
+            p.extra = split_args(p.tpl.get("hol")) if scenario == 7 and isinstance(
+                p, Tunnel) else ([], [])
             p.error = None
             try:
                 p.start(self.ctx)
@@ -1167,6 +1293,182 @@ class Runner:
                     m["byte_exact"] = bool(res.get("byte_exact"))
                 self.record("federation", case, p, rep, argv, rc, res, err, wall, m)
 
+    def tunnel_status(self, p):
+        """(lanes, laneShards, server shards) of the first client in ringlet's /status, or
+        None (another tunnel, or no answer)."""
+        if not isinstance(p, Tunnel):
+            return None
+        try:
+            j = json.loads(p.metrics_text("/status") or "")
+            c = j["clients"][0]["ringlet"]
+            return c.get("lanes"), c.get("laneShards"), j.get("ringlet", {}).get("shards")
+        except (ValueError, KeyError, IndexError, TypeError):
+            return None
+
+    def s_hol(self, paths):
+        """7. One bulk download and rr traffic on the same path (ringlet: one lane, `--lanes
+        1`): the rr latency alone, then while the download runs, in each repetition."""
+        P = self.prof
+        case = "%s x%d + 1 bulk down" % (size_name(P["hol_resp"]), P["hol_conc"])
+        bulk_s = P["hol_lead_s"] + P["hol_s"] + P["hol_tail_s"]
+        for rep in range(P["reps"]):
+            for p in paths:
+                self.progress("7 head-of-line  %s  rep %d/%d" % (p.name, rep + 1, P["reps"]))
+                if not p.healthy():
+                    self.dead(p, "hol", case, rep)
+                    continue
+                rr = self.lg("rr", p, "--resp", P["hol_resp"], "--conc", P["hol_conc"],
+                             "--seconds", P["hol_s"])
+                bulk = self.lg("bulk", p, "--dir", "down", "--streams", 1, "--seconds", bulk_s)
+                idle = self.run_client(rr, P["hol_s"] + 60)
+                out = {}
+
+                def run_bulk(out=out, bulk=bulk):
+                    out["t0"] = time.monotonic()
+                    out["r"] = self.run_client(bulk, bulk_s + 60)
+                    out["t1"] = time.monotonic()
+
+                th = threading.Thread(target=run_bulk, daemon=True)
+                th.start()
+                time.sleep(P["hol_lead_s"])
+                loaded = self.run_client(rr, P["hol_s"] + 60)
+                t_rr_end = time.monotonic()
+                th.join(bulk_s + 90)
+                bres = out.get("r") or ("timeout", None, ["bulk did not end"], 0.0)
+                parts = {"idle": idle, "loaded": loaded, "bulk": bres}
+                rc = next((r[0] for r in parts.values() if r[0] != 0), 0)
+                res = {k: r[1] for k, r in parts.items()}
+                errs = ["%s: %s" % (k, (r[1] or {}).get("error") or " | ".join(r[2]))
+                        for k, r in parts.items() if r[0] != 0 or not r[1] or "error" in r[1]]
+                if errs:
+                    res["error"] = "; ".join(errs)
+                m = {}
+                for k in ("idle", "loaded"):
+                    r = res[k] or {}
+                    lat = r.get("latency_us", {})
+                    for q in ("p50", "p90", "p99", "p999"):
+                        if q in lat:
+                            m["%s_%s_us" % (k, q)] = lat[q]
+                    if "rps" in r:
+                        m[k + "_rps"] = r["rps"]
+                for q in ("p50", "p99"):
+                    if m.get("idle_%s_us" % q) and m.get("loaded_%s_us" % q):
+                        m[q + "_ratio"] = m["loaded_%s_us" % q] / m["idle_%s_us" % q]
+                if res["bulk"] and "gbps" in res["bulk"]:
+                    m["bulk_gbps"] = res["bulk"]["gbps"]
+                # The download must span the whole loaded rr run.
+                m["bulk_spanned"] = bool(out.get("t1") and out["t1"] >= t_rr_end)
+                st = self.tunnel_status(p)
+                extra = {"cmd_bulk": bulk, "lead_s": P["hol_lead_s"],
+                         "path_commands": p.commands}
+                if st:
+                    m["lanes"] = st[0]
+                    extra["lane_shards"], extra["server_shards"] = st[1], st[2]
+                wall = sum(r[3] for r in (idle, loaded))
+                self.record("hol", case, p, rep, rr, rc, res, [], wall, m, extra)
+
+    def s_scaling(self, paths):
+        """8. scaling_streams parallel bulk streams through each of a tunnel's scenario-8
+        configurations (ringlet: 1 server shard + 1 lane, 2 shards + the default lanes),
+        restarted fresh for every repetition, and direct as the reference. Per-shard work
+        from ringlet's /metrics and from the shard threads' CPU time."""
+        P = self.prof
+        n = P["scaling_streams"]
+        runs = []
+        for p in paths:
+            if p.kind == "direct":
+                runs.append(p)
+            elif isinstance(p, Tunnel):
+                for label, sa, ca in p.scaling_configs():
+                    v = p.variant(label, sa, ca)
+                    self.variants.append(v)
+                    runs.append(v)
+        for rep in range(P["reps"]):
+            for p in runs:
+                cases = ["%s x%d" % (d, n) for d in P["scaling_dirs"]]
+                if p.kind == "tunnel":
+                    p.error = None
+                    try:
+                        p.start(self.ctx)
+                        ok = p.ready()
+                    except (OSError, ValueError, KeyError, RuntimeError) as e:
+                        p.error, ok = "start failed: %s" % e, False
+                    if not ok:
+                        for case in cases:
+                            self.progress("8 scaling %s  %s  rep %d/%d" % (
+                                case, p.name, rep + 1, P["reps"]))
+                            self.record("scaling", case, p, rep, [], "start failed", None,
+                                        [p.error or ""], 0, {})
+                        p.stop()
+                        continue
+                    # Every lane joined before the streams open (lanes join after lane 0).
+                    cli = p.extra[1]
+                    want = (int(cli[cli.index("--lanes") + 1]) if "--lanes" in cli
+                            else None)
+                    wait_until(lambda: (lambda st: st is not None and st[0] is not None and
+                                        st[0] >= (want or min(st[2] or 1,
+                                                              os.cpu_count() or 1)))(
+                        self.tunnel_status(p)), 5.0, 0.05)
+                for d, case in zip(P["scaling_dirs"], cases):
+                    self.progress("8 scaling %s  %s  rep %d/%d" % (case, p.name, rep + 1,
+                                                                   P["reps"]))
+                    if not p.healthy():
+                        self.dead(p, "scaling", case, rep)
+                        continue
+                    self.scaling_one(p, d, n, case, rep)
+                if p.kind == "tunnel":
+                    p.stop()
+
+    def scaling_one(self, p, d, n, case, rep):
+        P = self.prof
+        argv = self.lg("bulk", p, "--dir", d, "--streams", n, "--seconds", P["scaling_s"])
+        tun = p.kind == "tunnel"
+        srv = p.procs.get("server")
+        cl = p.procs.get("client")
+        m0 = shard_counters(p.metrics_text()) if tun else {}
+        s0 = thread_cpu(srv.pid) if srv else {}
+        k0 = thread_cpu(cl.pid) if cl else {}
+        c0 = cpu_seconds(p.pids())
+        rc, res, err, wall = self.run_client(argv, P["scaling_s"] + 60)
+        cpu = cpu_seconds(p.pids()) - c0
+        m, extra = {}, {}
+        if res and "gbps" in res:
+            m["gbps"] = res["gbps"]
+            if res.get("bytes") and res.get("seconds"):
+                m["bytes_per_s"] = res["bytes"] / res["seconds"]
+            if tun and res.get("bytes_total"):
+                m["cpu_s"] = round(cpu, 3)
+                m["cpu_s_per_gb"] = cpu / (res["bytes_total"] / 1e9)
+        if tun:
+            m1 = shard_counters(p.metrics_text())
+            busy = delta(m1.get("ringlet_shard_busy_seconds_total", {}),
+                         m0.get("ringlet_shard_busy_seconds_total", {}))
+            comp = delta(m1.get("ringlet_shard_completions_total", {}),
+                         m0.get("ringlet_shard_completions_total", {}))
+            scpu = delta(thread_cpu(srv.pid), s0) if srv else {}
+            kcpu = delta(thread_cpu(cl.pid), k0) if cl else {}
+            for sh, v in busy.items():
+                m["server_s%d_busy_s" % sh] = v
+            for sh, v in comp.items():
+                m["server_s%d_completions" % sh] = v
+            for sh, v in scpu.items():
+                m["server_s%d_cpu_s" % sh] = v
+            for sh, v in kcpu.items():
+                m["client_s%d_cpu_s" % sh] = v
+            total = sum(busy.values())
+            if busy:
+                m["server_shards"] = len(busy)
+                # A shard "worked" when it did at least 10% of the server's busy time.
+                m["server_shards_working"] = sum(1 for v in busy.values()
+                                                 if total > 0 and v >= 0.1 * total)
+            st = self.tunnel_status(p)
+            if st:
+                m["lanes"] = st[0]
+                extra["lane_shards"] = st[1]
+            extra.update(shard_busy_s=busy, shard_completions=comp, server_thread_cpu_s=scpu,
+                         client_thread_cpu_s=kcpu)
+        self.record("scaling", case, p, rep, argv, rc, res, err, wall, m, extra)
+
     def bssl_info(self):
         """What results.json says about the BoringSSL baseline: whether it was measured,
         and if not, why (no number is made up)."""
@@ -1208,6 +1510,12 @@ class Runner:
             elif s == 4:
                 n += P["long_reps"] * len([p for p in self.paths if p.scale and
                                            p.runs(s, P["name"])])
+            elif s == 7:
+                n += P["reps"] * np
+            elif s == 8:
+                nv = sum(len(p.scaling_configs()) if isinstance(p, Tunnel) else 1
+                         for p in self.paths if p.runs(s, P["name"]))
+                n += P["reps"] * len(P["scaling_dirs"]) * nv
             else:
                 n += P["long_reps"] * np
         return n
@@ -1277,7 +1585,12 @@ class Runner:
                        "upstream_port": p.upstream_port, "commands": p.commands,
                        "starts": p.starts, "tls": p.tls,
                        "scenarios": [SCENARIOS[s] for s in self.scenarios
-                                     if p.runs(s, P["name"])]} for p in self.paths],
+                                     if p.runs(s, P["name"])]}
+                      for p in self.paths] + [
+                {"name": v.name, "kind": v.kind, "address": v.addr(),
+                 "upstream_port": v.upstream_port, "commands": v.commands, "starts": v.starts,
+                 "tls": v.tls, "variant_of": v.variant_of, "scenarios": ["scaling"]}
+                for v in self.variants],
             "skipped_paths": self.skipped,
             "aggregates": aggregates,
             "bssl": self.bssl_info(),

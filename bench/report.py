@@ -302,6 +302,87 @@ def summary(res):
                       "–" if not be else ("yes" if be["min"] == 1 else "NO"))
         w(t.md())
 
+    if "hol" in A:
+        w("")
+        w("## 7. Head-of-line: small requests while a bulk download shares the tunnel")
+        w("")
+        w("Per repetition: %s connections, each with one 64-byte request in flight answered "
+          "with %s, for %s s on an idle path (`idle`), then again while one `loadgen bulk "
+          "--dir down` stream runs through the same path (`loaded`; the download starts %s s "
+          "before and ends %s s after the requests; its rate is `bulk Gbit/s`). ringlet runs "
+          "with `--lanes 1` on the client (`hol` in its template), so the download and the "
+          "requests share one WebSocket. `p99 ×idle` is loaded p99 / idle p99 of the same "
+          "repetition (median over the repetitions); latencies in µs. direct and haproxy "
+          "carry the download on a connection of its own: their ratio is what the download "
+          "costs through CPU contention alone on this machine (the download, the load "
+          "generator, the upstream and the path share the CPUs), not head-of-line blocking." % (
+              P.get("hol_conc"), size_name_r(P.get("hol_resp")), P.get("hol_s"),
+              P.get("hol_lead_s"), P.get("hol_tail_s")))
+        w("")
+        t = Table(["path", "idle p50", "idle p99", "loaded p50", "loaded p99", "p99 ×idle",
+                   "p50 ×idle", "idle req/s", "loaded req/s", "bulk Gbit/s", "lanes"])
+        for case in A["hol"]:
+            byp = A["hol"][case]
+            for p in path_order(byp):
+                m = byp[p]
+                t.add(p, fig(m.get("idle_p50_us")), fig(m.get("idle_p99_us")),
+                      fig(m.get("loaded_p50_us")), fig(m.get("loaded_p99_us")),
+                      fig(m.get("p99_ratio")), fig(m.get("p50_ratio")),
+                      fig(m.get("idle_rps")), fig(m.get("loaded_rps")),
+                      fig(m.get("bulk_gbps")), fig(m.get("lanes"), 0))
+        w(t.md())
+        spans = [s for s in res.get("samples", []) if s.get("scenario") == "hol" and
+                 s.get("ok") and not (s.get("metrics") or {}).get("bulk_spanned")]
+        if spans:
+            w("")
+            w("In %d measurement(s) the download ended before the loaded requests did "
+              "(`bulk_spanned` false in results.json)." % len(spans))
+
+    if "scaling" in A:
+        w("")
+        w("## 8. Shard scaling: parallel bulk streams, 1 shard vs 2")
+        w("")
+        variants = [p for p in res.get("paths", []) if p.get("variant_of")]
+        w("%s parallel bulk streams per direction, %s s per measurement, through each "
+          "configuration of the tunnel, restarted fresh for every repetition: %s. `×first "
+          "config` is the configuration's median Gbit/s over that of the first one (%s). "
+          "Per shard (`s0 / s1`): "
+          "the server's `ringlet_shard_busy_seconds_total` (time spent handling "
+          "completions, from /metrics) and `ringlet_shard_completions_total` deltas over "
+          "the measurement, and the user+system CPU seconds of each shard thread "
+          "(`ringlet-sN`, /proc) of the server and of the client. `working` = server shards "
+          "that did at least 10%% of the server's busy time. The load generator, the "
+          "upstream and both tunnel ends share this machine's %s CPU(s)." % (
+              P.get("scaling_streams"), P.get("scaling_s"), "; ".join(
+                  "`%s` = server `%s`, client %s" % (
+                      v["name"], " ".join(v["commands"].get("server", [])[-2:]) if
+                      v["commands"].get("server") else "?",
+                      client_extra(v)) for v in variants) or "none",
+              "`%s`" % variants[0]["name"] if variants else "none",
+              M.get("nproc")))
+        w("")
+        first = {}
+        for v in variants:
+            first.setdefault(v["variant_of"], v["name"])
+        base_of = {v["name"]: first[v["variant_of"]] for v in variants}
+        t = Table(["case", "path", "Gbit/s", "×direct", "×first config", "CPU s/GB", "lanes",
+                   "server busy s", "server completions", "server thread CPU s",
+                   "client thread CPU s", "working"])
+        for case in A["scaling"]:
+            byp = A["scaling"][case]
+            base = (byp.get("direct") or {}).get("gbps")
+            for p in path_order(byp):
+                m = byp[p]
+                fb = (byp.get(base_of.get(p)) or {}).get("gbps") if p in base_of else None
+                t.add(case, p, fig(m.get("gbps")), ratio(m.get("gbps"), base),
+                      ratio(m.get("gbps"), fb) if fb else "–", fig(m.get("cpu_s_per_gb")),
+                      fig(m.get("lanes"), 0), per_shard(m, "server", "busy_s", 3),
+                      per_shard(m, "server", "completions", 0),
+                      per_shard(m, "server", "cpu_s", 2), per_shard(m, "client", "cpu_s", 2),
+                      fig(m.get("server_shards_working"), 0) if m.get("server_shards")
+                      else "–")
+        w(t.md())
+
     failed = [s for s in res.get("samples", []) if not s.get("ok")]
     w("")
     w("## Failures")
@@ -314,6 +395,33 @@ def summary(res):
                                         str(s.get("error"))[:600].replace("\n", " ")))
     w("")
     return "\n".join(out)
+
+
+def size_name_r(n):
+    if not n:
+        return "?"
+    for unit, name in ((1 << 20, "MiB"), (1 << 10, "KiB")):
+        if n >= unit and n % unit == 0:
+            return "%d %s" % (n // unit, name)
+    return "%d B" % n
+
+
+def per_shard(m, role, what, digits):
+    """`s0 / s1 / …` medians of a scaling sample's per-shard metrics (role_sN_what)."""
+    vals = []
+    for n in range(64):
+        st = m.get("%s_s%d_%s" % (role, n, what))
+        if st is None:
+            break
+        vals.append(fmt(st["median"], digits))
+    return " / ".join(vals) if vals else "–"
+
+
+def client_extra(v):
+    """The arguments a scenario-8 configuration adds to the client (or 'default')."""
+    cli = v.get("commands", {}).get("client", [])
+    return "`%s`" % " ".join(cli[cli.index("--lanes"):cli.index("--lanes") + 2]) \
+        if "--lanes" in cli else "with its default lanes"
 
 
 def tls_section(res, w):

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Smoke test of the benchmark harness (bench/run.sh): a seconds-long run (BENCH_TINY=1: one
-# repetition, tiny sizes, every scenario) over direct, socat and ringlet, plus ringlet-wss
+# repetition, tiny sizes, scenarios 1-7; 8, shard scaling, is left out) over direct, socat
+# and ringlet, plus ringlet-wss
 # (TLS; bulk and federation only in this profile) and a short `bssl speed` when the tool is
 # installed, written to a temp dir. Checks that results.json and summary.md are produced and
 # parse, that every measurement ran and that ringlet (ws and wss) carried every byte exactly,
@@ -29,7 +30,7 @@ command -v python3 >/dev/null 2>&1 || skip "python3 not found"
 out=$(mktemp -d /tmp/ringlet-bench-smoke.XXXXXX) || fail "mktemp"
 trap 'rm -rf "$out"' EXIT
 
-BENCH_TINY=1 BENCH_OUT="$out" BENCH_PATHS=direct,socat,ringlet,ringlet-wss BENCH_SCENARIOS=1,2,3,4,5,6 \
+BENCH_TINY=1 BENCH_OUT="$out" BENCH_PATHS=direct,socat,ringlet,ringlet-wss BENCH_SCENARIOS=1,2,3,4,5,6,7 \
 	RINGLET_BIN="$RINGLET_BIN" LOADGEN_BIN="$LOADGEN_BIN" \
 	timeout -k 5 240 sh bench/run.sh >"$out/run.log" 2>&1
 rc=$?
@@ -57,7 +58,7 @@ assert {"direct", "ringlet", "ringlet-wss"} <= paths, "paths: %s" % sorted(paths
 bad = [s for s in res["samples"] if not s.get("ok")]
 assert not bad, "failed measurements: %s" % json.dumps(bad)[:2000]
 agg = res["aggregates"]
-for scen in ("bulk", "rr", "churn", "scale", "slow", "federation"):
+for scen in ("bulk", "rr", "churn", "scale", "slow", "federation", "hol"):
     assert scen in agg, "no %s figures" % scen
     for case, byp in agg[scen].items():
         for p in ("direct", "ringlet"):
@@ -86,11 +87,17 @@ if b["available"]:
 else:
     assert b.get("reason"), "bssl unavailable without a reason"
     assert not agg.get("crypto"), "a bssl figure although it is unavailable"
+for case, byp in agg["hol"].items():  # 7: idle and loaded latency, the ratio, one lane
+    for p in ("direct", "ringlet"):
+        for k in ("idle_p99_us", "loaded_p99_us", "p99_ratio", "bulk_gbps"):
+            assert byp[p][k]["median"] > 0, "hol/%s: %s %s = %s" % (case, p, k, byp[p].get(k))
+    assert byp["ringlet"]["lanes"]["median"] == 1, "hol: ringlet not on one lane"
 for s in res["samples"]:
-    if s.get("scenario") in ("bulk", "rr", "churn", "scale", "slow", "federation"):
+    if s.get("scenario") in ("bulk", "rr", "churn", "scale", "slow", "federation", "hol"):
         assert s.get("cmd"), "sample without its command: %s" % s
 for head in ("## 1. Bulk throughput", "## 2. Request/response latency", "## 3. Connection churn",
-             "## 4. Scale", "## 5. Slow consumer", "## 6. Federation-shaped response"):
+             "## 4. Scale", "## 5. Slow consumer", "## 6. Federation-shaped response",
+             "## 7. Head-of-line"):
     assert head in summary, "summary.md lacks %r" % head
 assert "| ringlet |" in summary or "| ringlet" in summary, "summary.md has no ringlet row"
 print("results.json: %d samples; summary.md: %d lines" % (len(res["samples"]),
