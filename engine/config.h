@@ -17,7 +17,7 @@ enum cfg_mode {
 
 /* How stream payloads go from a socket into the tunnel (docs/DESIGN.md). */
 enum cfg_data_path {
-	CFG_DP_AUTO,   /* copy, switching a stream to splice once it shows bulk reads */
+	CFG_DP_AUTO,   /* the measured best here: copy (bench/README.md, "Data paths") */
 	CFG_DP_COPY,   /* recv into provided buffers, sendmsg from them */
 	CFG_DP_SPLICE, /* splice(2) socket -> pipe -> tunnel socket, on plain tunnels */
 };

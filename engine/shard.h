@@ -141,7 +141,6 @@ struct stream {
 	struct spipe *pipe;
 	bool splice; /* this stream reads with splice(2) */
 	bool poll_armed;
-	uint32_t full_reads; /* copy reads that filled a buffer (auto switches on these) */
 
 	uint64_t bytes_up, bytes_down;
 };

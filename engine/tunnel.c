@@ -1260,8 +1260,6 @@ static void stream_maybe_recv(struct shard *s, struct conn *sc)
 	st->recv_armed = true;
 }
 
-#define SPLICE_AFTER 4 /* auto: full reads before a stream moves to the splice path */
-
 /* Socket EOF on the up side: FIN to the peer. */
 static void stream_eof(struct shard *s, struct conn *sc, struct conn *tc)
 {
@@ -1393,11 +1391,6 @@ static void on_stream_recv(struct shard *s, struct conn *sc, struct io_uring_cqe
 		STAT_ADD(s, bytes_up, (uint64_t)res);
 		STAT_ADD(s, port[st->port_slot].bytes_received, (uint64_t)res);
 		queue_item(s, tc, it);
-		/* auto: a stream that keeps filling whole buffers is bulk; splice it from now
-		 * on (small exchanges stay on the copy path, which costs fewer syscalls). */
-		if ((uint32_t)res == s->stream_ring.bufsz && ++st->full_reads >= SPLICE_AFTER &&
-		    s->cfg->data_path == CFG_DP_AUTO && splice_ok(s, t))
-			stream_use_splice(st);
 		stream_maybe_recv(s, sc);
 		return;
 	}

@@ -116,8 +116,8 @@ static size_t engine_flags(struct flag *tab, size_t n, struct cfg *c, struct par
 	                              "how payloads move from sockets into the tunnel: copy "
 	                              "(through provided buffers), splice (splice(2) through a "
 	                              "pipe, on plain ws:// tunnels; a client needs the "
-	                              "zero-mask capability), or auto (copy, switching bulk "
-	                              "streams to splice)",
+	                              "zero-mask capability), or auto (the path measured "
+	                              "fastest here: copy; see bench/README.md)",
 	                      .def = "auto"});
 	n = add(tab, n,
 	        (struct flag){.name = "shards",
