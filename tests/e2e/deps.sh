@@ -2,11 +2,14 @@
 # Install what the end-to-end federation scenario needs from Debian: prometheus (the binary
 # only: the test runs its own prometheus processes inside network namespaces; the package's
 # own service, if it starts, listens on :9090 in the root namespace and never collides),
-# iproute2 (ip netns, veth, tc), curl and python3.
+# iproute2 (ip netns, veth, tc), curl and python3; for the ingress variant (E2E_INGRESS=1)
+# nginx and openssl (the test runs its own nginx in the observability namespace with a config
+# in its temporary directory; the package's own service, if it starts, listens on :80 in the
+# root namespace and is never used).
 # Idempotent and quiet: prints nothing when everything is already installed.
 set -eu
 
-PKGS="prometheus iproute2 curl python3 procps"
+PKGS="prometheus iproute2 curl python3 procps nginx openssl"
 
 missing=""
 for p in $PKGS; do

@@ -10,6 +10,9 @@ asserted and the report. Environment:
   SERIES           exporter series per client cluster (default 10000)
   SCRAPE_INTERVAL  scrape interval of every Prometheus, a Prometheus duration (default 15s,
                    the seed's value)
+  E2E_INGRESS=1    the seed's full shape: an nginx ingress (TLS, a test CA made with
+                   openssl) in the observability namespace in front of the ringlet servers;
+                   the clients dial wss://<cluster>.prometheus.example.com/connect
   E2E_RUN_ID       unique id of this run: namespaces are rle2e-<id>-{obs,aws,eqx}
   E2E_REPORT       write the markdown report there as well as to stdout
   E2E_TIMEOUT      overall time limit in seconds (default 900)
@@ -93,6 +96,12 @@ OBS_NS = PREFIX + "-obs"
 OBS_PROM = "127.0.0.1:9090"  # the observability Prometheus (scrapes through the tunnels)
 DIRECT_PROM = "127.0.0.1:9091"  # its twin scraping the client Prometheus servers directly
 CONTROL_PORT = 8123
+INGRESS = os.environ.get("E2E_INGRESS", "") not in ("", "0", "no", "false")
+# With E2E_INGRESS: the ingress controller's "LoadBalancer IP", where the wildcard record
+# *.prometheus.example.com points; reachable from the client clusters (a /32 route over their
+# veth), unlike the servers' control planes, which are then "ClusterIP" addresses inside obs.
+INGRESS_IP = "10.213.0.1"
+INGRESS_PORT = 443
 
 CLUSTERS = [
     {"name": "orion-aws", "short": "aws", "net": "10.213.1", "data": "10.213.0.11"},
@@ -100,13 +109,17 @@ CLUSTERS = [
 ]
 for _c in CLUSTERS:
     _c["ns"] = "%s-%s" % (PREFIX, _c["short"])
-    _c["obs_ip"] = _c["net"] + ".1"  # the observability end of the veth: its ringlet server's control plane
+    _c["obs_ip"] = _c["net"] + ".1"  # the observability end of the veth
     _c["ip"] = _c["net"] + ".2"  # the client cluster's end: its Prometheus
     _c["control_host"] = "%s.prometheus.example.com" % _c["name"]
     _c["data_host"] = "%s-inlets-pro-data-plane" % _c["name"]
     _c["direct_host"] = "%s-prometheus-direct" % _c["name"]
     _c["target"] = "%s:9090" % _c["data_host"]
     _c["direct_target"] = "%s:9090" % _c["direct_host"]
+    # The ringlet server's control plane: on the veth without an ingress (the clients dial it
+    # directly); behind the ingress the chart's control-plane ClusterIP service, obs only.
+    _c["control_svc"] = "%s-inlets-pro-control-plane" % _c["name"]
+    _c["control_ip"] = ("10.213.0.2%s" % _c["net"][-1]) if INGRESS else _c["obs_ip"]
 AWS, EQX = CLUSTERS
 NAMESPACES = [OBS_NS] + [c["ns"] for c in CLUSTERS]
 
@@ -167,14 +180,24 @@ def setup_network():
         run(["ip", "-n", c["ns"], "link", "set", "v-obs", "up"])
         # The data-plane "ClusterIP" of this cluster's server, reachable only inside obs.
         run(["ip", "-n", OBS_NS, "addr", "add", c["data"] + "/32", "dev", "lo"])
+        if INGRESS:
+            # The control plane is a ClusterIP too; the client cluster reaches only the
+            # ingress address, through its veth (no other route: no default route).
+            run(["ip", "-n", OBS_NS, "addr", "add", c["control_ip"] + "/32", "dev", "lo"])
+            run(["ip", "-n", c["ns"], "route", "add", INGRESS_IP + "/32", "via", c["obs_ip"]])
         with open("/etc/netns/%s/hosts" % c["ns"], "w") as f:
             f.write("127.0.0.1\tlocalhost\n%s\tprometheus prometheus.monitoring.svc.cluster.local\n"
-                    "%s\t%s\n" % (c["ip"], c["obs_ip"], c["control_host"]))
+                    "%s\t%s\n" % (c["ip"], INGRESS_IP if INGRESS else c["control_ip"], c["control_host"]))
+    if INGRESS:
+        run(["ip", "-n", OBS_NS, "addr", "add", INGRESS_IP + "/32", "dev", "lo"])
     with open("/etc/netns/%s/hosts" % OBS_NS, "w") as f:
         f.write("127.0.0.1\tlocalhost\n")
         for c in CLUSTERS:
             f.write("%s\t%s %s.monitoring.svc.cluster.local\n" % (c["data"], c["data_host"], c["data_host"]))
             f.write("%s\t%s\n" % (c["ip"], c["direct_host"]))
+            if INGRESS:
+                f.write("%s\t%s %s.monitoring.svc.cluster.local\n" % (
+                    c["control_ip"], c["control_svc"], c["control_svc"]))
 
 
 def teardown_network():
@@ -381,6 +404,109 @@ def fmt_series(ls):
     return name + "{" + ",".join('%s="%s"' % kv for kv in sorted(d.items())) + "}"
 
 
+# ---- the ingress (E2E_INGRESS) -------------------------------------------------------------
+
+# Debian's nginx configured the way ingress-nginx configures an Ingress of the inlets-pro
+# chart (as tests/integration/test_ingress.py does): TLS per host, HTTP/1.1 to the upstream,
+# Upgrade/Connection passed on, 60 s proxy_read_timeout, X-Forwarded-* headers. Every file it
+# writes (pid, logs, temp) is in the run's temporary directory.
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/logs/nginx-error.log warn;
+worker_shutdown_timeout 10s;
+events {{ worker_connections 1024; }}
+http {{
+  log_format ingress 'host=$ssl_server_name tls=$ssl_protocol request="$request" status=$status '
+                     'secs=$request_time upstream=$upstream_addr bytes_to_client=$bytes_sent '
+                     'bytes_from_upstream=$upstream_bytes_received bytes_to_upstream=$upstream_bytes_sent';
+  access_log {dir}/logs/nginx-access.log ingress;
+  client_body_temp_path {dir}/nginx-tmp; proxy_temp_path {dir}/nginx-tmp;
+  fastcgi_temp_path {dir}/nginx-tmp; uwsgi_temp_path {dir}/nginx-tmp; scgi_temp_path {dir}/nginx-tmp;
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+{servers}
+}}
+"""
+
+NGINX_SERVER = """
+  server {{
+    listen {ip}:{port} ssl;
+    server_name {domain};
+    ssl_certificate {crt};
+    ssl_certificate_key {key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {{
+      proxy_pass http://{upstream};
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header Host $host;
+      proxy_set_header X-Request-ID $request_id;
+      proxy_set_header X-Real-IP $remote_addr;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Forwarded-Port {port};
+      proxy_set_header X-Forwarded-Proto https;
+      proxy_set_header X-Scheme https;
+      proxy_connect_timeout 5s;
+      proxy_send_timeout 60s;
+      proxy_read_timeout 60s;
+      proxy_buffering off;
+      proxy_request_buffering off;
+    }}
+  }}
+"""
+
+
+def openssl(*args):
+    r = subprocess.run(["openssl"] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=60)
+    if r.returncode != 0:
+        raise Fail("openssl %s: %s" % (args[0], r.stdout.decode(errors="replace")[-400:]))
+
+
+def make_pki(d):
+    """A test CA and one certificate per tunnel domain (what cert-manager's Issuer provides in
+    the seed). Returns (ca.crt, {domain: (crt, key)})."""
+    os.makedirs(d)
+    ca_key, ca_crt = os.path.join(d, "ca.key"), os.path.join(d, "ca.crt")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", ca_key, "-out", ca_crt, "-days", "2", "-subj", "/CN=ringlet e2e test CA %s" % RUN_ID,
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    certs = {}
+    for c in CLUSTERS:
+        dom = c["control_host"]
+        key, csr, crt, ext = (os.path.join(d, dom + e) for e in (".key", ".csr", ".crt", ".ext"))
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", key, "-out", csr, "-subj", "/CN=" + dom)
+        with open(ext, "w") as f:
+            f.write("subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\n" % dom)
+        openssl("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
+                "-out", crt, "-days", "2", "-extfile", ext)
+        certs[dom] = (crt, key)
+    return ca_crt, certs
+
+
+def parse_access_log(path):
+    """The lines of the ingress access log (log_format ingress) as dicts."""
+    out = []
+    try:
+        text = open(path, errors="replace").read()
+    except OSError:
+        return out
+    for ln in text.splitlines():
+        out.append({k: v.strip('"') for k, v in re.findall(r'(\w+)=("[^"]*"|\S+)', ln)})
+    return out
+
+
+def num(v):
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return 0
+
+
 # ---- the scenario --------------------------------------------------------------------------
 
 
@@ -403,6 +529,13 @@ class Scenario:
         self.inlets = os.path.join(bindir, "inlets-pro")
         os.symlink(self.ringlet, self.inlets)
         self.ringlet_version = run([self.inlets, "version"]).stdout.decode().split("\n")[0]
+        self.nginx_version = None
+        if INGRESS:
+            self.nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
+            if not self.nginx or not shutil.which("openssl"):
+                raise Skip("E2E_INGRESS: needs nginx and openssl (tests/e2e/deps.sh installs Debian's packages)")
+            r = run([self.nginx, "-v"])
+            self.nginx_version = (r.stderr or r.stdout).decode().strip().split("\n")[0].replace("nginx version: nginx/", "")
 
         text = open(VERBATIM).read()
         self.selectors = re.findall(r"^ +- '(\{app=\"[a-z-]+\"\})'$", text, re.M)
@@ -465,18 +598,29 @@ class Scenario:
             c["api"] = Prom(c["name"] + " prometheus", c["ns"], c["ip"] + ":9090")
         for c in CLUSTERS:
             # One exit node per client cluster (the seed's helm install per cluster), each on
-            # its own address: control plane on the veth, data plane on its "ClusterIP".
+            # its own addresses: the control plane on the veth (or, behind the ingress, on its
+            # "ClusterIP"), the data plane on its "ClusterIP". Plain HTTP either way: the
+            # chart's server runs --auto-tls=false behind the ingress, which terminates TLS.
             c["server"] = Proc(c["short"] + "-ringlet-server", OBS_NS, [
                 self.inlets, "tcp", "server", "--auto-tls=false", "--token-from=" + token,
-                "--control-addr=" + c["obs_ip"], "--control-port=%d" % CONTROL_PORT,
+                "--control-addr=" + c["control_ip"], "--control-port=%d" % CONTROL_PORT,
                 "--data-addr=" + c["data"]], self.logdir)
         for c in CLUSTERS:
             c["server"].wait_log("msg=", 10)
-            # The client chart's arguments (ws:// and the control port: no TLS yet).
-            c["client_argv"] = [
-                self.inlets, "tcp", "client", "--url=ws://%s:%d/connect" % (c["control_host"], CONTROL_PORT),
+        if INGRESS:
+            self.start_ingress()
+        for c in CLUSTERS:
+            # The client chart's arguments. Behind the ingress exactly the seed's URL,
+            # verified against the test CA (--auto-tls=false: no CA fetched from the server);
+            # without it ws:// straight to the server's control port.
+            if INGRESS:
+                url = ["--url=wss://%s/connect" % c["control_host"]]
+                tls = ["--ca-file=" + self.ca]
+            else:
+                url, tls = ["--url=ws://%s:%d/connect" % (c["control_host"], CONTROL_PORT)], []
+            c["client_argv"] = [self.inlets, "tcp", "client"] + url + [
                 "--upstream=prometheus", "--ports=9090", "--auto-tls=false",
-                "--token-from=" + token, "--license-file=" + licence]
+                "--token-from=" + token, "--license-file=" + licence] + tls
             c["client"] = Proc(c["short"] + "-ringlet-client", c["ns"], c["client_argv"], self.logdir)
         obs_cfg = self.write("prometheus-observability.yml", self.global_yaml() + self.job_text)
         direct_cfg = self.write("prometheus-observability-direct.yml", self.global_yaml() + self.direct_job_text)
@@ -500,8 +644,85 @@ class Scenario:
                     socket.create_connection((c["data"], 9090), timeout=2).close()
                 return True
             wait_until("%s data plane %s:9090" % (c["name"], c["data"]), dp_open, 20)
-        log("started: 3 namespaces, %d processes; ringlet %s; %s" % (
-            len(PROCS), self.ringlet_version, self.prom_version))
+        log("started: 3 namespaces, %d processes; ringlet %s; %s%s" % (
+            len(PROCS), self.ringlet_version, self.prom_version,
+            "; nginx %s" % self.nginx_version if INGRESS else ""))
+        if INGRESS:
+            self.check_ingress_path()
+
+    def start_ingress(self):
+        """nginx in the observability namespace on INGRESS_IP:443, one TLS server block per
+        tunnel domain proxying to that cluster's control-plane service."""
+        self.ca, certs = make_pki(os.path.join(self.tmp, "pki"))
+        os.makedirs(os.path.join(self.tmp, "nginx-tmp"))
+        blocks = "".join(NGINX_SERVER.format(
+            ip=INGRESS_IP, port=INGRESS_PORT, domain=c["control_host"], crt=certs[c["control_host"]][0],
+            key=certs[c["control_host"]][1], upstream="%s:%d" % (c["control_svc"], CONTROL_PORT))
+            for c in CLUSTERS)
+        conf = self.write("nginx.conf", NGINX_CONF.format(dir=self.tmp, servers=blocks))
+        self.access_log = os.path.join(self.logdir, "nginx-access.log")
+        argv = [self.nginx, "-p", self.tmp, "-e", os.path.join(self.logdir, "nginx-error.log"), "-c", conf]
+        run(argv + ["-t"], ns=OBS_NS)
+        self.ingress = Proc("obs-nginx", OBS_NS, argv, self.logdir)
+
+        def listening():
+            if not self.ingress.alive():
+                raise Fail("nginx exited (status %s): %s" % (self.ingress.p.returncode, self.ingress.text()[-400:]))
+            with netns(OBS_NS):
+                socket.create_connection((INGRESS_IP, INGRESS_PORT), timeout=2).close()
+            return True
+        wait_until("nginx listening on %s:%d" % (INGRESS_IP, INGRESS_PORT), listening, 15, every=0.2)
+        log("ingress: nginx %s on %s:%d (TLS for %s; test CA %s)" % (
+            self.nginx_version, INGRESS_IP, INGRESS_PORT, ", ".join(c["control_host"] for c in CLUSTERS), self.ca))
+
+    def check_ingress_path(self):
+        """The tunnels go through the ingress and nothing else: the servers see the client
+        clusters' addresses in X-Forwarded-For, the control planes are unreachable from the
+        client clusters, and the ingress serves each domain with a certificate that verifies
+        against the test CA only."""
+        for c in CLUSTERS:
+            check(re.search(r'msg="client connected".* remote=%s ' % re.escape(c["ip"]), c["server"].text()),
+                  "%s: its ringlet server sees the client as %s (X-Forwarded-For from the ingress)" % (
+                      c["name"], c["ip"]))
+            try:
+                with netns(c["ns"]):
+                    socket.create_connection((c["control_ip"], CONTROL_PORT), timeout=2).close()
+                reach = "connected"
+            except OSError as e:
+                reach = None if e.errno in (101, 113, 110) or isinstance(e, socket.timeout) else str(e)
+            check(reach is None, "%s: the server's control plane %s:%d is not reachable from the client "
+                  "cluster, only the ingress is" % (c["name"], c["control_ip"], CONTROL_PORT), str(reach))
+            url = "https://%s/healthz" % c["control_host"]
+            base = ["curl", "-sS", "--noproxy", "*", "--max-time", "10", "-o", "/dev/null",
+                    "-w", "%{http_code} %{ssl_verify_result} %{remote_ip}:%{remote_port}", url]
+            r = run(base[:1] + ["--cacert", self.ca] + base[1:], check_rc=False, ns=c["ns"])
+            out = r.stdout.decode().split()
+            check(r.returncode == 0 and out[:2] == ["200", "0"] and out[2] == "%s:%d" % (INGRESS_IP, INGRESS_PORT),
+                  "%s: %s answers 200 from %s:%d through the ingress, certificate verified against the test CA" % (
+                      c["name"], url, INGRESS_IP, INGRESS_PORT), "%s %s" % (out, r.stderr.decode()[-200:]))
+            r = run(base, check_rc=False, ns=c["ns"])
+            check(r.returncode == 60, "%s: without the test CA the certificate is rejected (curl exit %d)" % (
+                c["name"], r.returncode))
+
+    def check_ingress_log(self, c, before):
+        """After c's tunnel WebSockets closed, nginx logged them (one per lane, as the server
+        logged at the connect): GET /connect upgraded (101) over TLS for c's domain, proxied to
+        its control-plane service. Returns the new lines."""
+        lanes = [int(n) for n in re.findall(r'msg="client connected".* lanes=(\d+)', c["server"].text())]
+        lanes = lanes[-1] if lanes else 1
+
+        def got():
+            ls = [e for e in parse_access_log(self.access_log)[before:]
+                  if e.get("host") == c["control_host"] and e.get("request", "").startswith("GET /connect")]
+            return ls if len(ls) >= lanes else None
+        ls = wait_until("nginx access log lines for %s's %d tunnel WebSocket(s)" % (c["name"], lanes), got, 20, every=0.2)
+        ok = all(e.get("status") == "101" and e.get("tls", "").startswith("TLSv1.") and
+                 e.get("upstream") == "%s:%d" % (c["control_ip"], CONTROL_PORT) for e in ls)
+        check(ok, "%s: the ingress logged its tunnel: %d WebSocket(s) (lanes) GET /connect 101 over %s for %s "
+              "to %s:%d, %d bytes client -> ringlet server" % (
+                  c["name"], len(ls), "/".join(sorted({e.get("tls") for e in ls})), c["control_host"],
+                  c["control_svc"], CONTROL_PORT, sum(num(e.get("bytes_to_upstream")) for e in ls)), str(ls))
+        return ls
 
     # -- helpers --
 
@@ -560,7 +781,7 @@ class Scenario:
         """Best effort: the samples of c's ringlet server /metrics ({series: value}), or None
         when this build does not serve it. Nothing is asserted on them (yet)."""
         try:
-            st, _, body = http_get(OBS_NS, "http://%s:%d/metrics" % (c["obs_ip"], CONTROL_PORT), timeout=10,
+            st, _, body = http_get(OBS_NS, "http://%s:%d/metrics" % (c["control_ip"], CONTROL_PORT), timeout=10,
                                    headers={"Authorization": "Bearer " + self.token})
         except OSError:
             return None
@@ -747,10 +968,23 @@ class Scenario:
                 nxt += INTERVAL
             kill_at = nxt + shaped / 2
             time.sleep(max(0, kill_at - time.time()))
+            log_mark = len(parse_access_log(self.access_log)) if INGRESS else 0
+            # The kill, made deterministic. First the shaping goes, with its backlog (~100 KB,
+            # over a second at the shaped rate: at 10k series often the whole rest of the
+            # response, which would otherwise still arrive after the kill); the packets lost
+            # with it leave a hole no one retransmits once the client is dead. Then SIGKILL.
+            # Then ss -K resets the dead client's tunnel connections: the kernel closes a
+            # killed process's sockets with a RST only if they hold unread data, otherwise it
+            # keeps them (orphaned) to retransmit and send a FIN later. Without the qdisc in
+            # the way the RSTs reach the peer (the server, or the ingress) at once; before,
+            # they sat behind the backlog and were dropped with it, and behind nginx the
+            # interrupted scrape failed only when nginx next sent to the client, 0.8-2.3 s later.
+            peer = (INGRESS_IP, INGRESS_PORT) if INGRESS else (c["control_ip"], CONTROL_PORT)
+            run(["tc", "qdisc", "del"] + dev + ["root"], ns=c["ns"])
             c["client"].stop(signal.SIGKILL, timeout=5)
             t_kill = time.time()
             kills += 1
-            run(["tc", "qdisc", "del"] + dev + ["root"], ns=c["ns"])
+            run(["ss", "-K", "dst", peer[0], "dport", "=", ":%d" % peer[1]], ns=c["ns"], check_rc=False)
             log("      SIGKILL %s's ringlet client %.2f s into the scrape due at %s" % (
                 c["name"], t_kill - nxt, time.strftime("%H:%M:%S", time.localtime(nxt))))
             s = self.wait_scrapes(c, nxt - 0.5, 1, "the outcome of the interrupted scrape")
@@ -771,6 +1005,14 @@ class Scenario:
               "%.2f s after the kill, not at the %gs scrape timeout: the server reset the connection" % (
                   c["name"], dur, nxt + dur - t_kill, TIMEOUT),
               "scrape at %.3f (expected %.3f), lasted %.2f s" % (result["scrape_ts"], nxt, dur))
+        if INGRESS:
+            ls = self.check_ingress_log(c, log_mark)
+            result["ingress"] = {"lines": len(ls), "tls": sorted({e.get("tls") for e in ls}),
+                                 "bytes_to_client": sum(num(e.get("bytes_to_client")) for e in ls),
+                                 "bytes_from_upstream": sum(num(e.get("bytes_from_upstream")) for e in ls),
+                                 "bytes_to_upstream": sum(num(e.get("bytes_to_upstream")) for e in ls),
+                                 "secs": max(float(e.get("secs", 0)) for e in ls)}
+        result["after_kill_secs"] = nxt + dur - t_kill
         t_conn = self.restart_client(c)
         result["reconnect_secs"] = t_conn
         t_restart = time.time()
@@ -800,12 +1042,15 @@ class Scenario:
         c, other = EQX, AWS
         obs = self.obs_api
         t_stop = time.time()
+        log_mark = len(parse_access_log(self.access_log)) if INGRESS else 0
         took = {}
         for k in ("prom", "client", "exporter"):
             took[k] = c[k].stop(signal.SIGTERM, timeout=40)
         log("      stopped %s: prometheus in %.1f s, ringlet client in %.1f s, exporter in %.1f s" % (
             c["name"], took["prom"], took["client"], took["exporter"]))
         t_gone = time.time()
+        if INGRESS:
+            self.check_ingress_log(c, log_mark)
         self.wait_scrapes(other, t_gone, 3, "3 scrapes of %s after %s went away" % (other["name"], c["name"]))
         s = self.wait_scrapes(c, t_gone, 2, "2 scrapes of %s after it went away" % c["name"])
         w = int(time.time() - t_stop) + 1
@@ -831,8 +1076,17 @@ class Scenario:
         def st(v):
             return ("%.3f / %.3f / %.3f s (n=%d)" % (min(v), statistics.median(v), max(v), len(v))) if v else "n/a"
         r = []
-        r.append("# ringlet e2e: Prometheus federation through ringlet tunnels\n")
+        r.append("# ringlet e2e: Prometheus federation through ringlet tunnels%s\n" % (
+            " behind an nginx ingress (wss://, TLS)" if INGRESS else ""))
         r.append("- result: **%s**" % status)
+        if INGRESS:
+            r.append("- variant: **ingress** (E2E_INGRESS=1): nginx %s in the observability namespace on %s:%d, "
+                     "TLS with a test CA (openssl), one server block per domain proxying to the server's control "
+                     "plane; clients `--url=wss://<cluster>.prometheus.example.com/connect --auto-tls=false "
+                     "--ca-file=<test CA>`" % (self.nginx_version, INGRESS_IP, INGRESS_PORT))
+        else:
+            r.append("- variant: plain (clients `--url=ws://<cluster>.prometheus.example.com:%d/connect` straight "
+                     "to the server's control port; E2E_INGRESS=1 runs the ingress variant)" % CONTROL_PORT)
         r.append("- date: %s, host: %s, %d CPUs, kernel %s" % (
             datetime.datetime.now().isoformat(timespec="seconds"), platform.node(), os.cpu_count(), platform.release()))
         r.append("- ringlet: %s; %s" % (self.ringlet_version, self.prom_version))
@@ -876,9 +1130,16 @@ class Scenario:
             r.append("\n## Fault: ringlet client of orion-aws killed (SIGKILL) during a scrape\n")
             r.append("- uplink shaped so a scrape takes %.2f s; killed %.2f s into the scrape (kill %d)" % (
                 k["shaped_secs"], k["kill_offset"], k["attempt"]))
-            r.append("- that scrape failed (up=0) after %.2f s (scrape timeout %gs)" % (k["failed_scrape_secs"], TIMEOUT))
+            r.append("- that scrape failed (up=0) after %.2f s, %.2f s after the kill (scrape timeout %gs)" % (
+                k["failed_scrape_secs"], k["after_kill_secs"], TIMEOUT))
             r.append("- restarted client connected to the server in %.2f s; the next two scrapes were up=1 with all samples; "
                      "orion-equinix stayed up throughout" % k["reconnect_secs"])
+            ing = k.get("ingress")
+            if ing:
+                r.append("- nginx access log for the killed client's tunnel: %d WebSocket(s) (lanes) `GET /connect` 101 over %s, "
+                         "up to %.1f s long; %d bytes to the client (%d from the ringlet server), %d bytes to the "
+                         "ringlet server" % (ing["lines"], "/".join(ing["tls"]), ing["secs"], ing["bytes_to_client"],
+                                             ing["bytes_from_upstream"], ing["bytes_to_upstream"]))
         s = self.rep.get("stop")
         if s:
             r.append("\n## Fault: orion-equinix stopped entirely (prometheus, ringlet client, exporter)\n")
@@ -886,16 +1147,19 @@ class Scenario:
                 s["took"]["prom"], s["took"]["client"], s["took"]["exporter"]))
             r.append("- its federation target went down (up=0; failed scrapes took at most %.3f s)" % s["down_scrape_secs"])
             r.append("- orion-aws: %d scrapes, all up, all %d series fresh" % (s["other_scrapes"], AWS["expected"]))
-        r.append("\nTLS/ingress variant: not run (TODO: comes with the TLS issue).")
         return "\n".join(r) + "\n"
 
     def dump_logs(self):
-        for p in PROCS:
+        logs = [(p.name, p.logpath) for p in PROCS]
+        if INGRESS:
+            logs += [("nginx error log", os.path.join(self.logdir, "nginx-error.log")),
+                     ("nginx access log", os.path.join(self.logdir, "nginx-access.log"))]
+        for name, path in logs:
             try:
-                lines = open(p.logpath, errors="replace").read().splitlines()[-25:]
+                lines = open(path, errors="replace").read().splitlines()[-25:]
             except OSError:
                 continue
-            print("---- last lines of %s (%s)" % (p.name, p.logpath))
+            print("---- last lines of %s (%s)" % (name, path))
             for ln in lines:
                 print("     " + ln)
 

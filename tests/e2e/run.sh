@@ -3,13 +3,28 @@
 # tunnels, each host in its own network namespace (see tests/e2e/README.md).
 #
 #   SERIES=10000 RINGLET_BUILD=build sh tests/e2e/run.sh
+#   E2E_INGRESS=1 sh tests/e2e/run.sh      (or: sh tests/e2e/run.sh --ingress)
 #
+# E2E_INGRESS=1 / --ingress: the clients connect through an nginx ingress (TLS, test CA) in
+# the observability namespace with wss://<cluster>.prometheus.example.com/connect, the seed's
+# exact URL; without it they dial ws://<cluster>.prometheus.example.com:8123/connect.
 # Environment: SERIES (exporter series per client cluster, default 10000), RINGLET_BUILD
 # (build directory, default build) or RINGLET_BIN (the binary itself, wins), SCRAPE_INTERVAL
-# (default 15s, the seed's), E2E_REPORT (report file; default $RINGLET_BUILD/e2e-report.md
-# when RINGLET_BIN is not given), E2E_TIMEOUT (seconds, default 900), E2E_KEEP=1.
+# (default 15s, the seed's), E2E_REPORT (report file; default $RINGLET_BUILD/e2e-report.md,
+# or e2e-ingress-report.md with E2E_INGRESS, when RINGLET_BIN is not given), E2E_TIMEOUT
+# (seconds, default 900), E2E_KEEP=1.
 # Exit status: 0 pass, 77 skipped (the reason is the last line), anything else: fail.
 set -u
+for arg in "$@"; do
+	case $arg in
+	--ingress) E2E_INGRESS=1 ;;
+	--plain) E2E_INGRESS=0 ;;
+	*) echo "usage: $0 [--ingress|--plain]" >&2; exit 2 ;;
+	esac
+done
+: "${E2E_INGRESS:=0}"
+case $E2E_INGRESS in '' | 0 | no | false) E2E_INGRESS=0 ;; *) E2E_INGRESS=1 ;; esac
+export E2E_INGRESS
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 : "${SERIES:=10000}"
@@ -17,7 +32,11 @@ repo=$(cd "$here/../.." && pwd)
 case "$RINGLET_BUILD" in /*) build=$RINGLET_BUILD ;; *) build=$repo/$RINGLET_BUILD ;; esac
 if [ -z "${RINGLET_BIN:-}" ]; then
 	RINGLET_BIN=$build/ringlet
-	: "${E2E_REPORT:=$build/e2e-report.md}"
+	if [ "$E2E_INGRESS" = 1 ]; then
+		: "${E2E_REPORT:=$build/e2e-ingress-report.md}"
+	else
+		: "${E2E_REPORT:=$build/e2e-report.md}"
+	fi
 fi
 export SERIES RINGLET_BIN
 [ -n "${E2E_REPORT:-}" ] && export E2E_REPORT
@@ -34,6 +53,12 @@ fi
 for cmd in prometheus ip tc curl python3; do
 	command -v "$cmd" >/dev/null 2>&1 || skip "e2e: $cmd not found"
 done
+if [ "$E2E_INGRESS" = 1 ]; then
+	# Debian installs nginx in /usr/sbin, which a non-login root PATH may lack.
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] ||
+		skip "e2e (ingress): no nginx and apt-get could not install Debian's nginx package"
+	command -v openssl >/dev/null 2>&1 || skip "e2e (ingress): openssl not found"
+fi
 
 RUN_ID=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 export E2E_RUN_ID=$RUN_ID
