@@ -24,24 +24,24 @@ enum cfg_data_path {
 
 /* Defaults and limits (documented in docs/DESIGN.md and --help). */
 #define CFG_DEFAULT_CONTROL_PORT 8123
-#define CFG_DEFAULT_WINDOW (256u * 1024)    /* per-stream credit, bytes */
-#define CFG_DEFAULT_MAX_FRAME (64u * 1024)  /* DATA payload per WebSocket frame */
-#define CFG_MAX_WS_PAYLOAD (1u << 20)       /* largest frame payload accepted */
+#define CFG_DEFAULT_WINDOW (256u * 1024)   /* per-stream credit, bytes */
+#define CFG_DEFAULT_MAX_FRAME (64u * 1024) /* DATA payload per WebSocket frame */
+#define CFG_MAX_WS_PAYLOAD (1u << 20)      /* largest frame payload accepted */
 #define CFG_DEFAULT_PING_MS 10000
-#define CFG_DEFAULT_DEAD_MS 30000            /* nothing received for this long: peer gone */
+#define CFG_DEFAULT_DEAD_MS 30000 /* nothing received for this long: peer gone */
 #define CFG_DEFAULT_DRAIN_MS 30000
-#define CFG_DEFAULT_DIAL_MS 5000             /* upstream connect timeout */
-#define CFG_DEFAULT_HANDSHAKE_MS 10000       /* tunnel connect + upgrade + HELLO */
-#define CFG_DEFAULT_MAX_CONNS 16384          /* connection slots per shard */
+#define CFG_DEFAULT_DIAL_MS 5000       /* upstream connect timeout */
+#define CFG_DEFAULT_HANDSHAKE_MS 10000 /* tunnel connect + upgrade + HELLO */
+#define CFG_DEFAULT_MAX_CONNS 16384    /* connection slots per shard */
 #define CFG_MAX_SHARDS 64
 
 struct cfg {
 	enum cfg_mode mode;
 
 	/* common */
-	char *token; /* shared secret, trimmed */
-	int shards;  /* 0: number of online CPUs */
-	int log_level; /* enum log_level */
+	char *token;    /* shared secret, trimmed */
+	int shards;     /* 0: number of online CPUs */
+	int log_level;  /* enum log_level */
 	char *log_file; /* NULL: stderr */
 	uint32_t window;
 	uint32_t max_frame;
@@ -64,23 +64,23 @@ struct cfg {
 	bool client_forwarding;
 
 	/* client */
-	char *url;       /* as given */
-	bool url_tls;    /* wss:// */
-	char *url_host;  /* host name or address, without brackets */
+	char *url;      /* as given */
+	bool url_tls;   /* wss:// */
+	char *url_host; /* host name or address, without brackets */
 	uint16_t url_port;
-	char *url_path;  /* default /connect */
-	char *upstream;  /* default localhost */
+	char *url_path; /* default /connect */
+	char *upstream; /* default localhost */
 	uint16_t ports[TUN_MAX_PORTS];
 	size_t nports;
 	char *ca_file;
 	char *metrics_addr;
-	char **local;      /* --local LOCALPORT:host:port */
+	char **local; /* --local LOCALPORT:host:port */
 	size_t n_local;
-	char *local_addr;  /* --local-addr: where the --local listeners bind (127.0.0.1) */
-	int lanes; /* 0: as many as the server suggests */
-	bool zero_mask; /* offer TUN_CAP_ZERO_MASK (default true) */
-	int data_path;  /* enum cfg_data_path */
-	char *client_id; /* generated when NULL */
+	char *local_addr; /* --local-addr: where the --local listeners bind (127.0.0.1) */
+	int lanes;        /* 0: as many as the server suggests */
+	bool zero_mask;   /* offer TUN_CAP_ZERO_MASK (default true) */
+	int data_path;    /* enum cfg_data_path */
+	char *client_id;  /* generated when NULL */
 };
 
 /* Fill *c with the defaults for mode. */

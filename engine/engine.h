@@ -20,21 +20,22 @@ struct engine {
 	const struct cfg *cfg;
 	int nshards;
 	struct shard *shards;
-	int drain;         /* set by the main thread on the first SIGTERM/SIGINT */
-	int stop;          /* set when every shard must leave at once */
-	uint64_t start_unix; /* seconds since the epoch */
+	int drain;            /* set by the main thread on the first SIGTERM/SIGINT */
+	int stop;             /* set when every shard must leave at once */
+	uint64_t start_unix;  /* seconds since the epoch */
 	struct registry *reg; /* server */
 	struct lane *lanes;   /* client: one lane per shard that runs one */
 	int nlanes;
-	uint64_t session;     /* client: the session id WELCOME gave */
-	int connected;        /* client: lanes that got WELCOME (atomic) */
-	int metrics_fd;       /* client: --metrics-addr listener until shard 0 takes it */
-	struct tls_ctx *tls_client; /* client with a wss:// URL (set before the lane's connect) */
+	uint64_t session; /* client: the session id WELCOME gave */
+	int connected;    /* client: lanes that got WELCOME (atomic) */
+	int metrics_fd;   /* client: --metrics-addr listener until shard 0 takes it */
+	struct tls_ctx
+	        *tls_client; /* client with a wss:// URL (set before the lane's connect) */
 	struct tls_ctx *tls_server; /* server with --auto-tls or --tls-cert */
 	char *ca_pem;               /* server auto-TLS: served at /.well-known/ca.crt */
 	struct local_fwd *fwd;      /* client --local */
 	int nfwd;
-	struct cidr *allow;         /* server --allow-ips */
+	struct cidr *allow; /* server --allow-ips */
 	size_t n_allow;
 	size_t ca_pem_len;
 };

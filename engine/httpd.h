@@ -18,14 +18,14 @@
 struct http_conn {
 	char buf[HTTP_BUF]; /* the request (plaintext) */
 	size_t len;
-	char *resp;         /* what is being sent: a response, or TLS records */
+	char *resp; /* what is being sent: a response, or TLS records */
 	size_t resp_len;
-	uint8_t path;       /* for tcp_controlplane_requests_total */
+	uint8_t path; /* for tcp_controlplane_requests_total */
 	bool sending;
 	bool parse_after_send;
 	char remote[72];
-	struct tls *tls;    /* the server terminates TLS itself */
-	uint8_t *cbuf;      /* TLS: received ciphertext */
+	struct tls *tls; /* the server terminates TLS itself */
+	uint8_t *cbuf;   /* TLS: received ciphertext */
 };
 
 /* Close control connections that have not completed a request (and TLS handshake)
@@ -42,7 +42,7 @@ void http_conn_release(struct shard *s, struct conn *c);
 /* Send a plain-text response and close. */
 void httpd_text(struct shard *s, struct conn *c, int status, const char *text);
 void httpd_respond(struct shard *s, struct conn *c, int status, const char *ctype,
-		   const char *extra, const char *body, size_t body_len);
+                   const char *extra, const char *body, size_t body_len);
 
 /* Count a response sent outside httpd_respond (the 101 of an upgrade). */
 void httpd_count_request(struct shard *s, struct conn *c, int code);

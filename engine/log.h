@@ -31,16 +31,16 @@ bool log_enabled(enum log_level level);
 
 /* Log one event. kv may be NULL. */
 void log_kv(enum log_level level, const char *msg, const char *kv, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 /* Quote a value for logfmt if it needs it. Returns a pointer to a thread-local buffer
  * that stays valid until the fourth next call on this thread (so up to four per line). */
 const char *log_q(const char *s);
 
-#define log_debug(msg, ...) \
-	do { \
-		if (log_enabled(LOG_DEBUG)) \
-			log_kv(LOG_DEBUG, msg, __VA_ARGS__); \
+#define log_debug(msg, ...)                                                                    \
+	do {                                                                                   \
+		if (log_enabled(LOG_DEBUG))                                                    \
+			log_kv(LOG_DEBUG, msg, __VA_ARGS__);                                   \
 	} while (0)
 #define log_info(msg, ...) log_kv(LOG_INFO, msg, __VA_ARGS__)
 #define log_warn(msg, ...) log_kv(LOG_WARN, msg, __VA_ARGS__)

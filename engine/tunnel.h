@@ -27,8 +27,9 @@
 #include "proto/ws.h"
 
 #define TUN_IOV_MAX 64
-#define STREAM_QUEUE_LIMIT (128 * 1024) /* up: bytes queued per stream before reading pauses   \
-	                                 */
+#define STREAM_QUEUE_LIMIT                                                                     \
+	(128 * 1024) /* up: bytes queued per stream before reading pauses                      \
+	              */
 
 enum tunnel_state {
 	TS_CONNECTING, /* client: TCP connect in flight */

@@ -152,9 +152,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (exact) {
 		CHECK(n == size);
 		CHECK(out[0] == data[0]);
-		CHECK(out[1] == (m.type == TUN_OPEN ?
-					 (data[1] & (TUN_OPEN_PROXY_V1 | TUN_OPEN_PROXY_V2)) :
-					 0));
+		CHECK(out[1] == (m.type == TUN_OPEN
+		                         ? (data[1] & (TUN_OPEN_PROXY_V1 | TUN_OPEN_PROXY_V2))
+		                         : 0));
 		CHECK(memcmp(out + 2, data + 2, size - 2) == 0);
 	}
 	/* One byte less never fits (DATA's payload is the caller's to copy). */

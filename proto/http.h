@@ -42,21 +42,22 @@ struct http_request {
 	struct http_slice method, target, path, query;
 	uint8_t version_major, version_minor;
 	struct http_slice host, upgrade, connection, ws_key, ws_version, ws_protocol,
-		authorization, bearer, forwarded_for, content_length;
-	bool upgrade_websocket;  /* Upgrade contains token "websocket" and Connection "upgrade" */
+	        authorization, bearer, forwarded_for, content_length;
+	bool upgrade_websocket; /* Upgrade contains token "websocket" and Connection "upgrade"
+	                         */
 	bool keep_alive;
-	size_t header_len;       /* bytes consumed: the body / WebSocket frames start here */
+	size_t header_len; /* bytes consumed: the body / WebSocket frames start here */
 	size_t nheaders;
 	struct http_header headers[HTTP_MAX_KEEP];
-	int error_status;        /* set on HTTP_ERROR: the status to answer with */
+	int error_status;         /* set on HTTP_ERROR: the status to answer with */
 	const char *error_reason; /* static text naming the problem */
 };
 
 /* Parse a request head from buf[0..len). HTTP_NEED_MORE when the head is incomplete
  * (and still within limits). On HTTP_OK, req->header_len bytes were consumed; anything
  * after them (e.g. WebSocket frames pipelined after an upgrade) is left to the caller. */
-enum http_status http_parse_request(const char *buf, size_t len,
-				    const struct http_limits *lim, struct http_request *req);
+enum http_status http_parse_request(const char *buf, size_t len, const struct http_limits *lim,
+                                    struct http_request *req);
 
 /* Find a header by name (case-insensitive); NULL if absent. */
 const struct http_slice *http_header_get(const struct http_request *req, const char *name);
@@ -86,12 +87,12 @@ size_t http_build_101(char *out, size_t cap, struct http_slice ws_key, const cha
 /* A complete response with a body (Content-Length, Connection: close unless keep_alive).
  * extra_headers (may be NULL) is inserted verbatim and must end in CRLF. */
 size_t http_build_response(char *out, size_t cap, int status, const char *content_type,
-			   const char *extra_headers, const void *body, size_t body_len,
-			   bool keep_alive);
+                           const char *extra_headers, const void *body, size_t body_len,
+                           bool keep_alive);
 
 /* Response head only (Content-Length given), for bodies sent separately. */
 size_t http_build_response_head(char *out, size_t cap, int status, const char *content_type,
-				const char *extra_headers, size_t body_len, bool keep_alive);
+                                const char *extra_headers, size_t body_len, bool keep_alive);
 
 /* The reason phrase of a status code ("OK", "Unauthorized" ...). */
 const char *http_reason(int status);
@@ -100,18 +101,18 @@ const char *http_reason(int status);
  * the subprotocol (may be NULL) and a 16-byte nonce which is base64-encoded into
  * Sec-WebSocket-Key; the key is also written to key_out (24 chars + NUL). */
 size_t http_build_upgrade_request(char *out, size_t cap, const char *host, const char *path,
-				  const char *token, const char *protocol,
-				  const uint8_t nonce[16], char key_out[25]);
+                                  const char *token, const char *protocol,
+                                  const uint8_t nonce[16], char key_out[25]);
 
 /* A plain GET (for `ringlet status` and the CA fetch). token may be NULL. */
 size_t http_build_get(char *out, size_t cap, const char *host, const char *path,
-		      const char *token);
+                      const char *token);
 
 struct http_response {
 	int status;
 	uint8_t version_major, version_minor;
 	struct http_slice reason, upgrade, connection, ws_accept, ws_protocol, content_length,
-		content_type;
+	        content_type;
 	bool chunked;
 	size_t header_len; /* bytes consumed */
 	size_t nheaders;
@@ -120,8 +121,8 @@ struct http_response {
 };
 
 /* Parse a response head. Same conventions as http_parse_request. */
-enum http_status http_parse_response(const char *buf, size_t len,
-				     const struct http_limits *lim, struct http_response *resp);
+enum http_status http_parse_response(const char *buf, size_t len, const struct http_limits *lim,
+                                     struct http_response *resp);
 
 /* Why a response is not the 101 that answers our key, or NULL when it is. */
 const char *http_upgrade_response_problem(const struct http_response *resp, const char *key);

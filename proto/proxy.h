@@ -12,8 +12,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define PROXY_V1_MAX 107  /* the longest valid version 1 line, CRLF included */
-#define PROXY_V2_MAX 536  /* the largest version 2 header we accept (TLVs included) */
+#define PROXY_V1_MAX 107 /* the longest valid version 1 line, CRLF included */
+#define PROXY_V2_MAX 536 /* the largest version 2 header we accept (TLVs included) */
 
 enum proxy_status {
 	PROXY_ERROR = -1,
@@ -39,6 +39,6 @@ size_t proxy_build(uint8_t *out, size_t cap, int version, const char *src, const
  * consume), PROXY_NEED_MORE, or PROXY_ERROR (*why names the problem: bad signature,
  * malformed line, unsupported family or command, too long). Never reads past len. */
 enum proxy_status proxy_parse(const uint8_t *buf, size_t len, struct proxy_hdr *h,
-			      const char **why);
+                              const char **why);
 
 #endif

@@ -15,10 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TUN_VERSION 1        /* the version this code speaks */
-#define TUN_VERSION_MIN 1    /* the oldest it still accepts */
+#define TUN_VERSION 1     /* the version this code speaks */
+#define TUN_VERSION_MIN 1 /* the oldest it still accepts */
 #define TUN_HEADER_LEN 8
-#define TUN_MAX_PORTS 64     /* ports one client may offer */
+#define TUN_MAX_PORTS 64 /* ports one client may offer */
 #define TUN_MAX_STR 255
 #define TUN_MAX_CONTROL 2048 /* largest non-DATA message; bigger is a protocol error */
 
@@ -37,9 +37,9 @@ enum tun_type {
 
 /* Capability bits, offered in HELLO and granted in WELCOME. */
 enum tun_cap {
-	TUN_CAP_ZERO_MASK = 1u << 0, /* client may mask its frames with the all-zero key */
-	TUN_CAP_LANES = 1u << 1,     /* several WebSocket connections per client session */
-	TUN_CAP_WINDOW = 1u << 2,    /* per-stream credit flow control */
+	TUN_CAP_ZERO_MASK = 1u << 0,      /* client may mask its frames with the all-zero key */
+	TUN_CAP_LANES = 1u << 1,          /* several WebSocket connections per client session */
+	TUN_CAP_WINDOW = 1u << 2,         /* per-stream credit flow control */
 	TUN_CAP_CLIENT_FORWARD = 1u << 3, /* client may open streams (--local) */
 };
 
@@ -58,19 +58,19 @@ enum tun_rst_reason {
 
 /* GOAWAY reasons. */
 enum tun_goaway_reason {
-	TUN_GOAWAY_NORMAL = 0,      /* drain: finish streams, open no new ones */
-	TUN_GOAWAY_VERSION = 1,     /* no common protocol version */
-	TUN_GOAWAY_PROTOCOL = 2,    /* peer broke the protocol */
+	TUN_GOAWAY_NORMAL = 0,   /* drain: finish streams, open no new ones */
+	TUN_GOAWAY_VERSION = 1,  /* no common protocol version */
+	TUN_GOAWAY_PROTOCOL = 2, /* peer broke the protocol */
 	TUN_GOAWAY_UNAUTHORIZED = 3,
-	TUN_GOAWAY_LIMIT = 4,       /* too many clients / streams */
+	TUN_GOAWAY_LIMIT = 4, /* too many clients / streams */
 };
 
 /* WELCOME per-port status. */
 enum tun_port_status {
 	TUN_PORT_OK = 0,
-	TUN_PORT_IN_USE = 1,   /* bind failed: address in use */
-	TUN_PORT_DENIED = 2,   /* bind failed: permission */
-	TUN_PORT_ERROR = 3,    /* any other bind failure */
+	TUN_PORT_IN_USE = 1, /* bind failed: address in use */
+	TUN_PORT_DENIED = 2, /* bind failed: permission */
+	TUN_PORT_ERROR = 3,  /* any other bind failure */
 };
 
 enum tun_status {
@@ -106,7 +106,7 @@ struct tun_welcome {
 	uint32_t caps;
 	uint32_t window; /* initial per-stream credit the server grants the client */
 	uint32_t max_frame;
-	uint16_t lanes;  /* lanes the server suggests (its shard count) */
+	uint16_t lanes; /* lanes the server suggests (its shard count) */
 	uint64_t session;
 	uint16_t nports;
 	struct tun_port_result ports[TUN_MAX_PORTS];
@@ -123,7 +123,7 @@ struct tun_open {
 	uint16_t port;
 	struct tun_str remote; /* "ip:port" of the data-plane peer */
 	struct tun_str local;  /* "ip:port" the data-plane peer connected to; for a
-				* client-opened stream (--local), the target "host:port" */
+	                        * client-opened stream (--local), the target "host:port" */
 	uint8_t flags;         /* enum tun_open_flag, carried in the message header */
 };
 
@@ -157,8 +157,7 @@ enum tun_status tun_decode_header(const uint8_t *buf, size_t len, struct tun_msg
  * docs/PROTOCOL.md). Truncated or trailing bytes, strings over their bounds, non-zero
  * stream ids on connection messages and zero stream ids on stream messages are
  * TUN_ERROR; *why (may be NULL) names the problem. */
-enum tun_status tun_decode(const uint8_t *buf, size_t len, struct tun_msg *m,
-			   const char **why);
+enum tun_status tun_decode(const uint8_t *buf, size_t len, struct tun_msg *m, const char **why);
 
 /* Encoders. Each returns the bytes written to out[0..cap), 0 if it does not fit (the hello
  * and welcome encoders also return 0 for nports > TUN_MAX_PORTS). Nothing is written at or
@@ -169,7 +168,7 @@ size_t tun_encode_welcome(uint8_t *out, size_t cap, const struct tun_welcome *w)
 size_t tun_encode_open(uint8_t *out, size_t cap, uint32_t stream, const struct tun_open *o);
 size_t tun_encode_fin(uint8_t *out, size_t cap, uint32_t stream);
 size_t tun_encode_rst(uint8_t *out, size_t cap, uint32_t stream, uint16_t reason,
-		      const char *text);
+                      const char *text);
 size_t tun_encode_window(uint8_t *out, size_t cap, uint32_t stream, uint32_t increment);
 size_t tun_encode_ping(uint8_t *out, size_t cap, bool pong, uint64_t timestamp);
 size_t tun_encode_goaway(uint8_t *out, size_t cap, uint16_t reason, const char *text);

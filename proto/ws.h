@@ -51,11 +51,11 @@ enum ws_status {
 	WS_OK = 1,        /* a header was decoded */
 };
 
-#define WS_MAX_HEADER 14       /* 2 + 8 (length) + 4 (mask) */
+#define WS_MAX_HEADER 14 /* 2 + 8 (length) + 4 (mask) */
 #define WS_MAX_CONTROL_PAYLOAD 125
 
 struct ws_frame {
-	uint8_t opcode;       /* enum ws_opcode */
+	uint8_t opcode; /* enum ws_opcode */
 	bool fin;
 	bool masked;
 	uint8_t mask[4];      /* valid when masked */
@@ -71,14 +71,14 @@ struct ws_frame {
  * in wire order as soon as their bytes are present, so a truncated header that is already
  * malformed fails early, with the same code the whole header would get. */
 enum ws_status ws_decode_header(const uint8_t *buf, size_t len, enum ws_role role,
-				uint64_t max_payload, struct ws_frame *f,
-				enum ws_close *close_code);
+                                uint64_t max_payload, struct ws_frame *f,
+                                enum ws_close *close_code);
 
 /* Encode a frame header into out (at least WS_MAX_HEADER bytes). mask is NULL for an
  * unmasked frame (server role) or the 4-byte masking key (client role).
  * Returns the header length. */
 size_t ws_encode_header(uint8_t *out, enum ws_opcode op, bool fin, const uint8_t *mask,
-			uint64_t payload_len);
+                        uint64_t payload_len);
 
 /* XOR buf[0..len) with the masking key, as if buf started at payload offset `offset`
  * (so a payload can be unmasked in pieces as it arrives). Word-at-a-time. In place. */
@@ -86,7 +86,7 @@ void ws_mask(uint8_t *buf, size_t len, const uint8_t mask[4], uint64_t offset);
 
 /* Copy src to dst while masking (dst and src must not overlap). */
 void ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t mask[4],
-		  uint64_t offset);
+                  uint64_t offset);
 
 /* Build a Close payload (2-byte code + reason, truncated to fit 125 bytes) into out
  * (at least WS_MAX_CONTROL_PAYLOAD bytes); truncation never splits a UTF-8 character.
@@ -98,7 +98,7 @@ size_t ws_close_payload(uint8_t *out, enum ws_close code, const char *reason);
  * wire, or a reason that is not UTF-8 is a protocol error (returns false and sets
  * *close_code to the code to answer with). An empty payload yields WS_CLOSE_NO_STATUS. */
 bool ws_parse_close(const uint8_t *p, size_t len, uint16_t *code, const uint8_t **reason,
-		    size_t *reason_len, enum ws_close *close_code);
+                    size_t *reason_len, enum ws_close *close_code);
 
 /* True if buf[0..len) is well-formed UTF-8 (for text messages and close reasons). */
 bool ws_utf8_valid(const uint8_t *buf, size_t len);
@@ -115,7 +115,7 @@ struct ws_decoder {
 };
 
 void ws_decoder_init(struct ws_decoder *d, enum ws_role role, uint64_t max_payload,
-		     uint64_t max_message);
+                     uint64_t max_message);
 
 /* Decode the next frame header and check it against the message state: a continuation
  * with no open message, a new data frame while a message is open, or a message over
@@ -124,7 +124,7 @@ void ws_decoder_init(struct ws_decoder *d, enum ws_role role, uint64_t max_paylo
  * and continuation frames, the frame's own for control frames) and *msg_end says whether
  * this frame completes that message. */
 enum ws_status ws_decoder_next(struct ws_decoder *d, const uint8_t *buf, size_t len,
-			       struct ws_frame *f, uint8_t *msg_opcode, bool *msg_end,
-			       enum ws_close *close_code);
+                               struct ws_frame *f, uint8_t *msg_opcode, bool *msg_end,
+                               enum ws_close *close_code);
 
 #endif

@@ -42,8 +42,8 @@ struct cli_cmd {
 	/* CLI_SERVER, CLI_CLIENT: the complete engine configuration (token read and trimmed,
 	 * URL parsed). CLI_STATUS: url*, token and handshake_ms (the request timeout). */
 	struct cfg cfg;
-	char *generate;   /* server --generate (only "systemd" is accepted); NULL if absent */
-	bool json;        /* status --json */
+	char *generate; /* server --generate (only "systemd" is accepted); NULL if absent */
+	bool json;      /* status --json */
 };
 
 /* Parse argv (argv[0] is the program) into *out, which the caller later frees with

@@ -270,7 +270,8 @@ Test(tunnel, open_proxy_flags)
 	}
 	struct tun_open o = {80, tun_str_from("a"), tun_str_from("b"), 0xff};
 	size_t n = tun_encode_open(buf, sizeof(buf), 7, &o);
-	cr_assert_eq(buf[1], TUN_OPEN_PROXY_V1 | TUN_OPEN_PROXY_V2, "undefined bits are not sent");
+	cr_assert_eq(buf[1], TUN_OPEN_PROXY_V1 | TUN_OPEN_PROXY_V2,
+	             "undefined bits are not sent");
 	buf[1] = 0xff;
 	cr_assert_eq(decode(buf, n, &m), TUN_OK);
 	cr_assert_eq(m.u.open.flags, TUN_OPEN_PROXY_V1 | TUN_OPEN_PROXY_V2,
