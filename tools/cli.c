@@ -187,8 +187,9 @@ static size_t server_flags(struct flag *tab, struct cli_cmd *cmd, struct parse_s
 	                .usage = "generate a CA and a server certificate and serve TLS on "
 	                         "the control port; use --auto-tls=false for plain "
 	                         "HTTP/WebSocket behind an ingress or load balancer that "
-	                         "terminates TLS (as the Helm charts do). NOTE: this build "
-	                         "has no TLS yet and needs --auto-tls=false",
+	                         "terminates TLS (as the Helm charts do); files go to "
+	                         "--auto-tls-path and are reused while valid, and the CA is "
+	                         "served at /.well-known/ca.crt",
 	                .def = "true"});
 	n = add(tab, n,
 	        (struct flag){
@@ -331,12 +332,14 @@ static size_t client_flags(struct flag *tab, struct cli_cmd *cmd, struct parse_s
 	        (struct flag){.name = "auto-tls",
 	                      .type = FLAG_BOOL,
 	                      .dst = &c->auto_tls,
-	                      .usage = "with a wss:// URL, fetch the server's CA from "
-	                               "/.well-known/ca.crt and trust it; --auto-tls=false "
-	                               "verifies the server against the system trust store (or "
-	                               "--ca-file), as behind an ingress with a public "
-	                               "certificate. NOTE: this build has no TLS yet and needs "
-	                               "a ws:// URL",
+	                      .usage =
+	                              "with a wss:// URL, fetch the server's CA from "
+	                              "/.well-known/ca.crt and trust it; --auto-tls=false "
+	                              "verifies the server against the system trust store (or "
+	                              "--ca-file), as behind an ingress with a public "
+	                              "certificate. The fetched CA is trusted on first use "
+	                              "and pinned for the life of the process: where the first "
+	                              "connection could be intercepted, give --ca-file instead",
 	                      .def = "true"});
 	n = add(tab, n,
 	        (struct flag){.name = "ca-file",
@@ -1164,8 +1167,12 @@ void cli_print_help(FILE *out, const char *prog, enum cli_topic topic)
 		        "  %s tcp server --auto-tls=false --token-from=/etc/inlets/token\n\n"
 		        "  # Data plane on loopback only, token from the environment:\n"
 		        "  %s tcp server --auto-tls=false --data-addr=127.0.0.1 "
-		        "--token-env=TOKEN\n",
-		        p, p, p, p);
+		        "--token-env=TOKEN\n\n"
+		        "  # TLS on the control port itself (a CA and certificate are "
+		        "generated):\n"
+		        "  %s tcp server --auto-tls-san=exit.example.com "
+		        "--token-file=./token.txt\n",
+		        p, p, p, p, p);
 		print_flag_section(out, topic);
 		fputs("\nSignals: SIGTERM/SIGINT drain and stop; SIGHUP reopens --log-file.\n",
 		      out);
@@ -1189,8 +1196,17 @@ void cli_print_help(FILE *out, const char *prog, enum cli_topic topic)
 		        "      --ports=9090 --auto-tls=false --token-file=./token.txt\n\n"
 		        "  # Several ports from the local machine:\n"
 		        "  %s tcp client --url=ws://192.0.2.10:8123 --ports 80,443 -p 2222 "
-		        "--token-env=TOKEN\n",
-		        p, p, p, p);
+		        "--token-env=TOKEN\n\n"
+		        "  # Through an ingress with a public certificate (as the seed's "
+		        "chart):\n"
+		        "  %s tcp client --url=wss://orion-aws.prometheus.example.com/connect "
+		        "\\\n"
+		        "      --upstream=prometheus --ports=9090 --auto-tls=false "
+		        "--token-file=./token.txt\n\n"
+		        "  # To a server with auto-TLS (fetches and pins its CA):\n"
+		        "  %s tcp client --url=wss://exit.example.com:8123 --ports=9090 "
+		        "--token-file=./token.txt\n",
+		        p, p, p, p, p, p);
 		print_flag_section(out, topic);
 		fputs("\nSignals: SIGTERM/SIGINT stop; SIGHUP reopens --log-file.\n", out);
 		return;
