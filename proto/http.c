@@ -424,6 +424,28 @@ static bool line_too_long(const char *buf, size_t n, size_t max)
 	return l > max;
 }
 
+/* The part both parsers share: run llhttp of the given type over at most the header-block
+ * limit of buf. */
+struct head_run {
+	llhttp_t p;
+	size_t n;       /* bytes given to llhttp */
+	size_t head;    /* bytes of the head, on RUN_DONE */
+	size_t err_off; /* where llhttp failed, on RUN_FAIL */
+	llhttp_errno_t e;
+};
+
+static enum run_result run_head(struct head_run *h, llhttp_type_t type,
+                                const llhttp_settings_t *settings, struct parse_ctx *c,
+                                const char *buf, size_t len)
+{
+	llhttp_init(&h->p, type, settings);
+	h->p.data = c;
+	h->n = len < c->lim->max_header_bytes ? len : c->lim->max_header_bytes;
+	h->head = h->err_off = 0;
+	h->e = HPE_OK;
+	return run(&h->p, buf, h->n, &h->head, &h->err_off, &h->e);
+}
+
 enum http_status http_parse_request(const char *buf, size_t len, const struct http_limits *lim,
                                     struct http_request *req)
 {
@@ -435,25 +457,19 @@ enum http_status http_parse_request(const char *buf, size_t len, const struct ht
 	        .keep = req->headers,
 	        .nkeep = &req->nheaders,
 	};
-	llhttp_t p;
-	llhttp_init(&p, HTTP_REQUEST, &request_settings);
-	p.data = &c;
-
-	size_t n = len < lim->max_header_bytes ? len : lim->max_header_bytes;
-	size_t head = 0, err_off = 0;
-	llhttp_errno_t e = HPE_OK;
-	enum run_result r = run(&p, buf, n, &head, &err_off, &e);
+	struct head_run h;
+	enum run_result r = run_head(&h, HTTP_REQUEST, &request_settings, &c, buf, len);
 
 	/* An llhttp error inside the first max_line bytes is the request's real problem;
 	 * beyond that, an over-long request line is. */
-	if (!(r == RUN_FAIL && err_off <= lim->max_line) &&
-	    line_too_long(buf, n, lim->max_line)) {
+	if (!(r == RUN_FAIL && h.err_off <= lim->max_line) &&
+	    line_too_long(buf, h.n, lim->max_line)) {
 		req->error_status = 414;
 		req->error_reason = "request line too long";
 		return HTTP_ERROR;
 	}
 	if (r == RUN_FAIL) {
-		req->error_status = llhttp_status(&c, e);
+		req->error_status = llhttp_status(&c, h.e);
 		req->error_reason = llhttp_reason(&c, req->error_status);
 		return HTTP_ERROR;
 	}
@@ -466,9 +482,9 @@ enum http_status http_parse_request(const char *buf, size_t len, const struct ht
 		return HTTP_NEED_MORE;
 	}
 
-	req->version_major = p.http_major;
-	req->version_minor = p.http_minor;
-	req->header_len = head;
+	req->version_major = h.p.http_major;
+	req->version_minor = h.p.http_minor;
+	req->header_len = h.head;
 	req->path = req->target;
 	if (req->target.p) {
 		const char *q = memchr(req->target.p, '?', req->target.len);
@@ -494,16 +510,10 @@ enum http_status http_parse_response(const char *buf, size_t len, const struct h
 	        .keep = resp->headers,
 	        .nkeep = &resp->nheaders,
 	};
-	llhttp_t p;
-	llhttp_init(&p, HTTP_RESPONSE, &response_settings);
-	p.data = &c;
-
-	size_t n = len < lim->max_header_bytes ? len : lim->max_header_bytes;
-	size_t head = 0, err_off = 0;
-	llhttp_errno_t e = HPE_OK;
-	enum run_result r = run(&p, buf, n, &head, &err_off, &e);
+	struct head_run h;
+	enum run_result r = run_head(&h, HTTP_RESPONSE, &response_settings, &c, buf, len);
 	if (r == RUN_FAIL) {
-		resp->error_reason = llhttp_reason(&c, llhttp_status(&c, e));
+		resp->error_reason = llhttp_reason(&c, llhttp_status(&c, h.e));
 		return HTTP_ERROR;
 	}
 	if (r == RUN_MORE) {
@@ -513,9 +523,9 @@ enum http_status http_parse_response(const char *buf, size_t len, const struct h
 		}
 		return HTTP_NEED_MORE;
 	}
-	resp->version_major = p.http_major;
-	resp->version_minor = p.http_minor;
-	resp->header_len = head;
+	resp->version_major = h.p.http_major;
+	resp->version_minor = h.p.http_minor;
+	resp->header_len = h.head;
 	if (!resp->reason.p)
 		resp->reason = (struct http_slice){buf, 0};
 	return HTTP_OK;
