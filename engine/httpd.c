@@ -453,17 +453,12 @@ void httpd_on_cqe(struct shard *s, struct conn *c, struct tok t, struct io_uring
 	}
 }
 
-void httpd_tick(struct shard *s)
+void httpd_tick(struct shard *s, struct conn *c)
 {
-	for (uint32_t i = 0; i < s->hiwater; i++) {
-		struct conn *c = &s->conns[i];
-		if (c->kind != CK_HTTP || c->closing)
-			continue;
-		if (s->now_ms - c->started_ms > (uint64_t)s->cfg->handshake_ms) {
-			STAT_ADD(s, hs_fail[HS_TIMEOUT], 1);
-			log_debug("control connection timed out before a complete request",
-			          "remote=%s", c->u.http->remote);
-			conn_close(s, c);
-		}
+	if (s->now_ms - c->started_ms > (uint64_t)s->cfg->handshake_ms) {
+		STAT_ADD(s, hs_fail[HS_TIMEOUT], 1);
+		log_debug("control connection timed out before a complete request", "remote=%s",
+		          c->u.http->remote);
+		conn_close(s, c);
 	}
 }

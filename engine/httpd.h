@@ -28,9 +28,9 @@ struct http_conn {
 	uint8_t *cbuf;   /* TLS: received ciphertext */
 };
 
-/* Close control connections that have not completed a request (and TLS handshake)
- * within the handshake timeout. */
-void httpd_tick(struct shard *s);
+/* Called on each tick for each open CK_HTTP connection: close it if it has not completed
+ * a request (and TLS handshake) within the handshake timeout. */
+void httpd_tick(struct shard *s, struct conn *c);
 
 /* A listener slot on this shard accepting with multishot accept. Takes ownership of fd. */
 void listen_here(struct shard *s, int fd, enum listen_role role, uint16_t port);

@@ -300,8 +300,9 @@ static void on_tick(struct shard *s)
 		struct conn *c = &s->conns[i];
 		if (c->kind == CK_TUNNEL && !c->closing)
 			tunnel_tick(s, c);
+		else if (c->kind == CK_HTTP && !c->closing)
+			httpd_tick(s, c);
 	}
-	httpd_tick(s);
 	if (s->cfg->mode == CFG_SERVER)
 		server_on_tick(s);
 	else
