@@ -48,7 +48,7 @@ BASEFLAGS := -std=gnu11 -O2 -g -pthread -D_GNU_SOURCE -fno-strict-aliasing $(SAN
 CPPFLAGS_ALL := -I. -isystem $(LLHTTP_INC) -isystem $(BSSL_INC) -MMD -MP $(CPPFLAGS)
 CFLAGS_ALL := $(BASEFLAGS) $(WARN) $(CFLAGS)
 LDFLAGS_ALL := -pthread $(SANFLAGS) -L$(BSSL_LIB) -Wl,-rpath,$(BSSL_LIB) $(LDFLAGS)
-LDLIBS_ALL := -luring -lssl -lcrypto $(LDLIBS)
+LDLIBS_ALL := -luring -lssl -lcrypto -lbpf $(LDLIBS)
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 GIT_SHA := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
@@ -56,11 +56,13 @@ GIT_SHA := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 PROTO_SRC  := $(sort $(wildcard proto/*.c))
 ENGINE_SRC := $(sort $(wildcard engine/*.c))
 TOOLS_SRC  := $(filter-out tools/main.c,$(sort $(wildcard tools/*.c)))
+EBPF_SRC   := $(filter-out %.bpf.c,$(sort $(wildcard ebpf/*.c)))
 # Two archives: the pure wire layer (proto/ + llhttp), and the engine + CLI on top of it.
 PROTO_OBJ  := $(PROTO_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/llhttp/llhttp.o \
               $(BUILD)/obj/llhttp/api.o $(BUILD)/obj/llhttp/http.o
 PROTO_LIB  := $(BUILD)/libringlet-proto.a
-LIB_OBJ    := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o) $(TOOLS_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_OBJ    := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o) $(TOOLS_SRC:%.c=$(BUILD)/obj/%.o) \
+              $(EBPF_SRC:%.c=$(BUILD)/obj/%.o)
 LIB        := $(BUILD)/libringlet.a
 
 UNIT_SRC   := $(sort $(wildcard tests/proto/*.c tests/engine/*.c tests/tools/*.c))
@@ -99,6 +101,20 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c $< -o $@
 
+# BPF programs: clang for the BPF target (with BTF), then a skeleton that embeds the object
+# in the loader (ebpf/README.md).
+BPFTOOL ?= $(shell command -v bpftool || echo /usr/sbin/bpftool)
+BPF_CFLAGS := -g -O2 -target bpf -Wall -Werror -I/usr/include/$(shell $(CC) -dumpmachine) -Iebpf
+$(BUILD)/ebpf/%.bpf.o: ebpf/%.bpf.c ebpf/%.h
+	$(call msg,BPF,$<)
+	@mkdir -p $(@D)
+	$(Q)clang $(BPF_CFLAGS) -c $< -o $@
+$(BUILD)/ebpf/%.skel.h: $(BUILD)/ebpf/%.bpf.o
+	$(call msg,GEN,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf >$@
+$(BUILD)/obj/ebpf/loader.o: $(BUILD)/ebpf/sockmap.skel.h
+$(BUILD)/obj/ebpf/%.o: CPPFLAGS_ALL += -I$(BUILD)/ebpf
+
 $(PROTO_LIB): $(PROTO_OBJ)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -136,7 +152,7 @@ integration: $(BUILD)/ringlet $(BUILD)/inlets-pro $(BENCH_BIN)
 	$(Q)RINGLET_BUILD=$(BUILD) bash tests/run-integration.sh
 
 # The data-path tests also run against an ASan+UBSan build of the binary.
-SAN_INTEGRATION := test_datapath\|test_halfclose\|test_proxy\|test_reconnect
+SAN_INTEGRATION := test_datapath\|test_halfclose\|test_proxy\|test_reconnect\|test_sockmap
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all units $(BENCH_BIN)
@@ -183,7 +199,8 @@ install: all
 	done
 
 format:
-	clang-format -i $(wildcard proto/*.[ch] engine/*.[ch] tools/*.[ch] bench/*.[ch] tests/*/*.c fuzz/*.c)
+	clang-format -i $(wildcard proto/*.[ch] engine/*.[ch] tools/*.[ch] ebpf/*.[ch] bench/*.[ch] \
+		tests/*/*.c fuzz/*.c)
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -1,0 +1,65 @@
+/* ebpf/sockmap.h — types shared by the sockmap steering programs (sockmap.bpf.c) and their
+ * loader (sockmap.c). Plain fixed-width types only: this header is compiled both by clang
+ * for the BPF target and by the host compiler. */
+#ifndef RINGLET_EBPF_SOCKMAP_H
+#define RINGLET_EBPF_SOCKMAP_H
+
+#include <linux/types.h>
+
+/* One end of a TCP connection, as seen from that end: addresses in network byte order
+ * (IPv4 in ip[0], the rest zero), ports in host byte order. A socket is stored under its
+ * own key; its peer is found under the key with local and remote swapped. */
+struct sm_key {
+	__u32 family; /* AF_INET or AF_INET6 */
+	__u32 local_ip[4];
+	__u32 remote_ip[4];
+	__u32 local_port;
+	__u32 remote_port;
+};
+
+/* A hop endpoint: an address and port that ringlet listens on (the server's data plane,
+ * the client's --local listeners) or dials (the client's upstream, the server's --local
+ * targets). An all-zero address stands for every address of the host (a listener on
+ * 0.0.0.0 or ::). Keys of the endpoints map. */
+struct sm_endpoint {
+	__u32 family;
+	__u32 ip[4];
+	__u32 port; /* host byte order */
+};
+
+/* What ringlet does at an endpoint (values of the endpoints map, a bit mask). A socket
+ * whose local end is a SM_EP_LISTEN endpoint, or whose remote end is a SM_EP_DIAL one, is
+ * ringlet's own end of the hop; the other end is its peer's (consumer or upstream). */
+enum sm_endpoint_role {
+	SM_EP_LISTEN = 1, /* ringlet accepts connections here */
+	SM_EP_DIAL = 2,   /* ringlet connects to here */
+};
+
+/* Counters (index into the per-CPU stats array). "Ringlet's" sockets are the hop ends
+ * that ringlet owns, told apart by the port's side. */
+enum sm_stat {
+	SM_STAT_SOCKETS,      /* sockets inserted into the hop map (both ends) */
+	SM_STAT_HOPS_STEERED, /* ringlet's sockets whose peer was found: steered */
+	SM_STAT_PEER_STEERED, /* the other ends' sockets whose peer was found */
+	SM_STAT_MSGS,         /* messages redirected into a peer's receive queue */
+	SM_STAT_BYTES,        /* bytes redirected into a peer's receive queue */
+	SM_STAT_FB_NOT_LOCAL, /* a hop connection whose other end is another host */
+	SM_STAT_FB_NO_PEER,   /* ringlet's socket, peer not in the map (not in the cgroup) */
+	SM_STAT_FB_INSERT,    /* the map refused the socket (full, or another program's) */
+	SM_STAT_FB_LATE,      /* a peer that had already sent by TCP when this end came up */
+	SM_STAT_MAX,
+};
+
+/* Per-socket decision, taken at the socket's first message and kept for its life so that
+ * a connection's bytes never take two paths (which could reorder them). */
+enum sm_decision {
+	SM_UNDECIDED = 0,
+	SM_REDIRECT = 1,
+	SM_PASS = 2,
+};
+
+#define SM_MAX_SOCKETS 65536  /* entries of the hop map: both ends of 32768 hops */
+#define SM_MAX_ENDPOINTS 1024 /* hop endpoints one ringlet process may register */
+#define SM_MAX_PASSED 8192    /* remembered sockets that took TCP at their first message */
+
+#endif
