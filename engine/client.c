@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ebpf/sockmap.h"
 #include "engine/certs.h"
 #include "engine/engine.h"
 #include "engine/httpd.h"
@@ -141,6 +142,8 @@ static void lane_connect(struct shard *s, struct lane *l)
 		         "upstream=%s err=%s", log_q(cfg->upstream), log_q(gai_strerror(err)));
 		l->upstream.n = 0;
 	}
+	for (size_t i = 0; i < cfg->nports && l->upstream.n; i++)
+		engine_steer(s->eng, &l->upstream, cfg->ports[i], SM_EP_DIAL);
 	int fd = socket(l->server.addr[0].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	                0);
 	if (fd == -1) {
@@ -611,6 +614,16 @@ bool client_shard_idle(struct shard *s)
 			return false;
 	}
 	return true;
+}
+
+void client_steer_listeners(struct engine *e)
+{
+	const struct cfg *c = e->cfg;
+	const char *la = c->local_addr && c->local_addr[0] ? c->local_addr : "127.0.0.1";
+	struct addrlist al;
+	for (int i = 0; i < e->nfwd; i++)
+		if (net_resolve(la, e->fwd[i].lport, &al) == 0)
+			engine_steer(e, &al, e->fwd[i].lport, SM_EP_LISTEN);
 }
 
 int ringlet_client_run(const struct cfg *conf)

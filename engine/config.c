@@ -77,6 +77,7 @@ void cfg_free(struct cfg *c)
 	free(c->url);
 	free(c->url_host);
 	free(c->url_path);
+	free(c->sockmap_cgroup);
 	free(c->upstream);
 	free(c->ca_file);
 	free(c->metrics_addr);

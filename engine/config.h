@@ -22,6 +22,14 @@ enum cfg_data_path {
 	CFG_DP_SPLICE, /* splice(2) socket -> pipe -> tunnel socket, on plain tunnels */
 };
 
+/* Whether local hops are steered through the kernel by the sockmap programs (ebpf/). */
+enum cfg_sockmap {
+	CFG_SM_OFF,  /* never (the default) */
+	CFG_SM_AUTO, /* when the kernel, privileges and cgroup v2 allow; silently off otherwise
+	              */
+	CFG_SM_ON,   /* always: the process refuses to start when it cannot */
+};
+
 /* Defaults and limits (documented in docs/DESIGN.md and --help). */
 #define CFG_DEFAULT_CONTROL_PORT 8123
 #define CFG_DEFAULT_WINDOW (256u * 1024)   /* per-stream credit, bytes */
@@ -76,11 +84,13 @@ struct cfg {
 	char *metrics_addr;
 	char **local; /* --local LOCALPORT:host:port */
 	size_t n_local;
-	char *local_addr; /* --local-addr: where the --local listeners bind (127.0.0.1) */
-	int lanes;        /* 0: as many as the server suggests */
-	bool zero_mask;   /* offer TUN_CAP_ZERO_MASK (default true) */
-	int data_path;    /* enum cfg_data_path */
-	char *client_id;  /* generated when NULL */
+	char *local_addr;     /* --local-addr: where the --local listeners bind (127.0.0.1) */
+	int lanes;            /* 0: as many as the server suggests */
+	bool zero_mask;       /* offer TUN_CAP_ZERO_MASK (default true) */
+	int data_path;        /* enum cfg_data_path */
+	int sockmap;          /* enum cfg_sockmap */
+	char *sockmap_cgroup; /* --sockmap-cgroup; NULL: the process's own cgroup */
+	char *client_id;      /* generated when NULL */
 };
 
 /* Fill *c with the defaults for mode. */

@@ -1,12 +1,15 @@
 /* engine/engine.c — start the shards, handle signals, drain, join. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "ebpf/loader.h"
 #include "engine/engine.h"
 #include "engine/log.h"
 
@@ -49,6 +52,59 @@ static void wake_all(struct engine *e)
 		shard_wake(&e->shards[i]);
 }
 
+void engine_steer(struct engine *e, const struct addrlist *al, uint16_t port, uint32_t role)
+{
+	if (!e->sm)
+		return;
+	int err = 0;
+	if (!al) {
+		err = sockmap_add_endpoint(e->sm, AF_INET, NULL, port, role);
+		if (!err)
+			err = sockmap_add_endpoint(e->sm, AF_INET6, NULL, port, role);
+	}
+	for (int i = 0; al && i < al->n && !err; i++) {
+		const struct sockaddr *sa = (const struct sockaddr *)&al->addr[i];
+		const void *ip =
+		        sa->sa_family == AF_INET
+		                ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+		                : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+		err = sockmap_add_endpoint(e->sm, sa->sa_family, ip, port, role);
+	}
+	if (err)
+		log_warn("cannot steer a hop endpoint: its connections take TCP",
+		         "port=%u err=%s", port, log_q(strerror(-err)));
+}
+
+/* --sockmap: load and attach the steering programs. Returns 0, or -errno when --sockmap
+ * on cannot be had (auto records why in e->sm_why and goes on without). */
+static int sockmap_start(struct engine *e)
+{
+	const struct cfg *c = e->cfg;
+	if (c->sockmap == CFG_SM_OFF)
+		return 0;
+	char why[sizeof(e->sm_why)];
+	int err = sockmap_open(c->sockmap_cgroup, &e->sm, why, sizeof(why));
+	if (err) {
+		if (c->sockmap == CFG_SM_ON) {
+			log_error("--sockmap on: cannot steer local hops", "why=%s",
+			          log_q(why));
+			return err;
+		}
+		snprintf(e->sm_why, sizeof(e->sm_why), "%s", why);
+		log_info("--sockmap auto: local hops take TCP", "why=%s", log_q(why));
+		return 0;
+	}
+	log_info("steering local hops with sockmap", "cgroup=%s", log_q(sockmap_cgroup(e->sm)));
+	if (c->data_path == CFG_DP_SPLICE)
+		log_info(
+		        "--data-path splice: steered hops are read by copy (splice cannot read "
+		        "a steered socket)",
+		        NULL);
+	if (c->mode == CFG_CLIENT)
+		client_steer_listeners(e);
+	return 0;
+}
+
 int engine_run(struct engine *e)
 {
 	const char *missing = NULL;
@@ -61,15 +117,23 @@ int engine_run(struct engine *e)
 	log_debug("io_uring features", "single_issuer=%d defer_taskrun=%d coop_taskrun=%d",
 	          uring_feat.single_issuer, uring_feat.defer_taskrun, uring_feat.coop_taskrun);
 	e->start_unix = (uint64_t)time(NULL);
+	ret = sockmap_start(e);
+	if (ret)
+		return ret;
 	e->shards = calloc((size_t)e->nshards, sizeof(*e->shards));
-	if (!e->shards)
+	if (!e->shards) {
+		sockmap_close(e->sm);
+		e->sm = NULL;
 		return -ENOMEM;
+	}
 	for (int i = 0; i < e->nshards; i++) {
 		ret = shard_init(&e->shards[i], e, i);
 		if (ret) {
 			for (int j = 0; j < i; j++)
 				shard_destroy(&e->shards[j]);
 			free(e->shards);
+			sockmap_close(e->sm);
+			e->sm = NULL;
 			return ret;
 		}
 	}
@@ -137,6 +201,8 @@ int engine_run(struct engine *e)
 		shard_destroy(&e->shards[i]);
 	free(e->shards);
 	e->shards = NULL;
+	sockmap_close(e->sm);
+	e->sm = NULL;
 	if (!failed)
 		log_info("stopped", NULL);
 	return failed ? -EIO : exit_now ? -EINTR : 0;

@@ -15,6 +15,7 @@ struct tls_ctx;
 struct cidr;
 struct local_fwd;
 struct lane;
+struct sockmap;
 
 struct engine {
 	const struct cfg *cfg;
@@ -38,6 +39,8 @@ struct engine {
 	struct cidr *allow; /* server --allow-ips */
 	size_t n_allow;
 	size_t ca_pem_len;
+	struct sockmap *sm; /* --sockmap: the steering programs, NULL when not in use */
+	char sm_why[256];   /* --sockmap auto: why it is not in use ("" when it is) */
 };
 
 /* Role hooks called by the shard. Each role file implements its side. */
@@ -49,6 +52,15 @@ void client_on_cqe(struct shard *s, struct tok t, struct io_uring_cqe *cqe);
 void client_on_tick(struct shard *s);
 void client_on_drain(struct shard *s);
 bool client_shard_idle(struct shard *s);
+
+/* Client: register the --local listeners as hop endpoints with e->sm (the upstream's
+ * endpoints are registered when a lane resolves it). */
+void client_steer_listeners(struct engine *e);
+
+/* Make each address of al (NULL: every address) with port a hop endpoint of e->sm;
+ * nothing when steering is off. role: SM_EP_LISTEN or SM_EP_DIAL (ebpf/sockmap.h).
+ * Failures are logged: those hops then take TCP. */
+void engine_steer(struct engine *e, const struct addrlist *al, uint16_t port, uint32_t role);
 
 /* Start the shards (threads), wait for signals and the drain, join. Returns 0 or -errno. */
 int engine_run(struct engine *e);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ebpf/loader.h"
 #include "engine/engine.h"
 #include "engine/metrics.h"
 #include "engine/registry.h"
@@ -154,6 +155,46 @@ static const char *port_label(struct engine *e, int slot, char *buf, size_t cap)
 
 extern const char *const httpd_path_names[];
 
+/* --sockmap: whether it is in use, and the steering programs' counters. */
+static void sockmap_metrics(struct sb *b, struct engine *e)
+{
+	uint64_t st[SM_STAT_MAX] = {0};
+	if (e->sm)
+		sockmap_read_stats(e->sm, st);
+	scalar(b, "ringlet_sockmap_active", "gauge",
+	       "1 when local hops are steered through the kernel (--sockmap), else 0.",
+	       e->sm != NULL);
+	scalar(b, "ringlet_sockmap_hops_steered_total", "counter",
+	       "Hops (ringlet's end of an upstream or local data-plane connection) whose bytes "
+	       "moved in the kernel.",
+	       st[SM_STAT_HOPS_STEERED]);
+	scalar(b, "ringlet_sockmap_sockets_total", "counter",
+	       "Sockets put into the hop map, both ends of each hop.", st[SM_STAT_SOCKETS]);
+	scalar(b, "ringlet_sockmap_bytes_total", "counter",
+	       "Bytes moved from a sender straight into its local peer's receive queue, both "
+	       "ends of every steered hop.",
+	       st[SM_STAT_BYTES]);
+	scalar(b, "ringlet_sockmap_messages_total", "counter",
+	       "Send calls redirected in the kernel (both ends of every steered hop).",
+	       st[SM_STAT_MSGS]);
+	head(b, "ringlet_sockmap_fallbacks_total", "counter",
+	     "Hops that took TCP although --sockmap was asked for, by reason.");
+	static const struct {
+		const char *name;
+		int stat;
+	} reasons[] = {
+	        {"not_local", SM_STAT_FB_NOT_LOCAL},
+	        {"no_peer", SM_STAT_FB_NO_PEER},
+	        {"map_refused", SM_STAT_FB_INSERT},
+	        {"peer_sent_first", SM_STAT_FB_LATE},
+	};
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		sb_printf(b, "ringlet_sockmap_fallbacks_total{reason=\"%s\"} %llu\n",
+		          reasons[i].name, (unsigned long long)st[reasons[i].stat]);
+	sb_printf(b, "ringlet_sockmap_fallbacks_total{reason=\"unavailable\"} %d\n",
+	          e->sm_why[0] != 0);
+}
+
 size_t metrics_render(struct engine *e, char **out)
 {
 	struct sb b;
@@ -261,6 +302,7 @@ size_t metrics_render(struct engine *e, char **out)
 	scalar(&b, "ringlet_spliced_bytes_total", "counter",
 	       "Of ringlet_payload_bytes_total, the bytes moved by splice(2) (--data-path).",
 	       SUM(e, bytes_spliced));
+	sockmap_metrics(&b, e);
 	scalar(&b, "ringlet_tunnels_total", "counter",
 	       "Tunnel (WebSocket) connections made or accepted since start, all lanes.",
 	       SUM(e, tunnels_total));
@@ -428,10 +470,21 @@ size_t status_render(struct engine *e, char **out)
 		          (double)STAT_GET(rs->lanes[0].rtt_ns) / 1e9);
 	}
 	pthread_mutex_unlock(&e->reg->mu);
-	sb_printf(
-	        &b,
-	        "],\"ringlet\":{\"shards\":%d,\"streamsActive\":%llu,\"streamsTotal\":%llu}}\n",
-	        e->nshards, (unsigned long long)SUM(e, streams_active),
-	        (unsigned long long)SUM(e, streams_total));
+	sb_printf(&b,
+	          "],\"ringlet\":{\"shards\":%d,\"streamsActive\":%llu,\"streamsTotal\":%llu",
+	          e->nshards, (unsigned long long)SUM(e, streams_active),
+	          (unsigned long long)SUM(e, streams_total));
+	static const char *const sm_modes[] = {"off", "auto", "on"};
+	uint64_t st[SM_STAT_MAX] = {0};
+	if (e->sm)
+		sockmap_read_stats(e->sm, st);
+	sb_printf(&b, ",\"sockmap\":{\"mode\":\"%s\",\"active\":%s,\"cgroup\":",
+	          sm_modes[e->cfg->sockmap], e->sm ? "true" : "false");
+	json_str(&b, e->sm ? sockmap_cgroup(e->sm) : "");
+	sb_printf(&b, ",\"why\":");
+	json_str(&b, e->sm_why);
+	sb_printf(&b, ",\"hopsSteered\":%llu,\"bytes\":%llu}}}\n",
+	          (unsigned long long)st[SM_STAT_HOPS_STEERED],
+	          (unsigned long long)st[SM_STAT_BYTES]);
 	return sb_done(&b, out);
 }

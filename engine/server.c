@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ebpf/sockmap.h"
 #include "engine/certs.h"
 #include "engine/engine.h"
 #include "engine/httpd.h"
@@ -40,6 +41,18 @@ static struct reg_port *port_find(struct registry *r, uint16_t port)
 		if (r->ports[i].used && r->ports[i].port == port)
 			return &r->ports[i];
 	return NULL;
+}
+
+/* --sockmap: the data-plane listeners' endpoints (every address for 0.0.0.0 and ::). */
+static void steer_data_port(struct engine *e, const char *addr, uint16_t port)
+{
+	struct addrlist al;
+	if (!e->sm)
+		return;
+	if (!addr || strcmp(addr, "0.0.0.0") == 0 || strcmp(addr, "::") == 0)
+		engine_steer(e, NULL, port, SM_EP_LISTEN);
+	else if (net_resolve(addr, port, &al) == 0)
+		engine_steer(e, &al, port, SM_EP_LISTEN);
 }
 
 /* Open the data-plane listeners for port (one per shard) unless they exist. Called with
@@ -86,6 +99,7 @@ static uint16_t port_open(struct shard *s, struct registry *r, uint16_t port)
 				close(fds[i]);
 		}
 	}
+	steer_data_port(e, addr, port);
 	log_info("data-plane port open", "port=%u addr=%s", port, addr ? addr : "0.0.0.0");
 	return TUN_PORT_OK;
 }

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "ebpf/sockmap.h"
 #include "engine/engine.h"
 #include "engine/log.h"
 #include "engine/net.h"
@@ -288,10 +289,11 @@ static void spipe_put(struct spipe *p)
 }
 
 /* Can this tunnel carry spliced payloads? Only bytes that need no transformation: no
- * TLS, and frames from a client only with the all-zero masking key. */
+ * TLS, and frames from a client only with the all-zero masking key. Not with --sockmap:
+ * splice(2) reads only TCP's receive queue, never what steering put beside it. */
 static bool splice_ok(struct shard *s, const struct tunnel *t)
 {
-	return s->cfg->data_path != CFG_DP_COPY && !t->tls &&
+	return s->cfg->data_path != CFG_DP_COPY && !t->tls && !s->eng->sm &&
 	       (t->role == WS_ROLE_SERVER || t->zero_mask);
 }
 
@@ -1839,7 +1841,8 @@ void stream_open_local(struct shard *s, struct conn *tc, int fd, const char *tar
 
 /* The target's addresses, resolved on first use on this tunnel (blocking: once per distinct
  * target per client connection). NULL if it does not resolve. */
-static const struct addrlist *fwd_resolve(struct tunnel *t, const char *target)
+static const struct addrlist *fwd_resolve(struct engine *e, struct tunnel *t,
+                                          const char *target)
 {
 	for (int i = 0; i < t->nfwd; i++)
 		if (strcmp(t->fwd[i].name, target) == 0)
@@ -1862,6 +1865,7 @@ static const struct addrlist *fwd_resolve(struct tunnel *t, const char *target)
 		return NULL;
 	snprintf(f->name, sizeof(f->name), "%s", target);
 	t->nfwd++;
+	engine_steer(e, &f->al, (uint16_t)port, SM_EP_DIAL);
 	return &f->al;
 }
 
@@ -1879,7 +1883,7 @@ void stream_open_forwarded(struct shard *s, struct conn *tc, const struct tun_ms
 		            "an id in use");
 		return;
 	}
-	const struct addrlist *al = fwd_resolve(t, target);
+	const struct addrlist *al = fwd_resolve(s->eng, t, target);
 	struct conn *sc = al ? conn_alloc(s, CK_STREAM, -1) : NULL;
 	if (!sc) {
 		log_warn("cannot forward a client connection (--local)",

@@ -31,6 +31,7 @@ struct parse_state {
 	char *token_env;
 	char *log_level;
 	char *data_path; /* --data-path */
+	char *sockmap;   /* --sockmap */
 	char *ignored;   /* --license, --license-file, --license-env */
 	int max_conns;
 };
@@ -119,6 +120,25 @@ static size_t engine_flags(struct flag *tab, size_t n, struct cfg *c, struct par
 	                              "zero-mask capability), or auto (the path measured "
 	                              "fastest here: copy; see bench/README.md)",
 	                      .def = "auto"});
+	n = add(tab, n,
+	        (struct flag){.name = "sockmap",
+	                      .type = FLAG_STRING,
+	                      .dst = &st->sockmap,
+	                      .usage =
+	                              "steer local hops (upstream, data-plane consumer on this "
+	                              "host) through the kernel with eBPF sockmap: off, auto "
+	                              "(when the kernel, privileges and cgroup v2 allow, "
+	                              "else off) or on (refuse to start without it); see "
+	                              "ebpf/README.md",
+	                      .def = "off"});
+	n = add(tab, n,
+	        (struct flag){.name = "sockmap-cgroup",
+	                      .type = FLAG_STRING,
+	                      .dst = &c->sockmap_cgroup,
+	                      .usage =
+	                              "the cgroup-v2 directory whose TCP sockets --sockmap may "
+	                              "steer; both ends of a hop must be in it (in Kubernetes, "
+	                              "the pod's cgroup). Default: ringlet's own cgroup"});
 	n = add(tab, n,
 	        (struct flag){.name = "shards",
 	                      .type = FLAG_INT,
@@ -588,6 +608,18 @@ static int resolve_log_level(struct cfg *c, struct parse_state *st, char *err, s
 		     dp);
 		return -1;
 	}
+	const char *sm = st->sockmap ? st->sockmap : "off";
+	if (strcmp(sm, "off") == 0) {
+		c->sockmap = CFG_SM_OFF;
+	} else if (strcmp(sm, "auto") == 0) {
+		c->sockmap = CFG_SM_AUTO;
+	} else if (strcmp(sm, "on") == 0) {
+		c->sockmap = CFG_SM_ON;
+	} else {
+		errf(err, errlen,
+		     "invalid argument \"%s\" for \"--sockmap\" flag: use off, auto or on", sm);
+		return -1;
+	}
 	if (lvl < 0) {
 		errf(err, errlen,
 		     "invalid argument \"%s\" for \"--log-level\" flag: use debug, info, warn "
@@ -885,6 +917,7 @@ static void state_free(struct parse_state *st)
 	free(st->token_env);
 	free(st->log_level);
 	free(st->data_path);
+	free(st->sockmap);
 	free(st->ignored);
 	memset(st, 0, sizeof(*st));
 }
