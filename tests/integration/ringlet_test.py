@@ -324,6 +324,28 @@ def http_get(addr, port, path="/", timeout=10.0, headers=None):
     return http_raw(addr, port, req.encode(), timeout)
 
 
+def scrape(port, path, token, addr="127.0.0.1"):
+    """GET path with the token as a Bearer credential (None: no credential); returns
+    (status, headers, body) as http_get does."""
+    headers = {"Authorization": "Bearer " + token} if token is not None else None
+    return http_get(addr, port, path, headers=headers)
+
+
+def metric(text, name, **labels):
+    """Value of the Prometheus sample name{labels...} in text (labels must match exactly
+    those given), or None."""
+    for line in text.splitlines():
+        if not line.startswith(name):
+            continue
+        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$', line)
+        if not m or m.group(1) != name:
+            continue
+        got = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+        if got == {k: str(v) for k, v in labels.items()}:
+            return float(m.group(3))
+    return None
+
+
 def http_raw(addr, port, raw, timeout=10.0):
     with socket.create_connection((addr, port), timeout=timeout) as s:
         s.sendall(raw)

@@ -21,25 +21,6 @@ import ringlet_test as rt
 MIB = 1 << 20
 
 
-def scrape(h, port, path, token):
-    headers = {"Authorization": "Bearer " + token} if token is not None else None
-    return rt.http_get("127.0.0.1", port, path, headers=headers)
-
-
-def metric(text, name, **labels):
-    """Value of the sample name{labels...} (labels must match exactly those given)."""
-    for line in text.splitlines():
-        if not line.startswith(name):
-            continue
-        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$', line)
-        if not m or m.group(1) != name:
-            continue
-        got = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
-        if got == {k: str(v) for k, v in labels.items()}:
-            return float(m.group(3))
-    return None
-
-
 def check_metrics_and_status(h):
     up = "127.0.0.2"
     p_sink, p_src = rt.free_port_on("127.0.0.1", up), rt.free_port_on("127.0.0.1", up)
@@ -65,7 +46,7 @@ def check_metrics_and_status(h):
     h.check(got == DOWN, "the data-plane client received %d bytes from the source" % DOWN)
     time.sleep(0.5)  # let the streams' last completions land
 
-    code, _, body = scrape(h, srv.control_port, "/metrics", h.token)
+    code, _, body = rt.scrape(srv.control_port, "/metrics", h.token)
     h.check(code == 200, "/metrics with the token answers 200")
     text = body.decode()
     # promtool's lint objects to the inlets names ending in _gauge; those names are the
@@ -80,7 +61,7 @@ def check_metrics_and_status(h):
     else:
         rt.skip("promtool (Debian package prometheus) is not installed")
 
-    v = lambda name, **kw: metric(text, name, **kw)
+    v = lambda name, **kw: rt.metric(text, name, **kw)
     h.check(v("tcp_controlplane_connected_gauge") == 1, "tcp_controlplane_connected_gauge 1")
     h.check(v("tcp_dataplane_connections_total", port=p_sink) == 1 and
             v("tcp_dataplane_connections_total", port=p_src) == 1,
@@ -97,23 +78,23 @@ def check_metrics_and_status(h):
         text, re.M)]
     h.check(client_rx and client_rx[0] >= UP, "per-client tunnel bytes include the upload")
 
-    code, _, cbody = scrape(h, metrics_port, "/metrics", h.token)
+    code, _, cbody = rt.scrape(metrics_port, "/metrics", h.token)
     h.check(code == 200, "the client's --metrics-addr serves /metrics")
     ct = cbody.decode()
-    lanes = metric(ct, "tcp_controlplane_connected_gauge")
+    lanes = rt.metric(ct, "tcp_controlplane_connected_gauge")
     h.check(lanes and upgrades == lanes, "tcp_controlplane_requests_total counts one upgrade "
             "per lane (%s upgrades, %s lanes)" % (upgrades, lanes))
-    h.check(metric(ct, "ringlet_port_bytes_total", port=p_sink, direction="sent") == UP and
-            metric(ct, "ringlet_port_bytes_total", port=p_src, direction="received") == DOWN,
+    h.check(rt.metric(ct, "ringlet_port_bytes_total", port=p_sink, direction="sent") == UP and
+            rt.metric(ct, "ringlet_port_bytes_total", port=p_src, direction="received") == DOWN,
             "client: upstream byte counters equal the bytes moved")
-    h.check(scrape(h, metrics_port, "/metrics", None)[0] == 401,
+    h.check(rt.scrape(metrics_port, "/metrics", None)[0] == 401,
             "the client's /metrics without the token: 401")
 
     for path in ("/metrics", "/status"):
-        h.check(scrape(h, srv.control_port, path, None)[0] == 401, path + " without a token: 401")
-        h.check(scrape(h, srv.control_port, path, "wrong")[0] == 401,
+        h.check(rt.scrape(srv.control_port, path, None)[0] == 401, path + " without a token: 401")
+        h.check(rt.scrape(srv.control_port, path, "wrong")[0] == 401,
                 path + " with a wrong token: 401")
-    code, _, body = scrape(h, srv.control_port, "/status", h.token)
+    code, _, body = rt.scrape(srv.control_port, "/status", h.token)
     h.check(code == 200, "/status with the token answers 200")
     st = json.loads(body)
     info = st.get("info", {})

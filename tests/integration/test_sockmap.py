@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""--sockmap: local hops steered through the kernel by eBPF (ebpf/README.md).
+
+The test makes its own cgroup-v2 directory and moves itself into it, so the server, the
+clients, the in-process consumer and the upstreams it starts are all in it; the ringlet
+processes get --sockmap on --sockmap-cgroup <it>.
+
+1. Steered: for every message-size boundary (0, 1, 125, 126, 127, 4 KiB +-1, 64 KiB +-1,
+   the 256 KiB window +-1, 4 MiB) a consumer sends a request of that size and half-closes;
+   the upstream hashes it to EOF, answers the hash and a response of the same size, and
+   half-closes; the consumer checks both. Both ringlet processes count one steered hop per
+   connection and at least the payload bytes as moved in the kernel, with no fallback.
+   Also over IPv6 (upstream on ::1), and with --data-path splice (which must fall back to
+   copy for steered sockets).
+2. Fallbacks, byte-exact all the same: an upstream outside the cgroup (no_peer) and an
+   upstream in another network namespace across a veth pair (not_local).
+3. --sockmap on that cannot work refuses to start with the reason; auto starts without it
+   and reports why in /metrics.
+4. When every process has stopped, no ringlet BPF program, map or cgroup attachment is
+   left (bpftool prog/map show, bpftool cgroup tree).
+"""
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ringlet_test as rt
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WINDOW = 256 << 10
+SIZES = [0, 1, 125, 126, 127, 4095, 4096, 4097, 65535, 65536, 65537, WINDOW - 1, WINDOW,
+         WINDOW + 1, 4 << 20]
+PROG_NAMES = ("ringlet_sockops", "ringlet_sk_msg")
+
+
+def bpftool():
+    return shutil.which("bpftool") or ("/usr/sbin/bpftool"
+                                       if os.access("/usr/sbin/bpftool", os.X_OK) else None)
+
+
+def cgroup2_mount():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if right.startswith("cgroup2 "):
+                return left.split()[4]
+    return None
+
+
+def own_cgroup(mnt):
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                p = line[3:].strip()
+                return mnt if p == "/" else mnt + p
+    return None
+
+
+def capability():
+    """Skip (with the reason) on a machine that cannot run sockmap steering."""
+    if os.geteuid() != 0:
+        rt.skip("sockmap: needs root (CAP_BPF and CAP_NET_ADMIN) to load BPF programs")
+    tool = bpftool()
+    if not tool:
+        rt.skip("sockmap: bpftool is not installed (make deps installs it)")
+    mnt = cgroup2_mount()
+    if not mnt:
+        rt.skip("sockmap: no cgroup v2 hierarchy is mounted")
+    out = subprocess.run([tool, "feature", "probe", "kernel"], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, timeout=60).stdout.decode()
+    missing = [w for w in ("program_type sock_ops", "program_type sk_msg",
+                           "map_type sockhash", "map_type sk_storage")
+               if "%s is available" % w not in out]
+    if missing:
+        rt.skip("sockmap: this kernel lacks " + ", ".join(missing))
+    if not shutil.which("ip"):
+        rt.skip("sockmap: the ip command (iproute2) is missing, needed for the netns hop")
+    return tool, mnt
+
+
+def leftovers(tool, cg=None):
+    """Names of ringlet BPF programs and maps still loaded, and attachments to cg."""
+    found = []
+    for what in ("prog", "map"):
+        out = subprocess.run([tool, what, "show"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL).stdout.decode()
+        found += re.findall(r"name (ringlet_\w+)", out)
+    if cg and os.path.isdir(cg):
+        out = subprocess.run([tool, "cgroup", "show", cg], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL).stdout.decode()
+        found += [n for n in PROG_NAMES if n in out]
+    return found
+
+
+def exchange(addr, port, size):
+    """One connection through the tunnel: returns None if both directions arrived whole
+    and in order, else what went wrong."""
+    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    c = socket.socket(fam, socket.SOCK_STREAM)
+    c.settimeout(60)
+    try:
+        c.connect((addr, port))
+        c.sendall(struct.pack("!Q", size))
+        sent = rt.send_pattern(c, size + 1, size)
+        c.shutdown(socket.SHUT_WR)
+        got_digest = rt.recv_exact(c, 32).hex()
+        n, d = rt.recv_all(c)
+    except OSError as e:
+        return "size %d: %r" % (size, e)
+    finally:
+        c.close()
+    if got_digest != sent:
+        return "size %d: the upstream received other bytes than were sent" % size
+    if n != size or d != rt.Pattern(size).digest(size):
+        return "size %d: got %d response bytes (or other bytes) instead of %d" % (size, n, size)
+    return None
+
+
+def body(h):
+    tool, mnt = capability()
+    home = own_cgroup(mnt)
+    cg = os.path.join(mnt, "ringlet-test-sockmap-%d" % os.getpid())
+    for d in os.listdir(mnt):  # directories of earlier runs that ended abruptly
+        if d.startswith("ringlet-test-sockmap-"):
+            try:
+                os.rmdir(os.path.join(mnt, d))
+            except OSError:
+                pass
+    os.mkdir(cg)
+    ns = "rlsm%d" % os.getpid()
+    cleanup = []
+
+    def undo():
+        for f in reversed(cleanup):
+            f()
+    try:
+        with open(os.path.join(cg, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+        cleanup.append(lambda: open(os.path.join(home, "cgroup.procs"), "w").write(
+            str(os.getpid())))
+        run_all(h, tool, cg, home, ns, cleanup)
+    finally:
+        for p in h.procs:
+            p.kill()
+        undo()
+        try:
+            os.rmdir(cg)
+        except OSError:
+            pass
+    # 4. Nothing left behind: the kernel frees the objects when the last fd and the last
+    # steered socket are gone (deferred work: allow it a few seconds).
+    deadline = time.monotonic() + 15
+    left = leftovers(tool)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = leftovers(tool)
+    h.check(not left, "no ringlet BPF program or map is left once every process has "
+            "stopped (%s)" % (", ".join(left) or "bpftool prog/map show: none"))
+    out = subprocess.run([tool, "cgroup", "tree"], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL).stdout.decode()
+    h.check(not any(n in out for n in PROG_NAMES),
+            "bpftool cgroup tree shows no ringlet program attached anywhere")
+
+
+def upstream_proc(h, name, addr, port, prefix=()):
+    p = h.spawn(name, list(prefix) + [sys.executable, os.path.join(HERE, "sockmap_upstream.py"),
+                                       addr, str(port)])
+    if not p.wait_log(r"upstream listening", timeout=15):
+        h.fail("%s did not start" % name)
+    return p
+
+
+def steer_metrics(h, port):
+    code, _, text = rt.scrape(port, "/metrics", h.token)
+    if code != 200:
+        h.fail("/metrics on port %d answered %s" % (port, code))
+    text = text.decode()
+    v = lambda name, **kw: rt.metric(text, name, **kw) or 0
+    return {
+        "active": v("ringlet_sockmap_active"),
+        "hops": v("ringlet_sockmap_hops_steered_total"),
+        "bytes": v("ringlet_sockmap_bytes_total"),
+        "not_local": v("ringlet_sockmap_fallbacks_total", reason="not_local"),
+        "no_peer": v("ringlet_sockmap_fallbacks_total", reason="no_peer"),
+        "unavailable": v("ringlet_sockmap_fallbacks_total", reason="unavailable"),
+    }
+
+
+def run_all(h, tool, cg, home, ns, cleanup):
+    up = "127.0.0.2"
+    steer = ["--sockmap", "on", "--sockmap-cgroup", cg]
+    p_main, p_v6, p_out, p_ns = (rt.free_port_on("127.0.0.1", up) for _ in range(4))
+    m_main, m_v6, m_out, m_ns = (rt.free_port("127.0.0.1") for _ in range(4))
+
+    # The upstreams: in the cgroup (steered), outside it, and in a network namespace.
+    upstream_proc(h, "upstream", up, p_main)
+    upstream_proc(h, "upstream6", "::1", p_v6)
+    upstream_proc(h, "upstream-out", up, p_out,
+                  prefix=["sh", "-c", 'echo $$ >"$0/cgroup.procs" && exec "$@"', home])
+    r = subprocess.run(["ip", "netns", "add", ns], stderr=subprocess.PIPE)
+    if r.returncode != 0:
+        rt.skip("sockmap: cannot create a network namespace: %s" % r.stderr.decode().strip())
+    cleanup.append(lambda: subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL))
+    octet = 16 + os.getpid() % 200
+    host_ip, ns_ip = "10.250.%d.1" % octet, "10.250.%d.2" % octet
+    veth = "rlsm%dh" % (os.getpid() % 100000)
+    for cmd in (["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0",
+                 "netns", ns],
+                ["ip", "addr", "add", host_ip + "/30", "dev", veth],
+                ["ip", "link", "set", veth, "up"],
+                ["ip", "-n", ns, "addr", "add", ns_ip + "/30", "dev", "eth0"],
+                ["ip", "-n", ns, "link", "set", "eth0", "up"],
+                ["ip", "-n", ns, "link", "set", "lo", "up"]):
+        r = subprocess.run(cmd, stderr=subprocess.PIPE)
+        if r.returncode != 0:
+            h.fail("netns set-up: %s: %s" % (" ".join(cmd), r.stderr.decode().strip()))
+    cleanup.append(lambda: subprocess.run(["ip", "link", "del", veth],
+                                          stderr=subprocess.DEVNULL))
+    upstream_proc(h, "upstream-ns", ns_ip, p_ns, prefix=["ip", "netns", "exec", ns])
+
+    srv = h.start_server(extra=steer)
+    h.check(srv.wait_log(r'msg="steering local hops with sockmap"', 10),
+            "the server attaches its steering programs to the test's cgroup")
+    clients = {}
+    for name, upstream, port, mport in (("main", up, p_main, m_main), ("v6", "::1", p_v6, m_v6),
+                                        ("out", up, p_out, m_out), ("ns", ns_ip, p_ns, m_ns)):
+        clients[name] = h.start_client(srv.control_port, [port], upstream=upstream,
+                                       name="client-" + name,
+                                       extra=steer + ["--metrics-addr",
+                                                      "127.0.0.1:%d" % mport])
+        h.wait_data_port(srv, port)
+
+    # 1. Steered, at every boundary, both directions, half-closed both ways.
+    bad = [e for e in (exchange("127.0.0.1", p_main, n) for n in SIZES) if e]
+    h.check(not bad, "steered hops: %d sizes byte-exact both ways, half-close seen both "
+            "ways (%s)" % (len(SIZES), "; ".join(bad[:3]) or "0 .. 4 MiB"))
+    total = sum(SIZES)
+    sm_s, sm_c = steer_metrics(h, srv.control_port), steer_metrics(h, m_main)
+    h.check(sm_s["active"] == 1 and sm_c["active"] == 1,
+            "both ends report ringlet_sockmap_active 1")
+    h.check(sm_c["hops"] >= len(SIZES),
+            "the client steered its upstream hop for every connection (%d >= %d)" %
+            (sm_c["hops"], len(SIZES)))
+    h.check(sm_s["hops"] >= len(SIZES),
+            "the server steered its data-plane hop for every connection (%d >= %d)" %
+            (sm_s["hops"], len(SIZES)))
+    h.check(sm_c["bytes"] >= 2 * total and sm_s["bytes"] >= 2 * total,
+            "each end moved at least the payload of both directions in the kernel "
+            "(client %d, server %d, payload %d)" % (sm_c["bytes"], sm_s["bytes"], 2 * total))
+    h.check(sm_c["no_peer"] == 0 and sm_c["not_local"] == 0,
+            "no fallback on the steered client's hops")
+
+    v6 = [e for e in (exchange("127.0.0.1", p_v6, n) for n in (0, 126, 65537, 1 << 20)) if e]
+    sm6 = steer_metrics(h, m_v6)
+    h.check(not v6 and sm6["hops"] >= 4,
+            "an IPv6 upstream hop (::1) is steered and byte-exact (%d hops; %s)" %
+            (sm6["hops"], "; ".join(v6) or "ok"))
+
+    # 2. Fallbacks.
+    out = [e for e in (exchange("127.0.0.1", p_out, n) for n in (1, 65536, 1 << 20)) if e]
+    smo = steer_metrics(h, m_out)
+    h.check(not out and smo["no_peer"] >= 3 and smo["hops"] == 0,
+            "an upstream outside the cgroup falls back to TCP, byte-exact (no_peer %d, "
+            "steered %d; %s)" % (smo["no_peer"], smo["hops"], "; ".join(out) or "ok"))
+    nsr = [e for e in (exchange("127.0.0.1", p_ns, n) for n in (1, 65536, 1 << 20)) if e]
+    smn = steer_metrics(h, m_ns)
+    h.check(not nsr and smn["not_local"] >= 3 and smn["hops"] == 0,
+            "an upstream in another network namespace (not local) falls back to TCP, "
+            "byte-exact (not_local %d; %s)" % (smn["not_local"], "; ".join(nsr) or "ok"))
+
+    for p in [srv] + list(clients.values()):
+        p.stop()
+
+    # --data-path splice with steering: the steered sockets are read by copy.
+    srv = h.start_server(name="server-splice", extra=steer + ["--data-path", "splice"])
+    h.check(srv.wait_log(r"steered hops are read by copy", 10),
+            "--data-path splice with --sockmap says steered hops are read by copy")
+    cl = h.start_client(srv.control_port, [p_main], upstream=up, name="client-splice",
+                        extra=steer + ["--data-path", "splice"])
+    h.wait_data_port(srv, p_main)
+    sp = [e for e in (exchange("127.0.0.1", p_main, n) for n in (65535, 1 << 20, 4 << 20)) if e]
+    h.check(not sp, "--data-path splice --sockmap on: byte-exact (%s)" % ("; ".join(sp) or "ok"))
+    srv.stop()
+    cl.stop()
+
+    # 3. on refuses to start when it cannot work; auto goes on without and says why.
+    notcg = h.dir  # a directory, but not a cgroup
+    code, text = h.run([h.bin, "server", "--token", "x", "--control-port",
+                        str(rt.free_port()), "--control-addr", "127.0.0.1", "--sockmap", "on",
+                        "--sockmap-cgroup", notcg], timeout=20)
+    h.check(code != 0 and "is not a cgroup v2 directory" in text,
+            "--sockmap on with a directory that is not a cgroup: exit %d, %r" %
+            (code, text.strip().splitlines()[-1:]))
+    srv = h.start_server(name="server-auto", extra=["--sockmap", "auto", "--sockmap-cgroup",
+                                                    notcg])
+    h.check(srv.wait_log(r'--sockmap auto: local hops take TCP" why=', 10),
+            "--sockmap auto logs why it is not in use")
+    sma = steer_metrics(h, srv.control_port)
+    h.check(sma["active"] == 0 and sma["unavailable"] == 1,
+            "--sockmap auto: ringlet_sockmap_active 0, fallbacks{reason=unavailable} 1")
+    srv.stop()
+
+
+if __name__ == "__main__":
+    rt.main("sockmap", body)
