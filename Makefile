@@ -65,7 +65,7 @@ LIB_OBJ    := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o) $(TOOLS_SRC:%.c=$(BUILD)/obj/%.
               $(EBPF_SRC:%.c=$(BUILD)/obj/%.o)
 LIB        := $(BUILD)/libringlet.a
 
-UNIT_SRC   := $(sort $(wildcard tests/proto/*.c tests/engine/*.c tests/tools/*.c))
+UNIT_SRC   := $(sort $(wildcard tests/proto/*.c tests/engine/*.c tests/tools/*.c tests/ebpf/*.c))
 UNIT_BIN   := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 
 BENCH_SRC  := $(sort $(wildcard bench/*.c))

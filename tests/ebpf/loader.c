@@ -1,0 +1,229 @@
+/* tests/ebpf/loader.c — the sockmap loader and its programs: refusals with reasons, and a
+ * loopback connection between two sockets of this process steered in the kernel. The
+ * steering tests need root, cgroup v2 and a kernel with sockmap; elsewhere they skip with
+ * the reason. Each test runs in its own process (criterion) inside its own cgroup. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ebpf/loader.h"
+
+static char cg_dir[4400], cg_home[4400];
+
+/* The cgroup-v2 mount point and this process's cgroup in it, or a skip. */
+static void find_cgroups(void)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char line[4096], mnt[256] = "";
+	while (f && fgets(line, sizeof(line), f)) {
+		char *sep = strstr(line, " - ");
+		if (sep && strncmp(sep + 3, "cgroup2 ", 8) == 0 &&
+		    sscanf(line, "%*s %*s %*s %*s %255s", mnt) == 1)
+			break;
+		mnt[0] = 0;
+	}
+	if (f)
+		fclose(f);
+	if (!mnt[0])
+		cr_skip_test("no cgroup v2 hierarchy is mounted");
+	f = fopen("/proc/self/cgroup", "r");
+	cg_home[0] = 0;
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, "0::", 3) == 0) {
+			line[strcspn(line, "\n")] = 0;
+			snprintf(cg_home, sizeof(cg_home), "%s%s", mnt,
+			         strcmp(line + 3, "/") ? line + 3 : "");
+		}
+	if (f)
+		fclose(f);
+	snprintf(cg_dir, sizeof(cg_dir), "%s/ringlet-unit-%d", mnt, (int)getpid());
+}
+
+static void write_pid(const char *dir)
+{
+	char p[4500];
+	snprintf(p, sizeof(p), "%s/cgroup.procs", dir);
+	FILE *f = fopen(p, "w");
+	cr_assert(f, "open %s: %s", p, strerror(errno));
+	fprintf(f, "%d\n", (int)getpid());
+	cr_assert_eq(fclose(f), 0, "move into %s: %s", dir, strerror(errno));
+}
+
+/* Root, cgroup v2 and sockmap, or skip; then a fresh cgroup with this process in it. */
+static struct sockmap *steering_setup(void)
+{
+	if (geteuid() != 0)
+		cr_skip_test("loading BPF programs needs root (CAP_BPF and CAP_NET_ADMIN)");
+	find_cgroups();
+	cr_assert_eq(mkdir(cg_dir, 0755), 0, "mkdir %s: %s", cg_dir, strerror(errno));
+	write_pid(cg_dir);
+	struct sockmap *m = NULL;
+	char why[256] = "";
+	int err = sockmap_open(cg_dir, &m, why, sizeof(why));
+	if (err == -EOPNOTSUPP)
+		cr_skip_test("%s", why);
+	cr_assert_eq(err, 0, "sockmap_open: %s", why);
+	return m;
+}
+
+static void steering_teardown(struct sockmap *m)
+{
+	sockmap_close(m);
+	write_pid(cg_home);
+	rmdir(cg_dir);
+}
+
+static int listener(uint16_t *port)
+{
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	cr_assert_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(l, 8), 0);
+	socklen_t al = sizeof(a);
+	getsockname(l, (struct sockaddr *)&a, &al);
+	*port = ntohs(a.sin_port);
+	return l;
+}
+
+static void connect_pair(int l, uint16_t port, int *c, int *s)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+	                        .sin_port = htons(port),
+	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	*c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(connect(*c, (struct sockaddr *)&a, sizeof(a)), 0);
+	*s = accept(l, NULL, NULL);
+	cr_assert_geq(*s, 0);
+}
+
+/* Send n pattern bytes from one socket and read them on the other (non-blocking sends
+ * interleaved with reads, so sizes beyond the socket buffers cannot deadlock); the bytes
+ * must arrive whole and in order. */
+static void transfer(int from, int to, size_t n, unsigned seed)
+{
+	unsigned char *out = malloc(n + 1), *in = malloc(n + 1);
+	for (size_t i = 0; i < n; i++)
+		out[i] = (unsigned char)(i * 31u + seed + (i >> 12));
+	size_t sent = 0, got = 0;
+	while (got < n) {
+		if (sent < n) {
+			ssize_t k =
+			        send(from, out + sent, n - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (k > 0)
+				sent += (size_t)k;
+			else
+				cr_assert(errno == EAGAIN, "send: %s", strerror(errno));
+		}
+		ssize_t r = recv(to, in + got, n - got, sent < n ? MSG_DONTWAIT : 0);
+		if (r > 0)
+			got += (size_t)r;
+		else
+			cr_assert(r == -1 && errno == EAGAIN, "recv after %zu of %zu: %zd %s",
+			          got, n, r, strerror(errno));
+	}
+	cr_assert(memcmp(in, out, n) == 0, "%zu bytes arrived in another order", n);
+	free(out);
+	free(in);
+}
+
+Test(loader, refuses_a_directory_that_is_not_a_cgroup)
+{
+	struct sockmap *m = (struct sockmap *)1;
+	char why[256] = "";
+	cr_assert_eq(sockmap_open("/tmp", &m, why, sizeof(why)), -ENOTDIR);
+	cr_assert_null(m);
+	cr_assert(strstr(why, "/tmp is not a cgroup v2 directory"), "why: %s", why);
+}
+
+Test(loader, refuses_a_missing_cgroup)
+{
+	struct sockmap *m = NULL;
+	char why[256] = "";
+	cr_assert_eq(sockmap_open("/nonexistent/ringlet", &m, why, sizeof(why)), -ENOENT);
+	cr_assert(strstr(why, "cannot open the cgroup /nonexistent/ringlet"), "why: %s", why);
+	sockmap_close(NULL); /* NULL-tolerant */
+}
+
+Test(loader, steers_a_local_hop_both_ways_at_every_boundary)
+{
+	struct sockmap *m = steering_setup();
+	uint16_t port;
+	int l = listener(&port);
+	struct in_addr lo = {htonl(INADDR_LOOPBACK)};
+	cr_assert_eq(sockmap_add_endpoint(m, AF_INET, &lo, port, SM_EP_LISTEN), 0);
+	int c, s;
+	connect_pair(l, port, &c, &s);
+	static const size_t sizes[] = {1,     125,   126,   127,    4095,   4096,   4097,
+	                               65535, 65536, 65537, 262143, 262144, 262145, 4u << 20};
+	uint64_t total = 0;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		transfer(s, c, sizes[i], (unsigned)i);
+		transfer(c, s, sizes[i], (unsigned)i + 100);
+		total += 2 * sizes[i];
+	}
+	/* Half-close: the FIN arrives after every steered byte; the other way still works. */
+	transfer(s, c, 1000, 7);
+	cr_assert_eq(shutdown(s, SHUT_WR), 0);
+	char b[16];
+	cr_assert_eq(recv(c, b, sizeof(b), 0), 0, "EOF after the data");
+	transfer(c, s, 70000, 9);
+	total += 71000;
+
+	uint64_t st[SM_STAT_MAX];
+	sockmap_read_stats(m, st);
+	cr_assert_eq(st[SM_STAT_SOCKETS], 2, "both ends in the map");
+	cr_assert_eq(st[SM_STAT_HOPS_STEERED], 1, "ringlet's end (the accepting one) steered");
+	cr_assert_eq(st[SM_STAT_PEER_STEERED], 1, "the peer's end steered");
+	cr_assert_eq(st[SM_STAT_BYTES], total, "every byte moved in the kernel");
+	cr_assert_eq(st[SM_STAT_FB_NO_PEER] + st[SM_STAT_FB_NOT_LOCAL] + st[SM_STAT_FB_INSERT],
+	             0);
+	close(c);
+	close(s);
+	close(l);
+	steering_teardown(m);
+}
+
+Test(loader, leaves_other_connections_alone)
+{
+	struct sockmap *m = steering_setup();
+	uint16_t hop, other;
+	int lh = listener(&hop), lo = listener(&other);
+	cr_assert_eq(sockmap_add_endpoint(m, AF_INET, NULL, hop, SM_EP_DIAL), 0);
+	int c, s;
+	connect_pair(lo, other, &c, &s);
+	transfer(c, s, 100000, 1);
+	uint64_t st[SM_STAT_MAX];
+	sockmap_read_stats(m, st);
+	cr_assert_eq(st[SM_STAT_SOCKETS], 0, "a connection to another port is not touched");
+	cr_assert_eq(st[SM_STAT_BYTES], 0);
+	close(c);
+	close(s);
+	/* The wildcard endpoint (every address) matches 127.0.0.1:hop; ringlet dials it. */
+	connect_pair(lh, hop, &c, &s);
+	transfer(c, s, 1000, 2);
+	sockmap_read_stats(m, st);
+	cr_assert_eq(st[SM_STAT_SOCKETS], 2);
+	cr_assert_eq(st[SM_STAT_HOPS_STEERED], 1, "the dialling end is ringlet's");
+	close(c);
+	close(s);
+	close(lh);
+	close(lo);
+	steering_teardown(m);
+}
+
+Test(loader, refuses_an_unknown_family)
+{
+	struct sockmap *m = steering_setup();
+	cr_assert_eq(sockmap_add_endpoint(m, AF_UNIX, NULL, 1, SM_EP_DIAL), -EAFNOSUPPORT);
+	steering_teardown(m);
+}
