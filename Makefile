@@ -104,8 +104,14 @@ $(BUILD)/obj/%.o: %.c
 # BPF programs: clang for the BPF target (with BTF), then a skeleton that embeds the object
 # in the loader (ebpf/README.md).
 BPFTOOL ?= $(shell command -v bpftool || echo /usr/sbin/bpftool)
-BPF_CFLAGS := -g -O2 -target bpf -Wall -Werror -I/usr/include/$(shell $(CC) -dumpmachine) -Iebpf
-$(BUILD)/ebpf/%.bpf.o: ebpf/%.bpf.c ebpf/%.h
+BPF_CFLAGS = -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -I$(BUILD)/ebpf -Iebpf
+# The kernel's types, from the BTF of the kernel this builds on (CO-RE relocates them to
+# the kernel that loads the program).
+$(BUILD)/ebpf/vmlinux.h:
+	$(call msg,GEN,$@)
+	@mkdir -p $(@D)
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c >$@
+$(BUILD)/ebpf/%.bpf.o: ebpf/%.bpf.c ebpf/%.h $(BUILD)/ebpf/vmlinux.h
 	$(call msg,BPF,$<)
 	@mkdir -p $(@D)
 	$(Q)clang $(BPF_CFLAGS) -c $< -o $@

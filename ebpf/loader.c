@@ -150,13 +150,17 @@ int sockmap_open(const char *cgroup, struct sockmap **out, char *why, size_t why
 		            "this kernel lacks sockmap support (sk_msg, sock_ops, SOCKHASH or "
 		            "socket storage)");
 	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
+		return fail(m, -EOPNOTSUPP, why, whylen,
+		            "this kernel publishes no BTF (/sys/kernel/btf/vmlinux), which the "
+		            "steering programs need");
 	m->skel = sockmap_bpf__open_and_load();
 	if (!m->skel) {
 		err = -errno;
-		if (err == -EPERM || err == -EACCES)
+		if (err == -EPERM)
 			return fail(m, err, why, whylen,
-			            "loading BPF programs is not permitted: needs CAP_BPF and "
-			            "CAP_NET_ADMIN (or root)");
+			            "loading BPF programs is not permitted: needs CAP_BPF, CAP_PERFMON "
+			            "and CAP_NET_ADMIN (or root)");
 		return fail(m, err ? err : -EINVAL, why, whylen,
 		            "the kernel refused the steering programs: %s", strerror(-err));
 	}

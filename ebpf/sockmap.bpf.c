@@ -14,13 +14,22 @@
  * in the map then, pass through TCP otherwise. Mixing the two on one connection could
  * reorder bytes, since the receiver reads redirected data before what TCP queued. A socket
  * that chose TCP is remembered (ringlet_passed), so that its peer, if it comes up only
- * afterwards, stays out of the map and reads plain TCP. */
-/* The kernel's types first: libbpf's helper definitions use them. */
-#include <linux/bpf.h>
-#include <linux/socket.h>
+ * afterwards, stays out of the map and reads plain TCP.
+ *
+ * Flow control. The kernel bounds what a sender may redirect into a reader's queue only by
+ * the host-wide TCP memory limit, so a reader that stops would let its sender queue
+ * gigabytes. After each redirect the program reads how much the reader has left unread
+ * (the peer socket's sockmap queue, through BTF); past SM_INFLIGHT_MAX the sender moves to
+ * TCP for the rest of the connection. That is safe for order (the reader drains the
+ * redirected bytes before TCP's), and TCP's buffers and window then hold the sender back.
+ * The move is one way: going back could put redirected bytes ahead of unread TCP ones. */
+/* The kernel's types (generated from its BTF by bpftool), then libbpf's helpers. */
+#include "vmlinux.h"
 
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 
 #include "sockmap.h"
 
@@ -30,6 +39,7 @@
 #ifndef AF_INET6
 #define AF_INET6 10
 #endif
+#define MSG_PEEK 2
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -136,6 +146,7 @@ int ringlet_sockops(struct bpf_sock_ops *skops)
 {
 	struct sm_key key = {}, peer;
 	__u32 lrole, rrole, own;
+	struct bpf_sock *sk;
 	__u32 *state;
 
 	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
@@ -176,9 +187,10 @@ int ringlet_sockops(struct bpf_sock_ops *skops)
 			count(SM_STAT_FB_LATE, 1);
 		return 1;
 	}
-	if (!skops->sk)
+	sk = skops->sk;
+	if (!sk)
 		return 1;
-	state = bpf_sk_storage_get(&ringlet_state, skops->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	state = bpf_sk_storage_get(&ringlet_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!state)
 		return 1;
 	*state = own ? SM_OWN : 0;
@@ -188,6 +200,27 @@ int ringlet_sockops(struct bpf_sock_ops *skops)
 	}
 	count(SM_STAT_SOCKETS, 1);
 	return 1;
+}
+
+/* Bytes the reader of a just-redirected message has not read yet: the redirect target
+ * (the kernel's struct sk_msg behind the context) -> its psock (sk_user_data, whose low
+ * bits are flags) -> msg_tot_len. Read through BTF (CO-RE), so kernel layouts may differ;
+ * a kernel without msg_tot_len reports "over the limit", and steering stops after the
+ * first message of each connection rather than going unbounded. */
+static __always_inline __u64 reader_queued(struct sk_msg_md *md)
+{
+	struct sk_msg *m = (struct sk_msg *)md;
+	struct sock *peer = BPF_CORE_READ(m, sk_redir);
+	struct sk_psock *psock = 0;
+	unsigned long ud;
+
+	if (!bpf_core_field_exists(psock->msg_tot_len) || !peer)
+		return ~0ull;
+	ud = (unsigned long)BPF_CORE_READ(peer, sk_user_data);
+	psock = (struct sk_psock *)(ud & ~7ul); /* SK_USER_DATA_PTRMASK */
+	if (!psock)
+		return ~0ull;
+	return BPF_CORE_READ(psock, msg_tot_len);
 }
 
 SEC("sk_msg")
@@ -226,11 +259,15 @@ int ringlet_sk_msg(struct sk_msg_md *msg)
 	if (bpf_msg_redirect_hash(msg, &ringlet_hops, &peer, BPF_F_INGRESS) == SK_PASS) {
 		if (decision == SM_UNDECIDED) {
 			*state = (*state & SM_OWN) | SM_REDIRECT;
-			count((*state & SM_OWN) ? SM_STAT_HOPS_STEERED : SM_STAT_PEER_STEERED,
-			      1);
+			count((*state & SM_OWN) ? SM_STAT_HOPS_STEERED : SM_STAT_PEER_STEERED, 1);
 		}
 		count(SM_STAT_MSGS, 1);
 		count(SM_STAT_BYTES, msg->size);
+		if (reader_queued(msg) > SM_INFLIGHT_MAX) {
+			/* This message still goes; the next ones take TCP. */
+			*state = (*state & SM_OWN) | SM_PASS;
+			count(SM_STAT_FB_SLOW_READER, 1);
+		}
 		return SK_PASS;
 	}
 	if (decision == SM_UNDECIDED) {

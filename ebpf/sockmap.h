@@ -4,7 +4,9 @@
 #ifndef RINGLET_EBPF_SOCKMAP_H
 #define RINGLET_EBPF_SOCKMAP_H
 
+#ifndef __VMLINUX_H__
 #include <linux/types.h>
+#endif
 
 /* One end of a TCP connection, as seen from that end: addresses in network byte order
  * (IPv4 in ip[0], the rest zero), ports in host byte order. A socket is stored under its
@@ -47,6 +49,7 @@ enum sm_stat {
 	SM_STAT_FB_NO_PEER,   /* ringlet's socket, peer not in the map (not in the cgroup) */
 	SM_STAT_FB_INSERT,    /* the map refused the socket (full, or another program's) */
 	SM_STAT_FB_LATE,      /* a peer that had already sent by TCP when this end came up */
+	SM_STAT_FB_SLOW_READER, /* a steered sender moved to TCP: its reader fell behind */
 	SM_STAT_MAX,
 };
 
@@ -61,5 +64,9 @@ enum sm_decision {
 #define SM_MAX_SOCKETS 65536  /* entries of the hop map: both ends of 32768 hops */
 #define SM_MAX_ENDPOINTS 1024 /* hop endpoints one ringlet process may register */
 #define SM_MAX_PASSED 8192    /* remembered sockets that took TCP at their first message */
+/* Steered bytes a reader may leave unread before its sender moves to TCP (whose own
+ * buffers and window then hold the sender back). The kernel bounds a steered receive
+ * queue only by the host-wide TCP memory limit, so this bound is ringlet's. */
+#define SM_INFLIGHT_MAX (4u << 20)
 
 #endif

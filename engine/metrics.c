@@ -178,7 +178,8 @@ static void sockmap_metrics(struct sb *b, struct engine *e)
 	       "Send calls redirected in the kernel (both ends of every steered hop).",
 	       st[SM_STAT_MSGS]);
 	head(b, "ringlet_sockmap_fallbacks_total", "counter",
-	     "Hops that took TCP although --sockmap was asked for, by reason.");
+	     "Hops that took TCP although --sockmap was asked for, by reason (slow_reader: a "
+	     "steered sender moved to TCP when its reader fell 4 MiB behind).");
 	static const struct {
 		const char *name;
 		int stat;
@@ -187,6 +188,7 @@ static void sockmap_metrics(struct sb *b, struct engine *e)
 	        {"no_peer", SM_STAT_FB_NO_PEER},
 	        {"map_refused", SM_STAT_FB_INSERT},
 	        {"peer_sent_first", SM_STAT_FB_LATE},
+	        {"slow_reader", SM_STAT_FB_SLOW_READER},
 	};
 	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
 		sb_printf(b, "ringlet_sockmap_fallbacks_total{reason=\"%s\"} %llu\n",

@@ -227,3 +227,45 @@ Test(loader, refuses_an_unknown_family)
 	cr_assert_eq(sockmap_add_endpoint(m, AF_UNIX, NULL, 1, SM_EP_DIAL), -EAFNOSUPPORT);
 	steering_teardown(m);
 }
+
+Test(loader, a_stalled_reader_stops_its_sender)
+{
+	struct sockmap *m = steering_setup();
+	uint16_t port;
+	int l = listener(&port);
+	cr_assert_eq(sockmap_add_endpoint(m, AF_INET, NULL, port, SM_EP_LISTEN), 0);
+	int c, s;
+	connect_pair(l, port, &c, &s);
+	transfer(s, c, 10, 1); /* decided: redirect */
+	static char buf[1 << 16];
+	size_t queued = 0;
+	for (int i = 0; i < 100000; i++) {
+		ssize_t k = send(s, buf, sizeof(buf), MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (k == -1) {
+			cr_assert(errno == EAGAIN || errno == ENOMEM, "send: %s", strerror(errno));
+			break;
+		}
+		queued += (size_t)k;
+	}
+	/* SM_INFLIGHT_MAX steered, one more message, then TCP's own buffers (the default
+	 * tcp_wmem and tcp_rmem maxima are 4 and 6 MiB). */
+	cr_log_info("queued behind a stalled reader: %zu bytes", queued);
+	cr_assert_lt(queued, SM_INFLIGHT_MAX + (16u << 20),
+	             "a reader that stopped holds a bounded amount: %zu bytes queued", queued);
+	uint64_t st[SM_STAT_MAX];
+	sockmap_read_stats(m, st);
+	cr_assert_eq(st[SM_STAT_HOPS_STEERED], 1);
+	cr_assert_eq(st[SM_STAT_FB_SLOW_READER], 1, "the sender moved to TCP once");
+	/* The reader resumes and gets every byte. */
+	size_t got = 0;
+	while (got < queued) {
+		ssize_t r = recv(c, buf, sizeof(buf), 0);
+		cr_assert_gt(r, 0);
+		got += (size_t)r;
+	}
+	cr_assert_eq(got, queued);
+	close(c);
+	close(s);
+	close(l);
+	steering_teardown(m);
+}

@@ -12,6 +12,9 @@ processes get --sockmap on --sockmap-cgroup <it>.
    connection and at least the payload bytes as moved in the kernel, with no fallback.
    Also over IPv6 (upstream on ::1), and with --data-path splice (which must fall back to
    copy for steered sockets).
+   A reader that stops for 3 s while 512 MiB are on their way: the host's TCP memory
+   (where steered bytes are charged) grows by a bounded amount, both steered senders move
+   to TCP (slow_reader), and everything arrives when the reader resumes.
 2. Fallbacks, byte-exact all the same: an upstream outside the cgroup (no_peer) and an
    upstream in another network namespace across a veth pair (not_local).
 3. --sockmap on that cannot work refuses to start with the reason; auto starts without it
@@ -19,6 +22,7 @@ processes get --sockmap on --sockmap-cgroup <it>.
 4. When every process has stopped, no ringlet BPF program, map or cgroup attachment is
    left (bpftool prog/map show, bpftool cgroup tree).
 """
+import hashlib
 import os
 import re
 import shutil
@@ -122,6 +126,42 @@ def exchange(addr, port, size):
     return None
 
 
+def tcp_mem_bytes():
+    """The host's TCP memory in use (/proc/net/sockstat "mem", pages), in bytes. Steered
+    bytes waiting in a receive queue are charged there too."""
+    with open("/proc/net/sockstat") as f:
+        m = re.search(r"^TCP:.* mem (\d+)", f.read(), re.M)
+    return int(m.group(1)) * os.sysconf("SC_PAGE_SIZE") if m else 0
+
+
+def slow_reader(h, port, size=512 << 20, stall=3.0):
+    """Ask for size bytes, read nothing for stall seconds, then read all. Returns (error or
+    None, description)."""
+    before = tcp_mem_bytes()
+    c = socket.create_connection(("127.0.0.1", port), timeout=60)
+    try:
+        c.sendall(struct.pack("!Q", size))
+        c.shutdown(socket.SHUT_WR)
+        peak = 0
+        end = time.monotonic() + stall
+        while time.monotonic() < end:
+            peak = max(peak, tcp_mem_bytes() - before)
+            time.sleep(0.1)
+        if peak > 256 << 20:
+            return ("the host's TCP memory grew by %d MiB while %d MiB waited" %
+                    (peak >> 20, size >> 20), "")
+        got_digest = rt.recv_exact(c, 32).hex()
+        n, d = rt.recv_all(c)
+    finally:
+        c.close()
+    if got_digest != hashlib.sha256(b"").hexdigest():
+        return ("the upstream saw request bytes", "")
+    if n != size or d != rt.Pattern(size).digest(size):
+        return ("got %d bytes (or other bytes) instead of %d after resuming" % (n, size), "")
+    return (None, "host TCP memory grew by at most %d MiB while %d MiB waited %.0f s; all "
+            "of it arrived byte-exact on resuming" % (peak >> 20, size >> 20, stall))
+
+
 def body(h):
     tool, mnt = capability()
     home = own_cgroup(mnt)
@@ -189,6 +229,7 @@ def steer_metrics(h, port):
         "not_local": v("ringlet_sockmap_fallbacks_total", reason="not_local"),
         "no_peer": v("ringlet_sockmap_fallbacks_total", reason="no_peer"),
         "unavailable": v("ringlet_sockmap_fallbacks_total", reason="unavailable"),
+        "slow_reader": v("ringlet_sockmap_fallbacks_total", reason="slow_reader"),
     }
 
 
@@ -255,6 +296,16 @@ def run_all(h, tool, cg, home, ns, cleanup):
             "(client %d, server %d, payload %d)" % (sm_c["bytes"], sm_s["bytes"], 2 * total))
     h.check(sm_c["no_peer"] == 0 and sm_c["not_local"] == 0,
             "no fallback on the steered client's hops")
+
+    # A reader that stops: the steered hops hold a bounded amount (each sender moves to
+    # TCP 4 MiB behind its reader, and TCP's window then stops it), and the transfer
+    # completes byte-exact when the reader resumes.
+    stall_bad = slow_reader(h, p_main)
+    h.check(not stall_bad[0], "a stalled reader: %s" % stall_bad[1])
+    sm_s2, sm_c2 = steer_metrics(h, srv.control_port), steer_metrics(h, m_main)
+    h.check(sm_s2["slow_reader"] >= 1 and sm_c2["slow_reader"] >= 1,
+            "both steered hops moved to TCP behind the stalled reader (server %d, client %d)"
+            % (sm_s2["slow_reader"], sm_c2["slow_reader"]))
 
     v6 = [e for e in (exchange("127.0.0.1", p_v6, n) for n in (0, 126, 65537, 1 << 20)) if e]
     sm6 = steer_metrics(h, m_v6)
