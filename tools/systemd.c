@@ -71,19 +71,26 @@ int systemd_unit(FILE *out, const struct cli_cmd *cmd, int argc, char **argv)
 	fprintf(out, "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\n");
 	fprintf(out, "RestrictNamespaces=yes\nRestrictRealtime=yes\nRestrictSUIDSGID=yes\n");
 	fprintf(out, "LockPersonality=yes\nMemoryDenyWriteExecute=yes\n");
-	if (low_port) {
+	/* The capabilities the flags need, and nothing else. */
+	char caps[128] = "";
+	if (low_port)
+		strcat(caps, " CAP_NET_BIND_SERVICE");
+	if (c->sockmap != CFG_SM_OFF)
+		strcat(caps, " CAP_BPF CAP_PERFMON CAP_NET_ADMIN");
+	if (low_port)
 		fprintf(out, "# The control port is below 1024.\n");
-		fprintf(out, "AmbientCapabilities=CAP_NET_BIND_SERVICE\n");
-		fprintf(out, "CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n");
-	} else {
-		if (server)
-			fprintf(out,
-			        "# Data-plane ports come from the clients: if one is below "
-			        "1024,\n"
-			        "# add AmbientCapabilities= and CapabilityBoundingSet= with\n"
-			        "# CAP_NET_BIND_SERVICE.\n");
-		fprintf(out, "CapabilityBoundingSet=\n");
-	}
+	if (c->sockmap != CFG_SM_OFF)
+		fprintf(out,
+		        "# --sockmap loads BPF programs and attaches them to a cgroup; both "
+		        "ends\n"
+		        "# of a steered hop must be in it: this unit's own cgroup unless\n"
+		        "# --sockmap-cgroup names a common parent (see ebpf/README.md).\n");
+	if (server && !low_port)
+		fprintf(out, "# Data-plane ports come from the clients: if one is below 1024,\n"
+		             "# add CAP_NET_BIND_SERVICE to the capabilities.\n");
+	if (caps[0])
+		fprintf(out, "AmbientCapabilities=%s\n", caps + 1);
+	fprintf(out, "CapabilityBoundingSet=%s\n", caps[0] ? caps + 1 : "");
 	if (c->log_file)
 		fprintf(out, "# --log-file must be writable: ProtectSystem=strict allows only\n"
 		             "# the paths listed here.\nLogsDirectory=ringlet\n");

@@ -264,6 +264,18 @@ def check_systemd(h):
     rc, out = h.run(["systemd-analyze", "verify", path], timeout=60)
     h.check(rc == 0, "systemd-analyze verify accepts the server unit (%s)" % out.strip()[-300:])
     h.check("CAP_NET_BIND_SERVICE" in unit, "a control port below 1024 gets CAP_NET_BIND_SERVICE")
+    h.check("CAP_BPF" not in unit, "without --sockmap the unit grants no BPF capability")
+    rc, unit = h.run([h.bin, "tcp", "client", "--url", "ws://127.0.0.1:8123", "--token-file",
+                      h.token_file, "--ports", "9090", "--sockmap", "auto", "--generate",
+                      "systemd"])
+    caps = re.search(r"^CapabilityBoundingSet=(.*)$", unit, re.M)
+    h.check(rc == 0 and caps and set(caps.group(1).split()) ==
+            {"CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"},
+            "a client unit with --sockmap gets CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN only (%s)"
+            % (caps.group(1) if caps else "none"))
+    path = h.write("ringlet-client.service", unit)
+    rc, out = h.run(["systemd-analyze", "verify", path], timeout=60)
+    h.check(rc == 0, "systemd-analyze verify accepts the client unit (%s)" % out.strip()[-300:])
 
 
 def main():
