@@ -460,6 +460,18 @@ static void print_status(const struct jv *doc)
 	       jtext(jget(info, "sha")));
 	printf("  Mode:      %s\n", jtext(jget(info, "mode")));
 	printf("  Started:   %s%s%s%s\n", start, *age ? " (up " : "", age, *age ? ")" : "");
+	const struct jv *sm = jget(jget(doc, "ringlet"), "sockmap");
+	if (sm && strcmp(jtext(jget(sm, "mode")), "off") != 0) {
+		const struct jv *active = jget(sm, "active");
+		if (active && active->type == J_BOOL && active->b)
+			printf("  Sockmap:   %s, active (%s hops steered, %s bytes in the "
+			       "kernel)\n",
+			       jtext(jget(sm, "mode")), jtext(jget(sm, "hopsSteered")),
+			       jtext(jget(sm, "bytes")));
+		else
+			printf("  Sockmap:   %s, not in use: %s\n", jtext(jget(sm, "mode")),
+			       jtext(jget(sm, "why")));
+	}
 	if (!clients || clients->type != J_ARR || clients->n == 0) {
 		printf("\nNo clients connected.\n");
 		return;

@@ -309,6 +309,11 @@ def run_all(h, tool, cg, home, ns, cleanup):
             "(client %d, server %d, payload %d)" % (sm_c["bytes"], sm_s["bytes"], 2 * total))
     h.check(sm_c["no_peer"] == 0 and sm_c["not_local"] == 0,
             "no fallback on the steered client's hops")
+    code, text = h.run([h.bin, "status", "--url", "http://127.0.0.1:%d" % srv.control_port,
+                        "--token-file", h.token_file])
+    h.check(code == 0 and re.search(r"Sockmap: +on, active \(\d+ hops steered", text),
+            "ringlet status reports the server's steering (%r)" %
+            [l for l in text.splitlines() if "Sockmap" in l])
 
     # A reader that stops: the steered hops hold a bounded amount (each sender moves to
     # TCP 4 MiB behind its reader, and TCP's window then stops it), and the transfer
@@ -365,6 +370,10 @@ def run_all(h, tool, cg, home, ns, cleanup):
                                                     notcg])
     h.check(srv.wait_log(r'--sockmap auto: local hops take TCP" why=', 10),
             "--sockmap auto logs why it is not in use")
+    code, text = h.run([h.bin, "status", "--url", "http://127.0.0.1:%d" % srv.control_port,
+                        "--token-file", h.token_file])
+    h.check("Sockmap:   auto, not in use: %s is not a cgroup v2 directory" % notcg in text,
+            "ringlet status says why --sockmap auto is not in use")
     sma = steer_metrics(h, srv.control_port)
     h.check(sma["active"] == 0 and sma["unavailable"] == 1,
             "--sockmap auto: ringlet_sockmap_active 0, fallbacks{reason=unavailable} 1")
