@@ -38,8 +38,8 @@ OP_RR = 3
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 
 SCENARIOS = {1: "bulk", 2: "rr", 3: "churn", 4: "scale", 5: "slow", 6: "federation",
-             7: "hol", 8: "scaling"}
-# What BENCH_QUICK=1 runs when BENCH_SCENARIOS does not say: 7 and 8 would take the quick
+             7: "hol", 8: "scaling", 9: "sockmap"}
+# What BENCH_QUICK=1 runs when BENCH_SCENARIOS does not say: 7, 8 and 9 would take the quick
 # profile well past its ~2 minute budget (it is at about 2 min with 1-6 alone).
 QUICK_DEFAULT = [1, 2, 3, 4, 5, 6]
 # BoringSSL's own AES-128-GCM speed (`bssl speed`), the baseline of the TLS paths: results.json
@@ -56,7 +56,13 @@ TITLES = {
     "federation": "6. Federation-shaped response (a pause, then a large body)",
     "hol": "7. Head-of-line: small requests while a bulk download shares the tunnel",
     "scaling": "8. Shard scaling: parallel bulk streams, 1 server shard vs 2",
+    "sockmap": "9. Sockmap steering of the local hops: --sockmap on against off and direct",
 }
+# Scenario 9's cgroup-v2 directories are named CGROUP_PREFIX + the harness's pid.
+CGROUP_PREFIX = "ringlet-bench-"
+# ringlet_sockmap_fallbacks_total reasons of a hop that was steered and moved to TCP later
+# (its reader fell 4 MiB behind); every other reason is a hop that never was steered.
+MID_FALLBACKS = {"slow_reader"}
 
 
 # ---- configuration -----------------------------------------------------------------------
@@ -102,13 +108,21 @@ def profile():
         scaling_s=2.0,
         scaling_streams=8,
         scaling_dirs=["down", "up"],
+        # 9. sockmap steering: bulk (sockmap_bulk_cases) and request/response (sockmap_rr_sizes
+        # answers, sockmap_rr_conc connections) for sockmap_s each, through direct, ringlet
+        # (--sockmap off) and ringlet-sockmap (--sockmap on): 3 paths x 7 cases x 3 reps,
+        # about 2 min 10 s on 2 CPUs.
+        sockmap_s=2.0,
+        sockmap_bulk_cases=[("up", 1), ("down", 1), ("up", 8), ("down", 8)],
+        sockmap_rr_sizes=[KIB, 64 * KIB, MIB],
+        sockmap_rr_conc=16,
     )
     if env_flag("BENCH_QUICK"):
         p.update(name="quick", bulk_s=0.5, rr_s=0.5, churn_s=0.5, long_reps=1,
                  iperf3_streams=[1], bssl_reps=1,
                  scale_idle_s=1.0, scale_active_s=1.5, slow_pause_s=1.5,
                  hol_s=1.0, hol_lead_s=0.3, hol_tail_s=0.3, scaling_s=1.0,
-                 scaling_dirs=["down"])
+                 scaling_dirs=["down"], sockmap_s=0.5)
     if env_flag("BENCH_TINY"):
         p.update(name="tiny", reps=1, long_reps=1, bulk_s=0.3,
                  bulk_cases=[("up", 1), ("down", 1)], rr_s=0.3, rr_conc=4,
@@ -117,7 +131,9 @@ def profile():
                  slow_bytes=32 * MIB, slow_pause_s=0.5, fed_bytes=10 * 1000 * 1000,
                  fed_delay_ms=300, bssl_timeout=0, bssl_reps=1,
                  hol_s=0.3, hol_lead_s=0.2, hol_tail_s=0.2, scaling_s=0.3,
-                 scaling_dirs=["down"])
+                 scaling_dirs=["down"], sockmap_s=0.3,
+                 sockmap_bulk_cases=[("up", 1), ("down", 1)], sockmap_rr_sizes=[KIB],
+                 sockmap_rr_conc=4)
     if os.environ.get("BENCH_REPS"):
         p["reps"] = p["long_reps"] = max(1, int(os.environ["BENCH_REPS"]))
     p["bssl_reps"] = min(p["bssl_reps"], p["reps"])
@@ -181,12 +197,18 @@ class Proc:
 
 
 ALL_PROCS = []
+AT_CLEANUP = []  # callables run after the processes are stopped (scenario 9's cgroup)
 
 
 def cleanup(*_):
     for p in list(ALL_PROCS):
         p.stop(grace=1.0)
     ALL_PROCS.clear()
+    while AT_CLEANUP:
+        try:
+            AT_CLEANUP.pop()()
+        except Exception as e:  # cleanup goes on whatever one step raises
+            sys.stderr.write("bench: cleanup: %s\n" % e)
 
 
 def start(name, argv, logdir, **kw):
@@ -299,6 +321,82 @@ def delta(after, before):
     return {k: after[k] - before.get(k, 0) for k in after}
 
 
+def sockmap_counters(text):
+    """ringlet's --sockmap figures from /metrics: {active, hops_steered, sockets, bytes,
+    messages, fallbacks: {reason: n}}, or None when the text has none."""
+    out, fb = {}, {}
+    for line in (text or "").splitlines():
+        m = re.match(r'ringlet_sockmap_(\w+?)(?:_total)?(?:\{reason="(\w+)"\})?\s+(\S+)$', line)
+        if not m:
+            continue
+        try:
+            v = float(m.group(3))
+        except ValueError:
+            continue
+        if m.group(1) == "fallbacks" and m.group(2):
+            fb[m.group(2)] = v
+        else:
+            out[m.group(1)] = v
+    if not out:
+        return None
+    out["fallbacks"] = fb
+    return out
+
+
+# ---- cgroups (scenario 9) -------------------------------------------------------------------
+
+
+def cgroup2_mount():
+    """Where the cgroup-v2 hierarchy is mounted (/proc/self/mountinfo), or None."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                if right.startswith("cgroup2 "):
+                    return left.split()[4]
+    except (OSError, IndexError):
+        pass
+    return None
+
+
+def in_cgroup(cg, argv=()):
+    """argv run inside the cgroup-v2 directory cg: a shell writes its pid to cg/cgroup.procs,
+    then execs argv (the same pid, so the harness measures and stops the program itself)."""
+    return ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg] + list(argv)
+
+
+def cgroup_pids(cg):
+    try:
+        with open(os.path.join(cg, "cgroup.procs")) as f:
+            return [int(x) for x in f.read().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def remove_cgroup(cg, timeout=10.0):
+    """Removes a cgroup directory the harness made. Only the harness puts processes in it,
+    so whatever is still there (a load generator left by an interrupted run) is its own:
+    those pids are killed one by one first. Returns None or why it could not."""
+    if not os.path.isdir(cg):
+        return None
+    end = time.monotonic() + timeout
+    while True:
+        for pid in cgroup_pids(cg):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            os.rmdir(cg)
+            return None
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            if time.monotonic() > end:
+                return "cannot remove %s: %s (pids %s)" % (cg, e, cgroup_pids(cg))
+        time.sleep(0.05)
+
+
 # ---- ports and probes ----------------------------------------------------------------------
 
 
@@ -377,6 +475,9 @@ class Path:
         self.error = None
         self.starts = 0
         self.tls = False  # carries TLS: the run also measures `bssl speed` as its baseline
+        # Prefix of the load generator's command line through this path (scenario 9's
+        # ringlet-sockmap: in_cgroup, so the consumer's sockets are seen by the programs).
+        self.client_wrap = []
 
     def runs(self, scenario, prof_name):
         """Whether the path takes part in the scenario under this profile."""
@@ -423,7 +524,7 @@ class Haproxy(Path):
         self.maxconn = max(100, min(30000, (nofile - 300 - 2 * self.maxpipes) // 2))
 
     def runs(self, scenario, prof_name):
-        return scenario != 8  # shard scaling is about ringlet's own configurations
+        return scenario not in (8, 9)  # 8 and 9 are about ringlet's own configurations
 
     def start(self, ctx):
         super().start(ctx)
@@ -460,7 +561,8 @@ class Socat(Path):
         self.scale = False  # a process per connection: 10k streams would be 10k processes
 
     def runs(self, scenario, prof_name):
-        return scenario not in (7, 8)  # the one-hop references there are direct and haproxy
+        # The one-hop reference of 7 and 8 is haproxy; 9 compares ringlet with direct only.
+        return scenario not in (7, 8, 9)
 
     def start(self, ctx):
         super().start(ctx)
@@ -504,7 +606,11 @@ class Tunnel(Path):
         self.tls = tpl.get("tls", "no").lower() in ("yes", "true", "1")
         self.extra = ([], [])  # arguments appended to the server's and the client's command
         self.variant_of = None
+        self.variant_scenario = None  # the scenario a variant is measured in
         self.control_port = self.state_dir = None
+        self.wrap = []  # prefix of the server's and client's command lines (in_cgroup)
+        self.cgroup = None  # {cgroup} of the template (scenario 9)
+        self.client_metrics_port = None  # {metrics_port}: the client's --metrics-addr port
 
     def scaling_configs(self):
         """Scenario 8's configurations: [(label, server args, client args)] from the
@@ -512,19 +618,35 @@ class Tunnel(Path):
         return [(k[len("scaling_"):],) + split_args(v) for k, v in self.tpl.items()
                 if k.startswith("scaling_")]
 
-    def variant(self, label, srv_args, cli_args):
-        """The same tunnel with extra arguments, measured as path NAME-LABEL (scenario 8)."""
+    def variant(self, label, srv_args, cli_args, scenario="scaling"):
+        """The same tunnel with extra arguments, measured as path NAME-LABEL (scenario 8;
+        scenario 9: NAME-sockmap)."""
         v = Tunnel(self.tpl, self.upstream_port, self.ringlet)
         v.name = "%s-%s" % (self.name, label)
         v.extra = (list(srv_args), list(cli_args))
         v.variant_of = self.name
+        v.variant_scenario = scenario
         return v
 
-    def metrics_text(self, path="/metrics", timeout=2.0):
-        """GET path on the tunnel server's control port with the run's token (ringlet's
-        /metrics and /status); None when it does not answer."""
+    def sockmap_config(self):
+        """Scenario 9's steered configuration: (server args, client args) from the
+        template's `sockmap = server args | client args` key, or None."""
+        return split_args(self.tpl["sockmap"]) if self.tpl.get("sockmap") else None
+
+    def metrics_text(self, path="/metrics", timeout=2.0, port=None):
+        """GET path on the tunnel server's control port (or on port: the client's
+        --metrics-addr) with the run's token (ringlet's /metrics and /status); None when
+        it does not answer."""
         import ssl
         import urllib.request
+        if port:
+            req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path),
+                                         headers={"Authorization": "Bearer " + self.token})
+            try:
+                with urllib.request.urlopen(req, timeout=timeout) as r:
+                    return r.read().decode(errors="replace")
+            except (OSError, ValueError):
+                return None
         if not self.control_port:
             return None
         ctx = None
@@ -553,6 +675,8 @@ class Tunnel(Path):
     def runs(self, scenario, prof_name):
         if scenario == 8 and not self.scaling_configs():
             return False
+        if scenario == 9 and not self.sockmap_config():
+            return False
         return scenario in self.scenario_list(prof_name)
 
     def subst(self, s, vals):
@@ -571,19 +695,28 @@ class Tunnel(Path):
                     upstream_port=self.upstream_port, token_file=ctx.token_file,
                     token=ctx.token, ringlet=self.ringlet,
                     state_dir=os.path.join(ctx.workdir, re.sub(r"[^A-Za-z0-9_.-]", "_",
-                                                               self.name) + "-state"))
+                                                               self.name) + "-state"),
+                    cgroup=self.cgroup or "", metrics_port="")
+        if any("{metrics_port}" in a for a in
+               [self.tpl["server"], self.tpl["client"]] + self.extra[0] + self.extra[1]):
+            vals["metrics_port"] = free_port(PUBLIC_HOST)
+        self.client_metrics_port = vals["metrics_port"] or None
         os.makedirs(vals["state_dir"], mode=0o700, exist_ok=True)
         vals["public_port"] = (int(self.subst(self.tpl["public_port"], vals))
                                if "public_port" in self.tpl else free_port(PUBLIC_HOST))
         self.host = self.subst(self.tpl.get("public_host", PUBLIC_HOST), vals)
         self.port = vals["public_port"]
-        srv = shlex.split(self.subst(self.tpl["server"], vals)) + self.extra[0]
-        cli = shlex.split(self.subst(self.tpl["client"], vals)) + self.extra[1]
+        srv = self.wrap + shlex.split(self.subst(self.tpl["server"], vals)) + [
+            self.subst(a, vals) for a in self.extra[0]]
+        cli = self.wrap + shlex.split(self.subst(self.tpl["client"], vals)) + [
+            self.subst(a, vals) for a in self.extra[1]]
         self.control_port, self.token = vals["control_port"], ctx.token
         self.state_dir = vals["state_dir"]
         self.commands = {"server": srv, "client": cli, "template": self.tpl["file"]}
         if self.variant_of:
             self.commands["variant_of"] = self.variant_of
+        if self.cgroup:
+            self.commands["cgroup"] = self.cgroup
         self.procs = {"server": start(self.name + "-server", srv, ctx.logdir)}
         # Start the client once the server accepts on the control port, so it does not
         # begin with a refused dial and a reconnect back-off. (If it never does, the
@@ -813,7 +946,12 @@ class Runner:
         self.step = 0
         self.steps = 0
         self.tty = sys.stderr.isatty()
-        self.variants = []  # scenario 8's tunnel configurations (Tunnel.variant)
+        self.variants = []  # scenario 8's and 9's tunnel configurations (Tunnel.variant)
+        self.skipped_scenarios = []  # [{scenario, reason}]: scenarios this machine cannot run
+        # Scenario 9: its cgroup, upstream and steered paths, and what results.json says.
+        self.sm_cgroup = self.sm_serve = None
+        self.sm_paths = []
+        self.sockmap_info = {}
 
     # -- progress ------------------------------------------------------------------------
 
@@ -992,7 +1130,8 @@ class Runner:
         return s
 
     def lg(self, mode, path, *args):
-        return [self.loadgen, mode, "--connect", path.addr()] + [str(a) for a in args]
+        return path.client_wrap + [self.loadgen, mode, "--connect", path.addr()] + [
+            str(a) for a in args]
 
     # -- scenarios ---------------------------------------------------------------------------
 
@@ -1025,19 +1164,25 @@ class Runner:
             if not p.healthy():
                 self.dead(p, "bulk", case, rep)
                 continue
-            argv = self.lg("bulk", p, "--dir", d, "--streams", n, "--seconds", P["bulk_s"])
-            c0 = cpu_seconds(p.pids(), p.tree)
-            rc, res, err, wall = self.run_client(argv, P["bulk_s"] + 60)
-            cpu = cpu_seconds(p.pids(), p.tree) - c0
-            m = {}
-            if res and "gbps" in res:
-                m["gbps"] = res["gbps"]
-                if res.get("bytes") and res.get("seconds"):
-                    m["bytes_per_s"] = res["bytes"] / res["seconds"]  # payload, as gbps
-                if p.kind != "direct" and res.get("bytes_total"):
-                    m["cpu_s"] = round(cpu, 3)
-                    m["cpu_s_per_gb"] = cpu / (res["bytes_total"] / 1e9)
+            argv, rc, res, err, wall, m = self.bulk_one(p, d, n, P["bulk_s"])
             self.record("bulk", case, p, rep, argv, rc, res, err, wall, m)
+
+    def bulk_one(self, p, d, n, secs):
+        """One `loadgen bulk` run through p (scenarios 1 and 9): (argv, rc, result, stderr
+        tail, wall seconds, metrics)."""
+        argv = self.lg("bulk", p, "--dir", d, "--streams", n, "--seconds", secs)
+        c0 = cpu_seconds(p.pids(), p.tree)
+        rc, res, err, wall = self.run_client(argv, secs + 60)
+        cpu = cpu_seconds(p.pids(), p.tree) - c0
+        m = {}
+        if res and "gbps" in res:
+            m["gbps"] = res["gbps"]
+            if res.get("bytes") and res.get("seconds"):
+                m["bytes_per_s"] = res["bytes"] / res["seconds"]  # payload, as gbps
+            if p.kind != "direct" and res.get("bytes_total"):
+                m["cpu_s"] = round(cpu, 3)
+                m["cpu_s_per_gb"] = cpu / (res["bytes_total"] / 1e9)
+        return argv, rc, res, err, wall, m
 
     def bssl_reps(self):
         """The bulk repetitions `bssl speed` runs in: all, or bssl_reps of them evenly
@@ -1113,21 +1258,25 @@ class Runner:
             if not p.healthy():
                 self.dead(p, "rr", case, rep)
                 continue
-            argv = self.lg("rr", p, "--resp", size, "--conc", P["rr_conc"], "--seconds",
-                           P["rr_s"])
-            c0 = cpu_seconds(p.pids(), p.tree)
-            rc, res, err, wall = self.run_client(argv, P["rr_s"] + 60)
-            cpu = cpu_seconds(p.pids(), p.tree) - c0
-            m = {}
-            if res and "rps" in res:
-                m["rps"] = res["rps"]
-                lat = res.get("latency_us", {})
-                for q in ("p50", "p90", "p99", "p999"):
-                    if q in lat:
-                        m[q + "_us"] = lat[q]
-                if p.kind != "direct" and res.get("requests_total"):
-                    m["cpu_us_per_req"] = cpu / res["requests_total"] * 1e6
+            argv, rc, res, err, wall, m = self.rr_one(p, size, P["rr_conc"], P["rr_s"])
             self.record("rr", case, p, rep, argv, rc, res, err, wall, m)
+
+    def rr_one(self, p, size, conc, secs):
+        """One `loadgen rr` run through p (scenarios 2 and 9): as bulk_one."""
+        argv = self.lg("rr", p, "--resp", size, "--conc", conc, "--seconds", secs)
+        c0 = cpu_seconds(p.pids(), p.tree)
+        rc, res, err, wall = self.run_client(argv, secs + 60)
+        cpu = cpu_seconds(p.pids(), p.tree) - c0
+        m = {}
+        if res and "rps" in res:
+            m["rps"] = res["rps"]
+            lat = res.get("latency_us", {})
+            for q in ("p50", "p90", "p99", "p999"):
+                if q in lat:
+                    m[q + "_us"] = lat[q]
+            if p.kind != "direct" and res.get("requests_total"):
+                m["cpu_us_per_req"] = cpu / res["requests_total"] * 1e6
+        return argv, rc, res, err, wall, m
 
     def s_churn(self, paths):
         P = self.prof
@@ -1469,6 +1618,233 @@ class Runner:
                          client_thread_cpu_s=kcpu)
         self.record("scaling", case, p, rep, argv, rc, res, err, wall, m, extra)
 
+    # -- 9. sockmap steering --------------------------------------------------------------
+
+    def sockmap_setup(self):
+        """Scenario 9's steered path: a cgroup-v2 directory of the run's own, an upstream
+        (`loadgen serve`) inside it, and each tunnel with a `sockmap` template key started
+        as NAME-sockmap with those arguments, its server and client inside the cgroup too.
+        Returns (status, why): "ok", "skip" (this machine cannot steer: not root, no
+        cgroup v2, or `ringlet --sockmap on` refuses to start, with the reason it prints)
+        or "failed" (a start that went wrong otherwise: a failed measurement)."""
+        info = self.sockmap_info
+        tunnels = [p for p in self.paths if isinstance(p, Tunnel) and
+                   p.runs(9, self.prof["name"])]
+        if not tunnels:
+            return "skip", "no tunnel of this run has a `sockmap` template key"
+        if os.geteuid() != 0:
+            return "skip", ("not root: loading the BPF programs and attaching them to a "
+                            "cgroup needs CAP_BPF and CAP_NET_ADMIN")
+        mnt = cgroup2_mount()
+        info["cgroup2_mount"] = mnt
+        if not mnt:
+            return "skip", "no cgroup v2 hierarchy is mounted (/proc/self/mountinfo)"
+        for d in os.listdir(mnt):  # left by runs that were killed before their cleanup
+            if d.startswith(CGROUP_PREFIX) and d[len(CGROUP_PREFIX):].isdigit() and \
+                    not os.path.exists("/proc/" + d[len(CGROUP_PREFIX):]):
+                try:
+                    os.rmdir(os.path.join(mnt, d))
+                except OSError:
+                    pass
+        cg = os.path.join(mnt, CGROUP_PREFIX + str(os.getpid()))
+        try:
+            os.mkdir(cg)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            return "skip", "cannot create a cgroup under %s: %s" % (mnt, e)
+        self.sm_cgroup = info["cgroup"] = cg
+        AT_CLEANUP.append(self.sockmap_teardown)
+        port = free_port(UPSTREAM_HOST, PUBLIC_HOST)
+        argv = in_cgroup(cg, [self.loadgen, "serve", "--listen", "%s:%d" % (UPSTREAM_HOST,
+                                                                           port)])
+        info["upstream_command"] = argv
+        self.sm_serve = start("upstream-sockmap", argv, self.ctx.logdir)
+        if not wait_until(lambda: not self.sm_serve.alive() or
+                          not _bindable(UPSTREAM_HOST, port), 10) or \
+                not self.sm_serve.alive():
+            why = "its upstream (loadgen serve in the cgroup) did not start: %s" % (
+                self.sm_serve.log_tail())
+            self.samples.append(dict(scenario="start", case="sockmap", path="upstream-sockmap",
+                                     ok=False, error=why))
+            return "failed", why
+        self.sm_paths = []
+        for base in tunnels:
+            sa, ca = base.sockmap_config()
+            v = base.variant("sockmap", sa, ca, scenario="sockmap")
+            v.upstream_port = port
+            v.cgroup = cg
+            v.wrap = v.client_wrap = in_cgroup(cg)
+            self.variants.append(v)
+            try:
+                v.start(self.ctx)
+                ok = v.ready()
+            except (OSError, ValueError, KeyError, RuntimeError) as e:
+                v.error, ok = "start failed: %s" % e, False
+            if not ok:
+                refused = self.sockmap_refusal(v)
+                v.stop()
+                if refused:
+                    info["refused"] = refused
+                    return "skip", "`%s --sockmap on` refuses to start here: %s" % (
+                        v.name, refused)
+                self.samples.append(dict(scenario="start", case="sockmap", path=v.name,
+                                         ok=False, error=v.error))
+                return "failed", "%s failed to start: %s" % (v.name, v.error)
+            st = {r: sockmap_counters(t) for r, t in self.steer_texts(v).items()}
+            off = ["%s (%s)" % (r, "no /metrics" if not c else "ringlet_sockmap_active %g"
+                                % c.get("active", 0)) for r, c in st.items()
+                   if not c or c.get("active") != 1]
+            if off:
+                why = "%s started, but steering is not active at its %s" % (
+                    v.name, ", ".join(off))
+                self.samples.append(dict(scenario="start", case="sockmap", path=v.name,
+                                         ok=False, error=why))
+                return "failed", why
+            time.sleep(0.2)  # idle memory of the fresh processes, as start_paths records it
+            m = {"%s_rss_mib" % r: rss_kib(q.pid) / 1024 for r, q in v.procs.items()
+                 if rss_kib(q.pid) is not None}
+            self.samples.append(dict(scenario="idle", case="fresh start", path=v.name,
+                                     ok=True, metrics=m, before="sockmap"))
+            self.sm_paths.append(v)
+        return "ok", None
+
+    def sockmap_refusal(self, p):
+        """The reason ringlet printed when `--sockmap on` could not steer (it exits), or
+        None when the path failed for another reason."""
+        for role, proc in p.procs.items():
+            if proc.alive():
+                continue
+            try:
+                with open(proc.log, "rb") as f:
+                    text = f.read()[-16384:].decode(errors="replace")
+            except OSError:
+                continue
+            for line in text.splitlines():
+                if "cannot steer local hops" in line:
+                    m = re.search(r'why="((?:[^"\\]|\\.)*)"', line)
+                    return "%s: %s" % (role, m.group(1) if m else line.strip())
+        return None
+
+    def sockmap_teardown(self):
+        """Stops scenario 9's own processes and removes its cgroup (also at exit, from
+        cleanup(), when the run is interrupted)."""
+        for v in getattr(self, "sm_paths", []):
+            v.stop()
+        if getattr(self, "sm_serve", None):
+            stop(self.sm_serve)
+            self.sm_serve = None
+        cg = getattr(self, "sm_cgroup", None)
+        if cg:
+            why = remove_cgroup(cg)
+            self.sockmap_info["cgroup_removed"] = why is None
+            if why:
+                self.note("scenario 9: %s" % why)
+            self.sm_cgroup = None
+        if self.sockmap_teardown in AT_CLEANUP:
+            AT_CLEANUP.remove(self.sockmap_teardown)
+
+    def steer_texts(self, p):
+        """The /metrics text of p's server and, when it has one, of its client's
+        --metrics-addr listener: {role: text or None}."""
+        out = {"server": p.metrics_text()}
+        if p.client_metrics_port:
+            out["client"] = p.metrics_text(port=p.client_metrics_port)
+        return out
+
+    def s_sockmap(self, paths):
+        """9. direct (plain loopback TCP, nothing in the steering cgroup), ringlet (--sockmap
+        off) and ringlet-sockmap (--sockmap on; consumer, server, client and upstream in the
+        run's cgroup) interleaved: bulk in each direction with 1 and 8 streams, and
+        request/response rate and latency. Every ringlet-sockmap measurement checks from
+        both ends' /metrics that each of its connections was steered on both hops; one that
+        was not is a failed measurement, never a sockmap figure."""
+        P = self.prof
+        cases = [("bulk %s x%d" % (d, n), "bulk", d, n) for d, n in P["sockmap_bulk_cases"]]
+        cases += [("rr %s" % size_name(z), "rr", z, P["sockmap_rr_conc"])
+                  for z in P["sockmap_rr_sizes"]]
+        runs = list(paths) + self.sm_paths
+        for (case, kind, a, n), rep, p in self.interleave(cases, P["reps"], runs):
+            self.progress("9 sockmap %s  %s  rep %d/%d" % (case, p.name, rep + 1, P["reps"]))
+            if not p.healthy():
+                self.dead(p, "sockmap", case, rep)
+                continue
+            tun = isinstance(p, Tunnel)
+            before = self.steer_texts(p) if tun else {}
+            if kind == "bulk":
+                argv, rc, res, err, wall, m = self.bulk_one(p, a, n, P["sockmap_s"])
+            else:
+                argv, rc, res, err, wall, m = self.rr_one(p, a, n, P["sockmap_s"])
+            extra = {"connections": n}
+            if tun:
+                after = self.steer_texts(p)
+                sm = {}
+                for role in after:
+                    b, c = sockmap_counters(before.get(role)), sockmap_counters(after[role])
+                    if not c:
+                        sm[role] = None
+                        continue
+                    b = b or {}
+                    sm[role] = {
+                        "active": c.get("active"),
+                        "hops_steered": c.get("hops_steered", 0) - b.get("hops_steered", 0),
+                        "bytes": c.get("bytes", 0) - b.get("bytes", 0),
+                        "messages": c.get("messages", 0) - b.get("messages", 0),
+                        "fallbacks": {k: v - (b.get("fallbacks") or {}).get(k, 0)
+                                      for k, v in (c.get("fallbacks") or {}).items()
+                                      if k != "unavailable"},
+                        "unavailable": (c.get("fallbacks") or {}).get("unavailable"),
+                    }
+                    r = sm[role]
+                    m["%s_sockmap_active" % role] = r["active"]
+                    m["%s_hops_steered" % role] = r["hops_steered"]
+                    m["%s_kernel_bytes" % role] = r["bytes"]
+                    m["%s_fallbacks" % role] = sum(v for k, v in r["fallbacks"].items()
+                                                   if k not in MID_FALLBACKS)
+                    m["%s_slow_reader" % role] = sum(v for k, v in r["fallbacks"].items()
+                                                     if k in MID_FALLBACKS)
+                    # What share of the payload this end's hop moved in the kernel (bulk:
+                    # the load generator's bytes; rr: requests x (request + response)).
+                    pay = (res or {}).get("bytes_total") if kind == "bulk" else (
+                        (res or {}).get("requests_total", 0) * (64 + a))
+                    if pay and p in self.sm_paths:
+                        m["%s_kernel_share" % role] = r["bytes"] / pay
+                extra["sockmap"] = sm
+            s = self.record("sockmap", case, p, rep, argv, rc, res, err, wall, m, extra)
+            if p in self.sm_paths and s["ok"]:
+                why = self.unsteered(s.get("sockmap") or {}, n)
+                s["steered"] = why is None
+                m["steered"] = why is None
+                if why:
+                    s["ok"] = False
+                    s["error"] = "sockmap steering did not happen: %s" % why
+                    self.note("sockmap %s %s rep %d: NOT a sockmap result: %s" % (
+                        case, p.name, rep + 1, why))
+
+    @staticmethod
+    def unsteered(sm, conns):
+        """Why a ringlet-sockmap measurement is not a steered one (None when every one of
+        its conns connections had both hops steered, bytes moved in the kernel at both ends
+        and no hop took TCP from its start). A hop that started steered and moved to TCP
+        later (MID_FALLBACKS: slow_reader, its reader fell behind) still counts; how much
+        the kernel carried is the kernel_share metric."""
+        bad = []
+        for role in ("server", "client"):
+            r = sm.get(role)
+            if not r:
+                bad.append("no %s /metrics" % role)
+                continue
+            if r.get("active") != 1:
+                bad.append("%s ringlet_sockmap_active %s" % (role, r.get("active")))
+            if r["hops_steered"] < conns:
+                bad.append("%s steered %d of %d hops" % (role, r["hops_steered"], conns))
+            if r["bytes"] <= 0:
+                bad.append("%s moved no bytes in the kernel" % role)
+            fb = {k: v for k, v in r["fallbacks"].items() if v and k not in MID_FALLBACKS}
+            if fb:
+                bad.append("%s fallbacks %s" % (role, fb))
+        return "; ".join(bad) or None
+
     def bssl_info(self):
         """What results.json says about the BoringSSL baseline: whether it was measured,
         and if not, why (no number is made up)."""
@@ -1487,6 +1863,27 @@ class Runner:
                                                         "not run (bulk scenario skipped?)")
         return info
 
+    def sockmap_summary(self):
+        """What results.json says about scenario 9: whether it ran and if not why, its
+        cgroup, and how many ringlet-sockmap measurements were steered (every connection,
+        both hops) and how many were not (failed measurements, not sockmap figures)."""
+        if 9 not in self.scenarios:
+            return {"available": False, "reason": "scenario 9 not selected in this run"}
+        info = dict(self.sockmap_info)
+        smp = [s for s in self.samples if s.get("scenario") == "sockmap" and
+               s.get("path") in {v.name for v in self.variants
+                                 if v.variant_scenario == "sockmap"}]
+        info["steered_measurements"] = sum(1 for s in smp if s.get("steered"))
+        info["unsteered_measurements"] = sum(1 for s in smp if s.get("steered") is False)
+        info["failed_measurements"] = sum(1 for s in smp if not s.get("ok"))
+        info["available"] = info.get("status") == "ok"
+        info["what"] = ("ringlet-sockmap: server and client with the template's `sockmap` "
+                        "arguments (--sockmap on --sockmap-cgroup CGROUP), they, its "
+                        "upstream and the load generator inside CGROUP; a measurement "
+                        "counts only when both ends' /metrics show every connection's hop "
+                        "steered, bytes moved in the kernel and no fallback")
+        return info
+
     def dead(self, p, scen, case, rep):
         tails = {r: q.log_tail() for r, q in p.procs.items() if not q.alive()}
         self.samples.append(dict(scenario=scen, case=case, path=p.name, rep=rep, ok=False,
@@ -1494,6 +1891,13 @@ class Runner:
         self.note("%s %s %s: path processes exited" % (scen, case, p.name))
 
     # -- orchestration -------------------------------------------------------------------------
+
+    def count_steps_of(self, scenario):
+        scen, self.scenarios = self.scenarios, [scenario]
+        try:
+            return self.count_steps()
+        finally:
+            self.scenarios = scen
 
     def count_steps(self):
         P = self.prof
@@ -1516,6 +1920,11 @@ class Runner:
                 nv = sum(len(p.scaling_configs()) if isinstance(p, Tunnel) else 1
                          for p in self.paths if p.runs(s, P["name"]))
                 n += P["reps"] * len(P["scaling_dirs"]) * nv
+            elif s == 9:  # each tunnel twice: --sockmap off and on
+                nv = sum(2 if isinstance(p, Tunnel) else 1
+                         for p in self.paths if p.runs(s, P["name"]))
+                n += P["reps"] * (len(P["sockmap_bulk_cases"]) +
+                                  len(P["sockmap_rr_sizes"])) * nv
             else:
                 n += P["long_reps"] * np
         return n
@@ -1543,8 +1952,22 @@ class Runner:
                       "CPUs, figures will be noisier" % self.busy_before)
         started = time.time()
         for s in self.scenarios:
+            if s == 9:
+                status, why = self.sockmap_setup()
+                self.sockmap_info.update(status=status, reason=why)
+                if status != "ok":
+                    self.sockmap_teardown()
+                    if status == "skip":
+                        self.skipped_scenarios.append({"scenario": SCENARIOS[s],
+                                                       "reason": why})
+                    self.note("%s scenario 9 (sockmap): %s" % (
+                        "skipping" if status == "skip" else "FAILED:", why))
+                    self.steps -= self.count_steps_of(9)
+                    continue
             paths = self.start_paths(s)
             getattr(self, "s_" + SCENARIOS[s])(paths)
+            if s == 9:
+                self.sockmap_teardown()
         for p in self.paths:
             p.stop()
         self.busy_after = cpu_busy()
@@ -1589,11 +2012,14 @@ class Runner:
                       for p in self.paths] + [
                 {"name": v.name, "kind": v.kind, "address": v.addr(),
                  "upstream_port": v.upstream_port, "commands": v.commands, "starts": v.starts,
-                 "tls": v.tls, "variant_of": v.variant_of, "scenarios": ["scaling"]}
+                 "tls": v.tls, "variant_of": v.variant_of,
+                 "scenarios": [v.variant_scenario or "scaling"]}
                 for v in self.variants],
             "skipped_paths": self.skipped,
+            "skipped_scenarios": self.skipped_scenarios,
             "aggregates": aggregates,
             "bssl": self.bssl_info(),
+            "sockmap": self.sockmap_summary(),
             "samples": self.samples,
         }
         import report  # bench/report.py: summary.md and plots

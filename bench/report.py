@@ -139,6 +139,11 @@ def summary(res):
     if skipped:
         w("")
         w("Paths skipped: " + "; ".join("%s (%s)" % (s["path"], s["reason"]) for s in skipped))
+    skipped = res.get("skipped_scenarios") or []
+    if skipped:
+        w("")
+        w("Scenarios skipped: " + "; ".join("%s (%s)" % (s["scenario"], s["reason"])
+                                            for s in skipped))
 
     if "idle" in A:
         w("")
@@ -383,6 +388,8 @@ def summary(res):
                       else "–")
         w(t.md())
 
+    sockmap_section(res, w)
+
     failed = [s for s in res.get("samples", []) if not s.get("ok")]
     w("")
     w("## Failures")
@@ -422,6 +429,169 @@ def client_extra(v):
     cli = v.get("commands", {}).get("client", [])
     return "`%s`" % " ".join(cli[cli.index("--lanes"):cli.index("--lanes") + 2]) \
         if "--lanes" in cli else "with its default lanes"
+
+
+def sockmap_paths(res):
+    """Scenario 9's steered paths: {name: the path it is the --sockmap on variant of}."""
+    return {p["name"]: p.get("variant_of") for p in res.get("paths", [])
+            if p.get("variant_of") and "sockmap" in (p.get("scenarios") or [])}
+
+
+def sockmap_goal(res):
+    """Per bulk case of scenario 9: (case, steered path, its Gbit/s over direct's, over its
+    --sockmap off path's), medians of the same run."""
+    A = (res.get("aggregates") or {}).get("sockmap") or {}
+    out = []
+    for case, byp in A.items():
+        if not case.startswith("bulk "):
+            continue
+        d = ((byp.get("direct") or {}).get("gbps") or {}).get("median")
+        for sp, off in sockmap_paths(res).items():
+            g = ((byp.get(sp) or {}).get("gbps") or {}).get("median")
+            o = ((byp.get(off) or {}).get("gbps") or {}).get("median")
+            out.append((case, sp, g / d if g and d else None, g / o if g and o else None))
+    return out
+
+
+def sockmap_section(res, w):
+    """9. direct, ringlet (--sockmap off) and ringlet-sockmap (on), and whether steering
+    happened."""
+    A = (res.get("aggregates") or {}).get("sockmap") or {}
+    S = res.get("sockmap") or {}
+    P = res.get("profile", {})
+    if not A and not S.get("status"):
+        return
+    w("")
+    w("## 9. Sockmap steering: --sockmap on against off and direct")
+    w("")
+    if S.get("status") != "ok":
+        w("%s: %s" % ("Skipped" if S.get("status") == "skip" else "FAILED",
+                      S.get("reason") or "?"))
+        if not A:
+            return
+        w("")
+    sp = sockmap_paths(res)
+    offs = sorted(set(sp.values()))
+    w("Paths, interleaved: `direct` (the load generator straight to an upstream over "
+      "loopback TCP; neither end in the steering cgroup), %s (--sockmap off) and %s: the "
+      "same tunnel with its template's `sockmap` arguments (--sockmap on): server and "
+      "client steer their local hops (consumer -> server, client -> upstream) with eBPF "
+      "sockmap, attached to the run's cgroup (`%s`), in which its server, client, its own "
+      "upstream (`loadgen serve`) and the load generator run. The WebSocket hop between "
+      "server and client stays TCP. %s s per measurement; rr: %s connections, each with one "
+      "64-byte request in flight; latency µs. `×off` = over the same tunnel with --sockmap "
+      "off, in this run." % (
+          ", ".join("`%s`" % o for o in offs) or "–",
+          ", ".join("`%s`" % n for n in sp) or "no steered path",
+          S.get("cgroup") or "?", P.get("sockmap_s"), P.get("sockmap_rr_conc")))
+    on_off = [s for s in res.get("samples", []) if s.get("scenario") == "sockmap" and
+              s.get("path") in offs and (s.get("metrics") or {}).get("server_sockmap_active")]
+    if on_off:
+        w("")
+        w("WARNING: %d measurement(s) of %s reported ringlet_sockmap_active 1 although "
+          "--sockmap is off there." % (len(on_off), ", ".join(offs)))
+    bulk = [c for c in A if c.startswith("bulk ")]
+    rr = [c for c in A if c.startswith("rr ")]
+    if bulk:
+        w("")
+        t = Table(["case", "path", "Gbit/s", "×direct", "×off", "CPU s/GB"])
+        for case in bulk:
+            byp = A[case]
+            base = (byp.get("direct") or {}).get("gbps")
+            for p in path_order(byp):
+                m = byp[p]
+                off = (byp.get(sp[p]) or {}).get("gbps") if p in sp else None
+                t.add(case[len("bulk "):], p, fig(m.get("gbps")), ratio(m.get("gbps"), base),
+                      ratio(m.get("gbps"), off) if off else "–", fig(m.get("cpu_s_per_gb")))
+        w(t.md())
+    if rr:
+        w("")
+        t = Table(["response", "path", "requests/s", "×direct", "×off", "p50", "p99",
+                   "p99 ×direct", "p99 ×off", "CPU µs/req"])
+        for case in rr:
+            byp = A[case]
+            base = byp.get("direct") or {}
+            for p in path_order(byp):
+                m = byp[p]
+                off = (byp.get(sp[p]) or {}) if p in sp else {}
+                t.add(case[len("rr "):], p, fig(m.get("rps")), ratio(m.get("rps"),
+                                                                     base.get("rps")),
+                      ratio(m.get("rps"), off.get("rps")) if off else "–",
+                      fig(m.get("p50_us")), fig(m.get("p99_us")),
+                      ratio(m.get("p99_us"), base.get("p99_us")),
+                      ratio(m.get("p99_us"), off.get("p99_us")) if off else "–",
+                      fig(m.get("cpu_us_per_req")))
+        w(t.md())
+    # Steering, from every measurement of the steered paths (failed ones included).
+    smp = [s for s in res.get("samples", []) if s.get("scenario") == "sockmap" and
+           s.get("path") in sp]
+    if smp:
+        w("")
+        w("Steering, from the /metrics of both ends before and after each measurement "
+          "(deltas): `hops` = ringlet_sockmap_hops_steered_total against the measurement's "
+          "connections; `kernel share` = ringlet_sockmap_bytes_total (bytes moved straight "
+          "into the peer socket, both directions of the hop) over the payload the load "
+          "generator carried (bulk: its bytes, warm-up included; rr: requests × (request + "
+          "response)), median [min–max] of the runs; `slow reader` = hops that started "
+          "steered and moved to TCP once their reader was 4 MiB behind "
+          "(ringlet_sockmap_fallbacks_total{reason=\"slow_reader\"}), per run; `other "
+          "fallbacks` = hops that never were steered (every other reason), all runs. A "
+          "measurement counts as a sockmap figure only when every connection's hop started "
+          "steered at both ends, with bytes in the kernel and no other fallback; any other "
+          "is listed under Failures.")
+        w("")
+        t = Table(["case", "path", "steered runs", "server hops", "client hops",
+                   "server kernel share", "client kernel share", "server slow reader",
+                   "client slow reader", "other fallbacks"])
+        cases = []
+        for s in smp:
+            if (s["case"], s["path"]) not in cases:
+                cases.append((s["case"], s["path"]))
+        for case, p in cases:
+            ss = [s for s in smp if s["case"] == case and s["path"] == p]
+            conns = ss[0].get("connections")
+
+            def col(key, ss=ss):
+                vals = [(s.get("metrics") or {}).get(key) for s in ss]
+                return [v for v in vals if v is not None]
+
+            def span(vals, digits=0):
+                if not vals:
+                    return "–"
+                lo, hi = min(vals), max(vals)
+                return fmt(lo, digits) if lo == hi else "%s–%s" % (fmt(lo, digits),
+                                                                    fmt(hi, digits))
+
+            def share(role):
+                v = sorted(col("%s_kernel_share" % role))
+                if not v:
+                    return "–"
+                st = {"median": v[len(v) // 2] if len(v) % 2 else
+                      (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2, "min": v[0], "max": v[-1],
+                      "n": len(v)}
+                return fig(st, 2)
+
+            t.add(case, p, "%d of %d" % (sum(1 for s in ss if s.get("steered")), len(ss)),
+                  "%s/%s" % (span(col("server_hops_steered")), conns),
+                  "%s/%s" % (span(col("client_hops_steered")), conns),
+                  share("server"), share("client"), span(col("server_slow_reader")),
+                  span(col("client_slow_reader")),
+                  fmt(sum(col("server_fallbacks")) + sum(col("client_fallbacks")), 0))
+        w(t.md())
+    goal = [g for g in sockmap_goal(res) if g[2] is not None]
+    if goal:
+        met = [g for g in goal if g[2] >= 1.0]
+        w("")
+        w("Goal (bench/targets.json): the whole tunnel with steering at least as fast as "
+          "direct loopback TCP in bulk (×direct >= 1.0): %s, %d of %d bulk case(s) reach it "
+          "(×direct %s; ×off %s)." % (
+              "met" if len(met) == len(goal) else "NOT met", len(met), len(goal),
+              ", ".join("%s %.2f" % (c[len("bulk "):], r) for c, _, r, _ in goal),
+              ", ".join("%s %s" % (c[len("bulk "):], "%.2f" % o if o else "–")
+                        for c, _, _, o in goal)))
+    if (A and any(c.startswith("bulk ") for c in A)) or rr:
+        w("")
+        w("![sockmap](sockmap.png)")
 
 
 def tls_section(res, w):
@@ -565,7 +735,51 @@ set key top left
 unset multiplot
 """ % (420 * len(sizes), len(sizes), "".join(panels))):
             made.append("latency.png")
+    if "sockmap" in A:
+        if sockmap_plot(outdir, work, A["sockmap"]):
+            made.append("sockmap.png")
     return made
+
+
+def sockmap_plot(outdir, work, A):
+    """Scenario 9: Gbit/s per bulk case and requests/s per response size, one bar per path
+    (median, bars min-max)."""
+    panels = []
+    for i, (prefix, key, title, ylabel) in enumerate((
+            ("bulk ", "gbps", "Bulk throughput", "Gbit/s"),
+            ("rr ", "rps", "Request rate", "requests/s"))):
+        cases = [c for c in A if c.startswith(prefix)]
+        if not cases:
+            continue
+        paths = path_order({p for c in cases for p in A[c]})
+        dat = os.path.join(work, "sockmap%d.dat" % i)
+        with open(dat, "w") as f:
+            for c in cases:
+                row = [q(c[len(prefix):])]
+                for p in paths:
+                    st = A[c].get(p, {}).get(key)
+                    row += ([st["median"], st["min"], st["max"]] if st else ["NaN"] * 3)
+                f.write(" ".join(str(x) for x in row) + "\n")
+        top = max([st["max"] for c in cases for m in A[c].values()
+                   for st in [m.get(key)] if st] or [1])
+        cols = ", ".join("%s using %d:%d:%d%s title %s" % (
+            q("work/sockmap%d.dat" % i) if j == 0 else "''", 2 + 3 * j, 3 + 3 * j, 4 + 3 * j,
+            ":xtic(1)" if j == 0 else "", q(p)) for j, p in enumerate(paths))
+        panels.append("set title %s\nset ylabel %s\nset yrange [0:%g]\nplot %s\n" % (
+            q(title + " (median, bars: min-max)"), q(ylabel), top * 1.15, cols))
+    if not panels:
+        return False
+    return gnuplot(outdir, "sockmap", """set terminal pngcairo size %d,520 noenhanced
+set output 'sockmap.png'
+set multiplot layout 1,%d title 'Sockmap steering: direct, --sockmap off, --sockmap on'
+set style data histogram
+set style histogram errorbars gap 2 lw 1
+set style fill solid 0.8 border -1
+set key below
+set grid ytics
+%s
+unset multiplot
+""" % (560 * len(panels), len(panels), "".join(panels)))
 
 
 def write_all(outdir, res):

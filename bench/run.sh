@@ -4,7 +4,7 @@
 # harness (bench/harness.py). Environment (all optional; see bench/README.md):
 #   BENCH_QUICK=1          short run (about 2 minutes)
 #   BENCH_TINY=1           seconds-long smoke configuration (tests/integration/test_bench_smoke.sh)
-#   BENCH_SCENARIOS=1,2,…  scenarios to run (default: all eight; BENCH_QUICK=1: 1-6)
+#   BENCH_SCENARIOS=1,2,…  scenarios to run (default: all nine; BENCH_QUICK=1: 1-6)
 #   BENCH_PATHS=direct,…   paths to measure (default: every one available)
 #   BENCH_REPS=N           repetitions per figure (default 3)
 #   BENCH_OUT=DIR          where results/<timestamp>/ goes (default bench/results)
