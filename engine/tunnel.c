@@ -26,6 +26,7 @@ static void stream_maybe_send(struct shard *s, struct conn *sc);
 static void stream_check_done(struct shard *s, struct conn *sc);
 static void stream_reset(struct shard *s, struct conn *sc, uint16_t reason, bool tell_peer);
 static void stream_use_splice(struct stream *st);
+static void stream_check_done(struct shard *s, struct conn *sc);
 
 void addr_format(const struct sockaddr *sa, char *out, size_t cap)
 {
@@ -422,6 +423,9 @@ static void item_done(struct shard *s, struct outitem *it)
 		if (sc && sc->kind == CK_STREAM) {
 			sc->u.st.queued -= it->data_len;
 			stream_maybe_recv(s, sc);
+			/* The last queued bytes of a stream whose both halves have ended. */
+			if (sc->u.st.queued == 0)
+				stream_check_done(s, sc);
 		}
 	}
 	spipe_put(it->pipe);

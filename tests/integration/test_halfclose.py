@@ -8,6 +8,10 @@
 3. The upstream resets its socket: the data-plane client sees the connection reset (or at
    least an abrupt close with no further data), promptly.
 4. The data-plane client resets: the upstream sees a reset or close promptly.
+5. Both ends close with data still queued in the tunnel (the load generator's "up" pattern:
+   the client sends 64 MiB and half-closes, the upstream reads to EOF, answers 8 bytes and
+   closes, the client reads them and closes at once): no stream is left open at either
+   end afterwards (ringlet_streams_active returns to 0), five times over.
 """
 import hashlib
 import os
@@ -27,6 +31,9 @@ def body(h):
     up = "127.0.0.2"
     ports = [rt.free_port_on("127.0.0.1", up) for _ in range(4)]
     p_req, p_rev, p_urst, p_crst = ports
+    p_count = rt.free_port_on("127.0.0.1", up)
+    ports = ports + [p_count]
+    m_client = rt.free_port("127.0.0.1")
 
     # 1. client half-closes first.
     def req_handler(c, svc):
@@ -68,8 +75,18 @@ def body(h):
     s_rev = h.service(up, p_rev, rev_handler, "rev")
     s_urst = h.service(up, p_urst, urst_handler, "urst")
     s_crst = h.service(up, p_crst, crst_handler, "crst")
+
+    # 5. count what arrived, answer with the count, close.
+    def count_handler(c, svc):
+        n, _ = rt.recv_all(c)
+        c.sendall(n.to_bytes(8, "little"))
+        svc.add(n)
+        c.close()
+
+    s_count = h.service(up, p_count, count_handler, "count")
     srv = h.start_server()
-    h.start_client(srv.control_port, ports, upstream=up)
+    h.start_client(srv.control_port, ports, upstream=up,
+                   extra=["--metrics-addr", "127.0.0.1:%d" % m_client])
     for p in ports:
         h.wait_data_port(srv, p)
 
@@ -152,7 +169,29 @@ def body(h):
             (what, t1 - t0))
     h.check(what == "reset", "the upstream saw ECONNRESET, not a clean EOF (got %s)" % what)
 
-    for s in (s_req, s_rev, s_urst, s_crst):
+    # 5.
+    counts = []
+    for i in range(5):
+        c = rt.connect("127.0.0.1", p_count, timeout=30)
+        rt.send_pattern(c, 30 + i, 64 << 20)
+        c.shutdown(socket.SHUT_WR)
+        c.settimeout(30)
+        counts.append(int.from_bytes(rt.recv_exact(c, 8), "little"))
+        c.close()
+    h.check(counts == [64 << 20] * 5, "the upstream counted every byte of 5 x 64 MiB (%s)"
+            % counts)
+
+    def active(port):
+        code, _, text = rt.scrape(port, "/metrics", h.token)
+        return rt.metric(text.decode(), "ringlet_streams_active") if code == 200 else None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (active(m_client), active(srv.control_port)) != (0, 0):
+        time.sleep(0.1)
+    h.check((active(m_client), active(srv.control_port)) == (0, 0),
+            "after both ends closed with data still in the tunnel, no stream is left open "
+            "(client %s, server %s)" % (active(m_client), active(srv.control_port)))
+
+    for s in (s_req, s_rev, s_urst, s_crst, s_count):
         h.check(not s.errors, "upstream %s had no errors (%s)" % (s.name, s.errors[:2]))
 
 
