@@ -158,7 +158,7 @@ integration: $(BUILD)/ringlet $(BUILD)/inlets-pro $(BENCH_BIN)
 	$(Q)RINGLET_BUILD=$(BUILD) bash tests/run-integration.sh
 
 # The data-path tests also run against an ASan+UBSan build of the binary.
-SAN_INTEGRATION := test_datapath\|test_halfclose\|test_proxy\|test_reconnect\|test_sockmap
+SAN_INTEGRATION := test_datapath\|test_halfclose\|test_lifecycle\|test_proxy\|test_reconnect\|test_sockmap
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all units $(BENCH_BIN)
