@@ -102,9 +102,6 @@ def consumer(port, way, size, seed, errors):
 
 
 def body(h):
-    seed = int(os.environ.get("RINGLET_SEED") or random.randrange(1 << 30))
-    rt.log("seed %d (RINGLET_SEED=%d repeats this run)" % (seed, seed))
-    rnd = random.Random(seed)
     up = "127.0.0.2"
     port = rt.free_port_on("127.0.0.1", up)
     m_client = rt.free_port("127.0.0.1")
@@ -113,12 +110,21 @@ def body(h):
     cl = h.start_client(srv.control_port, [port], upstream=up,
                         extra=["--metrics-addr", "127.0.0.1:%d" % m_client])
     h.wait_data_port(srv, port)
+    run(h, srv, cl, port, m_client, N)
+
+
+def run(h, srv, cl, port, m_client, n_conns, label=""):
+    """n_conns connections through srv and cl (whose --metrics-addr port is m_client) to an
+    upstream() service behind port; the checks of this test, prefixed with label."""
+    seed = int(os.environ.get("RINGLET_SEED") or random.randrange(1 << 30))
+    rt.log("seed %d (RINGLET_SEED=%d repeats this run)" % (seed, seed))
+    rnd = random.Random(seed)
     fds_before = len(os.listdir("/proc/%d/fd" % cl.pid))
 
     sizes = [0, 1, 65535, 65536, 65537, 262143, 262145, 1 << 20, 3 << 20]
-    plan = [(rnd.choice(WAYS), rnd.choice(sizes), i) for i in range(N)]
+    plan = [(rnd.choice(WAYS), rnd.choice(sizes), i) for i in range(n_conns)]
     errors = []
-    for k in range(0, N, CONC):
+    for k in range(0, n_conns, CONC):
         ts = [threading.Thread(target=consumer, args=(port, w, n, 1000 + i, errors))
               for w, n, i in plan[k:k + CONC]]
         for t in ts:
@@ -127,8 +133,8 @@ def body(h):
             t.join(90)
     counts = {w: sum(1 for p in plan if p[0] == w) for w in WAYS}
     rt.log("   ways: %s" % ", ".join("%s %d" % kv for kv in counts.items()))
-    h.check(not errors, "%d connections in 8 ways: every completed transfer byte-exact "
-            "(%s)" % (N, "; ".join(errors[:3]) or "ok"))
+    h.check(not errors, "%s%d connections in 8 ways: every completed transfer byte-exact "
+            "(%s)" % (label, n_conns, "; ".join(errors[:3]) or "ok"))
 
     def active(p):
         code, _, text = rt.scrape(p, "/metrics", h.token)
@@ -137,12 +143,13 @@ def body(h):
     while time.monotonic() < deadline and (active(m_client), active(srv.control_port)) != (0, 0):
         time.sleep(0.2)
     h.check((active(m_client), active(srv.control_port)) == (0, 0),
-            "no stream is left open at either end (client %s, server %s)" %
+            label + "no stream is left open at either end (client %s, server %s)" %
             (active(m_client), active(srv.control_port)))
     fds_after = len(os.listdir("/proc/%d/fd" % cl.pid))
-    h.check(fds_after <= fds_before, "the client holds no more descriptors than before "
+    h.check(fds_after <= fds_before, label + "the client holds no more descriptors than before "
             "(%d, was %d)" % (fds_after, fds_before))
-    h.check(srv.alive() and cl.alive(), "both ends are still running")
+    h.check(srv.alive() and cl.alive(), label + "both ends are still running")
 
 
-rt.main("lifecycle", body)
+if __name__ == "__main__":
+    rt.main("lifecycle", body)

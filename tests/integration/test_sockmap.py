@@ -16,7 +16,9 @@ processes get --sockmap on --sockmap-cgroup <it>.
    most 4 MiB and a message, both steered senders move to TCP (slow_reader), and
    everything arrives when the reader resumes.
 2. Fallbacks, byte-exact all the same: an upstream outside the cgroup (no_peer) and an
-   upstream in another network namespace across a veth pair (not_local).
+   upstream in another network namespace across a veth pair (not_local). Then 100
+   connections ending in the eight ways of test_lifecycle.py through steered hops:
+   byte-exact where complete, nothing left open.
 3. --sockmap on that cannot work refuses to start with the reason; auto starts without it
    and reports why in /metrics.
 4. When every process has stopped, no ringlet BPF program or map that appeared during the
@@ -39,6 +41,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ringlet_test as rt
+import test_lifecycle
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WINDOW = 256 << 10
@@ -342,6 +345,16 @@ def run_all(h, tool, cg, home, ns, cleanup):
     h.check(not nsr and smn["not_local"] >= 3 and smn["hops"] == 0,
             "an upstream in another network namespace (not local) falls back to TCP, "
             "byte-exact (not_local %d; %s)" % (smn["not_local"], "; ".join(nsr) or "ok"))
+
+    # Connection lifecycles in every order through steered hops: nothing left behind.
+    p_life, m_life = rt.free_port_on("127.0.0.1", up), rt.free_port("127.0.0.1")
+    h.service(up, p_life, test_lifecycle.upstream, "upstream-life")
+    cl_life = h.start_client(srv.control_port, [p_life], upstream=up, name="client-life",
+                             extra=steer + ["--metrics-addr", "127.0.0.1:%d" % m_life])
+    h.wait_data_port(srv, p_life)
+    test_lifecycle.run(h, srv, cl_life, p_life, m_life, 100, label="steered: ")
+    h.check(steer_metrics(h, m_life)["hops"] > 0, "steered: the lifecycle hops were steered")
+    clients["life"] = cl_life
 
     for p in [srv] + list(clients.values()):
         p.stop()
