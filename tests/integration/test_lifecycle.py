@@ -8,15 +8,17 @@ speaks; the consumer closes without reading; either side resets mid-transfer; th
 closes at once; the upstream closes at once. Payloads cross 64 KiB frames and the 256 KiB
 window. Where a transfer completes, it must be byte-exact. Afterwards both ends must have
 no stream open (ringlet_streams_active 0) and the client no more file descriptors than
-before.
+before. Then 100 more over wss:// (auto-TLS) with two lanes.
 """
 import os
 import random
 import socket
+import ssl
 import struct
 import sys
 import threading
 import time
+import urllib.request
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -112,10 +114,29 @@ def body(h):
     h.wait_data_port(srv, port)
     run(h, srv, cl, port, m_client, N)
 
+    # The same over wss:// (auto-TLS), with several lanes.
+    port = rt.free_port_on("127.0.0.1", up)
+    m_client = rt.free_port("127.0.0.1")
+    h.service(up, port, upstream, "upstream-tls")
+    cp = rt.free_port("127.0.0.1")
+    srv = h.start_server(control_port=cp, name="server-tls",
+                         extra=["--auto-tls=true", "--auto-tls-san", "127.0.0.1",
+                                "--auto-tls-path", os.path.join(h.dir, "certs")])
+    cl = h.spawn("client-tls", [h.bin, "client", "--url", "wss://127.0.0.1:%d" % cp,
+                                "--token-file", h.token_file, "--upstream", up, "--ports",
+                                str(port), "--lanes", "2", "--metrics-addr",
+                                "127.0.0.1:%d" % m_client])
+    if not cl.wait_log(r'msg="connected to the server"', timeout=20):
+        h.fail("the wss client did not connect")
+    h.wait_data_port(srv, port)
+    run(h, srv, cl, port, m_client, N // 2, label="wss: ",
+        ca=os.path.join(h.dir, "certs", "ca.crt"))
 
-def run(h, srv, cl, port, m_client, n_conns, label=""):
+
+def run(h, srv, cl, port, m_client, n_conns, label="", ca=None):
     """n_conns connections through srv and cl (whose --metrics-addr port is m_client) to an
-    upstream() service behind port; the checks of this test, prefixed with label."""
+    upstream() service behind port; the checks of this test, prefixed with label. ca: the
+    CA file when the server's control port speaks TLS."""
     seed = int(os.environ.get("RINGLET_SEED") or random.randrange(1 << 30))
     rt.log("seed %d (RINGLET_SEED=%d repeats this run)" % (seed, seed))
     rnd = random.Random(seed)
@@ -136,15 +157,24 @@ def run(h, srv, cl, port, m_client, n_conns, label=""):
     h.check(not errors, "%s%d connections in 8 ways: every completed transfer byte-exact "
             "(%s)" % (label, n_conns, "; ".join(errors[:3]) or "ok"))
 
-    def active(p):
-        code, _, text = rt.scrape(p, "/metrics", h.token)
+    def active(p, tls=False):
+        if tls:
+            ctx = ssl.create_default_context(cafile=ca)
+            req = urllib.request.Request("https://127.0.0.1:%d/metrics" % p,
+                                         headers={"Authorization": "Bearer " + h.token})
+            with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+                code, text = r.status, r.read()
+        else:
+            code, _, text = rt.scrape(p, "/metrics", h.token)
         return rt.metric(text.decode(), "ringlet_streams_active") if code == 200 else None
+
+    def both():
+        return active(m_client), active(srv.control_port, tls=ca is not None)
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and (active(m_client), active(srv.control_port)) != (0, 0):
+    while time.monotonic() < deadline and both() != (0, 0):
         time.sleep(0.2)
-    h.check((active(m_client), active(srv.control_port)) == (0, 0),
-            label + "no stream is left open at either end (client %s, server %s)" %
-            (active(m_client), active(srv.control_port)))
+    h.check(both() == (0, 0), label + "no stream is left open at either end (client %s, "
+            "server %s)" % both())
     fds_after = len(os.listdir("/proc/%d/fd" % cl.pid))
     h.check(fds_after <= fds_before, label + "the client holds no more descriptors than before "
             "(%d, was %d)" % (fds_after, fds_before))
