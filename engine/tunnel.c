@@ -26,7 +26,6 @@ static void stream_maybe_send(struct shard *s, struct conn *sc);
 static void stream_check_done(struct shard *s, struct conn *sc);
 static void stream_reset(struct shard *s, struct conn *sc, uint16_t reason, bool tell_peer);
 static void stream_use_splice(struct stream *st);
-static void stream_check_done(struct shard *s, struct conn *sc);
 
 void addr_format(const struct sockaddr *sa, char *out, size_t cap)
 {
