@@ -21,6 +21,7 @@ processes get --sockmap on --sockmap-cgroup <it>.
    byte-exact where complete, nothing left open.
 3. --sockmap on that cannot work refuses to start with the reason; auto starts without it
    and reports why in /metrics.
+   A crash (SIGKILL of every ringlet process) leaves nothing attached or loaded.
 4. When every process has stopped, no ringlet BPF program or map that appeared during the
    test is left (bpftool prog/map show), and nothing is attached to its cgroup (bpftool
    cgroup show).
@@ -191,7 +192,7 @@ def body(h):
             f.write(str(os.getpid()))
         cleanup.append(lambda: open(os.path.join(home, "cgroup.procs"), "w").write(
             str(os.getpid())))
-        run_all(h, tool, cg, home, ns, cleanup)
+        run_all(h, tool, cg, home, ns, cleanup, before)
     finally:
         for p in h.procs:
             p.kill()
@@ -249,7 +250,7 @@ def steer_metrics(h, port):
     }
 
 
-def run_all(h, tool, cg, home, ns, cleanup):
+def run_all(h, tool, cg, home, ns, cleanup, before):
     up = "127.0.0.2"
     steer = ["--sockmap", "on", "--sockmap-cgroup", cg]
     p_main, p_v6, p_out, p_ns = (rt.free_port_on("127.0.0.1", up) for _ in range(4))
@@ -356,8 +357,21 @@ def run_all(h, tool, cg, home, ns, cleanup):
     h.check(steer_metrics(h, m_life)["hops"] > 0, "steered: the lifecycle hops were steered")
     clients["life"] = cl_life
 
+    # A crash: SIGKILL every ringlet process. The kernel releases what they held: no
+    # program stays attached to the cgroup and no program or map of theirs stays loaded,
+    # so the next start (below) begins clean.
     for p in [srv] + list(clients.values()):
-        p.stop()
+        p.kill()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        attached = subprocess.run([tool, "cgroup", "show", cg], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL).stdout.decode().strip()
+        left = {k: v for k, v in ringlet_objects(tool).items() if k not in before}
+        if not attached and not left:
+            break
+        time.sleep(0.2)
+    h.check(not attached and not left, "after SIGKILL of every ringlet process nothing is "
+            "left attached or loaded (cgroup: %r, objects: %s)" % (attached, sorted(left.values())))
 
     # --data-path splice with steering: the steered sockets are read by copy.
     srv = h.start_server(name="server-splice", extra=steer + ["--data-path", "splice"])
