@@ -714,10 +714,13 @@ int ringlet_client_run(const struct cfg *conf)
 	for (size_t i = 0; i < c->nports; i++)
 		pl += (size_t)snprintf(ports + pl, sizeof(ports) - pl, "%s%u", i ? "," : "",
 		                       c->ports[i]);
-	log_info("client starting", "url=%s upstream=%s ports=%s client_id=%s version=%s",
-	         log_q(c->url), log_q(c->upstream), ports, log_q(c->client_id),
-	         ringlet_version);
-	int ret = engine_run(&e);
+	int ret = engine_prepare(&e);
+	if (ret == 0) {
+		log_info("client starting",
+		         "url=%s upstream=%s ports=%s client_id=%s version=%s", log_q(c->url),
+		         log_q(c->upstream), ports, log_q(c->client_id), ringlet_version);
+		ret = engine_run(&e);
+	}
 	tls_ctx_free(e.tls_client);
 	if (e.metrics_fd >= 0)
 		close(e.metrics_fd);

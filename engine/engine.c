@@ -105,6 +105,14 @@ static int sockmap_start(struct engine *e)
 	return 0;
 }
 
+int engine_prepare(struct engine *e)
+{
+	if (e->prepared)
+		return 0;
+	e->prepared = true;
+	return sockmap_start(e);
+}
+
 int engine_run(struct engine *e)
 {
 	const char *missing = NULL;
@@ -117,7 +125,7 @@ int engine_run(struct engine *e)
 	log_debug("io_uring features", "single_issuer=%d defer_taskrun=%d coop_taskrun=%d",
 	          uring_feat.single_issuer, uring_feat.defer_taskrun, uring_feat.coop_taskrun);
 	e->start_unix = (uint64_t)time(NULL);
-	ret = sockmap_start(e);
+	ret = engine_prepare(e);
 	if (ret)
 		return ret;
 	e->shards = calloc((size_t)e->nshards, sizeof(*e->shards));

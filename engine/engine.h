@@ -41,6 +41,7 @@ struct engine {
 	size_t ca_pem_len;
 	struct sockmap *sm; /* --sockmap: the steering programs, NULL when not in use */
 	char sm_why[256];   /* --sockmap auto: why it is not in use ("" when it is) */
+	bool prepared;      /* engine_prepare() ran */
 };
 
 /* Role hooks called by the shard. Each role file implements its side. */
@@ -61,6 +62,11 @@ void client_steer_listeners(struct engine *e);
  * nothing when steering is off. role: SM_EP_LISTEN or SM_EP_DIAL (ebpf/sockmap.h).
  * Failures are logged: those hops then take TCP. */
 void engine_steer(struct engine *e, const struct addrlist *al, uint16_t port, uint32_t role);
+
+/* What may refuse the start, before the role says it is listening or starting: loads the
+ * --sockmap programs. Returns 0 or -errno (logged). engine_run() calls it if the role did
+ * not. */
+int engine_prepare(struct engine *e);
 
 /* Start the shards (threads), wait for signals and the drain, join. Returns 0 or -errno. */
 int engine_run(struct engine *e);

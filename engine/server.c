@@ -748,14 +748,18 @@ int ringlet_server_run(const struct cfg *c)
 			return 1;
 		}
 	}
-	log_info("server listening", "control=%s:%u tls=%s data_addr=%s shards=%d version=%s",
-	         c->control_addr, c->control_port,
-	         !e.tls_server                   ? "off"
-	         : c->tls_cert && c->tls_cert[0] ? "cert"
-	                                         : "auto",
-	         c->data_addr && c->data_addr[0] ? c->data_addr : "0.0.0.0", e.nshards,
-	         ringlet_version);
-	int ret = engine_run(&e);
+	int ret = engine_prepare(&e);
+	if (ret == 0) {
+		log_info("server listening",
+		         "control=%s:%u tls=%s data_addr=%s shards=%d version=%s",
+		         c->control_addr, c->control_port,
+		         !e.tls_server                   ? "off"
+		         : c->tls_cert && c->tls_cert[0] ? "cert"
+		                                         : "auto",
+		         c->data_addr && c->data_addr[0] ? c->data_addr : "0.0.0.0", e.nshards,
+		         ringlet_version);
+		ret = engine_run(&e);
+	}
 	tls_ctx_free(e.tls_server);
 	free(e.ca_pem);
 	free(e.allow);
