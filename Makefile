@@ -200,6 +200,7 @@ install: all
 	install -m 0755 $(BUILD)/ringlet $(DESTDIR)$(PREFIX)/bin/ringlet
 	ln -sf ringlet $(DESTDIR)$(PREFIX)/bin/inlets-pro
 	install -m 0644 README.md docs/PROTOCOL.md docs/DESIGN.md LICENSE $(DOCDIR)/
+	install -m 0644 ebpf/README.md $(DOCDIR)/SOCKMAP.md
 	for c in "" "tcp server" "tcp client" status; do \
 		$(BUILD)/ringlet $$c --help >"$(DOCDIR)/help-$$(echo $${c:-ringlet} | tr ' ' -).txt"; \
 	done

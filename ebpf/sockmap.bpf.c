@@ -29,7 +29,6 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
-#include <bpf/bpf_tracing.h>
 
 #include "sockmap.h"
 
@@ -39,7 +38,6 @@
 #ifndef AF_INET6
 #define AF_INET6 10
 #endif
-#define MSG_PEEK 2
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
