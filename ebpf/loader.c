@@ -159,7 +159,8 @@ int sockmap_open(const char *cgroup, struct sockmap **out, char *why, size_t why
 		err = -errno;
 		if (err == -EPERM)
 			return fail(m, err, why, whylen,
-			            "loading BPF programs is not permitted: needs CAP_BPF, CAP_PERFMON "
+			            "loading BPF programs is not permitted: needs CAP_BPF, "
+			            "CAP_PERFMON "
 			            "and CAP_NET_ADMIN (or root)");
 		return fail(m, err ? err : -EINVAL, why, whylen,
 		            "the kernel refused the steering programs: %s", strerror(-err));

@@ -257,7 +257,8 @@ int ringlet_sk_msg(struct sk_msg_md *msg)
 	if (bpf_msg_redirect_hash(msg, &ringlet_hops, &peer, BPF_F_INGRESS) == SK_PASS) {
 		if (decision == SM_UNDECIDED) {
 			*state = (*state & SM_OWN) | SM_REDIRECT;
-			count((*state & SM_OWN) ? SM_STAT_HOPS_STEERED : SM_STAT_PEER_STEERED, 1);
+			count((*state & SM_OWN) ? SM_STAT_HOPS_STEERED : SM_STAT_PEER_STEERED,
+			      1);
 		}
 		count(SM_STAT_MSGS, 1);
 		count(SM_STAT_BYTES, msg->size);

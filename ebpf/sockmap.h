@@ -40,15 +40,15 @@ enum sm_endpoint_role {
 /* Counters (index into the per-CPU stats array). "Ringlet's" sockets are the hop ends
  * that ringlet owns, told apart by the port's side. */
 enum sm_stat {
-	SM_STAT_SOCKETS,      /* sockets inserted into the hop map (both ends) */
-	SM_STAT_HOPS_STEERED, /* ringlet's sockets whose peer was found: steered */
-	SM_STAT_PEER_STEERED, /* the other ends' sockets whose peer was found */
-	SM_STAT_MSGS,         /* messages redirected into a peer's receive queue */
-	SM_STAT_BYTES,        /* bytes redirected into a peer's receive queue */
-	SM_STAT_FB_NOT_LOCAL, /* a hop connection whose other end is another host */
-	SM_STAT_FB_NO_PEER,   /* ringlet's socket, peer not in the map (not in the cgroup) */
-	SM_STAT_FB_INSERT,    /* the map refused the socket (full, or another program's) */
-	SM_STAT_FB_LATE,      /* a peer that had already sent by TCP when this end came up */
+	SM_STAT_SOCKETS,        /* sockets inserted into the hop map (both ends) */
+	SM_STAT_HOPS_STEERED,   /* ringlet's sockets whose peer was found: steered */
+	SM_STAT_PEER_STEERED,   /* the other ends' sockets whose peer was found */
+	SM_STAT_MSGS,           /* messages redirected into a peer's receive queue */
+	SM_STAT_BYTES,          /* bytes redirected into a peer's receive queue */
+	SM_STAT_FB_NOT_LOCAL,   /* a hop connection whose other end is another host */
+	SM_STAT_FB_NO_PEER,     /* ringlet's socket, peer not in the map (not in the cgroup) */
+	SM_STAT_FB_INSERT,      /* the map refused the socket (full, or another program's) */
+	SM_STAT_FB_LATE,        /* a peer that had already sent by TCP when this end came up */
 	SM_STAT_FB_SLOW_READER, /* a steered sender moved to TCP: its reader fell behind */
 	SM_STAT_MAX,
 };

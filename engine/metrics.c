@@ -184,10 +184,8 @@ static void sockmap_metrics(struct sb *b, struct engine *e)
 		const char *name;
 		int stat;
 	} reasons[] = {
-	        {"not_local", SM_STAT_FB_NOT_LOCAL},
-	        {"no_peer", SM_STAT_FB_NO_PEER},
-	        {"map_refused", SM_STAT_FB_INSERT},
-	        {"peer_sent_first", SM_STAT_FB_LATE},
+	        {"not_local", SM_STAT_FB_NOT_LOCAL},     {"no_peer", SM_STAT_FB_NO_PEER},
+	        {"map_refused", SM_STAT_FB_INSERT},      {"peer_sent_first", SM_STAT_FB_LATE},
 	        {"slow_reader", SM_STAT_FB_SLOW_READER},
 	};
 	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)

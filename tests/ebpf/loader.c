@@ -242,7 +242,8 @@ Test(loader, a_stalled_reader_stops_its_sender)
 	for (int i = 0; i < 100000; i++) {
 		ssize_t k = send(s, buf, sizeof(buf), MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (k == -1) {
-			cr_assert(errno == EAGAIN || errno == ENOMEM, "send: %s", strerror(errno));
+			cr_assert(errno == EAGAIN || errno == ENOMEM, "send: %s",
+			          strerror(errno));
 			break;
 		}
 		queued += (size_t)k;

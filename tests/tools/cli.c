@@ -502,28 +502,15 @@ Test(cli_help, every_flag_documented)
 	                                     "(default \"/tmp/certs\")",
 	                                     "(default 30s)",
 	                                     "(default \"info\")"};
-	static const char *const client[] = {"--url ",
-	                                     "--upstream ",
-	                                     "--ports ",
-	                                     "-p, --port ",
-	                                     "--token-from ",
-	                                     "--auto-tls ",
-	                                     "--ca-file ",
-	                                     "--license ",
-	                                     "--license-file ",
-	                                     "--license-env ",
-	                                     "--local ",
-	                                     "--local-addr ",
-	                                     "--metrics-addr ",
-	                                     "--lanes ",
-	                                     "--shards ",
-	                                     "--log-level ",
-	                                     "--log-file ",
-	                                     "--window ",
-	                                     "--sockmap ",
-	                                     "--sockmap-cgroup ",
-	                                     "(default \"localhost\")",
-	                                     "(default \"off\")"};
+	static const char *const client[] = {
+	        "--url ",           "--upstream ",       "--ports ",
+	        "-p, --port ",      "--token-from ",     "--auto-tls ",
+	        "--ca-file ",       "--license ",        "--license-file ",
+	        "--license-env ",   "--local ",          "--local-addr ",
+	        "--metrics-addr ",  "--lanes ",          "--shards ",
+	        "--log-level ",     "--log-file ",       "--window ",
+	        "--sockmap ",       "--sockmap-cgroup ", "(default \"localhost\")",
+	        "(default \"off\")"};
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
