@@ -108,6 +108,21 @@ static __always_inline __u32 endpoint_role(__u32 family, const __u32 ip[4], __u3
 	return role ? *role : 0;
 }
 
+/* An IPv6 socket of a dual-stack listener talks to an IPv4 peer through v4-mapped
+ * addresses (::ffff:a.b.c.d); key both ends as IPv4 so that each finds the other. */
+static __always_inline void normalize_key(struct sm_key *k)
+{
+	if (k->family != AF_INET6 || k->local_ip[0] || k->local_ip[1] || k->remote_ip[0] ||
+	    k->remote_ip[1] || k->local_ip[2] != bpf_htonl(0xffff) ||
+	    k->remote_ip[2] != bpf_htonl(0xffff))
+		return;
+	k->family = AF_INET;
+	k->local_ip[0] = k->local_ip[3];
+	k->remote_ip[0] = k->remote_ip[3];
+	k->local_ip[2] = k->local_ip[3] = 0;
+	k->remote_ip[2] = k->remote_ip[3] = 0;
+}
+
 static __always_inline void swap_key(struct sm_key *out, const struct sm_key *k)
 {
 	out->family = k->family;
@@ -168,6 +183,7 @@ int ringlet_sockops(struct bpf_sock_ops *skops)
 		key.remote_ip[2] = skops->remote_ip6[2];
 		key.remote_ip[3] = skops->remote_ip6[3];
 	}
+	normalize_key(&key);
 	lrole = endpoint_role(key.family, key.local_ip, key.local_port);
 	rrole = endpoint_role(key.family, key.remote_ip, key.remote_port);
 	if (!lrole && !rrole)
@@ -253,6 +269,7 @@ int ringlet_sk_msg(struct sk_msg_md *msg)
 		peer.remote_ip[1] = msg->local_ip6[1];
 		peer.remote_ip[2] = msg->local_ip6[2];
 		peer.remote_ip[3] = msg->local_ip6[3];
+		normalize_key(&peer);
 	}
 	if (bpf_msg_redirect_hash(msg, &ringlet_hops, &peer, BPF_F_INGRESS) == SK_PASS) {
 		if (decision == SM_UNDECIDED) {

@@ -270,3 +270,32 @@ Test(loader, a_stalled_reader_stops_its_sender)
 	close(l);
 	steering_teardown(m);
 }
+
+Test(loader, steers_ipv4_through_a_dual_stack_listener)
+{
+	struct sockmap *m = steering_setup();
+	int l = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0), off = 0;
+	setsockopt(l, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = in6addr_any};
+	cr_assert_eq(bind(l, (struct sockaddr *)&a6, sizeof(a6)), 0);
+	cr_assert_eq(listen(l, 8), 0);
+	socklen_t al = sizeof(a6);
+	getsockname(l, (struct sockaddr *)&a6, &al);
+	uint16_t port = ntohs(a6.sin6_port);
+	/* What the engine registers for a listener on every address: both families. */
+	cr_assert_eq(sockmap_add_endpoint(m, AF_INET, NULL, port, SM_EP_LISTEN), 0);
+	cr_assert_eq(sockmap_add_endpoint(m, AF_INET6, NULL, port, SM_EP_LISTEN), 0);
+	int c, s;
+	connect_pair(l, port, &c, &s); /* an IPv4 client; the accepted socket is IPv6 */
+	transfer(s, c, 300000, 3);
+	transfer(c, s, 300000, 4);
+	uint64_t st[SM_STAT_MAX];
+	sockmap_read_stats(m, st);
+	cr_assert_eq(st[SM_STAT_SOCKETS], 2);
+	cr_assert_eq(st[SM_STAT_HOPS_STEERED], 1, "the v4-mapped end found its IPv4 peer");
+	cr_assert_eq(st[SM_STAT_PEER_STEERED], 1, "and the IPv4 end its v4-mapped peer");
+	close(c);
+	close(s);
+	close(l);
+	steering_teardown(m);
+}
