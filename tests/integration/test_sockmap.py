@@ -18,7 +18,8 @@ processes get --sockmap on --sockmap-cgroup <it>.
 2. Fallbacks, byte-exact all the same: an upstream outside the cgroup (no_peer) and an
    upstream in another network namespace across a veth pair (not_local). Then 100
    connections ending in the eight ways of test_lifecycle.py through steered hops:
-   byte-exact where complete, nothing left open.
+   byte-exact where complete, nothing left open. --local: the client's listener hop and
+   the server's hop to the target are steered too.
 3. --sockmap on that cannot work refuses to start with the reason; auto starts without it
    and reports why in /metrics.
    A crash (SIGKILL of every ringlet process) leaves nothing attached or loaded.
@@ -356,6 +357,23 @@ def run_all(h, tool, cg, home, ns, cleanup, before):
     test_lifecycle.run(h, srv, cl_life, p_life, m_life, 100, label="steered: ")
     h.check(steer_metrics(h, m_life)["hops"] > 0, "steered: the lifecycle hops were steered")
     clients["life"] = cl_life
+
+    # --local: the client's listener and the server's dial to the target are hops too.
+    p_fwd_target = rt.free_port_on(up)
+    upstream_proc(h, "upstream-fwd", up, p_fwd_target)
+    srv_fwd = h.start_server(name="server-fwd", extra=steer + ["--client-forwarding"])
+    lport, m_fwd = rt.free_port("127.0.0.1"), rt.free_port("127.0.0.1")
+    p_unused = rt.free_port_on("127.0.0.1", up)
+    cl_fwd = h.start_client(srv_fwd.control_port, [p_unused], upstream=up, name="client-fwd",
+                            extra=steer + ["--local", "%d:%s:%d" % (lport, up, p_fwd_target),
+                                           "--metrics-addr", "127.0.0.1:%d" % m_fwd])
+    fwd = [e for e in (exchange("127.0.0.1", lport, n) for n in (1, 65537, 1 << 20)) if e]
+    smf_s, smf_c = steer_metrics(h, srv_fwd.control_port), steer_metrics(h, m_fwd)
+    h.check(not fwd and smf_c["hops"] >= 3 and smf_s["hops"] >= 3,
+            "--local: the client's listener hop and the server's target hop are steered, "
+            "byte-exact (client %d, server %d hops; %s)" %
+            (smf_c["hops"], smf_s["hops"], "; ".join(fwd) or "ok"))
+    clients["fwd"], clients["fwd-server"] = cl_fwd, srv_fwd
 
     # A crash: SIGKILL every ringlet process. The kernel releases what they held: no
     # program stays attached to the cgroup and no program or map of theirs stays loaded,
