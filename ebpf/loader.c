@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,12 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/magic.h>
 
@@ -22,6 +28,7 @@
 
 struct sockmap {
 	struct sockmap_bpf *skel;
+	uint64_t netns; /* this process's network namespace cookie */
 	int cgroup_fd;
 	int msg_attached; /* the sk_msg program is attached to the hop map */
 	pthread_mutex_t mu;
@@ -46,8 +53,25 @@ static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list 
 	return 0;
 }
 
-/* The mount point of the cgroup-v2 hierarchy, from /proc/self/mountinfo. */
-static int cgroup2_mount(char *out, size_t len)
+/* Undo mountinfo's octal escapes (\040 for a space, ...) in place. */
+static void unescape(char *s)
+{
+	char *o = s;
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = 0;
+}
+
+/* The mount point of the cgroup-v2 hierarchy and the cgroup it shows at that point (its
+ * root, "/" unless a subtree is mounted), from /proc/self/mountinfo. */
+static int cgroup2_mount(char *out, size_t len, char *root_out, size_t root_len)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "r");
 	if (!f)
@@ -62,7 +86,10 @@ static int cgroup2_mount(char *out, size_t len)
 		char root[PATH_MAX], mnt[PATH_MAX];
 		if (sscanf(line, "%*s %*s %*s %4095s %4095s", root, mnt) != 2)
 			continue;
-		if ((size_t)snprintf(out, len, "%s", mnt) < len)
+		unescape(root);
+		unescape(mnt);
+		if ((size_t)snprintf(out, len, "%s", mnt) < len &&
+		    (size_t)snprintf(root_out, root_len, "%s", root) < root_len)
 			ret = 0;
 		break;
 	}
@@ -73,8 +100,8 @@ static int cgroup2_mount(char *out, size_t len)
 /* This process's cgroup-v2 directory: the mount point plus the "0::" line's path. */
 static int own_cgroup(char *out, size_t len, char *why, size_t whylen)
 {
-	char mnt[PATH_MAX];
-	if (cgroup2_mount(mnt, sizeof(mnt)) != 0) {
+	char mnt[PATH_MAX], root[PATH_MAX];
+	if (cgroup2_mount(mnt, sizeof(mnt), root, sizeof(root)) != 0) {
 		snprintf(why, whylen, "no cgroup v2 hierarchy is mounted");
 		return -ENOENT;
 	}
@@ -90,6 +117,11 @@ static int own_cgroup(char *out, size_t len, char *why, size_t whylen)
 			continue;
 		line[strcspn(line, "\n")] = 0;
 		const char *p = line + 3;
+		/* The path is from the hierarchy's root; the mount shows it from `root`. */
+		size_t rl = strlen(root);
+		if (strcmp(root, "/") != 0 && strncmp(p, root, rl) == 0 &&
+		    (p[rl] == '/' || p[rl] == 0))
+			p += rl;
 		if ((size_t)snprintf(out, len, "%s%s", mnt, strcmp(p, "/") ? p : "") < len)
 			ret = 0;
 		break;
@@ -110,6 +142,23 @@ static int fail(struct sockmap *m, int err, char *why, size_t whylen, const char
 		snprintf(why + n, whylen - (size_t)n, " (libbpf: %s)", last_libbpf);
 	sockmap_close(m);
 	return err;
+}
+
+/* Does the running kernel's sockmap keep msg_tot_len (the flow-control bound reads it)? */
+static bool kernel_has_msg_tot_len(void)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	if (!btf)
+		return false;
+	bool found = false;
+	__s32 id = btf__find_by_name_kind(btf, "sk_psock", BTF_KIND_STRUCT);
+	const struct btf_type *t = id > 0 ? btf__type_by_id(btf, (__u32)id) : NULL;
+	const struct btf_member *mb = t ? btf_members(t) : NULL;
+	for (int i = 0; t && i < btf_vlen(t); i++)
+		if (strcmp(btf__name_by_offset(btf, mb[i].name_off), "msg_tot_len") == 0)
+			found = true;
+	btf__free(btf);
+	return found;
 }
 
 int sockmap_open(const char *cgroup, struct sockmap **out, char *why, size_t whylen)
@@ -150,10 +199,27 @@ int sockmap_open(const char *cgroup, struct sockmap **out, char *why, size_t why
 		            "this kernel lacks sockmap support (sk_msg, sock_ops, SOCKHASH or "
 		            "socket storage)");
 	}
+	/* Hop endpoints are this network namespace's. */
+	int probe = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	socklen_t cl = sizeof(m->netns);
+	err = probe == -1 || getsockopt(probe, SOL_SOCKET, SO_NETNS_COOKIE, &m->netns, &cl) ==
+	                              -1
+	              ? -errno
+	              : 0;
+	if (probe != -1)
+		close(probe);
+	if (err)
+		return fail(m, -EOPNOTSUPP, why, whylen,
+		            "this kernel cannot name network namespaces (SO_NETNS_COOKIE): %s",
+		            strerror(-err));
 	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
 		return fail(m, -EOPNOTSUPP, why, whylen,
 		            "this kernel publishes no BTF (/sys/kernel/btf/vmlinux), which the "
 		            "steering programs need");
+	if (!kernel_has_msg_tot_len())
+		return fail(m, -EOPNOTSUPP, why, whylen,
+		            "this kernel's sockmap does not count a socket's queued bytes "
+		            "(sk_psock.msg_tot_len), which bounds what a slow reader may hold");
 	m->skel = sockmap_bpf__open_and_load();
 	if (!m->skel) {
 		err = -errno;
@@ -187,7 +253,7 @@ int sockmap_open(const char *cgroup, struct sockmap **out, char *why, size_t why
 int sockmap_add_endpoint(struct sockmap *m, int family, const void *ip, uint16_t port,
                          uint32_t role)
 {
-	struct sm_endpoint key = {.family = (__u32)family, .port = port};
+	struct sm_endpoint key = {.netns = m->netns, .family = (__u32)family, .port = port};
 	__u32 val = 0;
 	if (family != AF_INET && family != AF_INET6)
 		return -EAFNOSUPPORT;
@@ -202,6 +268,15 @@ int sockmap_add_endpoint(struct sockmap *m, int family, const void *ip, uint16_t
 	int ret = bpf_map_update_elem(fd, &key, &val, BPF_ANY) == 0 ? 0 : -errno;
 	pthread_mutex_unlock(&m->mu);
 	return ret;
+}
+
+int sockmap_mark_own(struct sockmap *m, int fd)
+{
+	__u32 one = 1;
+	return bpf_map_update_elem(bpf_map__fd(m->skel->maps.ringlet_own), &fd, &one,
+	                           BPF_ANY) == 0
+	               ? 0
+	               : -errno;
 }
 
 void sockmap_read_stats(struct sockmap *m, uint64_t out[SM_STAT_MAX])

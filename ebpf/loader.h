@@ -21,10 +21,16 @@ int sockmap_open(const char *cgroup, struct sockmap **out, char *why, size_t why
 
 /* Make ip:port a hop endpoint: connections to or from it are steered when both ends are
  * on this host and in the cgroup. family AF_INET (ip: 4 bytes) or AF_INET6 (16 bytes);
- * ip NULL: every address of that family. role: SM_EP_LISTEN or SM_EP_DIAL; roles
- * accumulate. Returns 0 or -errno (the map holds SM_MAX_ENDPOINTS). */
+ * ip NULL: every address of that family. Endpoints are this process's network
+ * namespace's: sockets of other namespaces never match them. role: SM_EP_LISTEN or SM_EP_DIAL;
+ * roles accumulate. Returns 0 or -errno (the map holds SM_MAX_ENDPOINTS). */
 int sockmap_add_endpoint(struct sockmap *m, int family, const void *ip, uint16_t port,
                          uint32_t role);
+
+/* Mark fd, a socket of ringlet's about to connect() to a SM_EP_DIAL endpoint, as ringlet's:
+ * only marked dialling sockets (and their peers) are steered at such endpoints, never
+ * other programs' connections to the same upstream. Returns 0 or -errno. */
+int sockmap_mark_own(struct sockmap *m, int fd);
 
 /* Sum the per-CPU counters into out[SM_STAT_MAX]. */
 void sockmap_read_stats(struct sockmap *m, uint64_t out[SM_STAT_MAX]);

@@ -65,6 +65,24 @@ struct {
 	__type(value, __u8);
 } ringlet_passed SEC(".maps");
 
+/* ringlet's dialling sockets, marked from user space before connect(). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u32);
+} ringlet_own SEC(".maps");
+
+/* The keys of marked sockets put in the hop map, so that the upstream's end of the same
+ * connection (established after it) knows its peer is ringlet's. Least recently used go
+ * first: a forgotten entry only keeps a late upstream end on TCP. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SM_MAX_DIALED);
+	__type(key, struct sm_key);
+	__type(value, __u8);
+} ringlet_dialed SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SM_STAT_MAX);
@@ -91,9 +109,10 @@ static __always_inline void count(__u32 stat, __u64 n)
 }
 
 /* The roles ringlet has at ip:port (exact address first, then every address). */
-static __always_inline __u32 endpoint_role(__u32 family, const __u32 ip[4], __u32 port)
+static __always_inline __u32 endpoint_role(__u64 netns, __u32 family, const __u32 ip[4],
+                                           __u32 port)
 {
-	struct sm_endpoint ep = {.family = family, .port = port};
+	struct sm_endpoint ep = {.netns = netns, .family = family, .port = port};
 	__u32 *role;
 
 	ep.ip[0] = ip[0];
@@ -125,7 +144,9 @@ static __always_inline void normalize_key(struct sm_key *k)
 
 static __always_inline void swap_key(struct sm_key *out, const struct sm_key *k)
 {
+	out->netns = k->netns;
 	out->family = k->family;
+	out->pad = 0;
 	out->local_port = k->remote_port;
 	out->remote_port = k->local_port;
 	for (int i = 0; i < 4; i++) {
@@ -160,6 +181,7 @@ int ringlet_sockops(struct bpf_sock_ops *skops)
 	struct sm_key key = {}, peer;
 	__u32 lrole, rrole, own;
 	struct bpf_sock *sk;
+	__u32 marked, hop;
 	__u32 *state;
 
 	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
@@ -184,26 +206,34 @@ int ringlet_sockops(struct bpf_sock_ops *skops)
 		key.remote_ip[3] = skops->remote_ip6[3];
 	}
 	normalize_key(&key);
-	lrole = endpoint_role(key.family, key.local_ip, key.local_port);
-	rrole = endpoint_role(key.family, key.remote_ip, key.remote_port);
+	key.netns = bpf_get_netns_cookie(skops);
+	sk = skops->sk;
+	if (!sk)
+		return 1;
+	lrole = endpoint_role(key.netns, key.family, key.local_ip, key.local_port);
+	rrole = endpoint_role(key.netns, key.family, key.remote_ip, key.remote_port);
 	if (!lrole && !rrole)
 		return 1; /* not a hop: leave it alone */
-	own = (lrole & SM_EP_LISTEN) || (rrole & SM_EP_DIAL);
+	swap_key(&peer, &key);
+	marked = (rrole & SM_EP_DIAL) && bpf_sk_storage_get(&ringlet_own, sk, 0, 0);
+	own = (lrole & SM_EP_LISTEN) || marked;
+	/* A consumer of ringlet's listener, or the upstream's end of a connection ringlet
+	 * dialled; anything else at a dial endpoint is another program's and left alone. */
+	hop = own || (rrole & SM_EP_LISTEN) ||
+	      ((lrole & SM_EP_DIAL) && bpf_map_lookup_elem(&ringlet_dialed, &peer));
+	if (!hop)
+		return 1;
 	if (!is_local(&key)) {
 		if (own)
 			count(SM_STAT_FB_NOT_LOCAL, 1);
 		return 1;
 	}
-	swap_key(&peer, &key);
 	if (bpf_map_lookup_elem(&ringlet_passed, &peer)) {
 		/* The peer has already sent by TCP: so must this end, both ways. */
 		if (own)
 			count(SM_STAT_FB_LATE, 1);
 		return 1;
 	}
-	sk = skops->sk;
-	if (!sk)
-		return 1;
 	state = bpf_sk_storage_get(&ringlet_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!state)
 		return 1;
@@ -211,6 +241,11 @@ int ringlet_sockops(struct bpf_sock_ops *skops)
 	if (bpf_sock_hash_update(skops, &ringlet_hops, &key, BPF_NOEXIST) != 0) {
 		count(SM_STAT_FB_INSERT, 1);
 		return 1;
+	}
+	if (marked) {
+		__u8 one = 1;
+
+		bpf_map_update_elem(&ringlet_dialed, &key, &one, BPF_ANY);
 	}
 	count(SM_STAT_SOCKETS, 1);
 	return 1;
@@ -254,6 +289,7 @@ int ringlet_sk_msg(struct sk_msg_md *msg)
 		return SK_PASS;
 
 	/* The peer's key: this socket's 4-tuple seen from the other end. */
+	peer.netns = bpf_get_netns_cookie(msg);
 	peer.family = msg->family;
 	peer.local_port = bpf_ntohl(msg->remote_port);
 	peer.remote_port = msg->local_port;

@@ -1,5 +1,5 @@
 /* ebpf/sockmap.h — types shared by the sockmap steering programs (sockmap.bpf.c) and their
- * loader (sockmap.c). Plain fixed-width types only: this header is compiled both by clang
+ * loader (loader.c). Plain fixed-width types only: this header is compiled both by clang
  * for the BPF target and by the host compiler. */
 #ifndef RINGLET_EBPF_SOCKMAP_H
 #define RINGLET_EBPF_SOCKMAP_H
@@ -8,15 +8,18 @@
 #include <linux/types.h>
 #endif
 
-/* One end of a TCP connection, as seen from that end: addresses in network byte order
- * (IPv4 in ip[0], the rest zero), ports in host byte order. A socket is stored under its
- * own key; its peer is found under the key with local and remote swapped. */
+/* One end of a TCP connection, as seen from that end: its network namespace (cookie),
+ * addresses in network byte order (IPv4 in ip[0], the rest zero), ports in host byte order.
+ * A socket is stored under its own key; its peer is found under the key with local and
+ * remote swapped. The namespace keeps equal 4-tuples of different namespaces apart. */
 struct sm_key {
+	__u64 netns;
 	__u32 family; /* AF_INET or AF_INET6 */
 	__u32 local_ip[4];
 	__u32 remote_ip[4];
 	__u32 local_port;
 	__u32 remote_port;
+	__u32 pad;
 };
 
 /* A hop endpoint: an address and port that ringlet listens on (the server's data plane,
@@ -24,14 +27,18 @@ struct sm_key {
  * targets). An all-zero address stands for every address of the host (a listener on
  * 0.0.0.0 or ::). Keys of the endpoints map. */
 struct sm_endpoint {
+	__u64 netns; /* ringlet's network namespace (cookie) */
 	__u32 family;
 	__u32 ip[4];
 	__u32 port; /* host byte order */
 };
 
 /* What ringlet does at an endpoint (values of the endpoints map, a bit mask). A socket
- * whose local end is a SM_EP_LISTEN endpoint, or whose remote end is a SM_EP_DIAL one, is
- * ringlet's own end of the hop; the other end is its peer's (consumer or upstream). */
+ * whose local end is a SM_EP_LISTEN endpoint is ringlet's (it accepted it), one whose remote
+ * end is one is a consumer's. A socket whose remote end is a SM_EP_DIAL endpoint is
+ * ringlet's only if ringlet marked it before connecting (ringlet_own); the socket at the
+ * other end is the upstream's only if its peer is such a marked socket. Other programs'
+ * connections to the same upstream are left alone. */
 enum sm_endpoint_role {
 	SM_EP_LISTEN = 1, /* ringlet accepts connections here */
 	SM_EP_DIAL = 2,   /* ringlet connects to here */
@@ -64,6 +71,7 @@ enum sm_decision {
 #define SM_MAX_SOCKETS 65536  /* entries of the hop map: both ends of 32768 hops */
 #define SM_MAX_ENDPOINTS 1024 /* hop endpoints one ringlet process may register */
 #define SM_MAX_PASSED 8192    /* remembered sockets that took TCP at their first message */
+#define SM_MAX_DIALED 16384   /* remembered ringlet-dialled sockets, for their peers */
 /* Steered bytes a reader may leave unread before its sender moves to TCP (whose own
  * buffers and window then hold the sender back). The kernel bounds a steered receive
  * queue only by the host-wide TCP memory limit, so this bound is ringlet's. */

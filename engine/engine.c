@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,27 +53,51 @@ static void wake_all(struct engine *e)
 		shard_wake(&e->shards[i]);
 }
 
+/* Is the address all zeros (a listener on every address)? */
+static bool addr_any(const struct sockaddr *sa)
+{
+	static const uint8_t zero[16];
+	if (sa->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == 0;
+	return memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr, zero, 16) == 0;
+}
+
 void engine_steer(struct engine *e, const struct addrlist *al, uint16_t port, uint32_t role)
 {
 	if (!e->sm)
 		return;
 	int err = 0;
-	if (!al) {
-		err = sockmap_add_endpoint(e->sm, AF_INET, NULL, port, role);
-		if (!err)
-			err = sockmap_add_endpoint(e->sm, AF_INET6, NULL, port, role);
-	}
 	for (int i = 0; al && i < al->n && !err; i++) {
 		const struct sockaddr *sa = (const struct sockaddr *)&al->addr[i];
+		if (addr_any(sa)) {
+			/* 0.0.0.0 is every IPv4 address; :: every address (dual stack). */
+			err = sockmap_add_endpoint(e->sm, AF_INET, NULL, port, role);
+			if (!err && sa->sa_family == AF_INET6)
+				err = sockmap_add_endpoint(e->sm, AF_INET6, NULL, port, role);
+			continue;
+		}
 		const void *ip =
 		        sa->sa_family == AF_INET
 		                ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
 		                : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
 		err = sockmap_add_endpoint(e->sm, sa->sa_family, ip, port, role);
 	}
-	if (err)
-		log_warn("cannot steer a hop endpoint: its connections take TCP",
-		         "port=%u err=%s", port, log_q(strerror(-err)));
+	if (err) {
+		/* Once at warn level (the endpoints map is full or refuses), then at debug. */
+		static int warned;
+		if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+			log_warn("cannot steer a hop endpoint: its connections take TCP",
+			         "port=%u err=%s", port, log_q(strerror(-err)));
+		else
+			log_debug("cannot steer a hop endpoint", "port=%u err=%s", port,
+			          log_q(strerror(-err)));
+	}
+}
+
+void engine_steer_own(struct engine *e, int fd)
+{
+	if (e->sm)
+		sockmap_mark_own(e->sm, fd); /* unmarked, the hop takes TCP */
 }
 
 /* --sockmap: load and attach the steering programs. Returns 0, or -errno when --sockmap
@@ -118,6 +143,8 @@ int engine_run(struct engine *e)
 	const char *missing = NULL;
 	int ret = uring_probe(&missing);
 	if (ret) {
+		sockmap_close(e->sm);
+		e->sm = NULL;
 		log_error("this kernel lacks an io_uring feature ringlet needs", "missing=%s",
 		          log_q(missing));
 		return ret;

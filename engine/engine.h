@@ -58,10 +58,14 @@ bool client_shard_idle(struct shard *s);
  * endpoints are registered when a lane resolves it). */
 void client_steer_listeners(struct engine *e);
 
-/* Make each address of al (NULL: every address) with port a hop endpoint of e->sm;
- * nothing when steering is off. role: SM_EP_LISTEN or SM_EP_DIAL (ebpf/sockmap.h).
- * Failures are logged: those hops then take TCP. */
+/* Make each address of al with port a hop endpoint of e->sm (an all-zero address: every
+ * address of its family, and of both for ::); nothing when steering is off. role:
+ * SM_EP_LISTEN or SM_EP_DIAL (ebpf/sockmap.h). Failures are logged: those hops take TCP. */
 void engine_steer(struct engine *e, const struct addrlist *al, uint16_t port, uint32_t role);
+
+/* Mark fd, about to connect() to a SM_EP_DIAL endpoint, as ringlet's (nothing when steering
+ * is off): only ringlet's own dialled connections are steered there. */
+void engine_steer_own(struct engine *e, int fd);
 
 /* What may refuse the start, before the role says it is listening or starting: loads the
  * --sockmap programs. Returns 0 or -errno (logged). engine_run() calls it if the role did

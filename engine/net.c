@@ -1,6 +1,7 @@
 /* engine/net.c — see net.h. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -168,4 +169,47 @@ bool net_cidr_match(const struct cidr *list, size_t n, const struct sockaddr *sa
 			return true;
 	}
 	return false;
+}
+
+static bool addr_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return false;
+}
+
+static bool addr_equal(const struct sockaddr *a, const struct sockaddr *b)
+{
+	if (a->sa_family != b->sa_family)
+		return false;
+	if (a->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+	              &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+bool net_addrs_local(const struct addrlist *al)
+{
+	struct ifaddrs *ifs = NULL;
+	bool all = al->n > 0;
+	for (int i = 0; i < al->n && all; i++) {
+		const struct sockaddr *sa = (const struct sockaddr *)&al->addr[i];
+		if (addr_loopback(sa))
+			continue;
+		if (!ifs && getifaddrs(&ifs) == -1)
+			return false;
+		bool found = false;
+		for (struct ifaddrs *f = ifs; f && !found; f = f->ifa_next)
+			found = f->ifa_addr && addr_equal(f->ifa_addr, sa);
+		all = found;
+	}
+	if (ifs)
+		freeifaddrs(ifs);
+	return all;
 }

@@ -19,6 +19,10 @@ int net_listen(const char *addr, uint16_t port, int *fd_out);
  * with port. Blocking (getaddrinfo). 0, or a negative EAI_* code (see gai_strerror). */
 int net_resolve(const char *host, uint16_t port, struct addrlist *out);
 
+/* Are all of al's addresses this host's: loopback, or assigned to one of its interfaces
+ * (getifaddrs)? False for an empty list. */
+bool net_addrs_local(const struct addrlist *al);
+
 /* An IP network for --allow-ips: family, address, prefix length. */
 struct cidr {
 	int family; /* AF_INET or AF_INET6 */

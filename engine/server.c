@@ -43,15 +43,11 @@ static struct reg_port *port_find(struct registry *r, uint16_t port)
 	return NULL;
 }
 
-/* --sockmap: the data-plane listeners' endpoints (every address for 0.0.0.0 and ::). */
+/* --sockmap: the data-plane listeners' endpoints (net_listen's NULL is 0.0.0.0). */
 static void steer_data_port(struct engine *e, const char *addr, uint16_t port)
 {
 	struct addrlist al;
-	if (!e->sm)
-		return;
-	if (!addr || strcmp(addr, "0.0.0.0") == 0 || strcmp(addr, "::") == 0)
-		engine_steer(e, NULL, port, SM_EP_LISTEN);
-	else if (net_resolve(addr, port, &al) == 0)
+	if (e->sm && net_resolve(addr ? addr : "0.0.0.0", port, &al) == 0)
 		engine_steer(e, &al, port, SM_EP_LISTEN);
 }
 

@@ -1669,6 +1669,7 @@ static void stream_dial(struct shard *s, struct conn *sc)
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	engine_steer_own(s->eng, fd);
 	sc->fd = fd;
 	/* The port is the stream's, the host the upstream's. */
 	struct sockaddr_storage dst = *a;
@@ -1868,7 +1869,8 @@ static const struct addrlist *fwd_resolve(struct engine *e, struct tunnel *t,
 		return NULL;
 	snprintf(f->name, sizeof(f->name), "%s", target);
 	t->nfwd++;
-	engine_steer(e, &f->al, (uint16_t)port, SM_EP_DIAL);
+	if (net_addrs_local(&f->al))
+		engine_steer(e, &f->al, (uint16_t)port, SM_EP_DIAL);
 	return &f->al;
 }
 

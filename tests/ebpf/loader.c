@@ -95,15 +95,24 @@ static int listener(uint16_t *port)
 	return l;
 }
 
-static void connect_pair(int l, uint16_t port, int *c, int *s)
+/* A connection to the listener l on 127.0.0.1:port; the dialling socket is marked as
+ * ringlet's first when own is given. */
+static void connect_pair_as(struct sockmap *own, int l, uint16_t port, int *c, int *s)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET,
 	                        .sin_port = htons(port),
 	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	*c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (own)
+		cr_assert_eq(sockmap_mark_own(own, *c), 0);
 	cr_assert_eq(connect(*c, (struct sockaddr *)&a, sizeof(a)), 0);
 	*s = accept(l, NULL, NULL);
 	cr_assert_geq(*s, 0);
+}
+
+static void connect_pair(int l, uint16_t port, int *c, int *s)
+{
+	connect_pair_as(NULL, l, port, c, s);
 }
 
 /* Send n pattern bytes from one socket and read them on the other (non-blocking sends
@@ -208,12 +217,22 @@ Test(loader, leaves_other_connections_alone)
 	cr_assert_eq(st[SM_STAT_BYTES], 0);
 	close(c);
 	close(s);
-	/* The wildcard endpoint (every address) matches 127.0.0.1:hop; ringlet dials it. */
+	/* A program that is not ringlet dialling ringlet's upstream is left alone. */
 	connect_pair(lh, hop, &c, &s);
 	transfer(c, s, 1000, 2);
 	sockmap_read_stats(m, st);
+	cr_assert_eq(st[SM_STAT_SOCKETS], 0, "another program's connection to the upstream");
+	close(c);
+	close(s);
+	/* ringlet's own dialling socket (marked) and the upstream's end are steered; the
+	 * wildcard endpoint (every address) matches 127.0.0.1:hop. */
+	connect_pair_as(m, lh, hop, &c, &s);
+	transfer(c, s, 1000, 2);
+	transfer(s, c, 1000, 3);
+	sockmap_read_stats(m, st);
 	cr_assert_eq(st[SM_STAT_SOCKETS], 2);
 	cr_assert_eq(st[SM_STAT_HOPS_STEERED], 1, "the dialling end is ringlet's");
+	cr_assert_eq(st[SM_STAT_PEER_STEERED], 1, "the upstream's end found it");
 	close(c);
 	close(s);
 	close(lh);

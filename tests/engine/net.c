@@ -93,3 +93,15 @@ Test(net, listen_forms)
 	close(fd);
 	cr_assert_neq(net_listen("not-an-ip", 0, &fd), 0);
 }
+
+Test(net, addrs_local)
+{
+	struct addrlist al = {0};
+	cr_assert_not(net_addrs_local(&al), "an empty list is not local");
+	cr_assert_eq(net_resolve("127.0.0.2", 80, &al), 0);
+	cr_assert(net_addrs_local(&al), "127.0.0.0/8 is this host's");
+	cr_assert_eq(net_resolve("::1", 80, &al), 0);
+	cr_assert(net_addrs_local(&al), "::1 is this host's");
+	cr_assert_eq(net_resolve("192.0.2.1", 80, &al), 0);
+	cr_assert_not(net_addrs_local(&al), "TEST-NET-1 is nobody's");
+}

@@ -11,7 +11,8 @@ processes get --sockmap on --sockmap-cgroup <it>.
    half-closes; the consumer checks both. Both ringlet processes count one steered hop per
    connection and at least the payload bytes as moved in the kernel, with no fallback.
    Also over IPv6 (upstream on ::1), and with --data-path splice (which must fall back to
-   copy for steered sockets).
+   copy for steered sockets). Another program's connection to the same upstream is not
+   touched.
    A reader that stops for 3 s while 512 MiB are on their way: its steered queue holds at
    most 4 MiB and a message, both steered senders move to TCP (slow_reader), and
    everything arrives when the reader resumes.
@@ -248,6 +249,7 @@ def steer_metrics(h, port):
         "no_peer": v("ringlet_sockmap_fallbacks_total", reason="no_peer"),
         "unavailable": v("ringlet_sockmap_fallbacks_total", reason="unavailable"),
         "slow_reader": v("ringlet_sockmap_fallbacks_total", reason="slow_reader"),
+        "sockets": v("ringlet_sockmap_sockets_total"),
     }
 
 
@@ -314,6 +316,13 @@ def run_all(h, tool, cg, home, ns, cleanup, before):
             "(client %d, server %d, payload %d)" % (sm_c["bytes"], sm_s["bytes"], 2 * total))
     h.check(sm_c["no_peer"] == 0 and sm_c["not_local"] == 0,
             "no fallback on the steered client's hops")
+    # Another program of the cgroup talking to the same upstream is not ringlet's hop.
+    before_c = steer_metrics(h, m_main)["sockets"]
+    direct = exchange(up, p_main, 1 << 20)
+    after_c = steer_metrics(h, m_main)["sockets"]
+    h.check(direct is None and after_c == before_c,
+            "a connection of another program to the client's upstream is left alone "
+            "(sockets in the map %d -> %d; %s)" % (before_c, after_c, direct or "byte-exact"))
     code, text = h.run([h.bin, "status", "--url", "http://127.0.0.1:%d" % srv.control_port,
                         "--token-file", h.token_file])
     h.check(code == 0 and re.search(r"Sockmap: +on, active \(\d+ hops steered", text),
