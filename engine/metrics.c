@@ -165,8 +165,8 @@ static void sockmap_metrics(struct sb *b, struct engine *e)
 	       "1 when local hops are steered through the kernel (--sockmap), else 0.",
 	       e->sm != NULL);
 	scalar(b, "ringlet_sockmap_hops_steered_total", "counter",
-	       "Hops (ringlet's end of an upstream or local data-plane connection) whose bytes "
-	       "moved in the kernel.",
+	       "Hops (upstream or local data-plane connections) whose end on ringlet's side sent "
+	       "through the kernel; counted at its first redirected send.",
 	       st[SM_STAT_HOPS_STEERED]);
 	scalar(b, "ringlet_sockmap_sockets_total", "counter",
 	       "Sockets put into the hop map, both ends of each hop.", st[SM_STAT_SOCKETS]);
