@@ -130,6 +130,14 @@ static int sockmap_start(struct engine *e)
 	return 0;
 }
 
+/* Detach and free the steering programs (steered sockets keep their path until they
+ * close). */
+static void sockmap_stop(struct engine *e)
+{
+	sockmap_close(e->sm);
+	e->sm = NULL;
+}
+
 int engine_prepare(struct engine *e)
 {
 	if (e->prepared)
@@ -143,8 +151,7 @@ int engine_run(struct engine *e)
 	const char *missing = NULL;
 	int ret = uring_probe(&missing);
 	if (ret) {
-		sockmap_close(e->sm);
-		e->sm = NULL;
+		sockmap_stop(e);
 		log_error("this kernel lacks an io_uring feature ringlet needs", "missing=%s",
 		          log_q(missing));
 		return ret;
@@ -157,8 +164,7 @@ int engine_run(struct engine *e)
 		return ret;
 	e->shards = calloc((size_t)e->nshards, sizeof(*e->shards));
 	if (!e->shards) {
-		sockmap_close(e->sm);
-		e->sm = NULL;
+		sockmap_stop(e);
 		return -ENOMEM;
 	}
 	for (int i = 0; i < e->nshards; i++) {
@@ -167,8 +173,7 @@ int engine_run(struct engine *e)
 			for (int j = 0; j < i; j++)
 				shard_destroy(&e->shards[j]);
 			free(e->shards);
-			sockmap_close(e->sm);
-			e->sm = NULL;
+			sockmap_stop(e);
 			return ret;
 		}
 	}
@@ -236,8 +241,7 @@ int engine_run(struct engine *e)
 		shard_destroy(&e->shards[i]);
 	free(e->shards);
 	e->shards = NULL;
-	sockmap_close(e->sm);
-	e->sm = NULL;
+	sockmap_stop(e);
 	if (!failed)
 		log_info("stopped", NULL);
 	return failed ? -EIO : exit_now ? -EINTR : 0;
