@@ -318,3 +318,32 @@ Test(loader, steers_ipv4_through_a_dual_stack_listener)
 	close(l);
 	steering_teardown(m);
 }
+
+/* Documented in ebpf/README.md ("A close with unread steered bytes is a FIN"): steered
+ * bytes wait beside TCP's queue, so a reader that closes without reading them sends a
+ * FIN, where TCP would reset. If a kernel ever changes this, the README must too. */
+Test(loader, a_close_with_unread_steered_bytes_is_a_fin)
+{
+	struct sockmap *m = steering_setup();
+	uint16_t port;
+	int l = listener(&port);
+	cr_assert_eq(sockmap_add_endpoint(m, AF_INET, NULL, port, SM_EP_LISTEN), 0);
+	int c, s;
+	connect_pair(l, port, &c, &s);
+	transfer(c, s, 10, 1); /* both ends decided: redirect */
+	transfer(s, c, 10, 2);
+	char buf[1000] = {0};
+	cr_assert_eq(send(s, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	close(c); /* 1000 steered bytes unread */
+	struct timeval tv = {.tv_sec = 5};
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	ssize_t r = recv(s, buf, sizeof(buf), 0);
+	cr_assert_eq(r, 0, "the sender sees EOF, not ECONNRESET (got %zd, %s)", r,
+	             r < 0 ? strerror(errno) : "data");
+	uint64_t st[SM_STAT_MAX];
+	sockmap_read_stats(m, st);
+	cr_assert_geq(st[SM_STAT_BYTES], 1020, "the 1000 bytes were steered");
+	close(s);
+	close(l);
+	steering_teardown(m);
+}
