@@ -127,6 +127,29 @@ static __always_inline __u32 endpoint_role(__u64 netns, __u32 family, const __u3
 	return role ? *role : 0;
 }
 
+/* A socket's own key from a sock_ops or sk_msg context (the same field names in both):
+ * ports to host byte order, addresses as they are. The caller normalizes and adds the
+ * namespace. */
+#define KEY_FROM_CTX(k, ctx)                                                                   \
+	do {                                                                                   \
+		(k)->family = (ctx)->family;                                                   \
+		(k)->local_port = (ctx)->local_port;                                           \
+		(k)->remote_port = bpf_ntohl((ctx)->remote_port);                              \
+		if ((ctx)->family == AF_INET) {                                                \
+			(k)->local_ip[0] = (ctx)->local_ip4;                                   \
+			(k)->remote_ip[0] = (ctx)->remote_ip4;                                 \
+		} else {                                                                       \
+			(k)->local_ip[0] = (ctx)->local_ip6[0];                                \
+			(k)->local_ip[1] = (ctx)->local_ip6[1];                                \
+			(k)->local_ip[2] = (ctx)->local_ip6[2];                                \
+			(k)->local_ip[3] = (ctx)->local_ip6[3];                                \
+			(k)->remote_ip[0] = (ctx)->remote_ip6[0];                              \
+			(k)->remote_ip[1] = (ctx)->remote_ip6[1];                              \
+			(k)->remote_ip[2] = (ctx)->remote_ip6[2];                              \
+			(k)->remote_ip[3] = (ctx)->remote_ip6[3];                              \
+		}                                                                              \
+	} while (0)
+
 /* An IPv6 socket of a dual-stack listener talks to an IPv4 peer through v4-mapped
  * addresses (::ffff:a.b.c.d); key both ends as IPv4 so that each finds the other. */
 static __always_inline void normalize_key(struct sm_key *k)
@@ -189,22 +212,7 @@ int ringlet_sockops(struct bpf_sock_ops *skops)
 		return 1;
 	if (skops->family != AF_INET && skops->family != AF_INET6)
 		return 1;
-	key.family = skops->family;
-	key.local_port = skops->local_port;
-	key.remote_port = bpf_ntohl(skops->remote_port);
-	if (key.family == AF_INET) {
-		key.local_ip[0] = skops->local_ip4;
-		key.remote_ip[0] = skops->remote_ip4;
-	} else {
-		key.local_ip[0] = skops->local_ip6[0];
-		key.local_ip[1] = skops->local_ip6[1];
-		key.local_ip[2] = skops->local_ip6[2];
-		key.local_ip[3] = skops->local_ip6[3];
-		key.remote_ip[0] = skops->remote_ip6[0];
-		key.remote_ip[1] = skops->remote_ip6[1];
-		key.remote_ip[2] = skops->remote_ip6[2];
-		key.remote_ip[3] = skops->remote_ip6[3];
-	}
+	KEY_FROM_CTX(&key, skops);
 	normalize_key(&key);
 	key.netns = bpf_get_netns_cookie(skops);
 	sk = skops->sk;
@@ -275,7 +283,7 @@ static __always_inline __u64 reader_queued(struct sk_msg_md *md)
 SEC("sk_msg")
 int ringlet_sk_msg(struct sk_msg_md *msg)
 {
-	struct sm_key peer = {};
+	struct sm_key self = {}, peer;
 	struct bpf_sock *sk = msg->sk;
 	__u32 *state, decision;
 
@@ -288,25 +296,11 @@ int ringlet_sk_msg(struct sk_msg_md *msg)
 	if (decision == SM_PASS)
 		return SK_PASS;
 
-	/* The peer's key: this socket's 4-tuple seen from the other end. */
-	peer.netns = bpf_get_netns_cookie(msg);
-	peer.family = msg->family;
-	peer.local_port = bpf_ntohl(msg->remote_port);
-	peer.remote_port = msg->local_port;
-	if (msg->family == AF_INET) {
-		peer.local_ip[0] = msg->remote_ip4;
-		peer.remote_ip[0] = msg->local_ip4;
-	} else {
-		peer.local_ip[0] = msg->remote_ip6[0];
-		peer.local_ip[1] = msg->remote_ip6[1];
-		peer.local_ip[2] = msg->remote_ip6[2];
-		peer.local_ip[3] = msg->remote_ip6[3];
-		peer.remote_ip[0] = msg->local_ip6[0];
-		peer.remote_ip[1] = msg->local_ip6[1];
-		peer.remote_ip[2] = msg->local_ip6[2];
-		peer.remote_ip[3] = msg->local_ip6[3];
-		normalize_key(&peer);
-	}
+	/* The peer's key: this socket's own, seen from the other end. */
+	KEY_FROM_CTX(&self, msg);
+	normalize_key(&self);
+	self.netns = bpf_get_netns_cookie(msg);
+	swap_key(&peer, &self);
 	if (bpf_msg_redirect_hash(msg, &ringlet_hops, &peer, BPF_F_INGRESS) == SK_PASS) {
 		if (decision == SM_UNDECIDED) {
 			*state = (*state & SM_OWN) | SM_REDIRECT;
@@ -324,10 +318,8 @@ int ringlet_sk_msg(struct sk_msg_md *msg)
 	}
 	if (decision == SM_UNDECIDED) {
 		/* No peer at the first message: TCP for the life of this socket. */
-		struct sm_key self;
 		__u8 one = 1;
 
-		swap_key(&self, &peer);
 		bpf_map_update_elem(&ringlet_passed, &self, &one, BPF_ANY);
 		*state = (*state & SM_OWN) | SM_PASS;
 		if (*state & SM_OWN)
