@@ -1167,13 +1167,18 @@ class Runner:
             argv, rc, res, err, wall, m = self.bulk_one(p, d, n, P["bulk_s"])
             self.record("bulk", case, p, rep, argv, rc, res, err, wall, m)
 
+    def run_measured(self, p, argv, secs):
+        """Run a load generator command against p: run_client's (rc, result, stderr tail,
+        wall seconds) and the CPU seconds p's processes used meanwhile."""
+        c0 = cpu_seconds(p.pids(), p.tree)
+        rc, res, err, wall = self.run_client(argv, secs + 60)
+        return rc, res, err, wall, cpu_seconds(p.pids(), p.tree) - c0
+
     def bulk_one(self, p, d, n, secs):
         """One `loadgen bulk` run through p (scenarios 1 and 9): (argv, rc, result, stderr
         tail, wall seconds, metrics)."""
         argv = self.lg("bulk", p, "--dir", d, "--streams", n, "--seconds", secs)
-        c0 = cpu_seconds(p.pids(), p.tree)
-        rc, res, err, wall = self.run_client(argv, secs + 60)
-        cpu = cpu_seconds(p.pids(), p.tree) - c0
+        rc, res, err, wall, cpu = self.run_measured(p, argv, secs)
         m = {}
         if res and "gbps" in res:
             m["gbps"] = res["gbps"]
@@ -1264,9 +1269,7 @@ class Runner:
     def rr_one(self, p, size, conc, secs):
         """One `loadgen rr` run through p (scenarios 2 and 9): as bulk_one."""
         argv = self.lg("rr", p, "--resp", size, "--conc", conc, "--seconds", secs)
-        c0 = cpu_seconds(p.pids(), p.tree)
-        rc, res, err, wall = self.run_client(argv, secs + 60)
-        cpu = cpu_seconds(p.pids(), p.tree) - c0
+        rc, res, err, wall, cpu = self.run_measured(p, argv, secs)
         m = {}
         if res and "rps" in res:
             m["rps"] = res["rps"]

@@ -115,6 +115,16 @@ static void connect_pair(int l, uint16_t port, int *c, int *s)
 	connect_pair_as(NULL, l, port, c, s);
 }
 
+/* A listener on 127.0.0.1 registered as a listen endpoint on every address, and one
+ * connection to it: *c the consumer's end, *s ringlet's accepted end. */
+static void listen_pair(struct sockmap *m, int *l, int *c, int *s)
+{
+	uint16_t port;
+	*l = listener(&port);
+	cr_assert_eq(sockmap_add_endpoint(m, AF_INET, NULL, port, SM_EP_LISTEN), 0);
+	connect_pair(*l, port, c, s);
+}
+
 /* Send n pattern bytes from one socket and read them on the other (non-blocking sends
  * interleaved with reads, so sizes beyond the socket buffers cannot deadlock); the bytes
  * must arrive whole and in order. */
@@ -250,11 +260,8 @@ Test(loader, refuses_an_unknown_family)
 Test(loader, a_stalled_reader_stops_its_sender)
 {
 	struct sockmap *m = steering_setup();
-	uint16_t port;
-	int l = listener(&port);
-	cr_assert_eq(sockmap_add_endpoint(m, AF_INET, NULL, port, SM_EP_LISTEN), 0);
-	int c, s;
-	connect_pair(l, port, &c, &s);
+	int l, c, s;
+	listen_pair(m, &l, &c, &s);
 	transfer(s, c, 10, 1); /* decided: redirect */
 	static char buf[1 << 16];
 	size_t queued = 0;
@@ -325,11 +332,8 @@ Test(loader, steers_ipv4_through_a_dual_stack_listener)
 Test(loader, a_close_with_unread_steered_bytes_is_a_fin)
 {
 	struct sockmap *m = steering_setup();
-	uint16_t port;
-	int l = listener(&port);
-	cr_assert_eq(sockmap_add_endpoint(m, AF_INET, NULL, port, SM_EP_LISTEN), 0);
-	int c, s;
-	connect_pair(l, port, &c, &s);
+	int l, c, s;
+	listen_pair(m, &l, &c, &s);
 	transfer(c, s, 10, 1); /* both ends decided: redirect */
 	transfer(s, c, 10, 2);
 	char buf[1000] = {0};
