@@ -165,7 +165,8 @@ static void sockmap_metrics(struct sb *b, struct engine *e)
 	       "1 when local hops are steered through the kernel (--sockmap), else 0.",
 	       e->sm != NULL);
 	scalar(b, "ringlet_sockmap_hops_steered_total", "counter",
-	       "Hops (upstream or local data-plane connections) whose end on ringlet's side sent "
+	       "Hops (upstream or local data-plane connections) whose end on ringlet's side "
+	       "sent "
 	       "through the kernel; counted at its first redirected send.",
 	       st[SM_STAT_HOPS_STEERED]);
 	scalar(b, "ringlet_sockmap_sockets_total", "counter",
@@ -302,6 +303,10 @@ size_t metrics_render(struct engine *e, char **out)
 	scalar(&b, "ringlet_spliced_bytes_total", "counter",
 	       "Of ringlet_payload_bytes_total, the bytes moved by splice(2) (--data-path).",
 	       SUM(e, bytes_spliced));
+	scalar(&b, "ringlet_tunnel_spliced_bytes_total", "counter",
+	       "Stream payload bytes moved from the tunnel's socket to local sockets by "
+	       "splice(2), never copied into ringlet (--data-path splice).",
+	       SUM(e, bytes_spliced_down));
 	sockmap_metrics(&b, e);
 	scalar(&b, "ringlet_tunnels_total", "counter",
 	       "Tunnel (WebSocket) connections made or accepted since start, all lanes.",

@@ -384,6 +384,8 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
 	case OP_STREAM_PROXY:
 	case OP_STREAM_POLL:
 	case OP_TUN_POLLOUT:
+	case OP_TUN_POLL:
+	case OP_STREAM_POLLOUT:
 		tunnel_on_cqe(s, c, t, cqe);
 		break;
 	default:

@@ -47,19 +47,21 @@ enum op {
 	OP_TUN_RECV,    /* multishot recv on a tunnel (buffer ring) */
 	OP_TUN_SEND,    /* sendmsg of the tunnel's out queue */
 	OP_STREAM_CONNECT,
-	OP_STREAM_RECV,  /* recv from a data-plane/upstream socket (buffer ring) */
-	OP_STREAM_SEND,  /* send to a data-plane/upstream socket */
-	OP_STREAM_PROXY, /* server: recv of a load balancer's PROXY header */
-	OP_STREAM_POLL,  /* splice path: the stream's socket is readable */
-	OP_TUN_POLLOUT,  /* splice path: the tunnel's socket is writable again */
-	OP_CANCEL,       /* cancel of a closing connection's requests */
-	OP_TIMER,        /* the shard's tick */
-	OP_WAKE,         /* the shard's eventfd (signals from the main thread) */
-	OP_MSG_SENT,     /* our MSG_RING to another shard completed */
-	OP_XFER,         /* from another shard: a data-plane fd for a tunnel here */
-	OP_LISTEN,       /* from another shard: a data-plane listener fd to accept on */
-	OP_LINK_TIMEOUT, /* linked timeout of a connect */
-	OP_HANDOFF,      /* from another shard: an upgraded connection for a lane here */
+	OP_STREAM_RECV,    /* recv from a data-plane/upstream socket (buffer ring) */
+	OP_STREAM_SEND,    /* send to a data-plane/upstream socket */
+	OP_STREAM_PROXY,   /* server: recv of a load balancer's PROXY header */
+	OP_STREAM_POLL,    /* splice path: the stream's socket is readable */
+	OP_TUN_POLLOUT,    /* splice path: the tunnel's socket is writable again */
+	OP_CANCEL,         /* cancel of a closing connection's requests */
+	OP_TIMER,          /* the shard's tick */
+	OP_WAKE,           /* the shard's eventfd (signals from the main thread) */
+	OP_MSG_SENT,       /* our MSG_RING to another shard completed */
+	OP_XFER,           /* from another shard: a data-plane fd for a tunnel here */
+	OP_LISTEN,         /* from another shard: a data-plane listener fd to accept on */
+	OP_LINK_TIMEOUT,   /* linked timeout of a connect */
+	OP_HANDOFF,        /* from another shard: an upgraded connection for a lane here */
+	OP_TUN_POLL,       /* splice path: the tunnel's socket is readable (inline reads) */
+	OP_STREAM_POLLOUT, /* splice path: a stream's socket takes more of its pipe */
 	OP_MAX,
 };
 
@@ -141,6 +143,13 @@ struct stream {
 	struct spipe *pipe;
 	bool splice; /* this stream reads with splice(2) */
 	bool poll_armed;
+
+	/* splice path (down): tunnel socket -> dpipe -> socket. The pipe's bytes follow the
+	 * first rb_first bytes of rbuf and precede the rest (one order on the socket). */
+	struct spipe *dpipe;
+	uint32_t piped;    /* bytes in dpipe */
+	uint32_t rb_first; /* rbuf bytes that go out before the pipe's (when piped) */
+	bool pollout_armed;
 
 	uint64_t bytes_up, bytes_down;
 };

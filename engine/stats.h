@@ -35,12 +35,13 @@ struct req_stat {
 };
 
 struct shard_stats {
-	uint64_t loops;         /* event-loop turns */
-	uint64_t completions;   /* CQEs handled */
-	uint64_t busy_ns;       /* time spent handling CQEs */
-	uint64_t bytes_up;      /* socket -> tunnel payload bytes */
-	uint64_t bytes_down;    /* tunnel -> socket payload bytes */
-	uint64_t bytes_spliced; /* of bytes_up, those moved by splice(2) */
+	uint64_t loops;              /* event-loop turns */
+	uint64_t completions;        /* CQEs handled */
+	uint64_t busy_ns;            /* time spent handling CQEs */
+	uint64_t bytes_up;           /* socket -> tunnel payload bytes */
+	uint64_t bytes_down;         /* tunnel -> socket payload bytes */
+	uint64_t bytes_spliced;      /* of bytes_up, those moved by splice(2) */
+	uint64_t bytes_spliced_down; /* of bytes_down, those moved by splice(2) */
 	uint64_t streams_total;
 	uint64_t streams_active;
 	uint64_t rst_sent[STATS_RST_REASONS];

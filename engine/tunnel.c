@@ -26,6 +26,7 @@ static void stream_maybe_send(struct shard *s, struct conn *sc);
 static void stream_check_done(struct shard *s, struct conn *sc);
 static void stream_reset(struct shard *s, struct conn *sc, uint16_t reason, bool tell_peer);
 static void stream_use_splice(struct stream *st);
+static void on_stream_pollout(struct shard *s, struct conn *sc, int res);
 
 void addr_format(const struct sockaddr *sa, char *out, size_t cap)
 {
@@ -505,7 +506,7 @@ void tunnel_mark_dirty(struct shard *s, struct conn *c)
 void tunnel_arm_recv(struct shard *s, struct conn *c)
 {
 	struct tunnel *t = c->u.tun;
-	if (t->recv_armed || c->closing)
+	if (t->recv_armed || t->rx_inline || c->closing)
 		return;
 	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_TUN_RECV, 0);
 	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
@@ -515,8 +516,17 @@ void tunnel_arm_recv(struct shard *s, struct conn *c)
 }
 
 static void tunnel_input(struct shard *s, struct conn *c, const uint8_t *p, size_t n);
+static void tunnel_rx_inline(struct shard *s, struct conn *c);
 
 static void tls_read_all(struct shard *s, struct conn *c);
+
+/* Does this tunnel read inline on readiness, so that DATA payloads can be spliced
+ * straight from its socket? Only on plain tunnels with --data-path splice; frames are
+ * then checked one by one (a payload needs no unmasking to be spliced). */
+static bool rx_inline_ok(struct shard *s, const struct tunnel *t)
+{
+	return s->cfg->data_path == CFG_DP_SPLICE && !t->tls && !s->eng->sm;
+}
 
 void tunnel_start(struct shard *s, struct conn *c, const uint8_t *early, size_t n)
 {
@@ -524,9 +534,21 @@ void tunnel_start(struct shard *s, struct conn *c, const uint8_t *early, size_t 
 	t->state = TS_HELLO;
 	t->last_rx_ms = s->now_ms;
 	t->last_ping_ms = s->now_ms;
+	if (rx_inline_ok(s, t)) {
+		/* A client's multishot recv (the upgrade response) ends first: its last
+		 * completion starts the inline reads, so no byte is read out of order. */
+		t->rx_inline = true;
+		if (t->recv_armed) {
+			struct tok rt = {.op = OP_TUN_RECV, .gen = c->gen, .idx = c->idx};
+			struct io_uring_sqe *sqe = shard_sqe(s, c, OP_CANCEL, 0);
+			io_uring_prep_cancel64(sqe, tok_encode(rt), 0);
+		}
+	}
 	tunnel_arm_recv(s, c);
 	if (n)
 		tunnel_input(s, c, early, n);
+	if (t->rx_inline && !t->recv_armed && !c->closing)
+		tunnel_rx_inline(s, c);
 	/* A server's TLS session may already hold decrypted frames that arrived with the
 	 * request: read them now, no further bytes may come to trigger it. */
 	if (t->tls && !t->in_tls_read && !c->closing)
@@ -767,7 +789,7 @@ static void deliver(struct shard *s, struct conn *c, const uint8_t *p, size_t n,
 	}
 	struct stream *st = &sc->u.st;
 	uint32_t cap = t->my_window;
-	if (n > cap - st->rlen) {
+	if (n > cap - st->rlen - st->piped) {
 		log_warn("peer exceeded the stream's credit: resetting the stream",
 		         "client_id=%s stream=%u", log_q(t->client_id), st->id);
 		stream_reset(s, sc, TUN_RST_PROTOCOL, true);
@@ -929,6 +951,20 @@ static void ws_control_end(struct shard *s, struct conn *c)
 	t->wsctl_len = 0;
 }
 
+/* The current frame's payload is all read (or spliced). */
+static void frame_end(struct shard *s, struct conn *c)
+{
+	struct tunnel *t = c->u.tun;
+	if (t->rx_state == RX_CONTROL) {
+		t->rx_state = RX_HEADER;
+		ws_control_end(s, c);
+	} else {
+		t->rx_state = RX_HEADER;
+		if (t->fr_msg_end)
+			message_end(s, c);
+	}
+}
+
 static void tunnel_input(struct shard *s, struct conn *c, const uint8_t *p, size_t n)
 {
 	struct tunnel *t = c->u.tun;
@@ -982,7 +1018,7 @@ static void tunnel_input(struct shard *s, struct conn *c, const uint8_t *p, size
 				t->rx_state = RX_PAYLOAD;
 			}
 			if (t->fr_left == 0)
-				goto frame_done;
+				frame_end(s, c);
 			continue;
 		}
 		size_t k = n < t->fr_left ? n : (size_t)t->fr_left;
@@ -996,17 +1032,8 @@ static void tunnel_input(struct shard *s, struct conn *c, const uint8_t *p, size
 		n -= k;
 		t->fr_left -= k;
 		t->fr_off += k;
-		if (t->fr_left)
-			continue;
-	frame_done:
-		if (t->rx_state == RX_CONTROL) {
-			t->rx_state = RX_HEADER;
-			ws_control_end(s, c);
-		} else {
-			t->rx_state = RX_HEADER;
-			if (t->fr_msg_end)
-				message_end(s, c);
-		}
+		if (t->fr_left == 0)
+			frame_end(s, c);
 	}
 }
 
@@ -1046,8 +1073,131 @@ static void on_tun_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cq
 			return;
 		}
 	}
-	if (!t->recv_armed)
+	if (t->recv_armed)
+		return;
+	if (t->rx_inline)
+		tunnel_rx_inline(s, c);
+	else
 		tunnel_arm_recv(s, c);
+}
+
+/* ---- splice path, receive side ------------------------------------------------------
+ * A tunnel with rx_inline has no recv in flight: on readiness (OP_TUN_POLL) it reads
+ * inline, so it always knows where the next byte goes. Frame and message headers (and
+ * small payloads) are read into a buffer and parsed as above; a DATA payload of at least
+ * RX_SPLICE_MIN bytes whose frame needs no unmasking goes by splice(2) from the socket
+ * into its stream's pipe and on to the stream's socket, never copied into ringlet. */
+
+#define RX_SPLICE_MIN 4096
+#define RX_BUDGET (1024 * 1024) /* bytes read per readiness event before polling again */
+
+/* Does the current frame's payload need no transformation? */
+static bool frame_plain(const struct tunnel *t)
+{
+	return !t->fr.masked ||
+	       (t->fr.mask[0] | t->fr.mask[1] | t->fr.mask[2] | t->fr.mask[3]) == 0;
+}
+
+/* The stream the next payload bytes may be spliced into (and how many), or NULL when
+ * they go through the buffer: headers, control messages, small or masked payloads, a
+ * stream with bytes still in its pipe, dialling, or gone. */
+static struct conn *rx_splice_target(struct shard *s, struct conn *c, uint32_t *len)
+{
+	struct tunnel *t = c->u.tun;
+	if (t->rx_state != RX_PAYLOAD || t->msg_pos < TUN_HEADER_LEN ||
+	    t->mh.type != TUN_DATA || t->fr_left < RX_SPLICE_MIN || !frame_plain(t) ||
+	    t->dst_idx == NO_SLOT)
+		return NULL;
+	struct conn *sc = conn_get(s, t->dst_idx, t->dst_gen);
+	if (!sc || sc->kind != CK_STREAM || sc->closing || sc->fd < 0)
+		return NULL;
+	struct stream *st = &sc->u.st;
+	/* Bytes beyond the credit are for deliver() to refuse. */
+	if (st->piped || st->connecting || st->pre || t->fr_left > t->my_window - st->rlen)
+		return NULL;
+	if (!st->dpipe && !(st->dpipe = spipe_new()))
+		return NULL;
+	*len = (uint32_t)t->fr_left;
+	return sc;
+}
+
+/* How much to read into the buffer: right after a large plain DATA frame, only the next
+ * frame's headers (its payload may splice); otherwise as much as is there. */
+static size_t rx_read_len(const struct tunnel *t, size_t cap)
+{
+	if (t->rx_state == RX_HEADER && t->hlen == 0 && t->fr.opcode < WS_OP_CLOSE &&
+	    t->fr.payload_len >= RX_SPLICE_MIN && frame_plain(t))
+		return WS_MAX_HEADER + TUN_HEADER_LEN;
+	return cap;
+}
+
+static void rx_count(struct shard *s, struct tunnel *t, size_t n)
+{
+	t->last_rx_ms = s->now_ms;
+	t->bytes_in += (uint64_t)n;
+	if (t->rl)
+		__atomic_fetch_add(&t->rl->bytes_in, (uint64_t)n, __ATOMIC_RELAXED);
+}
+
+/* n payload bytes went from the tunnel's socket into sc's pipe. */
+static void rx_spliced(struct shard *s, struct conn *c, struct conn *sc, size_t n)
+{
+	struct tunnel *t = c->u.tun;
+	struct stream *st = &sc->u.st;
+	rx_count(s, t, n);
+	t->msg_pos += (uint32_t)n;
+	t->fr_left -= n;
+	t->fr_off += n;
+	st->rb_first = st->rlen;
+	st->piped = (uint32_t)n;
+	STAT_ADD(s, bytes_spliced_down, (uint64_t)n);
+	stream_maybe_send(s, sc);
+	if (t->fr_left == 0 && !c->closing)
+		frame_end(s, c);
+}
+
+static void tunnel_rx_inline(struct shard *s, struct conn *c)
+{
+	static __thread uint8_t buf[64 * 1024];
+	struct tunnel *t = c->u.tun;
+	size_t budget = RX_BUDGET;
+	while (!c->closing && budget) {
+		uint32_t len;
+		ssize_t n;
+		struct conn *sc = rx_splice_target(s, c, &len);
+		if (sc) {
+			n = splice(c->fd, NULL, sc->u.st.dpipe->fd[1], NULL, len,
+			           SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+			if (n > 0) {
+				rx_spliced(s, c, sc, (size_t)n);
+				budget -= (size_t)n < budget ? (size_t)n : budget;
+				continue;
+			}
+		} else {
+			n = recv(c->fd, buf, rx_read_len(t, sizeof(buf)), MSG_DONTWAIT);
+			if (n > 0) {
+				rx_count(s, t, (size_t)n);
+				tunnel_input(s, c, buf, (size_t)n);
+				budget -= (size_t)n < budget ? (size_t)n : budget;
+				continue;
+			}
+		}
+		if (n == 0) {
+			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "connection closed by peer");
+			return;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN) /* an empty pipe, so an empty socket */
+			break;
+		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, strerror(errno));
+		return;
+	}
+	if (c->closing || t->rx_poll_armed)
+		return;
+	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_TUN_POLL, 0);
+	io_uring_prep_poll_add(sqe, c->fd, POLLIN | POLLRDHUP);
+	t->rx_poll_armed = true;
 }
 
 /* ---- messages -------------------------------------------------------------------- */
@@ -1196,6 +1346,8 @@ void stream_release(struct shard *s, struct conn *sc)
 	st->pre = NULL;
 	spipe_put(st->pipe);
 	st->pipe = NULL;
+	spipe_put(st->dpipe);
+	st->dpipe = NULL;
 	STAT_SUB(s, streams_active, 1);
 	STAT_SUB(s, port[st->port_slot].conns_active, 1);
 }
@@ -1225,8 +1377,8 @@ static void stream_check_done(struct shard *s, struct conn *sc)
 	struct stream *st = &sc->u.st;
 	if (sc->closing)
 		return;
-	if (st->peer_fin && st->rlen == 0 && !st->sending && !st->shut_wr && !st->connecting &&
-	    !st->pre && sc->fd >= 0) {
+	if (st->peer_fin && st->rlen == 0 && st->piped == 0 && !st->sending && !st->shut_wr &&
+	    !st->connecting && !st->pre && sc->fd >= 0) {
 		shutdown(sc->fd, SHUT_WR);
 		st->shut_wr = true;
 	}
@@ -1421,10 +1573,63 @@ static void on_stream_recv(struct shard *s, struct conn *sc, struct io_uring_cqe
 	stream_reset(s, sc, TUN_RST_RESET, true);
 }
 
+/* n stream bytes reached the socket: grant them back to the peer. */
+static void stream_sent(struct shard *s, struct conn *sc, struct conn *tc, uint32_t n)
+{
+	struct stream *st = &sc->u.st;
+	uint32_t cap = tc->u.tun->my_window;
+	st->unacked += n;
+	st->bytes_down += n;
+	STAT_ADD(s, bytes_down, n);
+	STAT_ADD(s, port[st->port_slot].bytes_sent, n);
+	if (!st->peer_fin && (st->unacked >= cap / 8 || (st->rlen == 0 && st->piped == 0)))
+		send_window(s, tc, st);
+}
+
+/* Splice path: move the stream's pipe to its socket, inline. Returns true when the pipe
+ * is empty, false when the socket is full (POLLOUT armed) or the stream was reset. */
+static bool stream_splice_out(struct shard *s, struct conn *sc, struct conn *tc)
+{
+	struct stream *st = &sc->u.st;
+	while (st->piped) {
+		ssize_t n = splice(st->dpipe->fd[0], NULL, sc->fd, NULL, st->piped,
+		                   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+		if (n > 0) {
+			st->piped -= (uint32_t)n;
+			stream_sent(s, sc, tc, (uint32_t)n);
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN) {
+			struct io_uring_sqe *sqe = shard_sqe(s, sc, OP_STREAM_POLLOUT, 0);
+			io_uring_prep_poll_add(sqe, sc->fd, POLLOUT);
+			st->pollout_armed = true;
+			return false;
+		}
+		stream_reset(s, sc, TUN_RST_RESET, true);
+		return false;
+	}
+	return true;
+}
+
+static void on_stream_pollout(struct shard *s, struct conn *sc, int res)
+{
+	sc->u.st.pollout_armed = false;
+	if (sc->closing || res == -ECANCELED)
+		return;
+	if (res < 0) {
+		stream_reset(s, sc, TUN_RST_RESET, true);
+		return;
+	}
+	stream_maybe_send(s, sc);
+	stream_check_done(s, sc);
+}
+
 static void stream_maybe_send(struct shard *s, struct conn *sc)
 {
 	struct stream *st = &sc->u.st;
-	if (sc->closing || st->sending || st->connecting || sc->fd < 0)
+	if (sc->closing || st->sending || st->pollout_armed || st->connecting || sc->fd < 0)
 		return;
 	if (st->pre && !st->proxy_wait && st->pre_off < st->pre_len) {
 		/* The PROXY header goes to the upstream before any stream byte. */
@@ -1435,13 +1640,18 @@ static void stream_maybe_send(struct shard *s, struct conn *sc)
 		                   MSG_NOSIGNAL);
 		return;
 	}
-	if (st->rlen == 0)
-		return;
 	struct conn *tc = stream_tunnel(s, sc);
 	uint32_t cap = tc ? tc->u.tun->my_window : 0;
 	if (!cap)
 		return;
+	/* Order on the socket: rb_first bytes of rbuf, the pipe, the rest of rbuf. */
+	if (st->piped && st->rb_first == 0 && !stream_splice_out(s, sc, tc))
+		return;
+	if (st->rlen == 0)
+		return;
 	uint32_t chunk = st->rlen;
+	if (st->piped && chunk > st->rb_first)
+		chunk = st->rb_first;
 	if (st->rhead + chunk > cap)
 		chunk = cap - st->rhead;
 	st->sending = chunk;
@@ -1479,14 +1689,11 @@ static void on_stream_send(struct shard *s, struct conn *sc, int res)
 	uint32_t cap = tc->u.tun->my_window;
 	st->rhead = (st->rhead + (uint32_t)res) % cap;
 	st->rlen -= (uint32_t)res;
-	st->unacked += (uint32_t)res;
-	st->bytes_down += (uint64_t)res;
-	STAT_ADD(s, bytes_down, (uint64_t)res);
-	STAT_ADD(s, port[st->port_slot].bytes_sent, (uint64_t)res);
+	if (st->piped)
+		st->rb_first -= (uint32_t)res;
 	if (st->rlen == 0)
 		st->rhead = 0;
-	if (!st->peer_fin && (st->unacked >= cap / 8 || st->rlen == 0))
-		send_window(s, tc, st);
+	stream_sent(s, sc, tc, (uint32_t)res);
 	stream_maybe_send(s, sc);
 	stream_check_done(s, sc);
 }
@@ -1788,6 +1995,18 @@ void tunnel_on_cqe(struct shard *s, struct conn *c, struct tok t, struct io_urin
 		break;
 	case OP_STREAM_POLL:
 		on_stream_poll(s, c, cqe->res);
+		break;
+	case OP_TUN_POLL:
+		c->u.tun->rx_poll_armed = false;
+		if (c->closing || cqe->res == -ECANCELED)
+			break;
+		if (cqe->res < 0)
+			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, strerror(-cqe->res));
+		else
+			tunnel_rx_inline(s, c);
+		break;
+	case OP_STREAM_POLLOUT:
+		on_stream_pollout(s, c, cqe->res);
 		break;
 	case OP_TUN_POLLOUT:
 		c->u.tun->pollout_armed = false;

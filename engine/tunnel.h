@@ -56,6 +56,8 @@ struct tunnel {
 	bool zero_mask;       /* client: mask with the all-zero key (granted by the server) */
 	bool closed_notified; /* the role hook heard that this tunnel is ending */
 	bool pollout_armed;   /* splice path: waiting for the socket to take more */
+	bool rx_inline;       /* splice path: read inline on readiness (no recv in flight) */
+	bool rx_poll_armed;
 
 	/* receive parser */
 	struct ws_decoder dec;

@@ -2,8 +2,10 @@
 """Byte-exactness of every data-path mode at the sizes around every boundary of the
 framing and of flow control: WebSocket length encodings (125/126, 65535/65536), the 4 KiB
 mark, the stream buffer and the credit window (256 KiB), in both directions, for
-lanes 1 and N, zero-mask and random-mask clients, the copy and splice data paths (and
-auto, which switches bulk streams to splice), and over TLS."""
+lanes 1 and N, zero-mask and random-mask clients, the copy, splice and auto data paths,
+and over TLS. With splice, each end's metrics show which side spliced: reading local
+sockets into the tunnel, and the tunnel's DATA payloads out to local sockets (frames
+that need no unmasking: all the server's, a zero-mask client's)."""
 import hashlib
 import re
 import os
@@ -52,6 +54,8 @@ def run_mode(h, name, server_extra, client_extra, url_scheme="ws"):
     port = rt.free_port_on("127.0.0.1", up)
     h.service(up, port, rt.echo_handler, "echo-" + name)
     srv = h.start_server(name="server-" + name, extra=server_extra)
+    m_client = rt.free_port()
+    client_extra = list(client_extra) + ["--metrics-addr", "127.0.0.1:%d" % m_client]
     if url_scheme == "wss":
         argv = [h.bin, "client", "--url", "wss://127.0.0.1:%d" % srv.control_port,
                 "--token-file", h.token_file, "--upstream", up, "--ports", str(port)] + \
@@ -80,15 +84,23 @@ def run_mode(h, name, server_extra, client_extra, url_scheme="ws"):
     for t in ts:
         t.join(120)
     h.check(all(results), "%s: the same sizes concurrently, byte-exact" % name)
-    # Which data path carried the server's side (data-plane client -> tunnel).
-    code, _, body = rt.http_get("127.0.0.1", srv.control_port, "/metrics",
-                                headers={"Authorization": "Bearer " + h.token})
-    m = re.search(rb"^ringlet_spliced_bytes_total (\d+)$", body, re.M)
-    spliced = int(m.group(1)) if m else -1
+    # Which data path carried each side: socket -> tunnel, and tunnel -> socket.
+    s_body = rt.scrape(srv.control_port, "/metrics", h.token)[2].decode()
+    c_body = rt.scrape(m_client, "/metrics", h.token)[2].decode()
     if "--data-path" in server_extra:
-        want = server_extra[server_extra.index("--data-path") + 1]
-        h.check((spliced > 0) == (want == "splice"),
-                "%s: the server used the %s path (%d bytes spliced)" % (name, want, spliced))
+        s_splice = server_extra[server_extra.index("--data-path") + 1] == "splice"
+        c_splice = client_extra[client_extra.index("--data-path") + 1] == "splice"
+        zero = "--zero-mask=false" not in client_extra
+        for who, body, up_want, down_want in (
+                ("server", s_body, s_splice, s_splice and zero),
+                ("client", c_body, c_splice and zero, c_splice)):
+            up_b = rt.metric(body, "ringlet_spliced_bytes_total")
+            down_b = rt.metric(body, "ringlet_tunnel_spliced_bytes_total")
+            h.check(up_b is not None and (up_b > 0) == up_want and
+                    down_b is not None and (down_b > 0) == down_want,
+                    "%s: the %s spliced %s into the tunnel and %s out of it (%s, %s bytes)" %
+                    (name, who, "some" if up_want else "nothing", "some" if down_want else "nothing",
+                     up_b, down_b))
     return cli
 
 
