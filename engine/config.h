@@ -32,9 +32,9 @@ enum cfg_sockmap {
 
 /* Defaults and limits (documented in docs/DESIGN.md and --help). */
 #define CFG_DEFAULT_CONTROL_PORT 8123
-#define CFG_DEFAULT_WINDOW (256u * 1024)   /* per-stream credit, bytes */
-#define CFG_DEFAULT_MAX_FRAME (64u * 1024) /* DATA payload per WebSocket frame */
-#define CFG_MAX_WS_PAYLOAD (1u << 20)      /* largest frame payload accepted */
+#define CFG_DEFAULT_WINDOW (1024u * 1024)   /* per-stream credit, bytes */
+#define CFG_DEFAULT_MAX_FRAME (256u * 1024) /* DATA payload per WebSocket frame */
+#define CFG_MAX_WS_PAYLOAD (1u << 20)       /* largest frame payload accepted */
 #define CFG_DEFAULT_PING_MS 10000
 #define CFG_DEFAULT_DEAD_MS 30000 /* nothing received for this long: peer gone */
 #define CFG_DEFAULT_DRAIN_MS 30000

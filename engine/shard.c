@@ -18,10 +18,10 @@
 
 #define SHARD_ENTRIES 1024
 #define TICK_MS 250
-#define TUN_RING_BUFS 64
-#define TUN_RING_BUFSZ (64 * 1024)
-#define STREAM_RING_BUFS 128
-#define STREAM_RING_BUFSZ (64 * 1024)
+#define TUN_RING_BUFS 16
+#define TUN_RING_BUFSZ (256 * 1024)
+#define STREAM_RING_BUFS 32
+#define STREAM_RING_BUFSZ (256 * 1024) /* = CFG_DEFAULT_MAX_FRAME */
 
 uint64_t mono_ns(void)
 {
@@ -303,6 +303,7 @@ static void on_tick(struct shard *s)
 		else if (c->kind == CK_HTTP && !c->closing)
 			httpd_tick(s, c);
 	}
+	stream_wake_waiters(s);
 	if (s->cfg->mode == CFG_SERVER)
 		server_on_tick(s);
 	else

@@ -401,22 +401,38 @@ static void tunnel_flush(struct shard *s, struct conn *c)
 	io_uring_prep_sendmsg(sqe, c->fd, &t->msg, MSG_NOSIGNAL);
 }
 
+/* Stream-ring buffers are free: let waiting streams read again, in the order they began
+ * to wait, until n of them have a recv armed (each may take one buffer) or none waits. A
+ * woken stream that cannot read now (no credit, a full queue) does not use up a wake-up. */
+static void wake_waiters(struct shard *s, uint32_t n)
+{
+	while (n && s->wait_head != NO_SLOT) {
+		struct conn *w = &s->conns[s->wait_head];
+		s->wait_head = w->u.st.wait_next;
+		if (s->wait_head == NO_SLOT)
+			s->wait_tail = NO_SLOT;
+		if (w->kind != CK_STREAM)
+			continue;
+		w->u.st.waiting_bufs = false;
+		stream_maybe_recv(s, w);
+		if (w->u.st.recv_armed)
+			n--;
+	}
+}
+
+void stream_wake_waiters(struct shard *s)
+{
+	const struct bufring *b = &s->stream_ring;
+	if (b->out < b->nbufs)
+		wake_waiters(s, b->nbufs - b->out);
+}
+
 /* An item left the queue: give its stream buffer back and let its stream read again. */
 static void item_done(struct shard *s, struct outitem *it)
 {
 	if (it->from_ring) {
 		bufring_put(&s->stream_ring, it->bid);
-		/* A buffer is free: let one waiting stream try again. */
-		if (s->wait_head != NO_SLOT) {
-			struct conn *w = &s->conns[s->wait_head];
-			s->wait_head = w->u.st.wait_next;
-			if (s->wait_head == NO_SLOT)
-				s->wait_tail = NO_SLOT;
-			if (w->kind == CK_STREAM) {
-				w->u.st.waiting_bufs = false;
-				stream_maybe_recv(s, w);
-			}
-		}
+		wake_waiters(s, 1); /* a buffer is free: one waiting stream may take it */
 	}
 	if (it->st_idx != NO_SLOT) {
 		struct conn *sc = conn_get(s, it->st_idx, it->st_gen);
@@ -1410,6 +1426,8 @@ static void stream_maybe_recv(struct shard *s, struct conn *sc)
 	uint32_t len = st->credit;
 	if (len > s->stream_ring.bufsz)
 		len = s->stream_ring.bufsz;
+	if (len > tc->u.tun->peer_max_frame)
+		len = tc->u.tun->peer_max_frame;
 	struct io_uring_sqe *sqe = shard_sqe(s, sc, OP_STREAM_RECV, 0);
 	io_uring_prep_recv(sqe, sc->fd, NULL, len, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -1457,8 +1475,8 @@ static void on_stream_poll(struct shard *s, struct conn *sc, int res)
 	}
 	uint32_t room = STREAM_QUEUE_LIMIT > st->queued ? STREAM_QUEUE_LIMIT - st->queued : 0;
 	uint32_t len = st->credit < room ? st->credit : room;
-	if (len > CFG_DEFAULT_MAX_FRAME)
-		len = CFG_DEFAULT_MAX_FRAME;
+	if (len > tc->u.tun->peer_max_frame)
+		len = tc->u.tun->peer_max_frame;
 	if (len == 0)
 		return; /* WINDOW or a drained queue re-arms the poll */
 	ssize_t n = splice(sc->fd, NULL, st->pipe->fd[1], NULL, len,
@@ -1566,6 +1584,9 @@ static void on_stream_recv(struct shard *s, struct conn *sc, struct io_uring_cqe
 		else
 			s->wait_head = sc->idx;
 		s->wait_tail = sc->idx;
+		/* Buffers may have come back since the kernel found the ring empty (earlier
+		 * completions of this batch): then nothing else would wake the waiters. */
+		stream_wake_waiters(s);
 		return;
 	}
 	if (res == -ECANCELED)

@@ -5,7 +5,10 @@
  * Receive: multishot recv into the shard's tunnel buffer ring; frames are parsed across
  * buffer boundaries; DATA payloads are unmasked while copied into the stream's bounded
  * ring buffer (its size is the credit window we granted), so every tunnel buffer goes back
- * to the kernel as soon as its completion is handled.
+ * to the kernel as soon as its completion is handled. With --data-path splice a plain
+ * tunnel reads inline on readiness instead, so that a large DATA payload that needs no
+ * unmasking can go by splice(2) from the socket into its stream's pipe and on to the
+ * stream's socket (tunnel.c, "splice path, receive side").
  *
  * Send: one out queue per tunnel; each item is a frame header (inline) plus a payload
  * that is either inline, on the heap, or a stream-ring buffer filled by a recv on the
@@ -28,7 +31,7 @@
 
 #define TUN_IOV_MAX 64
 #define STREAM_QUEUE_LIMIT                                                                     \
-	(128 * 1024) /* up: bytes queued per stream before reading pauses                      \
+	(256 * 1024) /* up: bytes queued per stream before reading pauses                      \
 	              */
 
 enum tunnel_state {
@@ -145,6 +148,10 @@ void tunnel_tick(struct shard *s, struct conn *c);
 void tunnel_flush_dirty(struct shard *s);
 void tunnel_release(struct shard *s, struct conn *c);
 void stream_release(struct shard *s, struct conn *c);
+
+/* Let streams waiting for stream-ring buffers read again, as many as buffers are free
+ * (also from the shard's tick, so that no wake-up can be lost). */
+void stream_wake_waiters(struct shard *s);
 
 /* Queue one tunnel message (already encoded) as a binary frame. 0 or -ENOMEM. */
 int tunnel_send_msg(struct shard *s, struct conn *c, const uint8_t *m, size_t len);

@@ -113,12 +113,11 @@ static size_t engine_flags(struct flag *tab, size_t n, struct cfg *c, struct par
 	        (struct flag){.name = "data-path",
 	                      .type = FLAG_STRING,
 	                      .dst = &st->data_path,
-	                      .usage =
-	                              "how payloads move from sockets into the tunnel: copy "
-	                              "(through provided buffers), splice (splice(2) through a "
-	                              "pipe, on plain ws:// tunnels; a client needs the "
-	                              "zero-mask capability), or auto (the path measured "
-	                              "fastest here: copy; see bench/README.md)",
+	                      .usage = "how payloads move between sockets and the tunnel: copy "
+	                               "(through provided buffers), splice (splice(2) through "
+	                               "pipes, both ways, on plain ws:// tunnels; a client's "
+	                               "payloads need the zero-mask capability), or auto (the "
+	                               "path measured fastest here: copy; see bench/README.md)",
 	                      .def = "auto"});
 	n = add(tab, n,
 	        (struct flag){.name = "sockmap",
@@ -158,7 +157,7 @@ static size_t engine_flags(struct flag *tab, size_t n, struct cfg *c, struct par
 	                .usage = "flow-control window per tunnelled connection: how many "
 	                         "bytes may be in flight before the receiver acknowledges; "
 	                         "accepts k/m/g suffixes (powers of 1024)",
-	                .def = "256k"});
+	                .def = "1m"});
 	return n;
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Byte-exactness of every data-path mode at the sizes around every boundary of the
 framing and of flow control: WebSocket length encodings (125/126, 65535/65536), the 4 KiB
-mark, the stream buffer and the credit window (256 KiB), in both directions, for
+mark, the largest frame and stream buffer (256 KiB) and the credit window (1 MiB), in both
+directions, for
 lanes 1 and N, zero-mask and random-mask clients, the copy, splice and auto data paths,
 and over TLS. With splice, each end's metrics show which side spliced: reading local
 sockets into the tunnel, and the tunnel's DATA payloads out to local sockets (frames
@@ -16,9 +17,11 @@ import threading
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ringlet_test as rt
 
-WINDOW = 256 * 1024
+FRAME = 256 * 1024  # the default max_frame, and the size of a stream buffer
+WINDOW = 1024 * 1024  # the default credit window
 SIZES = sorted({0, 1, 2, 125, 126, 127, 4095, 4096, 4097, 32767, 32768, 32769, 65535, 65536,
-                65537, WINDOW - 1, WINDOW, WINDOW + 1, 3 * WINDOW + 7})
+                65537, FRAME - 1, FRAME, FRAME + 1, WINDOW - 1, WINDOW, WINDOW + 1,
+                2 * WINDOW + 7})
 
 
 def echo_once(port, size):
