@@ -490,6 +490,7 @@ class Harness:
         self.token = "tok-%s-%d" % (name, os.getpid())
         self.token_file = self.write("token", self.token + "\n")
         self.checks = 0
+        self.on_cleanup = []  # callables run (last first) when the test ends, even by fail()
         _harnesses.append(self)
 
     def write(self, fname, content):
@@ -592,6 +593,11 @@ class Harness:
             except OSError:
                 pass
         self.services = []
+        while self.on_cleanup:
+            try:
+                self.on_cleanup.pop()()
+            except Exception:  # best effort: the rest must still run
+                pass
         if self in _harnesses:
             _harnesses.remove(self)
         if os.environ.get("KEEP_LOGS") is None:

@@ -6,7 +6,7 @@ clients, the in-process consumer and the upstreams it starts are all in it; the 
 processes get --sockmap on --sockmap-cgroup <it>.
 
 1. Steered: for every message-size boundary (0, 1, 125, 126, 127, 4 KiB +-1, 64 KiB +-1,
-   the 256 KiB window +-1, 4 MiB) a consumer sends a request of that size and half-closes;
+   the 256 KiB frame +-1, the 1 MiB window +-1, 4 MiB) a consumer sends a request of that size and half-closes;
    the upstream hashes it to EOF, answers the hash and a response of the same size, and
    half-closes; the consumer checks both. Both ringlet processes count one steered hop per
    connection and at least the payload bytes as moved in the kernel, with no fallback.
@@ -47,10 +47,11 @@ import ringlet_test as rt
 import test_lifecycle
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WINDOW = 256 << 10
+FRAME = 256 << 10
+WINDOW = 1 << 20
 LIMIT = 4 << 20  # SM_INFLIGHT_MAX: unread steered bytes before the sender moves to TCP
-SIZES = [0, 1, 125, 126, 127, 4095, 4096, 4097, 65535, 65536, 65537, WINDOW - 1, WINDOW,
-         WINDOW + 1, 4 << 20]
+SIZES = [0, 1, 125, 126, 127, 4095, 4096, 4097, 65535, 65536, 65537, FRAME - 1, FRAME,
+         FRAME + 1, WINDOW - 1, WINDOW, WINDOW + 1, 4 << 20]
 
 
 def bpftool():
@@ -183,12 +184,15 @@ def body(h):
             except OSError:
                 pass
     os.mkdir(cg)
+    remove_stale_netns()
     ns = "rlsm%d" % os.getpid()
     cleanup = []
+    # fail() ends the process at once: the harness then undoes what this test set up.
+    h.on_cleanup.append(lambda: (undo(), os.path.isdir(cg) and os.rmdir(cg)))
 
     def undo():
-        for f in reversed(cleanup):
-            f()
+        while cleanup:
+            cleanup.pop()()
     try:
         with open(os.path.join(cg, "cgroup.procs"), "w") as f:
             f.write(str(os.getpid()))
@@ -253,6 +257,32 @@ def steer_metrics(h, port):
     }
 
 
+def remove_stale_netns():
+    """Namespaces (and their veth ends) of earlier runs whose process is gone: a run that
+    was killed could not remove them, and their routes would shadow this run's."""
+    out = subprocess.run(["ip", "netns", "list"], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL).stdout.decode()
+    for m in re.finditer(r"^rlsm(\d+)\b", out, re.M):
+        pid = int(m.group(1))
+        if os.path.exists("/proc/%d" % pid):
+            continue
+        subprocess.run(["ip", "netns", "del", "rlsm%d" % pid], stderr=subprocess.DEVNULL)
+        subprocess.run(["ip", "link", "del", "rlsm%dh" % (pid % 100000)],
+                       stderr=subprocess.DEVNULL)
+
+
+def free_octet():
+    """An X for 10.250.X.0/30 that no address on the host uses yet."""
+    out = subprocess.run(["ip", "-4", "-o", "addr"], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL).stdout.decode()
+    used = {int(x) for x in re.findall(r"\b10\.250\.(\d+)\.", out)}
+    for k in range(200):
+        octet = 16 + (os.getpid() + k) % 200
+        if octet not in used:
+            return octet
+    rt.skip("sockmap: no free 10.250.X.0/30 for the netns hop")
+
+
 def run_all(h, tool, cg, home, ns, cleanup, before):
     up = "127.0.0.2"
     steer = ["--sockmap", "on", "--sockmap-cgroup", cg]
@@ -268,7 +298,7 @@ def run_all(h, tool, cg, home, ns, cleanup, before):
     if r.returncode != 0:
         rt.skip("sockmap: cannot create a network namespace: %s" % r.stderr.decode().strip())
     cleanup.append(lambda: subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL))
-    octet = 16 + os.getpid() % 200
+    octet = free_octet()
     host_ip, ns_ip = "10.250.%d.1" % octet, "10.250.%d.2" % octet
     veth = "rlsm%dh" % (os.getpid() % 100000)
     for cmd in (["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0",
