@@ -759,6 +759,17 @@ def median_stats(vals):
             "n": len(vals)}
 
 
+def host_busy_s():
+    """Busy seconds of all CPUs since boot (everything but idle and iowait), from
+    /proc/stat; None where it cannot be read."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return (sum(v[:8]) - v[3] - v[4]) / CLK_TCK
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def cpu_busy(seconds=1.0):
     """Share of all CPUs busy (not idle or iowait) over `seconds`, from /proc/stat: what
     else runs on the machine when sampled while the harness itself is quiet."""
@@ -1169,9 +1180,14 @@ class Runner:
 
     def run_measured(self, p, argv, secs):
         """Run a load generator command against p: run_client's (rc, result, stderr tail,
-        wall seconds) and the CPU seconds p's processes used meanwhile."""
+        wall seconds) and the CPU seconds p's processes used meanwhile. The busy seconds of
+        the whole machine meanwhile (load generator and upstream included) are kept in
+        self.last_host_s (None when unknown)."""
         c0 = cpu_seconds(p.pids(), p.tree)
+        h0 = host_busy_s()
         rc, res, err, wall = self.run_client(argv, secs + 60)
+        h1 = host_busy_s()
+        self.last_host_s = h1 - h0 if h0 is not None and h1 is not None else None
         return rc, res, err, wall, cpu_seconds(p.pids(), p.tree) - c0
 
     def bulk_one(self, p, d, n, secs):
@@ -1187,6 +1203,11 @@ class Runner:
             if p.kind != "direct" and res.get("bytes_total"):
                 m["cpu_s"] = round(cpu, 3)
                 m["cpu_s_per_gb"] = cpu / (res["bytes_total"] / 1e9)
+            if self.last_host_s is not None and res.get("bytes_total") and wall:
+                # Everything the machine did to carry the bytes: load generator, upstream
+                # and path. With every CPU busy, a path carries at most ncpu / this.
+                m["host_cpu_s_per_gb"] = self.last_host_s / (res["bytes_total"] / 1e9)
+                m["host_busy_pct"] = 100.0 * self.last_host_s / (wall * (os.cpu_count() or 1))
         return argv, rc, res, err, wall, m
 
     def bssl_reps(self):

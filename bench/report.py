@@ -164,16 +164,25 @@ def summary(res):
           "generator; xN = N parallel streams. CPU = user+system seconds of the path's "
           "processes (both tunnel ends) per GB (10⁹ bytes) carried. `iperf3` is iperf3's "
           "own client and server on direct loopback, the calibration of the load "
-          "generator (its ×direct below 1 means loadgen is faster)." % P.get("bulk_s"))
+          "generator (its ×direct below 1 means loadgen is faster). Host = the whole "
+          "machine while the bytes moved (load generator, upstream and path): its busy "
+          "share of all CPUs, and its busy CPU seconds per GB. `×direct at full CPU` is "
+          "direct's host CPU s/GB over the path's: the ×direct the path would reach if "
+          "both kept every CPU busy, the ceiling its own cost sets on this machine." %
+          P.get("bulk_s"))
         w("")
-        t = Table(["case", "path", "Gbit/s", "×direct", "CPU s/GB"])
+        t = Table(["case", "path", "Gbit/s", "×direct", "CPU s/GB", "host busy %",
+                   "host CPU s/GB", "×direct at full CPU"])
         for case in A["bulk"]:
             byp = A["bulk"][case]
             base = (byp.get("direct") or {}).get("gbps")
+            hbase = (byp.get("direct") or {}).get("host_cpu_s_per_gb")
             for p in path_order(byp):
                 m = byp[p]
+                h = m.get("host_cpu_s_per_gb")
                 t.add(case, p, fig(m.get("gbps")), ratio(m.get("gbps"), base),
-                      fig(m.get("cpu_s_per_gb")))
+                      fig(m.get("cpu_s_per_gb")), fig(m.get("host_busy_pct")), fig(h),
+                      "%.2f" % (hbase["median"] / h["median"]) if h and hbase else "–")
         w(t.md())
         cal = []
         for case in A["bulk"]:
