@@ -122,10 +122,11 @@ struct stream {
 	/* down: tunnel -> socket */
 	uint8_t *rbuf; /* ring buffer of `window` bytes, allocated on first DATA */
 	uint32_t rhead, rlen;
-	uint32_t sending; /* bytes of the send in flight */
-	uint32_t unacked; /* bytes written to the socket not yet granted back */
-	bool peer_fin;    /* FIN received */
-	bool shut_wr;     /* we shut the socket's write side */
+	uint32_t sending;     /* bytes of the send in flight */
+	uint32_t unacked;     /* bytes written to the socket not yet granted back */
+	uint32_t outstanding; /* credit granted and not yet used up by DATA received */
+	bool peer_fin;        /* FIN received */
+	bool shut_wr;         /* we shut the socket's write side */
 
 	/* dialling: the client's upstream, or the server's --local target */
 	bool connecting;

@@ -805,7 +805,7 @@ static void deliver(struct shard *s, struct conn *c, const uint8_t *p, size_t n,
 	}
 	struct stream *st = &sc->u.st;
 	uint32_t cap = t->my_window;
-	if (n > cap - st->rlen - st->piped) {
+	if (n > st->outstanding) {
 		log_warn("peer exceeded the stream's credit: resetting the stream",
 		         "client_id=%s stream=%u", log_q(t->client_id), st->id);
 		stream_reset(s, sc, TUN_RST_PROTOCOL, true);
@@ -821,6 +821,7 @@ static void deliver(struct shard *s, struct conn *c, const uint8_t *p, size_t n,
 		}
 		st->rhead = 0;
 	}
+	st->outstanding -= (uint32_t)n;
 	while (n) {
 		uint32_t tail = (st->rhead + st->rlen) % cap;
 		uint32_t room = tail >= st->rhead ? cap - tail : st->rhead - tail;
@@ -1129,7 +1130,7 @@ static struct conn *rx_splice_target(struct shard *s, struct conn *c, uint32_t *
 		return NULL;
 	struct stream *st = &sc->u.st;
 	/* Bytes beyond the credit are for deliver() to refuse. */
-	if (st->piped || st->connecting || st->pre || t->fr_left > t->my_window - st->rlen)
+	if (st->piped || st->connecting || st->pre || t->fr_left > st->outstanding)
 		return NULL;
 	if (!st->dpipe && !(st->dpipe = spipe_new()))
 		return NULL;
@@ -1166,6 +1167,7 @@ static void rx_spliced(struct shard *s, struct conn *c, struct conn *sc, size_t 
 	t->fr_off += n;
 	st->rb_first = st->rlen;
 	st->piped = (uint32_t)n;
+	st->outstanding -= (uint32_t)n;
 	STAT_ADD(s, bytes_spliced_down, (uint64_t)n);
 	stream_maybe_send(s, sc);
 	if (t->fr_left == 0 && !c->closing)
@@ -1218,13 +1220,47 @@ static void tunnel_rx_inline(struct shard *s, struct conn *c)
 
 /* ---- messages -------------------------------------------------------------------- */
 
-static void send_window(struct shard *s, struct conn *tc, struct stream *st)
+/* Give k bytes of the stream's credit back to the peer. */
+static void send_window(struct shard *s, struct conn *tc, struct stream *st, uint32_t k)
 {
 	uint8_t m[TUN_HEADER_LEN + 4];
-	size_t len = tun_encode_window(m, sizeof(m), st->id, st->unacked);
+	size_t len = tun_encode_window(m, sizeof(m), st->id, k);
 	if (len)
 		tunnel_send_msg(s, tc, m, len);
-	st->unacked = 0;
+	st->unacked -= k;
+	st->outstanding += k;
+}
+
+/* The credit a stream may hold (granted and unused, plus what we buffer for it): the whole
+ * window when it is alone on its lane, an equal share of the window when the lane carries
+ * several, never less than LANE_SHARE_MIN. A lane then holds about one window in flight
+ * whatever the number of streams, so a small response does not queue behind several
+ * windows of bulk data in the kernel's buffers (bench scenario 7), while one stream alone
+ * still fills a long link (docs/PROTOCOL.md §5.2). */
+#define LANE_SHARE_MIN (256u * 1024)
+static uint32_t stream_target_window(const struct tunnel *t)
+{
+	uint32_t w = t->my_window;
+	uint32_t floor = w < LANE_SHARE_MIN ? w : LANE_SHARE_MIN;
+	uint32_t share = w / (t->nstreams ? t->nstreams : 1);
+	return share > floor ? share : floor;
+}
+
+/* Grant back what the stream's share allows of the bytes written to its socket: in
+ * batches of an eighth of the share, or at once when the stream holds nothing buffered.
+ * A stream whose buffers are empty always gets credit (its share is never 0), so no
+ * stream can stall on withheld credit. */
+static void stream_grant(struct shard *s, struct conn *tc, struct stream *st)
+{
+	if (st->peer_fin || st->unacked == 0)
+		return;
+	uint32_t target = stream_target_window(tc->u.tun);
+	uint32_t hold = st->outstanding + st->rlen + st->piped;
+	uint32_t k = target > hold ? target - hold : 0;
+	if (k > st->unacked)
+		k = st->unacked;
+	if (k && (k >= target / 8 || (st->rlen == 0 && st->piped == 0)))
+		send_window(s, tc, st, k);
 }
 
 static void handle_msg(struct shard *s, struct conn *c, const struct tun_msg *m)
@@ -1310,6 +1346,7 @@ static void stream_link(struct shard *s, struct conn *tc, struct conn *sc)
 	t->st_head = sc->idx;
 	t->nstreams++;
 	st->credit = t->peer_window;
+	st->outstanding = t->my_window; /* what the peer may send before our first WINDOW */
 	st->wait_next = NO_SLOT;
 	STAT_ADD(s, streams_total, 1);
 	STAT_ADD(s, streams_active, 1);
@@ -1598,13 +1635,11 @@ static void on_stream_recv(struct shard *s, struct conn *sc, struct io_uring_cqe
 static void stream_sent(struct shard *s, struct conn *sc, struct conn *tc, uint32_t n)
 {
 	struct stream *st = &sc->u.st;
-	uint32_t cap = tc->u.tun->my_window;
 	st->unacked += n;
 	st->bytes_down += n;
 	STAT_ADD(s, bytes_down, n);
 	STAT_ADD(s, port[st->port_slot].bytes_sent, n);
-	if (!st->peer_fin && (st->unacked >= cap / 8 || (st->rlen == 0 && st->piped == 0)))
-		send_window(s, tc, st);
+	stream_grant(s, tc, st);
 }
 
 /* Splice path: move the stream's pipe to its socket, inline. Returns true when the pipe

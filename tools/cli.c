@@ -148,16 +148,18 @@ static size_t engine_flags(struct flag *tab, size_t n, struct cfg *c, struct par
 	                               "per online CPU, at most 64",
 	                      .def = "0"});
 	n = add(tab, n,
-	        (struct flag){
-	                .name = "window",
-	                .type = FLAG_BYTES,
-	                .dst = &c->window,
-	                .min = CLI_WINDOW_MIN,
-	                .max = CLI_WINDOW_MAX,
-	                .usage = "flow-control window per tunnelled connection: how many "
-	                         "bytes may be in flight before the receiver acknowledges; "
-	                         "accepts k/m/g suffixes (powers of 1024)",
-	                .def = "1m"});
+	        (struct flag){.name = "window",
+	                      .type = FLAG_BYTES,
+	                      .dst = &c->window,
+	                      .min = CLI_WINDOW_MIN,
+	                      .max = CLI_WINDOW_MAX,
+	                      .usage =
+	                              "flow-control window per tunnelled connection: how many "
+	                              "bytes may be in flight before the receiver acknowledges "
+	                              "(a connection alone on its tunnel lane gets it whole, n "
+	                              "connections on a lane window/n each, at least 256k); "
+	                              "accepts k/m/g suffixes (powers of 1024)",
+	                      .def = "1m"});
 	return n;
 }
 
