@@ -346,6 +346,26 @@ def metric(text, name, **labels):
     return None
 
 
+def streams_open(token, *ports, addr="127.0.0.1"):
+    """ringlet_streams_active of the /metrics listener on each port (None where it does not
+    answer 200), as a tuple."""
+    out = []
+    for p in ports:
+        code, _, text = scrape(p, "/metrics", token, addr)
+        out.append(metric(text.decode(), "ringlet_streams_active") if code == 200 else None)
+    return tuple(out)
+
+
+def wait_streams_closed(token, *ports, timeout=15.0):
+    """Wait until every port's ringlet_streams_active is 0; returns the last readings."""
+    deadline = time.monotonic() + timeout
+    got = streams_open(token, *ports)
+    while time.monotonic() < deadline and any(v != 0 for v in got):
+        time.sleep(0.1)
+        got = streams_open(token, *ports)
+    return got
+
+
 def http_raw(addr, port, raw, timeout=10.0):
     with socket.create_connection((addr, port), timeout=timeout) as s:
         s.sendall(raw)

@@ -181,15 +181,10 @@ def body(h):
     h.check(counts == [64 << 20] * 5, "the upstream counted every byte of 5 x 64 MiB (%s)"
             % counts)
 
-    def active(port):
-        code, _, text = rt.scrape(port, "/metrics", h.token)
-        return rt.metric(text.decode(), "ringlet_streams_active") if code == 200 else None
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (active(m_client), active(srv.control_port)) != (0, 0):
-        time.sleep(0.1)
-    h.check((active(m_client), active(srv.control_port)) == (0, 0),
+    both = rt.wait_streams_closed(h.token, m_client, srv.control_port, timeout=10)
+    h.check(both == (0, 0),
             "after both ends closed with data still in the tunnel, no stream is left open "
-            "(client %s, server %s)" % (active(m_client), active(srv.control_port)))
+            "(client %s, server %s)" % both)
 
     for s in (s_req, s_rev, s_urst, s_crst, s_count):
         h.check(not s.errors, "upstream %s had no errors (%s)" % (s.name, s.errors[:2]))

@@ -90,14 +90,7 @@ def body(h):
     else:
         rt.log("   (bench/loadgen not built: its scale pattern is not run here)")
 
-    def active(p):
-        code, _, text = rt.scrape(p, "/metrics", h.token)
-        return rt.metric(text.decode(), "ringlet_streams_active") if code == 200 else None
-
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and (active(m_client), active(srv.control_port)) != (0, 0):
-        time.sleep(0.2)
-    both = (active(m_client), active(srv.control_port))
+    both = rt.wait_streams_closed(h.token, m_client, srv.control_port)
     h.check(both == (0, 0), "no stream is left open at either end (client %s, server %s)" % both)
     code, _, text = rt.scrape(m_client, "/metrics", h.token)
     empty = rt.metric(text.decode(), "ringlet_bufring_exhausted_total")
