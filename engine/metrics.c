@@ -307,6 +307,10 @@ size_t metrics_render(struct engine *e, char **out)
 	       "Stream payload bytes moved from the tunnel's socket to local sockets by "
 	       "splice(2), never copied into ringlet (--data-path splice).",
 	       SUM(e, bytes_spliced_down));
+	scalar(&b, "ringlet_splice_urgent_fallbacks_total", "counter",
+	       "Times splice(2) stopped at TCP urgent data and the bytes were read by copy "
+	       "instead (--data-path splice).",
+	       SUM(e, splice_fallbacks));
 	sockmap_metrics(&b, e);
 	scalar(&b, "ringlet_tunnels_total", "counter",
 	       "Tunnel (WebSocket) connections made or accepted since start, all lanes.",

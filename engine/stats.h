@@ -42,6 +42,7 @@ struct shard_stats {
 	uint64_t bytes_down;         /* tunnel -> socket payload bytes */
 	uint64_t bytes_spliced;      /* of bytes_up, those moved by splice(2) */
 	uint64_t bytes_spliced_down; /* of bytes_down, those moved by splice(2) */
+	uint64_t splice_fallbacks;   /* splice(2) stopped at TCP urgent data: read by copy */
 	uint64_t streams_total;
 	uint64_t streams_active;
 	uint64_t rst_sent[STATS_RST_REASONS];

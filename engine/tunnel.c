@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@ static void stream_check_done(struct shard *s, struct conn *sc);
 static void stream_reset(struct shard *s, struct conn *sc, uint16_t reason, bool tell_peer);
 static void stream_use_splice(struct stream *st);
 static void on_stream_pollout(struct shard *s, struct conn *sc, int res);
+static void stream_grant(struct shard *s, struct conn *tc, struct stream *st);
 
 void addr_format(const struct sockaddr *sa, char *out, size_t cap)
 {
@@ -280,6 +282,14 @@ static struct spipe *spipe_new(void)
 	return p;
 }
 
+/* Is the socket's next byte TCP urgent data? splice(2) stops there (returning EAGAIN
+ * while the socket stays readable); recv() reads past it. */
+static bool at_urgent_mark(int fd)
+{
+	int at = 0;
+	return ioctl(fd, SIOCATMARK, &at) == 0 && at;
+}
+
 static void spipe_put(struct spipe *p)
 {
 	if (p && --p->refs == 0) {
@@ -432,7 +442,7 @@ static void item_done(struct shard *s, struct outitem *it)
 {
 	if (it->from_ring) {
 		bufring_put(&s->stream_ring, it->bid);
-		wake_waiters(s, 1); /* a buffer is free: one waiting stream may take it */
+		stream_wake_waiters(s); /* as many waiting streams as buffers are free */
 	}
 	if (it->st_idx != NO_SLOT) {
 		struct conn *sc = conn_get(s, it->st_idx, it->st_gen);
@@ -750,19 +760,21 @@ void tunnel_tick(struct shard *s, struct conn *c)
 		tunnel_fail(s, c, WS_CLOSE_POLICY, "handshake timeout");
 		return;
 	}
-	/* Streams still waiting for a load balancer's PROXY header past the deadline. */
-	if (s->cfg->lb_proxy_protocol && s->cfg->lb_proxy_protocol[0]) {
-		uint32_t i = t->st_head;
-		while (i != NO_SLOT) {
-			struct conn *sc = &s->conns[i];
-			i = sc->u.st.next;
-			if (sc->u.st.proxy_wait &&
-			    s->now_ms - sc->started_ms > (uint64_t)s->cfg->handshake_ms) {
-				log_warn("no PROXY header from the load balancer in time: "
-				         "closing",
-				         "port=%u", sc->u.st.port);
-				stream_reset(s, sc, TUN_RST_TIMEOUT, false);
-			}
+	/* Streams still waiting for a load balancer's PROXY header past the deadline; and
+	 * credit still held back (the lane's share grew as streams ended, or a WINDOW could
+	 * not be queued): give it back now. */
+	bool lb = s->cfg->lb_proxy_protocol && s->cfg->lb_proxy_protocol[0];
+	uint32_t i = t->st_head;
+	while (i != NO_SLOT) {
+		struct conn *sc = &s->conns[i];
+		i = sc->u.st.next;
+		if (lb && sc->u.st.proxy_wait &&
+		    s->now_ms - sc->started_ms > (uint64_t)s->cfg->handshake_ms) {
+			log_warn("no PROXY header from the load balancer in time: closing",
+			         "port=%u", sc->u.st.port);
+			stream_reset(s, sc, TUN_RST_TIMEOUT, false);
+		} else if (sc->u.st.unacked && !sc->closing) {
+			stream_grant(s, c, &sc->u.st);
 		}
 	}
 	/* Drained: a GOAWAY'd tunnel with no streams left closes. */
@@ -1139,12 +1151,13 @@ static struct conn *rx_splice_target(struct shard *s, struct conn *c, uint32_t *
 }
 
 /* How much to read into the buffer: right after a large plain DATA frame, only the next
- * frame's headers (its payload may splice); otherwise as much as is there. */
+ * frame's headers, assuming it is large too (64-bit length, a mask when we are the server),
+ * so that none of its payload is read; otherwise as much as is there. */
 static size_t rx_read_len(const struct tunnel *t, size_t cap)
 {
 	if (t->rx_state == RX_HEADER && t->hlen == 0 && t->fr.opcode < WS_OP_CLOSE &&
 	    t->fr.payload_len >= RX_SPLICE_MIN && frame_plain(t))
-		return WS_MAX_HEADER + TUN_HEADER_LEN;
+		return 2 + 8 + (t->role == WS_ROLE_SERVER ? 4 : 0) + TUN_HEADER_LEN;
 	return cap;
 }
 
@@ -1179,16 +1192,23 @@ static void tunnel_rx_inline(struct shard *s, struct conn *c)
 	static __thread uint8_t buf[64 * 1024];
 	struct tunnel *t = c->u.tun;
 	size_t budget = RX_BUDGET;
+	bool copy_next = false; /* splice(2) stopped at TCP urgent data: recv() passes it */
 	while (!c->closing && budget) {
 		uint32_t len;
 		ssize_t n;
-		struct conn *sc = rx_splice_target(s, c, &len);
+		struct conn *sc = copy_next ? NULL : rx_splice_target(s, c, &len);
+		copy_next = false;
 		if (sc) {
 			n = splice(c->fd, NULL, sc->u.st.dpipe->fd[1], NULL, len,
 			           SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
 			if (n > 0) {
 				rx_spliced(s, c, sc, (size_t)n);
 				budget -= (size_t)n < budget ? (size_t)n : budget;
+				continue;
+			}
+			if ((n == 0 || (n == -1 && errno == EAGAIN)) && at_urgent_mark(c->fd)) {
+				STAT_ADD(s, splice_fallbacks, 1);
+				copy_next = true;
 				continue;
 			}
 		} else {
@@ -1225,8 +1245,8 @@ static void send_window(struct shard *s, struct conn *tc, struct stream *st, uin
 {
 	uint8_t m[TUN_HEADER_LEN + 4];
 	size_t len = tun_encode_window(m, sizeof(m), st->id, k);
-	if (len)
-		tunnel_send_msg(s, tc, m, len);
+	if (!len || tunnel_send_msg(s, tc, m, len) != 0)
+		return; /* out of memory: the next write or tick tries again */
 	st->unacked -= k;
 	st->outstanding += k;
 }
@@ -1518,16 +1538,27 @@ static void on_stream_poll(struct shard *s, struct conn *sc, int res)
 		return; /* WINDOW or a drained queue re-arms the poll */
 	ssize_t n = splice(sc->fd, NULL, st->pipe->fd[1], NULL, len,
 	                   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+	if ((n == 0 || (n == -1 && errno == EAGAIN)) && at_urgent_mark(sc->fd)) {
+		/* splice(2) stops at TCP urgent data (0 when more is queued behind it, else
+		 * EAGAIN); recv() reads past it: this stream goes on by copy. */
+		st->splice = false;
+		STAT_ADD(s, splice_fallbacks, 1);
+		stream_maybe_recv(s, sc);
+		return;
+	}
 	if (n == 0) {
 		stream_eof(s, sc, tc);
 		return;
 	}
 	if (n == -1) {
-		if (errno == EAGAIN) {
-			stream_maybe_recv(s, sc);
+		if (errno != EAGAIN) {
+			stream_reset(s, sc, TUN_RST_RESET, true);
 			return;
 		}
-		stream_reset(s, sc, TUN_RST_RESET, true);
+		/* An empty socket, or a full pipe (it counts slots, not bytes): then the queued
+		 * items' completions re-arm the poll. */
+		if (!st->queued)
+			stream_maybe_recv(s, sc);
 		return;
 	}
 	struct tunnel *t = tc->u.tun;
