@@ -282,8 +282,8 @@ static struct spipe *spipe_new(void)
 	return p;
 }
 
-/* Is the socket's next byte TCP urgent data? splice(2) stops there (returning EAGAIN
- * while the socket stays readable); recv() reads past it. */
+/* Is the socket's next byte TCP urgent data? splice(2) stops there (returning 0 when
+ * more is queued behind it, else EAGAIN); recv() reads past it. */
 static bool at_urgent_mark(int fd)
 {
 	int at = 0;
@@ -543,6 +543,7 @@ void tunnel_arm_recv(struct shard *s, struct conn *c)
 
 static void tunnel_input(struct shard *s, struct conn *c, const uint8_t *p, size_t n);
 static void tunnel_rx_inline(struct shard *s, struct conn *c);
+static void rx_count(struct shard *s, struct tunnel *t, size_t n);
 
 static void tls_read_all(struct shard *s, struct conn *c);
 
@@ -1076,11 +1077,7 @@ static void on_tun_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cq
 		uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 		s->tun_ring.out++;
 		if (res > 0 && !c->closing) {
-			t->last_rx_ms = s->now_ms;
-			t->bytes_in += (uint64_t)res;
-			if (t->rl)
-				__atomic_fetch_add(&t->rl->bytes_in, (uint64_t)res,
-				                   __ATOMIC_RELAXED);
+			rx_count(s, t, (size_t)res);
 			if (t->tls)
 				tls_input(s, c, bufring_addr(&s->tun_ring, bid), (size_t)res);
 			else
@@ -1161,6 +1158,7 @@ static size_t rx_read_len(const struct tunnel *t, size_t cap)
 	return cap;
 }
 
+/* n bytes came from the tunnel's socket (read, or spliced): a sign of life, and counted. */
 static void rx_count(struct shard *s, struct tunnel *t, size_t n)
 {
 	t->last_rx_ms = s->now_ms;
