@@ -1725,6 +1725,8 @@ static void stream_maybe_send(struct shard *s, struct conn *sc)
 		                   MSG_NOSIGNAL);
 		return;
 	}
+	if (st->rlen == 0 && st->piped == 0)
+		return;
 	struct conn *tc = stream_tunnel(s, sc);
 	uint32_t cap = tc ? tc->u.tun->my_window : 0;
 	if (!cap)

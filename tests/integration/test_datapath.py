@@ -25,6 +25,18 @@ SIZES = sorted({0, 1, 2, 125, 126, 127, 4095, 4096, 4097, 32767, 32768, 32769, 6
                 2 * WINDOW + 7})
 
 
+def read_to_eof(s, got, err):
+    """Append what s delivers to got until EOF; an error ends it and goes to err."""
+    try:
+        while True:
+            b = s.recv(1 << 20)
+            if not b:
+                break
+            got.extend(b)
+    except OSError as e:
+        err.append(e)
+
+
 def echo_once(port, size):
     """Send size bytes to the echo upstream through the tunnel (half-closing), read the
     echo back; True when it is identical."""
@@ -33,18 +45,7 @@ def echo_once(port, size):
     s.settimeout(30)
     got = bytearray()
     err = []
-
-    def reader():
-        try:
-            while True:
-                b = s.recv(1 << 20)
-                if not b:
-                    break
-                got.extend(b)
-        except OSError as e:
-            err.append(e)
-
-    t = threading.Thread(target=reader)
+    t = threading.Thread(target=read_to_eof, args=(s, got, err))
     t.start()
     s.sendall(data)
     s.shutdown(socket.SHUT_WR)
@@ -73,14 +74,7 @@ def oob_once(port):
     s.sendall(b)
     s.shutdown(socket.SHUT_WR)
     got = bytearray()
-    try:
-        while True:
-            k = s.recv(1 << 20)
-            if not k:
-                break
-            got.extend(k)
-    except OSError:
-        pass
+    read_to_eof(s, got, [])
     s.close()
     return bytes(got), a + b
 
