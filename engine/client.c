@@ -101,7 +101,7 @@ static bool lane_tls_ready(struct shard *s, struct lane *l)
 {
 	const struct cfg *cfg = s->cfg;
 	struct engine *e = s->eng;
-	if (!cfg->url_tls || e->tls_client)
+	if (!cfg->url_tls || __atomic_load_n(&e->tls_client, __ATOMIC_ACQUIRE))
 		return true;
 	char err[256], *pem = NULL;
 	if (certs_fetch_ca(cfg->url_host, cfg->url_port, cfg->dial_ms, &pem, err,
@@ -109,11 +109,19 @@ static bool lane_tls_ready(struct shard *s, struct lane *l)
 		lane_problem(l, "auto-TLS: cannot fetch the server's CA", err);
 		return false;
 	}
-	e->tls_client = tls_ctx_client(pem, NULL, err, sizeof(err));
+	struct tls_ctx *ctx = tls_ctx_client(pem, NULL, err, sizeof(err));
 	free(pem);
-	if (!e->tls_client) {
+	if (!ctx) {
 		lane_problem(l, "auto-TLS: the server's CA is not usable", err);
 		return false;
+	}
+	/* Lanes on other shards may fetch at the same time: the first context published
+	 * stays (every lane then trusts the same CA), the others are dropped. */
+	struct tls_ctx *none = NULL;
+	if (!__atomic_compare_exchange_n(&e->tls_client, &none, ctx, false, __ATOMIC_ACQ_REL,
+	                                 __ATOMIC_ACQUIRE)) {
+		tls_ctx_free(ctx);
+		return true;
 	}
 	log_info("auto-TLS: trusting the CA fetched from the server (trust on first use)",
 	         "url=%s", log_q(cfg->url));
@@ -175,11 +183,8 @@ static void lane_connect(struct shard *s, struct lane *l)
 	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_TUN_CONNECT, 0);
 	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&l->server.addr[0], l->server.len[0]);
 	sqe->flags |= IOSQE_IO_LINK;
-	static __thread struct __kernel_timespec ts;
-	ts.tv_sec = cfg->handshake_ms / 1000;
-	ts.tv_nsec = (long long)(cfg->handshake_ms % 1000) * 1000000ll;
 	sqe = shard_sqe(s, c, OP_LINK_TIMEOUT, 0);
-	io_uring_prep_link_timeout(sqe, &ts, 0);
+	io_uring_prep_link_timeout(sqe, &s->handshake_ts, 0);
 }
 
 static void send_upgrade(struct shard *s, struct conn *c)
@@ -504,8 +509,9 @@ void client_on_cqe(struct shard *s, struct tok t, struct io_uring_cqe *cqe)
 			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "connect failed");
 			return;
 		}
-		if (s->eng->tls_client) {
-			tn->tls = tls_new(s->eng->tls_client, s->cfg->url_host);
+		struct tls_ctx *tctx = __atomic_load_n(&s->eng->tls_client, __ATOMIC_ACQUIRE);
+		if (tctx) {
+			tn->tls = tls_new(tctx, s->cfg->url_host);
 			if (!tn->tls) {
 				tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "out of memory");
 				return;
@@ -571,13 +577,16 @@ static bool parse_local(const char *spec, struct local_fwd *f)
 
 void client_shard_start(struct shard *s)
 {
-	if (s->id == 0 && s->eng->metrics_fd >= 0) {
-		listen_here(s, s->eng->metrics_fd, LR_CONTROL, 0);
-		s->eng->metrics_fd = -1;
-	}
+	/* Shard 0 takes the listeners the main thread opened (it closes what is left after
+	 * the shards are joined). */
+	int fd = s->id == 0 ? __atomic_exchange_n(&s->eng->metrics_fd, -1, __ATOMIC_ACQ_REL)
+	                    : -1;
+	if (fd >= 0)
+		listen_here(s, fd, LR_CONTROL, 0);
 	for (int i = 0; s->id == 0 && i < s->eng->nfwd; i++) {
-		listen_here(s, s->eng->fwd[i].fd, LR_LOCAL, (uint16_t)i);
-		s->eng->fwd[i].fd = -1;
+		fd = __atomic_exchange_n(&s->eng->fwd[i].fd, -1, __ATOMIC_ACQ_REL);
+		if (fd >= 0)
+			listen_here(s, fd, LR_LOCAL, (uint16_t)i);
 	}
 	if (s->eng->lanes[0].shard == s->id)
 		lane_connect(s, &s->eng->lanes[0]); /* the others follow its WELCOME */
@@ -669,15 +678,27 @@ int ringlet_client_run(const struct cfg *conf)
 			return 1;
 		}
 	}
-	struct local_fwd fwd[16];
 	if (c->n_local > 16) {
 		log_error("too many --local forwards (at most 16)", NULL);
 		return 2;
+	}
+	/* On the heap, not this stack: the shards use them until they are joined. */
+	struct local_fwd *fwd = calloc(16, sizeof(*fwd));
+	struct lane *lanes = calloc(CFG_MAX_SHARDS, sizeof(*lanes));
+	if (!fwd || !lanes) {
+		free(fwd);
+		free(lanes);
+		log_error("out of memory", NULL);
+		return 1;
 	}
 	for (size_t i = 0; i < c->n_local; i++) {
 		if (!parse_local(c->local[i], &fwd[i])) {
 			log_error("bad --local: want LOCALPORT:host:port", "value=%s",
 			          log_q(c->local[i]));
+			for (size_t j = 0; j < i; j++)
+				close(fwd[j].fd);
+			free(fwd);
+			free(lanes);
 			return 2;
 		}
 		const char *la =
@@ -688,6 +709,8 @@ int ringlet_client_run(const struct cfg *conf)
 			          fwd[i].lport, log_q(strerror(-err)));
 			for (size_t j = 0; j < i; j++)
 				close(fwd[j].fd);
+			free(fwd);
+			free(lanes);
 			return 1;
 		}
 		log_info("forwarding a local port through the server", "listen=%s:%u target=%s",
@@ -701,8 +724,6 @@ int ringlet_client_run(const struct cfg *conf)
 	if (c->lanes > 0 && c->lanes < e.nshards)
 		e.nshards = c->lanes;
 	e.nlanes = e.nshards;
-	struct lane lanes[CFG_MAX_SHARDS];
-	memset(lanes, 0, sizeof(lanes));
 	for (int i = 0; i < e.nlanes; i++) {
 		lanes[i].id = i;
 		lanes[i].shard = i;
@@ -724,5 +745,10 @@ int ringlet_client_run(const struct cfg *conf)
 	tls_ctx_free(e.tls_client);
 	if (e.metrics_fd >= 0)
 		close(e.metrics_fd);
+	for (int i = 0; i < e.nfwd; i++)
+		if (fwd[i].fd >= 0)
+			close(fwd[i].fd);
+	free(fwd);
+	free(lanes);
 	return ret == 0 ? 0 : 1;
 }

@@ -17,10 +17,13 @@
 int engine_msg(struct shard *from, int to, struct tok t, int32_t value)
 {
 	struct engine *e = from->eng;
-	if (to < 0 || to >= e->nshards || e->shards[to].ring_fd < 0)
+	int rfd = to < 0 || to >= e->nshards
+	                  ? -1
+	                  : __atomic_load_n(&e->shards[to].ring_fd, __ATOMIC_ACQUIRE);
+	if (rfd < 0)
 		return -EINVAL;
 	struct io_uring_sqe *sqe = shard_sqe(from, NULL, OP_MSG_SENT, 0);
-	io_uring_prep_msg_ring(sqe, e->shards[to].ring_fd, (unsigned)value, tok_encode(t), 0);
+	io_uring_prep_msg_ring(sqe, rfd, (unsigned)value, tok_encode(t), 0);
 	/* If the message cannot be posted, the completion hands the fd back to us. */
 	struct tok back = {.op = OP_MSG_SENT, .aux = 1, .idx = (uint32_t)value};
 	io_uring_sqe_set_data64(sqe, tok_encode(back));
@@ -30,10 +33,13 @@ int engine_msg(struct shard *from, int to, struct tok t, int32_t value)
 int engine_msg_handoff(struct shard *from, int to, struct tok t)
 {
 	struct engine *e = from->eng;
-	if (to < 0 || to >= e->nshards || e->shards[to].ring_fd < 0)
+	int rfd = to < 0 || to >= e->nshards
+	                  ? -1
+	                  : __atomic_load_n(&e->shards[to].ring_fd, __ATOMIC_ACQUIRE);
+	if (rfd < 0)
 		return -EINVAL;
 	struct io_uring_sqe *sqe = shard_sqe(from, NULL, OP_MSG_SENT, 0);
-	io_uring_prep_msg_ring(sqe, e->shards[to].ring_fd, 0, tok_encode(t), 0);
+	io_uring_prep_msg_ring(sqe, rfd, 0, tok_encode(t), 0);
 	struct tok back = {.op = OP_MSG_SENT, .aux = 2, .idx = t.idx};
 	io_uring_sqe_set_data64(sqe, tok_encode(back));
 	return 0;
@@ -193,8 +199,9 @@ int engine_run(struct engine *e)
 	for (int tries = 0; tries < 5000; tries++) {
 		int ready = 0;
 		for (int i = 0; i < e->nshards; i++)
-			ready += e->shards[i].ring_fd >= 0 ||
-			         __atomic_load_n(&e->stop, __ATOMIC_ACQUIRE);
+			ready +=
+			        __atomic_load_n(&e->shards[i].ring_fd, __ATOMIC_ACQUIRE) >= 0 ||
+			        __atomic_load_n(&e->stop, __ATOMIC_ACQUIRE);
 		if (ready == e->nshards)
 			break;
 		usleep(1000);

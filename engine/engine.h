@@ -25,16 +25,19 @@ struct engine {
 	int stop;             /* set when every shard must leave at once */
 	uint64_t start_unix;  /* seconds since the epoch */
 	struct registry *reg; /* server */
-	struct lane *lanes;   /* client: one lane per shard that runs one */
+	/* client: one lane per shard that runs one (heap, until the shards are joined). A
+	 * lane's fields are its shard's, but `wanted`, written by lane 0's shard (atomic). */
+	struct lane *lanes;
 	int nlanes;
-	uint64_t session; /* client: the session id WELCOME gave */
+	uint64_t session; /* client: the session id WELCOME gave (atomic) */
 	int connected;    /* client: lanes that got WELCOME (atomic) */
-	int metrics_fd;   /* client: --metrics-addr listener until shard 0 takes it */
-	struct tls_ctx
-	        *tls_client; /* client with a wss:// URL (set before the lane's connect) */
+	int metrics_fd;   /* client: --metrics-addr listener until shard 0 takes it (atomic) */
+	/* client with a wss:// URL: set before the shards start, or published once by the
+	 * first lane that fetched the CA (auto-TLS; atomic, compare-and-swap). */
+	struct tls_ctx *tls_client;
 	struct tls_ctx *tls_server; /* server with --auto-tls or --tls-cert */
 	char *ca_pem;               /* server auto-TLS: served at /.well-known/ca.crt */
-	struct local_fwd *fwd;      /* client --local */
+	struct local_fwd *fwd;      /* client --local (heap; `fd` taken by shard 0, atomic) */
 	int nfwd;
 	struct cidr *allow; /* server --allow-ips */
 	size_t n_allow;

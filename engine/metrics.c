@@ -142,9 +142,14 @@ static const char *const hs_names[HS_MAX] = {
 static const char *port_label(struct engine *e, int slot, char *buf, size_t cap)
 {
 	if (e->cfg->mode == CFG_SERVER) {
-		if (!e->reg->ports[slot].used)
+		/* Shards open ports under the registry's lock. */
+		pthread_mutex_lock(&e->reg->mu);
+		bool used = e->reg->ports[slot].used;
+		uint16_t port = e->reg->ports[slot].port;
+		pthread_mutex_unlock(&e->reg->mu);
+		if (!used)
 			return NULL;
-		snprintf(buf, cap, "%u", e->reg->ports[slot].port);
+		snprintf(buf, cap, "%u", port);
 	} else {
 		if ((size_t)slot >= e->cfg->nports)
 			return NULL;
@@ -206,8 +211,14 @@ size_t metrics_render(struct engine *e, char **out)
 	bool server = e->cfg->mode == CFG_SERVER;
 
 	/* inlets PRO's names */
-	int connected =
-	        server ? e->reg->nclients : __atomic_load_n(&e->connected, __ATOMIC_RELAXED);
+	int connected = 0;
+	if (server) {
+		pthread_mutex_lock(&e->reg->mu);
+		connected = e->reg->nclients;
+		pthread_mutex_unlock(&e->reg->mu);
+	} else {
+		connected = __atomic_load_n(&e->connected, __ATOMIC_RELAXED);
+	}
 	head(&b, "tcp_controlplane_connected_gauge", "gauge",
 	     server ? "Tunnel clients connected to this server."
 	            : "Tunnel connections of this client that are up.");

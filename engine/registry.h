@@ -55,7 +55,8 @@ struct reg_port {
 /* An upgraded control connection moving to the shard that serves its lane: filled by the
  * accepting shard, taken by the target (claimed and released with `busy`). */
 struct handoff {
-	int busy;
+	int busy;  /* claimed by a sender (atomic: CAS acquire, store release when released) */
+	int ready; /* filled: release by the sender before MSG_RING, acquire by the target */
 	int fd;
 	struct tls *tls;
 	uint8_t *early;

@@ -236,22 +236,33 @@ void server_on_data_accept(struct shard *s, uint16_t port, int fd)
 		stream_open_server(s, tc, fd, port, rs.port_slot);
 		return;
 	}
-	/* aux carries the port's registry slot: slots are never reused, so the port number
-	 * can be read back there without the lock. */
-	struct tok t = {.op = OP_XFER, .aux = rs.port_slot, .idx = rs.idx, .gen = rs.gen};
+	/* The token carries the port; its counters' slot is looked up again there. */
+	struct tok t = {.op = OP_XFER, .aux = port, .idx = rs.idx, .gen = rs.gen};
 	if (engine_msg(s, rs.shard, t, fd) != 0)
 		refuse(s, fd, port);
 }
 
+/* The registry slot of an open data-plane port (its counters' index), or -1. */
+static int port_slot(struct registry *r, uint16_t port)
+{
+	pthread_mutex_lock(&r->mu);
+	struct reg_port *rp = port_find(r, port);
+	int slot = rp ? (int)(rp - r->ports) : -1;
+	pthread_mutex_unlock(&r->mu);
+	return slot;
+}
+
 static void on_xfer(struct shard *s, struct tok t, int fd)
 {
-	uint16_t port = s->eng->reg->ports[t.aux % REG_MAX_PORTS].port;
+	uint16_t port = t.aux;
+	int slot = port_slot(s->eng->reg, port);
 	struct conn *tc = conn_get(s, t.idx, t.gen);
-	if (!tc || tc->kind != CK_TUNNEL || tc->closing || tc->u.tun->state != TS_READY) {
+	if (slot < 0 || !tc || tc->kind != CK_TUNNEL || tc->closing ||
+	    tc->u.tun->state != TS_READY) {
 		refuse(s, fd, port);
 		return;
 	}
-	stream_open_server(s, tc, fd, port, t.aux);
+	stream_open_server(s, tc, fd, port, (uint16_t)slot);
 }
 
 /* ---- /connect ---------------------------------------------------------------------- */
@@ -324,8 +335,13 @@ static bool handoff(struct shard *s, struct conn *c, int to, struct tls *tls, ui
 		snprintf(ho->remote, sizeof(ho->remote), "%s", remote);
 		memcpy(ho->resp, resp, resp_len);
 		ho->resp_len = resp_len;
+		/* The kernel orders the MSG_RING after these writes; say so to the target (and
+		 * to ThreadSanitizer) as well: it reads the slot after an acquire of `ready`.
+		 */
+		__atomic_store_n(&ho->ready, 1, __ATOMIC_RELEASE);
 		struct tok t = {.op = OP_HANDOFF, .idx = (uint32_t)i};
 		if (engine_msg_handoff(s, to, t) != 0) {
+			__atomic_store_n(&ho->ready, 0, __ATOMIC_RELAXED);
 			__atomic_store_n(&ho->busy, 0, __ATOMIC_RELEASE);
 			return false;
 		}
@@ -340,15 +356,22 @@ static bool handoff(struct shard *s, struct conn *c, int to, struct tls *tls, ui
 void server_handoff_failed(struct shard *s, uint32_t slot)
 {
 	struct handoff *ho = &s->eng->reg->handoffs[slot % REG_HANDOFFS];
+	__atomic_load_n(&ho->ready, __ATOMIC_ACQUIRE);
 	close(ho->fd);
 	tls_free(ho->tls);
 	free(ho->early);
+	__atomic_store_n(&ho->ready, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&ho->busy, 0, __ATOMIC_RELEASE);
 }
 
 static void on_handoff(struct shard *s, uint32_t slot)
 {
 	struct handoff *ho = &s->eng->reg->handoffs[slot % REG_HANDOFFS];
+	if (!__atomic_load_n(&ho->ready, __ATOMIC_ACQUIRE)) {
+		log_error("handoff slot not filled", "slot=%u", slot);
+		return;
+	}
+	__atomic_store_n(&ho->ready, 0, __ATOMIC_RELAXED);
 	struct conn *c = conn_alloc(s, CK_TUNNEL, ho->fd);
 	struct tunnel *t = c ? tunnel_new(s, c, WS_ROLE_SERVER) : NULL;
 	if (!t) {
@@ -655,8 +678,9 @@ void server_on_cqe(struct shard *s, struct tok t, struct io_uring_cqe *cqe)
 void server_shard_start(struct shard *s)
 {
 	struct registry *r = s->eng->reg;
-	listen_here(s, r->ctl_fds[s->id], LR_CONTROL, s->cfg->control_port);
-	r->ctl_fds[s->id] = -1;
+	int fd = __atomic_exchange_n(&r->ctl_fds[s->id], -1, __ATOMIC_ACQ_REL);
+	if (fd >= 0)
+		listen_here(s, fd, LR_CONTROL, s->cfg->control_port);
 }
 
 void server_on_tick(struct shard *s)

@@ -35,6 +35,12 @@ uint64_t mono_ms(void)
 	return mono_ns() / 1000000ull;
 }
 
+static struct __kernel_timespec ms_timespec(uint32_t ms)
+{
+	return (struct __kernel_timespec){.tv_sec = ms / 1000,
+	                                  .tv_nsec = (long long)(ms % 1000) * 1000000ll};
+}
+
 int shard_init(struct shard *s, struct engine *e, int id)
 {
 	memset(s, 0, sizeof(*s));
@@ -56,6 +62,17 @@ int shard_init(struct shard *s, struct engine *e, int id)
 		return -errno;
 	}
 	s->ring_fd = -1;
+	/* Timeouts an SQE points at must outlive it: one constant per shard, never rewritten.
+	 */
+	s->tick_ts = ms_timespec(TICK_MS);
+	s->dial_ts = ms_timespec((uint32_t)e->cfg->dial_ms);
+	s->handshake_ts = ms_timespec((uint32_t)e->cfg->handshake_ms);
+	s->scratch = malloc(SHARD_SCRATCH);
+	if (!s->scratch) {
+		close(s->wake_fd);
+		free(s->conns);
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -65,6 +82,10 @@ void shard_destroy(struct shard *s)
 		close(s->wake_fd);
 	free(s->conns);
 	s->conns = NULL;
+	free(s->scratch);
+	s->scratch = NULL;
+	connlist_free(&s->reap);
+	connlist_free(&s->dirty);
 	while (s->item_free) {
 		struct outitem *it = s->item_free;
 		s->item_free = it->next;
@@ -164,28 +185,27 @@ static void conn_finalize(struct shard *s, struct conn *c)
 /* Connections closed with nothing in flight are finalized at the end of the loop turn,
  * never inside the handler that closed them (it may still hold the pointer). The list
  * grows as needed: a tunnel that ends may close thousands of idle streams at once. */
-static __thread uint32_t *reap_idx;
-static __thread uint16_t *reap_gen;
-static __thread uint32_t nreap, reap_cap;
-
-static bool reap_push(struct conn *c)
+bool connlist_push(struct connlist *l, const struct conn *c)
 {
-	if (nreap == reap_cap) {
-		uint32_t ncap = reap_cap ? reap_cap * 2 : 1024;
-		uint32_t *ni = realloc(reap_idx, ncap * sizeof(*ni));
-		if (!ni)
+	if (l->n == l->cap) {
+		uint32_t ncap = l->cap ? l->cap * 2 : 1024;
+		struct connref *nr = realloc(l->ref, ncap * sizeof(*nr));
+		if (!nr)
 			return false;
-		reap_idx = ni;
-		uint16_t *ng = realloc(reap_gen, ncap * sizeof(*ng));
-		if (!ng)
-			return false;
-		reap_gen = ng;
-		reap_cap = ncap;
+		l->ref = nr;
+		l->cap = ncap;
 	}
-	reap_idx[nreap] = c->idx;
-	reap_gen[nreap] = c->gen;
-	nreap++;
+	l->ref[l->n].idx = c->idx;
+	l->ref[l->n].gen = c->gen;
+	l->n++;
 	return true;
+}
+
+void connlist_free(struct connlist *l)
+{
+	free(l->ref);
+	l->ref = NULL;
+	l->n = l->cap = 0;
 }
 
 void conn_close(struct shard *s, struct conn *c)
@@ -196,7 +216,7 @@ void conn_close(struct shard *s, struct conn *c)
 	if (c->inflight > 0 && c->fd >= 0) {
 		struct io_uring_sqe *sqe = shard_sqe(s, c, OP_CANCEL, 0);
 		io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
-	} else if (c->inflight == 0 && !reap_push(c)) {
+	} else if (c->inflight == 0 && !connlist_push(&s->reap, c)) {
 		/* Out of memory for the list: a NOP's completion finalizes it instead. */
 		struct io_uring_sqe *sqe = shard_sqe(s, c, OP_CANCEL, 0);
 		io_uring_prep_nop(sqe);
@@ -205,13 +225,14 @@ void conn_close(struct shard *s, struct conn *c)
 
 static void reap(struct shard *s)
 {
-	for (uint32_t i = 0; i < nreap; i++) {
-		struct conn *c = &s->conns[reap_idx[i]];
-		if (c->gen == reap_gen[i] && c->kind != CK_FREE && c->closing &&
+	/* Finalizing may close more (a tunnel's streams): they join the list behind. */
+	for (uint32_t i = 0; i < s->reap.n; i++) {
+		struct conn *c = &s->conns[s->reap.ref[i].idx];
+		if (c->gen == s->reap.ref[i].gen && c->kind != CK_FREE && c->closing &&
 		    c->inflight == 0)
 			conn_finalize(s, c);
 	}
-	nreap = 0;
+	s->reap.n = 0;
 }
 
 struct outitem *item_get(struct shard *s)
@@ -255,13 +276,10 @@ void shard_random4(struct shard *s, uint8_t out[4])
 
 static void arm_tick(struct shard *s)
 {
-	s->tick_ts.tv_sec = 0;
-	s->tick_ts.tv_nsec = TICK_MS * 1000000ll;
 	struct io_uring_sqe *sqe = shard_sqe(s, NULL, OP_TIMER, 0);
 	io_uring_prep_timeout(sqe, &s->tick_ts, 0, 0);
 }
 
-static uint64_t wake_buf;
 static void arm_wake(struct shard *s)
 {
 	struct io_uring_sqe *sqe = shard_sqe(s, NULL, OP_WAKE, 0);
@@ -275,8 +293,9 @@ static bool shard_idle(struct shard *s)
 
 static void on_wake(struct shard *s)
 {
-	ssize_t r = read(s->wake_fd, &wake_buf, sizeof(wake_buf));
-	(void)r;
+	uint64_t n;
+	ssize_t r = read(s->wake_fd, &n, sizeof(n));
+	(void)r; /* the count does not matter, only that the main thread woke us */
 	struct engine *e = s->eng;
 	if (__atomic_load_n(&e->stop, __ATOMIC_ACQUIRE)) {
 		s->stop = true;
@@ -412,7 +431,7 @@ void *shard_main(void *arg)
 
 	int ret = uring_ring_init(&s->ring, SHARD_ENTRIES);
 	if (ret == 0) {
-		s->ring_fd = s->ring.ring_fd;
+		__atomic_store_n(&s->ring_fd, s->ring.ring_fd, __ATOMIC_RELEASE);
 		ret = bufring_init(&s->ring, &s->tun_ring, TUN_RING_BGID, TUN_RING_BUFS,
 		                   TUN_RING_BUFSZ);
 	}
@@ -421,12 +440,12 @@ void *shard_main(void *arg)
 		                   STREAM_RING_BUFS, STREAM_RING_BUFSZ);
 	if (ret) {
 		log_error("shard start failed", "shard=%d err=%s", s->id, strerror(-ret));
-		s->running = false;
+		__atomic_store_n(&s->running, false, __ATOMIC_RELEASE);
 		__atomic_store_n(&e->stop, 1, __ATOMIC_RELEASE);
 		return (void *)(intptr_t)ret;
 	}
 	s->now_ms = mono_ms();
-	s->running = true;
+	__atomic_store_n(&s->running, true, __ATOMIC_RELEASE);
 	arm_tick(s);
 	arm_wake(s);
 	if (s->cfg->mode == CFG_SERVER)
@@ -464,14 +483,11 @@ void *shard_main(void *arg)
 		c->closing = true;
 		conn_finalize(s, c);
 	}
-	free(reap_idx);
-	free(reap_gen);
-	reap_idx = NULL;
-	reap_gen = NULL;
-	nreap = reap_cap = 0;
+	connlist_free(&s->reap);
+	connlist_free(&s->dirty);
 	bufring_free(&s->ring, &s->stream_ring);
 	bufring_free(&s->ring, &s->tun_ring);
 	io_uring_queue_exit(&s->ring);
-	s->running = false;
+	__atomic_store_n(&s->running, false, __ATOMIC_RELEASE);
 	return NULL;
 }

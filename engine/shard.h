@@ -208,15 +208,33 @@ enum {
 	STREAM_RING_BGID = 1,
 };
 
+/* A list of connection references (slot and generation), grown as needed: a stale entry
+ * (the slot was freed or reused) is recognised by its generation and skipped. */
+struct connref {
+	uint32_t idx;
+	uint16_t gen;
+};
+struct connlist {
+	struct connref *ref;
+	uint32_t n, cap;
+};
+/* Append c. false when out of memory (the list is unchanged). */
+bool connlist_push(struct connlist *l, const struct conn *c);
+void connlist_free(struct connlist *l);
+
+#define SHARD_SCRATCH (64 * 1024) /* bytes of s->scratch */
+
+/* One shard. Everything here is touched only by the shard's own thread, except where a
+ * field says otherwise. */
 struct shard {
 	int id;
 	struct engine *eng;
 	const struct cfg *cfg;
 	struct io_uring ring;
-	int ring_fd;
+	int ring_fd; /* set once by the shard's thread, read by the others (atomic) */
 	int wake_fd;
 	pthread_t thread;
-	bool running;
+	bool running; /* read by the main thread (atomic) */
 	bool stop;
 	bool draining;
 	uint64_t drain_deadline_ms;
@@ -230,7 +248,11 @@ struct shard {
 
 	struct outitem *item_free;
 	uint32_t http_live; /* CK_HTTP connections (control requests being read) */
-	struct __kernel_timespec tick_ts;
+	/* Timeouts that SQEs point at until they complete: set at init, never rewritten. */
+	struct __kernel_timespec tick_ts, dial_ts, handshake_ts;
+	struct connlist reap;  /* closed with nothing in flight: finalized at turn end */
+	struct connlist dirty; /* tunnels with new items: flushed at turn end */
+	uint8_t *scratch;      /* SHARD_SCRATCH bytes for a read that is used at once */
 
 	uint8_t rnd[256]; /* random bytes for masking keys */
 	uint32_t rnd_pos;

@@ -166,11 +166,6 @@ static void send_ws_control(struct shard *s, struct conn *c, uint8_t op, const u
 	send_frame(s, c, op, p, len);
 }
 
-#define DIRTY_MAX 1024
-static __thread uint32_t dirty_idx[DIRTY_MAX];
-static __thread uint16_t dirty_gen[DIRTY_MAX];
-static __thread uint32_t ndirty;
-
 static void tunnel_flush(struct shard *s, struct conn *c);
 
 static void mark_dirty(struct shard *s, struct conn *c)
@@ -178,26 +173,24 @@ static void mark_dirty(struct shard *s, struct conn *c)
 	struct tunnel *t = c->u.tun;
 	if (t->dirty)
 		return;
-	if (ndirty == DIRTY_MAX) {
-		tunnel_flush(s, c);
+	if (!connlist_push(&s->dirty, c)) {
+		tunnel_flush(s, c); /* out of memory for the list: flush now instead */
 		return;
 	}
 	t->dirty = true;
-	dirty_idx[ndirty] = c->idx;
-	dirty_gen[ndirty] = c->gen;
-	ndirty++;
 }
 
 void tunnel_flush_dirty(struct shard *s)
 {
-	for (uint32_t i = 0; i < ndirty; i++) {
-		struct conn *c = conn_get(s, dirty_idx[i], dirty_gen[i]);
+	/* A flush may mark other tunnels dirty (they join the list behind). */
+	for (uint32_t i = 0; i < s->dirty.n; i++) {
+		struct conn *c = conn_get(s, s->dirty.ref[i].idx, s->dirty.ref[i].gen);
 		if (!c || c->kind != CK_TUNNEL)
 			continue;
 		c->u.tun->dirty = false;
 		tunnel_flush(s, c);
 	}
-	ndirty = 0;
+	s->dirty.n = 0;
 }
 
 #define TLS_BATCH (256u * 1024)
@@ -593,11 +586,13 @@ static void plain_input(struct shard *s, struct conn *c, const uint8_t *p, size_
 
 static void tls_read_all(struct shard *s, struct conn *c)
 {
-	static __thread uint8_t plain[64 * 1024];
+	/* The scratch buffer is free: what reads it (frames of a TLS tunnel) never reads a
+	 * tunnel socket inline. */
+	uint8_t *plain = s->scratch;
 	struct tunnel *t = c->u.tun;
 	t->in_tls_read = true;
 	while (!c->closing) {
-		int r = tls_read(t->tls, plain, sizeof(plain));
+		int r = tls_read(t->tls, plain, SHARD_SCRATCH);
 		if (r > 0) {
 			plain_input(s, c, plain, (size_t)r);
 			continue;
@@ -1187,7 +1182,7 @@ static void rx_spliced(struct shard *s, struct conn *c, struct conn *sc, size_t 
 
 static void tunnel_rx_inline(struct shard *s, struct conn *c)
 {
-	static __thread uint8_t buf[64 * 1024];
+	uint8_t *buf = s->scratch; /* a plain tunnel: no TLS read uses it meanwhile */
 	struct tunnel *t = c->u.tun;
 	size_t budget = RX_BUDGET;
 	bool copy_next = false; /* splice(2) stopped at TCP urgent data: recv() passes it */
@@ -1210,7 +1205,7 @@ static void tunnel_rx_inline(struct shard *s, struct conn *c)
 				continue;
 			}
 		} else {
-			n = recv(c->fd, buf, rx_read_len(t, sizeof(buf)), MSG_DONTWAIT);
+			n = recv(c->fd, buf, rx_read_len(t, SHARD_SCRATCH), MSG_DONTWAIT);
 			if (n > 0) {
 				rx_count(s, t, (size_t)n);
 				tunnel_input(s, c, buf, (size_t)n);
@@ -1975,11 +1970,8 @@ static void stream_dial(struct shard *s, struct conn *sc)
 	struct io_uring_sqe *sqe = shard_sqe(s, sc, OP_STREAM_CONNECT, 0);
 	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&dst, al->len[st->addr_try]);
 	sqe->flags |= IOSQE_IO_LINK;
-	static __thread struct __kernel_timespec dial_ts;
-	dial_ts.tv_sec = s->cfg->dial_ms / 1000;
-	dial_ts.tv_nsec = (long long)(s->cfg->dial_ms % 1000) * 1000000ll;
 	sqe = shard_sqe(s, sc, OP_LINK_TIMEOUT, 0);
-	io_uring_prep_link_timeout(sqe, &dial_ts, 0);
+	io_uring_prep_link_timeout(sqe, &s->dial_ts, 0);
 	io_uring_submit(&s->ring);
 	st->connecting = true;
 }
