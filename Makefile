@@ -54,7 +54,7 @@ VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 GIT_SHA := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 
 PROTO_SRC  := $(sort $(wildcard proto/*.c))
-ENGINE_SRC := $(sort $(wildcard engine/*.c))
+ENGINE_SRC := $(sort $(wildcard engine/*.c engine/*/*.c))
 TOOLS_SRC  := $(filter-out tools/main.c,$(sort $(wildcard tools/*.c)))
 EBPF_SRC   := $(filter-out %.bpf.c,$(sort $(wildcard ebpf/*.c)))
 # Two archives: the pure wire layer (proto/ + llhttp), and the engine + CLI on top of it.
@@ -206,7 +206,7 @@ install: all
 	done
 
 format:
-	clang-format -i $(wildcard proto/*.[ch] engine/*.[ch] tools/*.[ch] ebpf/*.[ch] bench/*.[ch] \
+	clang-format -i $(wildcard proto/*.[ch] engine/*.[ch] engine/*/*.[ch] tools/*.[ch] ebpf/*.[ch] bench/*.[ch] \
 		tests/*/*.c fuzz/*.c)
 
 clean:

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "engine/tunnel.h"
+#include "engine/mux/tunnel.h"
 
 /* A non-blocking listening TCP socket with SO_REUSEADDR and SO_REUSEPORT (one per shard)
  * on addr:port. addr NULL, "" or "0.0.0.0": all IPv4 interfaces; "::": all interfaces;

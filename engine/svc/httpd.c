@@ -1,4 +1,4 @@
-/* engine/httpd.c — control-port HTTP: read one request, route it, answer, close. */
+/* engine/svc/httpd.c — control-port HTTP: read one request, route it, answer, close. */
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -6,12 +6,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/engine.h"
-#include "engine/httpd.h"
+#include "engine/loop/engine.h"
+#include "engine/svc/httpd.h"
 #include "engine/log.h"
-#include "engine/metrics.h"
+#include "engine/svc/metrics.h"
 #include "engine/tls.h"
-#include "engine/tunnel.h"
+#include "engine/mux/tunnel.h"
 
 enum req_path {
 	RP_OTHER,

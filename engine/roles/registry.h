@@ -1,4 +1,4 @@
-/* engine/registry.h — the server's registry of connected clients and data-plane ports,
+/* engine/roles/registry.h — the server's registry of connected clients and data-plane ports,
  * shared by the shards and guarded by `mu`. Touched when a client comes or goes, once per
  * accepted data-plane connection (to pick a client) and by scrapes — never per byte. A
  * session's byte counters are written only by the shard that owns its tunnel (relaxed

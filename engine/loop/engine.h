@@ -1,4 +1,4 @@
-/* engine/engine.h — the process-wide engine: configuration, shards, and the hooks the
+/* engine/loop/engine.h — the process-wide engine: configuration, shards, and the hooks the
  * shard dispatcher calls for the server or the client role. */
 #ifndef RINGLET_ENGINE_ENGINE_H
 #define RINGLET_ENGINE_ENGINE_H
@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "engine/config.h"
-#include "engine/shard.h"
+#include "engine/loop/shard.h"
 
 struct registry;
 struct tls_ctx;

@@ -1,4 +1,4 @@
-/* engine/metrics.h — render /metrics and /status. Each returns the body's length and a
+/* engine/svc/metrics.h — render /metrics and /status. Each returns the body's length and a
  * malloc'd body in *out (NULL when out of memory; the caller frees it). */
 #ifndef RINGLET_ENGINE_METRICS_H
 #define RINGLET_ENGINE_METRICS_H

@@ -1,4 +1,4 @@
-/* engine/uring.c — io_uring feature probing, ring set-up with fallbacks, and provided
+/* engine/loop/uring.c — io_uring feature probing, ring set-up with fallbacks, and provided
  * buffer rings (liburing 2.3 lacks io_uring_setup_buf_ring; we map and register the ring
  * ourselves). */
 #include <errno.h>
@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "engine/shard.h"
+#include "engine/loop/shard.h"
 
 struct uring_features uring_feat;
 

@@ -1,4 +1,4 @@
-/* engine/tunnel.h — a tunnel connection (one WebSocket lane) and the streams it carries.
+/* engine/mux/tunnel.h — a tunnel connection (one WebSocket lane) and the streams it carries.
  * Shared by the server and the client; the role-specific parts (HELLO/WELCOME/OPEN,
  * what happens when a tunnel ends) are hooks in server.c and client.c.
  *
@@ -24,8 +24,8 @@
 #include <sys/uio.h>
 
 #include "engine/idmap.h"
-#include "engine/registry.h"
-#include "engine/shard.h"
+#include "engine/roles/registry.h"
+#include "engine/loop/shard.h"
 #include "proto/tunnel.h"
 #include "proto/ws.h"
 

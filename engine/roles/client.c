@@ -1,4 +1,4 @@
-/* engine/client.c — the tunnel client: lanes that connect to the server, upgrade to a
+/* engine/roles/client.c — the tunnel client: lanes that connect to the server, upgrade to a
  * WebSocket, say HELLO, and dial the upstream for each stream the server opens.
  *
  * A lane reconnects forever with capped, jittered exponential backoff (250 ms doubling
@@ -17,14 +17,14 @@
 
 #include "ebpf/sockmap.h"
 #include "engine/certs.h"
-#include "engine/engine.h"
-#include "engine/httpd.h"
+#include "engine/loop/engine.h"
+#include "engine/svc/httpd.h"
 #include "engine/log.h"
 #include "engine/net.h"
 #include "engine/ringlet.h"
-#include "engine/server.h"
+#include "engine/roles/server.h"
 #include "engine/tls.h"
-#include "engine/tunnel.h"
+#include "engine/mux/tunnel.h"
 #include "proto/http.h"
 
 #define BACKOFF_MIN_MS 250

@@ -1,4 +1,4 @@
-/* engine/metrics.c — /metrics (Prometheus text format 0.0.4) and /status (JSON).
+/* engine/svc/metrics.c — /metrics (Prometheus text format 0.0.4) and /status (JSON).
  *
  * Each shard counts into its own struct shard_stats with relaxed atomics; a scrape sums
  * the shards' counters without stopping them, so a scrape is a consistent-enough
@@ -12,9 +12,9 @@
 #include <unistd.h>
 
 #include "ebpf/loader.h"
-#include "engine/engine.h"
-#include "engine/metrics.h"
-#include "engine/registry.h"
+#include "engine/loop/engine.h"
+#include "engine/svc/metrics.h"
+#include "engine/roles/registry.h"
 #include "engine/ringlet.h"
 
 const double stats_rtt_bounds[STATS_RTT_BUCKETS] = {

@@ -1,4 +1,4 @@
-/* engine/shard.h — one shard: a thread with its own io_uring, connection table, provided
+/* engine/loop/shard.h — one shard: a thread with its own io_uring, connection table, provided
  * buffer rings and timers. Shards share no mutable state on the data path; work that
  * belongs to another shard moves with IORING_OP_MSG_RING.
  *

@@ -1,4 +1,4 @@
-/* engine/tunnel.c — WebSocket tunnel lanes and the streams they carry (both roles). */
+/* engine/mux/tunnel.c — WebSocket tunnel lanes and the streams they carry (both roles). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,11 +12,11 @@
 #include <unistd.h>
 
 #include "ebpf/sockmap.h"
-#include "engine/engine.h"
+#include "engine/loop/engine.h"
 #include "engine/log.h"
 #include "engine/net.h"
 #include "engine/tls.h"
-#include "engine/tunnel.h"
+#include "engine/mux/tunnel.h"
 #include "proto/proxy.h"
 
 #define NO_SLOT UINT32_MAX

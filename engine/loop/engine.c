@@ -1,4 +1,4 @@
-/* engine/engine.c — start the shards, handle signals, drain, join. */
+/* engine/loop/engine.c — start the shards, handle signals, drain, join. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "ebpf/loader.h"
-#include "engine/engine.h"
+#include "engine/loop/engine.h"
 #include "engine/log.h"
 
 int engine_msg(struct shard *from, int to, struct tok t, int32_t value)

@@ -1,4 +1,4 @@
-/* engine/server.c — the tunnel server (exit node): control port, client registry and
+/* engine/roles/server.c — the tunnel server (exit node): control port, client registry and
  * data-plane listeners.
  *
  * The registry (clients and the ports they offer) is shared by the shards and guarded by
@@ -19,15 +19,15 @@
 
 #include "ebpf/sockmap.h"
 #include "engine/certs.h"
-#include "engine/engine.h"
-#include "engine/httpd.h"
+#include "engine/loop/engine.h"
+#include "engine/svc/httpd.h"
 #include "engine/log.h"
 #include "engine/net.h"
-#include "engine/registry.h"
+#include "engine/roles/registry.h"
 #include "engine/ringlet.h"
-#include "engine/server.h"
+#include "engine/roles/server.h"
 #include "engine/tls.h"
-#include "engine/tunnel.h"
+#include "engine/mux/tunnel.h"
 #include "proto/http.h"
 #include <openssl/rand.h>
 

@@ -1,4 +1,4 @@
-/* engine/shard.c — the shard event loop, the completion dispatcher, connection slots and
+/* engine/loop/shard.c — the shard event loop, the completion dispatcher, connection slots and
  * counted close. */
 #include <errno.h>
 #include <openssl/rand.h>
@@ -10,11 +10,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/engine.h"
-#include "engine/httpd.h"
+#include "engine/loop/engine.h"
+#include "engine/svc/httpd.h"
 #include "engine/log.h"
-#include "engine/server.h"
-#include "engine/tunnel.h"
+#include "engine/roles/server.h"
+#include "engine/mux/tunnel.h"
 
 #define SHARD_ENTRIES 1024
 #define TICK_MS 250

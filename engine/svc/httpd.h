@@ -1,4 +1,4 @@
-/* engine/httpd.h — the HTTP endpoints of a control port: the server's (8123: /connect,
+/* engine/svc/httpd.h — the HTTP endpoints of a control port: the server's (8123: /connect,
  * /healthz, /status, /metrics) and the client's optional --metrics-addr (/healthz,
  * /metrics). One request per connection (responses carry Connection: close), except
  * /connect, which the server turns into a tunnel. */
@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/shard.h"
+#include "engine/loop/shard.h"
 #include "proto/http.h"
 
 #define HTTP_BUF 16384
