@@ -5,7 +5,10 @@
 #   make test       unit tests (plain and ASan+UBSan) and integration tests
 #   make demo       server + client + sample upstream on loopback, traffic through it
 #   make fuzz       libFuzzer drivers (clang); FUZZ_SECONDS=N runs each for N seconds
-#   make bench      benchmark harness (see bench/README.md)
+#   make bench      benchmark harness (see bench/README.md); BENCH_BASE=<rev> adds path
+#                   ringlet-base, ringlet built at that git revision
+#   make bench-refactor BENCH_BASE=<rev>   ringlet against that revision: bulk,
+#                   request/response and churn (scenarios 1-3), direct as the reference
 #
 #   V=1             print the commands
 #   SANITIZE=1      ASan+UBSan build (into build-san/)
@@ -76,7 +79,7 @@ FUZZ_BIN   := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 10
 TEST_FUZZ_SECONDS ?= 5 # each driver's share of `make test`
 
-.PHONY: all deps test units integration demo fuzz bench e2e clean format install
+.PHONY: all deps test units integration demo fuzz bench bench-refactor e2e clean format install
 all: $(BUILD)/ringlet $(BUILD)/inlets-pro
 
 deps:
@@ -174,6 +177,15 @@ demo: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BIN)
 	$(Q)RINGLET_BUILD=$(BUILD) sh bench/run.sh
+
+# A refactor's "no speed change": this tree's ringlet against ringlet built at BENCH_BASE, in
+# the same run (bench/README.md, "Against a git revision"). BENCH_SCENARIOS and BENCH_PATHS
+# still override the selection.
+bench-refactor: deps
+	$(Q)test -n "$(BENCH_BASE)" || { echo "make bench-refactor: name the revision to compare with, e.g. BENCH_BASE=618094f" >&2; exit 2; }
+	$(Q)$(MAKE) --no-print-directory all $(BENCH_BIN)
+	$(Q)BENCH_SCENARIOS=$${BENCH_SCENARIOS:-1,2,3} BENCH_PATHS=$${BENCH_PATHS:-direct,ringlet,ringlet-base} \
+		RINGLET_BUILD=$(BUILD) sh bench/run.sh
 
 # The seed's scenario at measurement size: make e2e SERIES=100000 (see tests/e2e/README.md).
 SERIES ?= 100000

@@ -11,6 +11,7 @@ run) and PNG plots (gnuplot) into $BENCH_OUT/<timestamp>/.
 
 Everything listens and connects on 127.0.0.0/8 only. Every wait has a deadline.
 """
+import hashlib
 import json
 import os
 import platform
@@ -25,6 +26,7 @@ import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -58,6 +60,11 @@ TITLES = {
     "scaling": "8. Shard scaling: parallel bulk streams, 1 server shard vs 2",
     "sockmap": "9. Sockmap steering of the local hops: --sockmap on against off and direct",
 }
+# BENCH_BASE=<rev>: path BASE_PATH is the BASE_OF template run with ringlet built at that git
+# revision (into BASE_DIR/<commit>/), beside BASE_OF itself (a refactor's "no speed change").
+BASE_PATH = "ringlet-base"
+BASE_OF = "ringlet"
+BASE_DIR = "build-base"
 # Scenario 9's cgroup-v2 directories are named CGROUP_PREFIX + the harness's pid.
 CGROUP_PREFIX = "ringlet-bench-"
 # ringlet_sockmap_fallbacks_total reasons of a hop that was steered and moved to TCP later
@@ -905,6 +912,91 @@ def machine_info(ringlet, nofile):
     }
 
 
+def file_sha256(fn):
+    h = hashlib.sha256()
+    try:
+        with open(fn, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def wanted_paths():
+    """The path names BENCH_PATHS selects, or None (every available path)."""
+    want = os.environ.get("BENCH_PATHS", "").strip()
+    return [w for w in re.split(r"[ ,]+", want) if w] if want else None
+
+
+def build_base(rev):
+    """ringlet built at git revision rev (BENCH_BASE), the binary of the ringlet-base path:
+    the revision's tree is exported with `git archive` into a temporary directory and built
+    there with its own Makefile (`make build/ringlet`; GIT_SHA set to the commit, so
+    `ringlet version` names it), with this environment's CC and CFLAGS. The binary goes to
+    BASE_DIR/<commit, 12 digits>/ringlet with the build's log beside it; a binary already
+    there is reused, so each revision is built once (remove the directory to rebuild).
+    Returns {rev, commit, binary, log, reused, build_s}; exits (status 1) when rev names no
+    commit or the build fails."""
+    r = subprocess.run(["git", "-C", REPO, "rev-parse", "--verify", "--quiet",
+                        rev + "^{commit}"], capture_output=True, text=True)
+    commit = r.stdout.strip()
+    if r.returncode != 0 or not commit:
+        sys.exit("bench: BENCH_BASE=%s names no commit of this repository" % rev)
+    d = os.path.join(REPO, BASE_DIR, commit[:12])
+    info = {"rev": rev, "commit": commit, "binary": os.path.join(d, "ringlet"),
+            "log": os.path.join(d, "build.log"), "reused": True, "build_s": None}
+    if os.access(info["binary"], os.X_OK):
+        return info
+    os.makedirs(d, exist_ok=True)
+    sys.stderr.write("bench: building %s at %s (%s) for path %s; log %s\n" % (
+        BASE_OF, rev, commit[:12], BASE_PATH, os.path.relpath(info["log"], REPO)))
+    sys.stderr.flush()
+    t0 = time.monotonic()
+    # Outside the repository, so nothing in the build finds this checkout's .git.
+    src = tempfile.mkdtemp(prefix="ringlet-base-%s-" % commit[:12])
+    # The make that runs `make bench` passes its own flags and jobserver down; the base
+    # build is a make of its own (its command-line variables still reach it as environment).
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+    argv = ["make", "-C", src, "-j%d" % (os.cpu_count() or 1), "BUILD=build",
+            "GIT_SHA=" + commit[:12], "build/ringlet"]
+    try:
+        with open(info["log"], "wb") as log:
+            arch = subprocess.Popen(["git", "-C", REPO, "archive", "--format=tar", commit],
+                                    stdout=subprocess.PIPE, stderr=log)
+            untar = subprocess.run(["tar", "-x", "-C", src], stdin=arch.stdout, stderr=log)
+            arch.stdout.close()
+            if arch.wait() != 0 or untar.returncode != 0:
+                rc = "git archive | tar failed"
+            else:
+                log.write(("$ %s\n" % " ".join(shlex.quote(a) for a in argv)).encode())
+                log.flush()
+                try:
+                    rc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=log, env=env, timeout=1800).returncode
+                except subprocess.TimeoutExpired:
+                    rc = "timeout"
+        built = os.path.join(src, "build", "ringlet")
+        if rc != 0 or not os.access(built, os.X_OK):
+            try:
+                with open(info["log"], "rb") as f:
+                    tail = f.read()[-2000:].decode(errors="replace").splitlines()[-8:]
+            except OSError:
+                tail = []
+            sys.exit("bench: building %s at %s failed (%s; %s):\n  %s" % (
+                BASE_OF, rev, "exit %s" % rc if rc != 0 else "no build/ringlet",
+                os.path.relpath(info["log"], REPO), "\n  ".join(tail)))
+        shutil.copy2(built, info["binary"] + ".tmp")
+        os.replace(info["binary"] + ".tmp", info["binary"])  # whole or not at all
+    finally:
+        shutil.rmtree(src, ignore_errors=True)
+    info.update(reused=False, build_s=round(time.monotonic() - t0, 1))
+    sys.stderr.write("bench: built %s in %.0fs\n" % (os.path.relpath(info["binary"], REPO),
+                                                     info["build_s"]))
+    return info
+
+
 class Ctx:
     pass
 
@@ -933,6 +1025,19 @@ class Runner:
         bad = [s for s in self.scenarios if s not in SCENARIOS]
         if bad:
             sys.exit("bench: unknown scenario(s) %s (1-%d)" % (bad, max(SCENARIOS)))
+        # BENCH_BASE=<rev>: path ringlet-base, ringlet built at that revision; built (or
+        # found built) before the run starts, and only when the run measures the path.
+        self.base = None
+        rev = os.environ.get("BENCH_BASE", "").strip()
+        want = wanted_paths()
+        if rev and (want is None or BASE_PATH in want):
+            self.base = build_base(rev)
+            self.base["version"] = cmd_version([self.base["binary"], "version"])
+            self.base["sha256"] = file_sha256(self.base["binary"])
+            self.base["ringlet_sha256"] = file_sha256(self.ringlet)
+        elif want and BASE_PATH in want:
+            sys.exit("bench: path %s is %s built at a git revision: name it with "
+                     "BENCH_BASE=<rev>" % (BASE_PATH, BASE_OF))
         ts = time.strftime("%Y%m%d-%H%M%S")
         base = os.path.abspath(os.environ.get("BENCH_OUT") or os.path.join(BENCH, "results"))
         self.out = os.path.join(base, ts)
@@ -984,8 +1089,7 @@ class Runner:
     # -- paths -----------------------------------------------------------------------------
 
     def build_paths(self):
-        want = os.environ.get("BENCH_PATHS", "").strip()
-        want = [w for w in re.split(r"[ ,]+", want) if w] if want else None
+        want = wanted_paths()
         ups = lambda: free_port(UPSTREAM_HOST, PUBLIC_HOST)
         cands = [Direct(ups()), Haproxy(ups(), self.nofile), Socat(ups())]
         # By name without ".conf", so ringlet comes before ringlet-wss.
@@ -994,6 +1098,11 @@ class Runner:
             if fn.endswith(".conf"):
                 tpl = parse_template(os.path.join(BENCH, "tunnels", fn))
                 cands.append(Tunnel(tpl, ups(), self.ringlet))
+                if self.base and tpl["name"] == BASE_OF:
+                    # The same template and arguments, only the binary differs; right after
+                    # ringlet, so every repetition measures the two back to back.
+                    cands.append(Tunnel(dict(tpl, name=BASE_PATH), ups(),
+                                        self.base["binary"]))
         self.paths = []
         for p in cands:
             if want is not None and p.name not in want:
@@ -2026,17 +2135,20 @@ class Runner:
                             cpu_busy_pct_before=self.busy_before,
                             cpu_busy_pct_after=self.busy_after,
                             loadavg_end=open("/proc/loadavg").read().split()[:3]),
-            "binaries": {"ringlet": self.ringlet, "loadgen": self.loadgen},
+            "binaries": dict({"ringlet": self.ringlet, "loadgen": self.loadgen},
+                             **({BASE_PATH: self.base["binary"]} if self.base else {})),
+            "base": self.base,
             "upstream": {"command": self.serve.argv},
             "paths": [{"name": p.name, "kind": p.kind, "address": p.addr(),
                        "upstream_port": p.upstream_port, "commands": p.commands,
+                       "binary": getattr(p, "ringlet", None) if p.kind == "tunnel" else None,
                        "starts": p.starts, "tls": p.tls,
                        "scenarios": [SCENARIOS[s] for s in self.scenarios
                                      if p.runs(s, P["name"])]}
                       for p in self.paths] + [
                 {"name": v.name, "kind": v.kind, "address": v.addr(),
                  "upstream_port": v.upstream_port, "commands": v.commands, "starts": v.starts,
-                 "tls": v.tls, "variant_of": v.variant_of,
+                 "tls": v.tls, "variant_of": v.variant_of, "binary": v.ringlet,
                  "scenarios": [v.variant_scenario or "scaling"]}
                 for v in self.variants],
             "skipped_paths": self.skipped,
@@ -2046,8 +2158,11 @@ class Runner:
             "sockmap": self.sockmap_summary(),
             "samples": self.samples,
         }
+        if self.base:
+            results["machine"]["versions"][BASE_PATH] = self.base["version"]
         import report  # bench/report.py: summary.md and plots
         results["tls_vs_bssl"] = report.tls_rows(results)
+        results["base_comparison"] = report.base_rows(results)
         with open(os.path.join(self.out, "results.json"), "w") as f:
             json.dump(results, f, indent=1)
         report.write_all(self.out, results)

@@ -14,6 +14,22 @@ import sys
 ORDER = ["direct", "iperf3", "haproxy", "socat"]
 HERE = os.path.dirname(os.path.abspath(__file__))
 BSSL_CASE = "AES-128-GCM 16 KiB seal"  # harness.py's case of the "crypto" scenario
+BASE_PATH, BASE_OF = "ringlet-base", "ringlet"  # harness.py's BENCH_BASE path and its template
+# The figures compared between ringlet and ringlet-base: (scenario, metric, label, higher is
+# better). Speed only: throughput, rates, latencies, times and CPU per byte.
+BASE_METRICS = [
+    ("bulk", "gbps", "Gbit/s", True),
+    ("bulk", "cpu_s_per_gb", "CPU s/GB", False),
+    ("rr", "rps", "requests/s", True),
+    ("rr", "p50_us", "p50 µs", False),
+    ("rr", "p99_us", "p99 µs", False),
+    ("churn", "streams_per_s", "new streams/s", True),
+    ("churn", "p99_us", "p99 µs", False),
+    ("slow", "read_s", "read s", False),
+    ("federation", "total_s", "total s", False),
+    ("hol", "idle_p99_us", "idle p99 µs", False),
+    ("hol", "loaded_p99_us", "loaded p99 µs", False),
+]
 
 
 def path_order(names):
@@ -89,6 +105,137 @@ def tls_rows(res):
     return rows
 
 
+def base_rows(res):
+    """ringlet against ringlet-base (BENCH_BASE), per scenario, case and BASE_METRICS figure
+    that either path has: both medians and min/max/n, ratio = ringlet / ringlet-base
+    (medians), diff_pct = (ringlet - ringlet-base) / ringlet-base's median, each path's
+    spread (max - min of its repetitions) in % of ringlet-base's median, and the verdict:
+    "within noise" when |ringlet - ringlet-base| is no larger than the larger spread,
+    "better" or "worse" beyond it, "no spread" with fewer than 2 repetitions of either,
+    "missing" when a path has no figure. [] without a ringlet-base path."""
+    A = res.get("aggregates", {})
+    if not any(BASE_PATH in byp for sc in A.values() for byp in sc.values()):
+        return []
+    rows = []
+    for scen in dict.fromkeys(m[0] for m in BASE_METRICS):
+        for case, byp in (A.get(scen) or {}).items():
+            for _, metric, label, higher in [m for m in BASE_METRICS if m[0] == scen]:
+                new = (byp.get(BASE_OF) or {}).get(metric)
+                old = (byp.get(BASE_PATH) or {}).get(metric)
+                if not new and not old:
+                    continue
+                r = {"scenario": scen, "case": case, "metric": metric, "label": label,
+                     "better": "higher" if higher else "lower", BASE_OF: new,
+                     BASE_PATH: old, "ratio": None, "diff_pct": None,
+                     "ringlet_spread_pct": None, "base_spread_pct": None}
+                if not new or not old or not old["median"]:
+                    r["verdict"] = "missing"
+                    rows.append(r)
+                    continue
+                b = old["median"]
+                diff = new["median"] - b
+                noise = max(new["max"] - new["min"], old["max"] - old["min"])
+                r.update(ratio=new["median"] / b, diff_pct=100.0 * diff / b)
+                if new["n"] >= 2:
+                    r["ringlet_spread_pct"] = 100.0 * (new["max"] - new["min"]) / b
+                if old["n"] >= 2:
+                    r["base_spread_pct"] = 100.0 * (old["max"] - old["min"]) / b
+                if min(new["n"], old["n"]) < 2:
+                    r["verdict"] = "no spread"
+                elif abs(diff) <= noise:
+                    r["verdict"] = "within noise"
+                else:
+                    r["verdict"] = "better" if (diff > 0) == higher else "worse"
+                rows.append(r)
+    return rows
+
+
+def base_section(res, w):
+    """## ringlet vs ringlet-base: the BENCH_BASE comparison (base_rows), with the two
+    binaries and how to read the verdicts."""
+    rows = base_rows(res)
+    B = res.get("base") or {}
+    if not rows and not B:
+        return
+    M = res.get("machine", {})
+    V = M.get("versions", {})
+    reps = sorted({n for r in rows for k in (BASE_OF, BASE_PATH) if r.get(k)
+                   for n in [r[k]["n"]]})
+    w("")
+    w("## ringlet vs ringlet-base")
+    w("")
+    w("`ringlet` is %s (%s; git %s%s); `ringlet-base` is the same ringlet built at "
+      "BENCH_BASE=%s, commit %s (%s; %s, %s). Both run the same template "
+      "(bench/tunnels/ringlet.conf) with the same arguments; only the binary differs. They "
+      "are measured in this run, interleaved with the other paths (each repetition runs "
+      "every path in turn, ringlet-base right after ringlet), %s repetition(s) each." % (
+          (res.get("binaries") or {}).get("ringlet"), V.get("ringlet") or "?",
+          M.get("git", {}).get("head"),
+          ", with uncommitted changes" if M.get("git", {}).get("dirty") else "",
+          B.get("rev", "?"), (B.get("commit") or "?")[:12], B.get("version") or "?",
+          B.get("binary", "?"), "reused from an earlier run" if B.get("reused") else
+          "built for this run in %s s" % B.get("build_s"),
+          "/".join(str(n) for n in reps) or "no"))
+    if B.get("sha256") and B.get("sha256") == B.get("ringlet_sha256"):
+        w("")
+        w("The two binaries are byte-identical (sha256 %s): every difference below is "
+          "noise." % B["sha256"][:16])
+    w("")
+    w("Per figure: `median [min–max]` of each path; `ratio` = ringlet's median / "
+      "ringlet-base's; `Δ` = (ringlet − ringlet-base) in %% of ringlet-base's median; "
+      "`spread` = max − min of each path's repetitions, also in %% of ringlet-base's median, "
+      "so the three percentages are on one scale. **within noise**: |Δ| is no larger than "
+      "the larger of the two spreads; otherwise the row says whether ringlet is better or "
+      "WORSE beyond it (higher is better for Gbit/s, requests/s and streams/s; lower for "
+      "CPU s/GB, latencies and times). With a single repetition there is no spread and no "
+      "verdict (`no spread`).%s" % (
+          " The min–max range of %s repetitions is a rough measure of the noise: a "
+          "difference beyond it deserves a rerun (more repetitions: BENCH_REPS=5) before "
+          "it is believed." % "/".join(str(n) for n in reps) if max(reps or [0]) > 1
+          else ""))
+    if not rows:
+        w("")
+        w("No figure of ringlet-base in this run (see Failures).")
+        return
+    w("")
+    t = Table(["scenario", "case", "figure", "ringlet", "ringlet-base", "ratio", "Δ",
+               "spread ringlet", "spread base", "verdict"])
+    pct = lambda v: "–" if v is None else "%+.1f%%" % v
+    rng = lambda v: "–" if v is None else "%.1f%%" % v
+    for r in rows:
+        v = r["verdict"]
+        t.add(r["scenario"], r["case"], r["label"], fig(r.get(BASE_OF)),
+              fig(r.get(BASE_PATH)), "%.3f" % r["ratio"] if r["ratio"] else "–",
+              pct(r["diff_pct"]), rng(r["ringlet_spread_pct"]), rng(r["base_spread_pct"]),
+              {"within noise": "within noise", "better": "ringlet better, beyond noise",
+               "worse": "ringlet WORSE, beyond noise"}.get(v, v))
+    w(t.md())
+    judged = [r for r in rows if r["verdict"] in ("within noise", "better", "worse")]
+    beyond = [r for r in judged if r["verdict"] != "within noise"]
+    w("")
+    if not judged:
+        w("No verdict: %s." % ("a single repetition per figure, so no spread to judge a "
+                               "difference by" if any(r["verdict"] == "no spread"
+                                                      for r in rows)
+                               else "no figure was measured on both paths"))
+    else:
+        w("%d of %d figure(s) within noise%s%s" % (
+            len(judged) - len(beyond), len(judged),
+            "; beyond noise: " + "; ".join(
+                "%s %s %s %s (Δ %+.1f%%, larger spread %.1f%%)" % (
+                    r["scenario"], r["case"], r["label"],
+                    "better" if r["verdict"] == "better" else "WORSE", r["diff_pct"],
+                    max(r["ringlet_spread_pct"], r["base_spread_pct"])) for r in beyond)
+            if beyond else "", "." if beyond else
+            ": no difference beyond the spread between repetitions."))
+    other = [r for r in rows if r["verdict"] not in ("within noise", "better", "worse")]
+    if other and judged:
+        w("")
+        w("Not judged: %s." % "; ".join("%s %s %s (%s)" % (r["scenario"], r["case"],
+                                                         r["label"], r["verdict"])
+                                        for r in other))
+
+
 class Table:
     def __init__(self, head):
         self.rows = [head]
@@ -144,6 +291,8 @@ def summary(res):
         w("")
         w("Scenarios skipped: " + "; ".join("%s (%s)" % (s["scenario"], s["reason"])
                                             for s in skipped))
+
+    base_section(res, w)
 
     if "idle" in A:
         w("")

@@ -8,6 +8,8 @@
 #   BENCH_PATHS=direct,…   paths to measure (default: every one available)
 #   BENCH_REPS=N           repetitions per figure (default 3)
 #   BENCH_OUT=DIR          where results/<timestamp>/ goes (default bench/results)
+#   BENCH_BASE=REV         also measure path ringlet-base: ringlet built at git revision
+#                          REV (once, into build-base/<commit>/)
 #   RINGLET_BIN, LOADGEN_BIN   binaries (default $RINGLET_BUILD/ringlet, $RINGLET_BUILD/bench/loadgen)
 # Exit status: 0 when every measurement ran, 1 when some failed (see summary.md), 77 when a
 # dependency is missing and cannot be installed.

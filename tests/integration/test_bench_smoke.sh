@@ -100,6 +100,32 @@ for head in ("## 1. Bulk throughput", "## 2. Request/response latency", "## 3. C
              "## 7. Head-of-line"):
     assert head in summary, "summary.md lacks %r" % head
 assert "| ringlet |" in summary or "| ringlet" in summary, "summary.md has no ringlet row"
+# BENCH_BASE (ringlet against a git revision): not asked for here, so neither the path nor the
+# section; the section's arithmetic is checked on made-up figures (no build of a revision).
+assert res.get("base") is None and res.get("base_comparison") == [], "a ringlet-base result"
+assert "## ringlet vs ringlet-base" not in summary, "a ringlet-base section without BENCH_BASE"
+sys.path.insert(0, "bench")
+sys.dont_write_bytecode = True
+import report
+st = lambda med, lo, hi, n=3: {"median": med, "min": lo, "max": hi, "n": n}
+fake = {"aggregates": {
+    "bulk": {"up x1": {"ringlet": {"gbps": st(10.0, 9.0, 11.0)},
+                       "ringlet-base": {"gbps": st(10.5, 10.0, 10.8)}},
+             "down x1": {"ringlet": {"gbps": st(8.0, 7.9, 8.1)},
+                         "ringlet-base": {"gbps": st(10.0, 9.8, 10.2)}}},
+    "rr": {"1 KiB": {"ringlet": {"p99_us": st(400.0, 390.0, 410.0)},
+                     "ringlet-base": {"p99_us": st(500.0, 495.0, 505.0)}}},
+    "churn": {"conc 4": {"ringlet": {"streams_per_s": st(100.0, 100.0, 100.0, 1)},
+                         "ringlet-base": {"streams_per_s": st(90.0, 90.0, 90.0, 1)}}}},
+    "base": {"rev": "HEAD~1", "commit": "0" * 40}}
+got = {(r["case"], r["metric"]): r for r in report.base_rows(fake)}
+assert got[("up x1", "gbps")]["verdict"] == "within noise", got[("up x1", "gbps")]
+assert got[("down x1", "gbps")]["verdict"] == "worse", got[("down x1", "gbps")]
+assert abs(got[("down x1", "gbps")]["diff_pct"] + 20.0) < 1e-9
+assert got[("1 KiB", "p99_us")]["verdict"] == "better", got[("1 KiB", "p99_us")]
+assert got[("conc 4", "streams_per_s")]["verdict"] == "no spread"
+text = report.summary(fake)
+assert "## ringlet vs ringlet-base" in text and "1 of 3 figure(s) within noise" in text, text
 print("results.json: %d samples; summary.md: %d lines" % (len(res["samples"]),
                                                           summary.count("\n")))
 PY
