@@ -8,7 +8,14 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "engine/mux/tunnel.h"
+#include <netinet/in.h>
+
+/* Up to four addresses of a name, in the order to try. */
+struct addrlist {
+	struct sockaddr_storage addr[4];
+	socklen_t len[4];
+	int n;
+};
 
 /* A non-blocking listening TCP socket with SO_REUSEADDR and SO_REUSEPORT (one per shard)
  * on addr:port. addr NULL, "" or "0.0.0.0": all IPv4 interfaces; "::": all interfaces;
@@ -35,5 +42,8 @@ int net_cidr_parse(const char *s, struct cidr *out);
 
 /* Is the address in any of the n networks? IPv4-mapped IPv6 addresses match IPv4 networks. */
 bool net_cidr_match(const struct cidr *list, size_t n, const struct sockaddr *sa);
+
+/* Format a socket address as "ip:port" ("[ip6]:port"), or "unknown". */
+void addr_format(const struct sockaddr *sa, char *out, size_t cap);
 
 #endif

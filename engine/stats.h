@@ -67,5 +67,7 @@ extern const double stats_rtt_bounds[STATS_RTT_BUCKETS];
 #define STAT_ADD(s, field, n) __atomic_fetch_add(&(s)->stats.field, (n), __ATOMIC_RELAXED)
 #define STAT_SUB(s, field, n) __atomic_fetch_sub(&(s)->stats.field, (n), __ATOMIC_RELAXED)
 #define STAT_GET(p) __atomic_load_n(&(p), __ATOMIC_RELAXED)
+/* A counter only its own shard writes: a plain (relaxed) store, no locked add. */
+#define STAT_SET(s, field, v) __atomic_store_n(&(s)->stats.field, (v), __ATOMIC_RELAXED)
 
 #endif

@@ -1,6 +1,6 @@
-/* engine/loop/engine.c — start the shards, handle signals, drain, join. */
+/* engine/loop/engine.c — start the shards, handle signals, drain, join; messages between
+ * shards. */
 #include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -10,27 +10,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ebpf/loader.h"
-#include "engine/loop/engine.h"
 #include "engine/log.h"
+#include "engine/loop/loop.h"
 
-int engine_msg(struct shard *from, int to, struct tok t, int32_t value)
+int engine_hooks(struct engine *e, const struct loop_hooks *h)
 {
-	struct engine *e = from->eng;
-	int rfd = to < 0 || to >= e->nshards
-	                  ? -1
-	                  : __atomic_load_n(&e->shards[to].ring_fd, __ATOMIC_ACQUIRE);
-	if (rfd < 0)
-		return -EINVAL;
-	struct io_uring_sqe *sqe = shard_sqe(from, NULL, OP_MSG_SENT, 0);
-	io_uring_prep_msg_ring(sqe, rfd, (unsigned)value, tok_encode(t), 0);
-	/* If the message cannot be posted, the completion hands the fd back to us. */
-	struct tok back = {.op = OP_MSG_SENT, .aux = 1, .idx = (uint32_t)value};
-	io_uring_sqe_set_data64(sqe, tok_encode(back));
+	if (e->nhooks == ENGINE_HOOKS)
+		return -ENOSPC;
+	e->hooks[e->nhooks++] = h;
 	return 0;
 }
 
-int engine_msg_handoff(struct shard *from, int to, struct tok t)
+int engine_msg(struct shard *from, int to, struct tok t, uint32_t value)
 {
 	struct engine *e = from->eng;
 	int rfd = to < 0 || to >= e->nshards
@@ -39,8 +30,9 @@ int engine_msg_handoff(struct shard *from, int to, struct tok t)
 	if (rfd < 0)
 		return -EINVAL;
 	struct io_uring_sqe *sqe = shard_sqe(from, NULL, OP_MSG_SENT, 0);
-	io_uring_prep_msg_ring(sqe, rfd, 0, tok_encode(t), 0);
-	struct tok back = {.op = OP_MSG_SENT, .aux = 2, .idx = t.idx};
+	io_uring_prep_msg_ring(sqe, rfd, value, tok_encode(t), 0);
+	/* If the message cannot be posted, our completion hands the value back. */
+	struct tok back = {.op = OP_MSG_SENT, .aux = t.op, .idx = value};
 	io_uring_sqe_set_data64(sqe, tok_encode(back));
 	return 0;
 }
@@ -59,105 +51,11 @@ static void wake_all(struct engine *e)
 		shard_wake(&e->shards[i]);
 }
 
-/* Is the address all zeros (a listener on every address)? */
-static bool addr_any(const struct sockaddr *sa)
-{
-	static const uint8_t zero[16];
-	if (sa->sa_family == AF_INET)
-		return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == 0;
-	return memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr, zero, 16) == 0;
-}
-
-void engine_steer(struct engine *e, const struct addrlist *al, uint16_t port, uint32_t role)
-{
-	if (!e->sm)
-		return;
-	int err = 0;
-	for (int i = 0; al && i < al->n && !err; i++) {
-		const struct sockaddr *sa = (const struct sockaddr *)&al->addr[i];
-		if (addr_any(sa)) {
-			/* 0.0.0.0 is every IPv4 address; :: every address (dual stack). */
-			err = sockmap_add_endpoint(e->sm, AF_INET, NULL, port, role);
-			if (!err && sa->sa_family == AF_INET6)
-				err = sockmap_add_endpoint(e->sm, AF_INET6, NULL, port, role);
-			continue;
-		}
-		const void *ip =
-		        sa->sa_family == AF_INET
-		                ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
-		                : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
-		err = sockmap_add_endpoint(e->sm, sa->sa_family, ip, port, role);
-	}
-	if (err) {
-		/* Once at warn level (the endpoints map is full or refuses), then at debug. */
-		static int warned;
-		if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
-			log_warn("cannot steer a hop endpoint: its connections take TCP",
-			         "port=%u err=%s", port, log_q(strerror(-err)));
-		else
-			log_debug("cannot steer a hop endpoint", "port=%u err=%s", port,
-			          log_q(strerror(-err)));
-	}
-}
-
-void engine_steer_own(struct engine *e, int fd)
-{
-	if (e->sm)
-		sockmap_mark_own(e->sm, fd); /* unmarked, the hop takes TCP */
-}
-
-/* --sockmap: load and attach the steering programs. Returns 0, or -errno when --sockmap
- * on cannot be had (auto records why in e->sm_why and goes on without). */
-static int sockmap_start(struct engine *e)
-{
-	const struct cfg *c = e->cfg;
-	if (c->sockmap == CFG_SM_OFF)
-		return 0;
-	char why[sizeof(e->sm_why)];
-	int err = sockmap_open(c->sockmap_cgroup, &e->sm, why, sizeof(why));
-	if (err) {
-		if (c->sockmap == CFG_SM_ON) {
-			log_error("--sockmap on: cannot steer local hops", "why=%s",
-			          log_q(why));
-			return err;
-		}
-		snprintf(e->sm_why, sizeof(e->sm_why), "%s", why);
-		log_info("--sockmap auto: local hops take TCP", "why=%s", log_q(why));
-		return 0;
-	}
-	log_info("steering local hops with sockmap", "cgroup=%s", log_q(sockmap_cgroup(e->sm)));
-	if (c->data_path == CFG_DP_SPLICE)
-		log_info(
-		        "--data-path splice: steered hops are read by copy (splice cannot read "
-		        "a steered socket)",
-		        NULL);
-	if (c->mode == CFG_CLIENT)
-		client_steer_listeners(e);
-	return 0;
-}
-
-/* Detach and free the steering programs (steered sockets keep their path until they
- * close). */
-static void sockmap_stop(struct engine *e)
-{
-	sockmap_close(e->sm);
-	e->sm = NULL;
-}
-
-int engine_prepare(struct engine *e)
-{
-	if (e->prepared)
-		return 0;
-	e->prepared = true;
-	return sockmap_start(e);
-}
-
 int engine_run(struct engine *e)
 {
 	const char *missing = NULL;
 	int ret = uring_probe(&missing);
 	if (ret) {
-		sockmap_stop(e);
 		log_error("this kernel lacks an io_uring feature ringlet needs", "missing=%s",
 		          log_q(missing));
 		return ret;
@@ -165,21 +63,16 @@ int engine_run(struct engine *e)
 	log_debug("io_uring features", "single_issuer=%d defer_taskrun=%d coop_taskrun=%d",
 	          uring_feat.single_issuer, uring_feat.defer_taskrun, uring_feat.coop_taskrun);
 	e->start_unix = (uint64_t)time(NULL);
-	ret = engine_prepare(e);
-	if (ret)
-		return ret;
 	e->shards = calloc((size_t)e->nshards, sizeof(*e->shards));
-	if (!e->shards) {
-		sockmap_stop(e);
+	if (!e->shards)
 		return -ENOMEM;
-	}
 	for (int i = 0; i < e->nshards; i++) {
 		ret = shard_init(&e->shards[i], e, i);
 		if (ret) {
 			for (int j = 0; j < i; j++)
 				shard_destroy(&e->shards[j]);
 			free(e->shards);
-			sockmap_stop(e);
+			e->shards = NULL;
 			return ret;
 		}
 	}
@@ -248,7 +141,6 @@ int engine_run(struct engine *e)
 		shard_destroy(&e->shards[i]);
 	free(e->shards);
 	e->shards = NULL;
-	sockmap_stop(e);
 	if (!failed)
 		log_info("stopped", NULL);
 	return failed ? -EIO : exit_now ? -EINTR : 0;

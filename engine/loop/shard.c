@@ -1,5 +1,5 @@
-/* engine/loop/shard.c — the shard event loop, the completion dispatcher, connection slots and
- * counted close. */
+/* engine/loop/shard.c — the shard event loop, the registration tables and the completion
+ * dispatcher. */
 #include <errno.h>
 #include <openssl/rand.h>
 #include <poll.h>
@@ -10,18 +10,69 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/loop/engine.h"
-#include "engine/svc/httpd.h"
 #include "engine/log.h"
-#include "engine/roles/server.h"
-#include "engine/mux/tunnel.h"
+#include "engine/loop/loop.h"
 
 #define SHARD_ENTRIES 1024
 #define TICK_MS 250
-#define TUN_RING_BUFS 16
-#define TUN_RING_BUFSZ (256 * 1024)
-#define STREAM_RING_BUFS 32
-#define STREAM_RING_BUFSZ (256 * 1024) /* = CFG_DEFAULT_MAX_FRAME */
+
+/* ---- registration (filled by the main thread before any shard starts; read-only
+ * afterwards, so the shards read them without locks) ------------------------------------ */
+
+struct handler {
+	loop_cqe_fn fn;
+	bool shard_level;
+	void (*undelivered)(struct shard *s, uint32_t value);
+};
+static struct handler handlers[OP_TABLE];
+static const struct kind_ops *kinds[CK_TABLE];
+static struct {
+	uint32_t nbufs, bufsz;
+} ring_spec[LOOP_RINGS];
+
+void loop_on(uint8_t op, loop_cqe_fn fn)
+{
+	handlers[op].fn = fn;
+	handlers[op].shard_level = false;
+}
+
+void loop_on_shard(uint8_t op, loop_cqe_fn fn)
+{
+	handlers[op].fn = fn;
+	handlers[op].shard_level = true;
+}
+
+void loop_on_undelivered(uint8_t op, void (*fn)(struct shard *s, uint32_t value))
+{
+	handlers[op].undelivered = fn;
+}
+
+void loop_kind(uint8_t kind, const struct kind_ops *ops)
+{
+	if (kind < CK_TABLE)
+		kinds[kind] = ops;
+}
+
+const struct kind_ops *loop_kind_ops(uint8_t k)
+{
+	return k < CK_TABLE ? kinds[k] : NULL;
+}
+
+void loop_ring(uint16_t bgid, uint32_t nbufs, uint32_t bufsz)
+{
+	if (bgid < LOOP_RINGS) {
+		ring_spec[bgid].nbufs = nbufs;
+		ring_spec[bgid].bufsz = bufsz;
+	}
+}
+
+void loop_msg_undelivered(struct shard *s, uint8_t op, uint32_t value)
+{
+	if (handlers[op].undelivered)
+		handlers[op].undelivered(s, value);
+}
+
+/* ---- time ------------------------------------------------------------------------------ */
 
 uint64_t mono_ns(void)
 {
@@ -41,6 +92,8 @@ static struct __kernel_timespec ms_timespec(uint32_t ms)
 	                                  .tv_nsec = (long long)(ms % 1000) * 1000000ll};
 }
 
+/* ---- shard life ------------------------------------------------------------------------ */
+
 int shard_init(struct shard *s, struct engine *e, int id)
 {
 	memset(s, 0, sizeof(*s));
@@ -52,13 +105,17 @@ int shard_init(struct shard *s, struct engine *e, int id)
 		s->nconns = 0xffffff;
 	/* calloc of a large table maps zero pages: untouched slots cost no memory. */
 	s->conns = calloc(s->nconns, sizeof(*s->conns));
-	if (!s->conns)
+	s->scratch = malloc(SHARD_SCRATCH);
+	if (!s->conns || !s->scratch) {
+		free(s->conns);
+		free(s->scratch);
 		return -ENOMEM;
+	}
 	s->free_head = UINT32_MAX;
-	s->wait_head = s->wait_tail = UINT32_MAX;
 	s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (s->wake_fd == -1) {
 		free(s->conns);
+		free(s->scratch);
 		return -errno;
 	}
 	s->ring_fd = -1;
@@ -67,12 +124,6 @@ int shard_init(struct shard *s, struct engine *e, int id)
 	s->tick_ts = ms_timespec(TICK_MS);
 	s->dial_ts = ms_timespec((uint32_t)e->cfg->dial_ms);
 	s->handshake_ts = ms_timespec((uint32_t)e->cfg->handshake_ms);
-	s->scratch = malloc(SHARD_SCRATCH);
-	if (!s->scratch) {
-		close(s->wake_fd);
-		free(s->conns);
-		return -ENOMEM;
-	}
 	return 0;
 }
 
@@ -85,12 +136,7 @@ void shard_destroy(struct shard *s)
 	free(s->scratch);
 	s->scratch = NULL;
 	connlist_free(&s->reap);
-	connlist_free(&s->dirty);
-	while (s->item_free) {
-		struct outitem *it = s->item_free;
-		s->item_free = it->next;
-		free(it);
-	}
+	connlist_free(&s->defer);
 }
 
 void shard_wake(struct shard *s)
@@ -100,14 +146,14 @@ void shard_wake(struct shard *s)
 	(void)r; /* a full counter already means "wake" */
 }
 
-struct io_uring_sqe *shard_sqe(struct shard *s, struct conn *c, enum op op, uint16_t aux)
+struct io_uring_sqe *shard_sqe(struct shard *s, struct conn *c, uint8_t op, uint16_t aux)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
 	while (!sqe) {
 		io_uring_submit(&s->ring);
 		sqe = io_uring_get_sqe(&s->ring);
 	}
-	struct tok t = {.op = (uint8_t)op, .aux = aux};
+	struct tok t = {.op = op, .aux = aux};
 	if (c) {
 		t.idx = c->idx;
 		t.gen = c->gen;
@@ -115,153 +161,6 @@ struct io_uring_sqe *shard_sqe(struct shard *s, struct conn *c, enum op op, uint
 	}
 	io_uring_sqe_set_data64(sqe, tok_encode(t));
 	return sqe;
-}
-
-struct conn *conn_alloc(struct shard *s, enum conn_kind kind, int fd)
-{
-	struct conn *c;
-	if (s->free_head != UINT32_MAX) {
-		c = &s->conns[s->free_head];
-		s->free_head = c->next_free;
-	} else if (s->hiwater < s->nconns) {
-		c = &s->conns[s->hiwater];
-		c->idx = s->hiwater++;
-	} else {
-		return NULL;
-	}
-	uint16_t gen = c->gen;
-	uint32_t idx = c->idx;
-	memset(c, 0, sizeof(*c));
-	c->idx = idx;
-	c->gen = gen;
-	c->kind = (uint8_t)kind;
-	c->fd = fd;
-	c->started_ms = s->now_ms;
-	s->live++;
-	return c;
-}
-
-struct conn *conn_get(struct shard *s, uint32_t idx, uint16_t gen)
-{
-	if (idx >= s->hiwater)
-		return NULL;
-	struct conn *c = &s->conns[idx];
-	if (c->kind == CK_FREE || c->gen != gen)
-		return NULL;
-	return c;
-}
-
-static void conn_finalize(struct shard *s, struct conn *c)
-{
-	switch (c->kind) {
-	case CK_TUNNEL:
-		tunnel_release(s, c);
-		break;
-	case CK_STREAM:
-		stream_release(s, c);
-		break;
-	case CK_HTTP:
-		http_conn_release(s, c);
-		break;
-	default:
-		break;
-	}
-	if (c->fd >= 0) {
-		if (c->rst) {
-			struct linger lg = {.l_onoff = 1, .l_linger = 0};
-			setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-		}
-		close(c->fd);
-	}
-	c->fd = -1;
-	c->kind = CK_FREE;
-	c->gen++;
-	c->closing = false;
-	c->next_free = s->free_head;
-	s->free_head = c->idx;
-	s->live--;
-}
-
-/* Connections closed with nothing in flight are finalized at the end of the loop turn,
- * never inside the handler that closed them (it may still hold the pointer). The list
- * grows as needed: a tunnel that ends may close thousands of idle streams at once. */
-bool connlist_push(struct connlist *l, const struct conn *c)
-{
-	if (l->n == l->cap) {
-		uint32_t ncap = l->cap ? l->cap * 2 : 1024;
-		struct connref *nr = realloc(l->ref, ncap * sizeof(*nr));
-		if (!nr)
-			return false;
-		l->ref = nr;
-		l->cap = ncap;
-	}
-	l->ref[l->n].idx = c->idx;
-	l->ref[l->n].gen = c->gen;
-	l->n++;
-	return true;
-}
-
-void connlist_free(struct connlist *l)
-{
-	free(l->ref);
-	l->ref = NULL;
-	l->n = l->cap = 0;
-}
-
-void conn_close(struct shard *s, struct conn *c)
-{
-	if (c->closing || c->kind == CK_FREE)
-		return;
-	c->closing = true;
-	if (c->inflight > 0 && c->fd >= 0) {
-		struct io_uring_sqe *sqe = shard_sqe(s, c, OP_CANCEL, 0);
-		io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
-	} else if (c->inflight == 0 && !connlist_push(&s->reap, c)) {
-		/* Out of memory for the list: a NOP's completion finalizes it instead. */
-		struct io_uring_sqe *sqe = shard_sqe(s, c, OP_CANCEL, 0);
-		io_uring_prep_nop(sqe);
-	}
-}
-
-static void reap(struct shard *s)
-{
-	/* Finalizing may close more (a tunnel's streams): they join the list behind. */
-	for (uint32_t i = 0; i < s->reap.n; i++) {
-		struct conn *c = &s->conns[s->reap.ref[i].idx];
-		if (c->gen == s->reap.ref[i].gen && c->kind != CK_FREE && c->closing &&
-		    c->inflight == 0)
-			conn_finalize(s, c);
-	}
-	s->reap.n = 0;
-}
-
-struct outitem *item_get(struct shard *s)
-{
-	struct outitem *it = s->item_free;
-	if (it)
-		s->item_free = it->next;
-	else
-		it = malloc(sizeof(*it));
-	if (!it)
-		return NULL;
-	memset(it, 0, offsetof(struct outitem, inl));
-	it->inl_len = 0;
-	it->from_ring = false;
-	it->heap = NULL;
-	it->data = NULL;
-	it->data_len = 0;
-	it->off = 0;
-	it->st_idx = UINT32_MAX;
-	it->pipe = NULL;
-	return it;
-}
-
-void item_put(struct shard *s, struct outitem *it)
-{
-	free(it->heap);
-	it->heap = NULL;
-	it->next = s->item_free;
-	s->item_free = it;
 }
 
 void shard_random4(struct shard *s, uint8_t out[4])
@@ -273,6 +172,12 @@ void shard_random4(struct shard *s, uint8_t out[4])
 	memcpy(out, s->rnd + s->rnd_pos, 4);
 	s->rnd_pos += 4;
 }
+
+/* ---- tick and wake --------------------------------------------------------------------- */
+
+#define FOR_HOOKS(e, h)                                                                        \
+	for (int hi_ = 0; hi_ < (e)->nhooks; hi_++)                                            \
+		for (const struct loop_hooks *h = (e)->hooks[hi_]; h; h = NULL)
 
 static void arm_tick(struct shard *s)
 {
@@ -286,9 +191,15 @@ static void arm_wake(struct shard *s)
 	io_uring_prep_poll_add(sqe, s->wake_fd, POLLIN);
 }
 
-static bool shard_idle(struct shard *s)
+/* Does any connection keep the draining shard running? */
+static bool shard_busy(struct shard *s)
 {
-	return s->cfg->mode == CFG_SERVER ? server_shard_idle(s) : client_shard_idle(s);
+	for (uint32_t i = 0; i < s->hiwater; i++) {
+		const struct kind_ops *k = loop_kind_ops(s->conns[i].kind);
+		if (k && k->holds_drain)
+			return true;
+	}
+	return false;
 }
 
 static void on_wake(struct shard *s)
@@ -301,15 +212,15 @@ static void on_wake(struct shard *s)
 		s->stop = true;
 		return;
 	}
-	if (s->cfg->mode == CFG_CLIENT)
-		client_on_tick(s); /* lanes may have been asked to open or close */
+	FOR_HOOKS(e, h)
+	if (h->wake)
+		h->wake(s);
 	if (__atomic_load_n(&e->drain, __ATOMIC_ACQUIRE) && !s->draining) {
 		s->draining = true;
 		s->drain_deadline_ms = s->now_ms + (uint64_t)s->cfg->drain_ms;
-		if (s->cfg->mode == CFG_SERVER)
-			server_on_drain(s);
-		else
-			client_on_drain(s);
+		FOR_HOOKS(e, h)
+		if (h->drain)
+			h->drain(s);
 	}
 }
 
@@ -317,33 +228,32 @@ static void on_tick(struct shard *s)
 {
 	for (uint32_t i = 0; i < s->hiwater; i++) {
 		struct conn *c = &s->conns[i];
-		if (c->kind == CK_TUNNEL && !c->closing)
-			tunnel_tick(s, c);
-		else if (c->kind == CK_HTTP && !c->closing)
-			httpd_tick(s, c);
+		const struct kind_ops *k = loop_kind_ops(c->kind);
+		if (k && k->tick && !c->closing)
+			k->tick(s, c);
 	}
-	stream_wake_waiters(s);
-	if (s->cfg->mode == CFG_SERVER)
-		server_on_tick(s);
-	else
-		client_on_tick(s);
-	if (s->draining) {
-		if (shard_idle(s)) {
-			s->stop = true;
-		} else if (s->now_ms >= s->drain_deadline_ms) {
-			log_warn("drain timeout: closing the remaining connections", "shard=%d",
-			         s->id);
-			for (uint32_t i = 0; i < s->hiwater; i++) {
-				struct conn *c = &s->conns[i];
-				if (c->kind != CK_FREE && !c->closing) {
-					c->rst = c->kind == CK_STREAM;
-					conn_close(s, c);
-				}
+	FOR_HOOKS(s->eng, h)
+	if (h->tick)
+		h->tick(s);
+	if (!s->draining)
+		return;
+	if (!shard_busy(s)) {
+		s->stop = true;
+	} else if (s->now_ms >= s->drain_deadline_ms) {
+		log_warn("drain timeout: closing the remaining connections", "shard=%d", s->id);
+		for (uint32_t i = 0; i < s->hiwater; i++) {
+			struct conn *c = &s->conns[i];
+			const struct kind_ops *k = loop_kind_ops(c->kind);
+			if (c->kind != CK_FREE && !c->closing) {
+				c->rst = k && k->rst_on_abort;
+				conn_close(s, c);
 			}
-			s->stop = true;
 		}
+		s->stop = true;
 	}
 }
+
+/* ---- the dispatcher -------------------------------------------------------------------- */
 
 static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
 {
@@ -361,64 +271,60 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
 		return;
 	case OP_MSG_SENT:
 		if (cqe->res < 0) {
-			log_error("cannot hand over to another shard", "shard=%d err=%s", s->id,
-			          strerror(-cqe->res));
-			if (t.aux == 1) /* idx carries an fd that is now ours to close */
-				close((int)t.idx);
-			else if (t.aux == 2) /* idx is a handoff slot to release */
-				server_handoff_failed(s, t.idx);
+			log_error("cannot hand over to another shard", "shard=%d op=%u err=%s",
+			          s->id, t.aux, strerror(-cqe->res));
+			loop_msg_undelivered(s, (uint8_t)t.aux, t.idx);
 		}
-		return;
-	case OP_XFER:
-	case OP_LISTEN:
-	case OP_HANDOFF:
-		server_on_cqe(s, t, cqe);
 		return;
 	default:
 		break;
 	}
-
+	const struct handler *h = &handlers[t.op];
+	if (h->shard_level) {
+		h->fn(s, NULL, t, cqe);
+		return;
+	}
 	if (t.idx >= s->hiwater) {
 		log_error("completion for an unknown slot", "op=%u idx=%u", t.op, t.idx);
 		return;
 	}
 	struct conn *c = &s->conns[t.idx];
 	if (c->gen != t.gen || c->kind == CK_FREE) {
-		/* Cannot happen with counted close; if it does, give a buffer back. */
+		/* Cannot happen with counted close. */
 		log_error("stale completion", "op=%u idx=%u gen=%u/%u", t.op, t.idx, t.gen,
 		          c->gen);
 		return;
 	}
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		c->inflight--;
-
-	switch (t.op) {
-	case OP_CANCEL:
-	case OP_LINK_TIMEOUT:
-		break;
-	case OP_TUN_RECV:
-	case OP_TUN_SEND:
-	case OP_STREAM_CONNECT:
-	case OP_STREAM_RECV:
-	case OP_STREAM_SEND:
-	case OP_STREAM_PROXY:
-	case OP_STREAM_POLL:
-	case OP_TUN_POLLOUT:
-	case OP_TUN_POLL:
-	case OP_STREAM_POLLOUT:
-		tunnel_on_cqe(s, c, t, cqe);
-		break;
-	default:
-		if (c->kind == CK_HTTP || c->kind == CK_LISTEN)
-			httpd_on_cqe(s, c, t, cqe);
-		else if (s->cfg->mode == CFG_SERVER)
-			server_on_cqe(s, t, cqe);
-		else
-			client_on_cqe(s, t, cqe);
-		break;
-	}
+	if (t.op == OP_ACCEPT)
+		loop_on_accept(s, c, t, cqe);
+	else if (h->fn)
+		h->fn(s, c, t, cqe);
+	/* OP_CANCEL, OP_LINK_TIMEOUT and unregistered ops only count. */
 	if (c->kind != CK_FREE && c->closing && c->inflight == 0 && c->gen == t.gen)
 		conn_finalize(s, c);
+}
+
+static int shard_setup(struct shard *s)
+{
+	int ret = uring_ring_init(&s->ring, SHARD_ENTRIES);
+	if (ret)
+		return ret;
+	__atomic_store_n(&s->ring_fd, s->ring.ring_fd, __ATOMIC_RELEASE);
+	for (uint16_t i = 0; i < LOOP_RINGS && ret == 0; i++)
+		if (ring_spec[i].nbufs)
+			ret = bufring_init(&s->ring, &s->rings[i], i, ring_spec[i].nbufs,
+			                   ring_spec[i].bufsz);
+	return ret;
+}
+
+static void shard_teardown(struct shard *s)
+{
+	for (uint16_t i = 0; i < LOOP_RINGS; i++)
+		if (s->rings[i].br)
+			bufring_free(&s->ring, &s->rings[i]);
+	io_uring_queue_exit(&s->ring);
 }
 
 void *shard_main(void *arg)
@@ -429,15 +335,7 @@ void *shard_main(void *arg)
 	snprintf(name, sizeof(name), "ringlet-s%d", s->id);
 	pthread_setname_np(pthread_self(), name);
 
-	int ret = uring_ring_init(&s->ring, SHARD_ENTRIES);
-	if (ret == 0) {
-		__atomic_store_n(&s->ring_fd, s->ring.ring_fd, __ATOMIC_RELEASE);
-		ret = bufring_init(&s->ring, &s->tun_ring, TUN_RING_BGID, TUN_RING_BUFS,
-		                   TUN_RING_BUFSZ);
-	}
-	if (ret == 0)
-		ret = bufring_init(&s->ring, &s->stream_ring, STREAM_RING_BGID,
-		                   STREAM_RING_BUFS, STREAM_RING_BUFSZ);
+	int ret = shard_setup(s);
 	if (ret) {
 		log_error("shard start failed", "shard=%d err=%s", s->id, strerror(-ret));
 		__atomic_store_n(&s->running, false, __ATOMIC_RELEASE);
@@ -448,10 +346,14 @@ void *shard_main(void *arg)
 	__atomic_store_n(&s->running, true, __ATOMIC_RELEASE);
 	arm_tick(s);
 	arm_wake(s);
-	if (s->cfg->mode == CFG_SERVER)
-		server_shard_start(s);
-	else
-		client_shard_start(s);
+	FOR_HOOKS(e, h)
+	if (h->start && ret == 0)
+		ret = h->start(s);
+	if (ret) {
+		log_error("shard start failed", "shard=%d err=%s", s->id, strerror(-ret));
+		__atomic_store_n(&e->stop, 1, __ATOMIC_RELEASE);
+		s->stop = true;
+	}
 
 	while (!s->stop) {
 		io_uring_submit_and_wait(&s->ring, 1);
@@ -467,11 +369,12 @@ void *shard_main(void *arg)
 				break;
 		}
 		io_uring_cq_advance(&s->ring, n);
-		tunnel_flush_dirty(s);
-		reap(s);
-		s->stats.loops++;
-		s->stats.completions += n;
-		s->stats.busy_ns += mono_ns() - t0;
+		loop_flush_deferred(s);
+		loop_reap(s);
+		/* Only this thread writes them; scrapes read them (relaxed). */
+		STAT_SET(s, loops, s->stats.loops + 1);
+		STAT_SET(s, completions, s->stats.completions + n);
+		STAT_SET(s, busy_ns, s->stats.busy_ns + (mono_ns() - t0));
 	}
 
 	/* Leaving: close what is left, without waiting for completions (the ring goes). */
@@ -483,11 +386,12 @@ void *shard_main(void *arg)
 		c->closing = true;
 		conn_finalize(s, c);
 	}
+	for (int i = e->nhooks - 1; i >= 0; i--)
+		if (e->hooks[i]->stop)
+			e->hooks[i]->stop(s);
 	connlist_free(&s->reap);
-	connlist_free(&s->dirty);
-	bufring_free(&s->ring, &s->stream_ring);
-	bufring_free(&s->ring, &s->tun_ring);
-	io_uring_queue_exit(&s->ring);
+	connlist_free(&s->defer);
+	shard_teardown(s);
 	__atomic_store_n(&s->running, false, __ATOMIC_RELEASE);
-	return NULL;
+	return ret ? (void *)(intptr_t)ret : NULL;
 }

@@ -1,69 +1,51 @@
 /* engine/loop/shard.h — one shard: a thread with its own io_uring, connection table, provided
  * buffer rings and timers. Shards share no mutable state on the data path; work that
- * belongs to another shard moves with IORING_OP_MSG_RING.
+ * belongs to another shard moves with IORING_OP_MSG_RING (engine/loop/engine.h).
  *
  * Every SQE carries a typed completion token (struct tok) naming the operation, the
- * connection slot and the slot's generation. One dispatcher (shard_run) decodes every
- * CQE. A connection counts its in-flight requests; conn_close() only schedules, and the
- * slot is freed when the last completion arrives (counted close).
+ * connection slot and the slot's generation. One dispatcher decodes every CQE and hands it
+ * to the handler registered for its operation. A connection counts its in-flight requests;
+ * conn_close() only schedules, and the slot is freed when the last completion arrives
+ * (counted close).
+ *
+ * The loop names no role, no tunnel and no HTTP. The layers above register, before any
+ * shard starts (the tables are read-only from then on):
+ *   - a handler per operation (loop_on, loop_on_shard, loop_on_undelivered);
+ *   - ops per connection kind (loop_kind: finalize, tick, flush, and whether a connection
+ *     of the kind keeps a draining shard alive);
+ *   - the provided buffer rings each shard creates (loop_ring);
+ *   - shard hooks (struct loop_hooks, on the engine: start, stop, tick, wake, drain);
+ *   - an accept callback per listener (listen_here).
  */
-#ifndef RINGLET_ENGINE_SHARD_H
-#define RINGLET_ENGINE_SHARD_H
+#ifndef RINGLET_ENGINE_LOOP_SHARD_H
+#define RINGLET_ENGINE_LOOP_SHARD_H
 
 #include <liburing.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
 #include "engine/config.h"
 #include "engine/stats.h"
 
-struct tunnel;
 struct engine;
+struct shard;
+struct conn;
 
-/* A stream's pipe for the splice data path: the stream and every queued item whose
- * payload sits in it hold a reference; the fds close with the last one. */
-struct spipe {
-	int fd[2];
-	int refs;
-};
-
-/* Up to four addresses of a name, in the order to try. */
-struct addrlist {
-	struct sockaddr_storage addr[4];
-	socklen_t len[4];
-	int n;
-};
-
-/* Completion token operations. */
-enum op {
+/* Operations the loop itself handles. The layers above number theirs from OP_LOOP_MAX on,
+ * each from the end of the layer below (mux: OP_MUX_*, roles: OP_ROLE_*, svc: OP_SVC_*),
+ * so no two share a number. */
+enum loop_op {
 	OP_NONE = 0,
-	OP_ACCEPT,      /* multishot accept on a listener */
-	OP_HTTP_RECV,   /* control-port request bytes (server) */
-	OP_HTTP_SEND,   /* control-port response (server) */
-	OP_TUN_CONNECT, /* client: connect to the server */
-	OP_TUN_RECV,    /* multishot recv on a tunnel (buffer ring) */
-	OP_TUN_SEND,    /* sendmsg of the tunnel's out queue */
-	OP_STREAM_CONNECT,
-	OP_STREAM_RECV,    /* recv from a data-plane/upstream socket (buffer ring) */
-	OP_STREAM_SEND,    /* send to a data-plane/upstream socket */
-	OP_STREAM_PROXY,   /* server: recv of a load balancer's PROXY header */
-	OP_STREAM_POLL,    /* splice path: the stream's socket is readable */
-	OP_TUN_POLLOUT,    /* splice path: the tunnel's socket is writable again */
-	OP_CANCEL,         /* cancel of a closing connection's requests */
-	OP_TIMER,          /* the shard's tick */
-	OP_WAKE,           /* the shard's eventfd (signals from the main thread) */
-	OP_MSG_SENT,       /* our MSG_RING to another shard completed */
-	OP_XFER,           /* from another shard: a data-plane fd for a tunnel here */
-	OP_LISTEN,         /* from another shard: a data-plane listener fd to accept on */
-	OP_LINK_TIMEOUT,   /* linked timeout of a connect */
-	OP_HANDOFF,        /* from another shard: an upgraded connection for a lane here */
-	OP_TUN_POLL,       /* splice path: the tunnel's socket is readable (inline reads) */
-	OP_STREAM_POLLOUT, /* splice path: a stream's socket takes more of its pipe */
-	OP_MAX,
+	OP_CANCEL,       /* cancel of a closing connection's requests (or a NOP that reaps) */
+	OP_TIMER,        /* the shard's tick */
+	OP_WAKE,         /* the shard's eventfd (the main thread wakes it) */
+	OP_MSG_SENT,     /* our MSG_RING to another shard completed */
+	OP_LINK_TIMEOUT, /* a linked timeout (of a connect) */
+	OP_ACCEPT,       /* multishot accept on a listener */
+	OP_LOOP_MAX,
 };
+#define OP_TABLE 256 /* op is 8 bits in a token */
 
 /* user_data layout: op (8 bits) | aux (16) | gen (16) | idx (24). */
 struct tok {
@@ -87,92 +69,39 @@ static inline struct tok tok_decode(uint64_t u)
 	                    .idx = (uint32_t)(u & 0xffffffu)};
 }
 
-enum conn_kind {
+/* Connection kinds: the loop's own, then those of the layers above (numbered from
+ * CK_LOOP_MAX on, like the operations). */
+enum loop_kind {
 	CK_FREE = 0,
-	CK_LISTEN, /* control or data-plane listener */
-	CK_HTTP,   /* server: control-port request being read */
-	CK_TUNNEL, /* a WebSocket tunnel (lane) */
-	CK_STREAM, /* a data-plane (server) or upstream (client) socket */
+	CK_LISTEN, /* a listener (multishot accept) */
+	CK_LOOP_MAX,
 };
+#define CK_TABLE 16
 
-enum listen_role {
-	LR_CONTROL,
-	LR_DATA,
-	LR_LOCAL, /* client --local listener; port = index of the forward */
-};
+/* A listener's accept callback: fd is the accepted socket (non-blocking, close-on-exec),
+ * the callback's to keep or close; aux is what listen_here() was given. */
+typedef void (*listen_fn)(struct shard *s, uint16_t aux, int fd);
 
-/* One stream half pair. Direction names are from this process's view:
- * "up" = socket -> tunnel (we read the socket), "down" = tunnel -> socket. */
-struct stream {
-	uint32_t id;      /* tunnel stream id */
-	uint32_t tun_idx; /* owning tunnel connection */
-	uint16_t tun_gen;
-	uint16_t port;
-	uint16_t port_slot;  /* index into shard_stats.port */
-	uint32_t prev, next; /* the tunnel's stream list (slot indexes, UINT32_MAX ends) */
-
-	/* up: socket -> tunnel */
-	uint32_t credit; /* bytes the peer still accepts */
-	uint32_t queued; /* bytes handed to the tunnel not yet sent */
-	bool recv_armed;
-	bool waiting_bufs; /* on the shard's wait list for stream buffers */
-	uint32_t wait_next;
-	bool eof; /* socket EOF seen, FIN queued */
-
-	/* down: tunnel -> socket */
-	uint8_t *rbuf; /* ring buffer of `window` bytes, allocated on first DATA */
-	uint32_t rhead, rlen;
-	uint32_t sending;     /* bytes of the send in flight */
-	uint32_t unacked;     /* bytes written to the socket not yet granted back */
-	uint32_t outstanding; /* credit granted and not yet used up by DATA received */
-	bool peer_fin;        /* FIN received */
-	bool shut_wr;         /* we shut the socket's write side */
-
-	/* dialling: the client's upstream, or the server's --local target */
-	bool connecting;
-	uint8_t addr_try;
-	const struct addrlist *dial; /* NULL: the tunnel's upstream */
-
-	/* PROXY protocol: the header to send the upstream first (client), or the header
-	 * being read from a load balancer before the stream is announced (server). */
-	uint8_t *pre;
-	uint16_t pre_len, pre_off;
-	bool sending_pre;
-	bool proxy_wait;
-
-	/* splice path (up): socket -> pipe -> tunnel socket */
-	struct spipe *pipe;
-	bool splice; /* this stream reads with splice(2) */
-	bool poll_armed;
-
-	/* splice path (down): tunnel socket -> dpipe -> socket. The pipe's bytes follow the
-	 * first rb_first bytes of rbuf and precede the rest (one order on the socket). */
-	struct spipe *dpipe;
-	uint32_t piped;    /* bytes in dpipe */
-	uint32_t rb_first; /* rbuf bytes that go out before the pipe's (when piped) */
-	bool pollout_armed;
-
-	uint64_t bytes_up, bytes_down;
-};
+#define CONN_PRIV 248 /* bytes a kind may keep inline in its connections (u.priv) */
 
 struct conn {
 	uint32_t idx;
 	uint16_t gen;
-	uint8_t kind; /* enum conn_kind */
+	uint8_t kind; /* enum loop_kind, or a kind of a layer above */
 	bool closing;
-	bool rst; /* close with SO_LINGER 0 (reset) */
+	bool rst;      /* close with SO_LINGER 0 (reset) */
+	bool deferred; /* on the shard's flush list for this turn */
 	int fd;
 	uint32_t inflight; /* submitted requests without their final CQE */
 	uint32_t next_free;
 	uint64_t started_ms;
 	union {
 		struct {
-			uint8_t role; /* enum listen_role */
-			uint16_t port;
+			listen_fn on_accept;
+			uint16_t aux;
 		} listen;
-		struct http_conn *http;
-		struct tunnel *tun;
-		struct stream st;
+		void *ctx; /* the kind's state on the heap, owned by the kind's layer */
+		_Alignas(8) unsigned char priv[CONN_PRIV]; /* or inline */
 	} u;
 };
 
@@ -185,27 +114,52 @@ struct bufring {
 	uint32_t mask;
 	uint32_t out; /* buffers currently held by user space */
 };
+#define LOOP_RINGS 4 /* buffer group ids 0..3 */
 
-/* An item of a tunnel's send queue: a WebSocket frame header and tunnel message header
- * (or a whole small message) inline, plus optional payload from a stream buffer or heap. */
-struct outitem {
-	struct outitem *next;
-	uint8_t inl[80];
-	uint8_t inl_len;
-	bool from_ring; /* data is a stream-ring buffer to return when sent */
-	uint16_t bid;
-	uint8_t *heap; /* owned payload (large control messages) */
-	const uint8_t *data;
-	uint32_t data_len;
-	uint32_t off;    /* bytes of inl+data already sent */
-	uint32_t st_idx; /* stream whose `queued` this counts against, or UINT32_MAX */
-	uint16_t st_gen;
-	struct spipe *pipe; /* splice path: the payload (data_len bytes) waits in this pipe */
+/* A completion of operation t.op. c is the connection the token names (live, its
+ * generation checked, its in-flight count already decremented for a final CQE), or NULL
+ * for an operation registered with loop_on_shard(). */
+typedef void (*loop_cqe_fn)(struct shard *s, struct conn *c, struct tok t,
+                            struct io_uring_cqe *cqe);
+
+/* Handle op's completions on connections / on the shard (no connection: messages from
+ * other shards, whose res carries a value). Call before the shards start. */
+void loop_on(uint8_t op, loop_cqe_fn fn);
+void loop_on_shard(uint8_t op, loop_cqe_fn fn);
+/* A message of op sent to another shard could not be posted: value (what the message
+ * carried) is the sender's again. Without one, nothing is done. */
+void loop_on_undelivered(uint8_t op, void (*fn)(struct shard *s, uint32_t value));
+
+/* Per-kind operations. */
+struct kind_ops {
+	/* The slot is being freed (last completion arrived after conn_close): free the
+	 * kind's state. The loop closes the fd afterwards. */
+	void (*finalize)(struct shard *s, struct conn *c);
+	/* Every tick (250 ms) for each open connection of the kind. */
+	void (*tick)(struct shard *s, struct conn *c);
+	/* End of the loop turn, for connections that called conn_defer() during it. */
+	void (*flush)(struct shard *s, struct conn *c);
+	/* A connection of this kind keeps a draining shard running; at the drain deadline
+	 * it is closed with a reset when rst_on_abort. */
+	bool holds_drain;
+	bool rst_on_abort;
 };
+void loop_kind(uint8_t kind, const struct kind_ops *ops);
 
-enum {
-	TUN_RING_BGID = 0,
-	STREAM_RING_BGID = 1,
+/* Each shard creates a provided buffer ring bgid (< LOOP_RINGS) of nbufs x bufsz. */
+void loop_ring(uint16_t bgid, uint32_t nbufs, uint32_t bufsz);
+
+/* Shard life events for a layer above (registered on the engine, engine_hooks()). Any
+ * member may be NULL. start runs in the shard's thread once its ring exists (0, or -errno:
+ * the shard does not run and the process stops); stop when it leaves (after every
+ * connection is finalized, also when a start failed); tick every 250 ms after the kinds'
+ * ticks; wake when the main thread woke the shard; drain once when the drain begins. */
+struct loop_hooks {
+	int (*start)(struct shard *s);
+	void (*stop)(struct shard *s);
+	void (*tick)(struct shard *s);
+	void (*wake)(struct shard *s);
+	void (*drain)(struct shard *s);
 };
 
 /* A list of connection references (slot and generation), grown as needed: a stale entry
@@ -243,16 +197,17 @@ struct shard {
 	struct conn *conns;
 	uint32_t nconns, hiwater, free_head, live;
 
-	struct bufring tun_ring, stream_ring;
-	uint32_t wait_head, wait_tail; /* streams waiting for stream-ring buffers */
+	struct bufring rings[LOOP_RINGS]; /* those registered with loop_ring() */
 
-	struct outitem *item_free;
-	uint32_t http_live; /* CK_HTTP connections (control requests being read) */
 	/* Timeouts that SQEs point at until they complete: set at init, never rewritten. */
 	struct __kernel_timespec tick_ts, dial_ts, handshake_ts;
 	struct connlist reap;  /* closed with nothing in flight: finalized at turn end */
-	struct connlist dirty; /* tunnels with new items: flushed at turn end */
+	struct connlist defer; /* conn_defer(): flushed at turn end */
 	uint8_t *scratch;      /* SHARD_SCRATCH bytes for a read that is used at once */
+
+	/* The layers' own per-shard state (set by their start hook, freed by their stop
+	 * hook); the loop never looks inside. */
+	void *mux, *role, *svc;
 
 	uint8_t rnd[256]; /* random bytes for masking keys */
 	uint32_t rnd_pos;
@@ -260,9 +215,10 @@ struct shard {
 	struct shard_stats stats;
 };
 
-/* Features probed at start-up (engine/uring.c). */
+/* Features probed at start-up (engine/loop/uring.c). */
 /* Optional ring set-up flags the kernel accepts (the required features are probed and
- * their absence stops the start with a message naming them). */
+ * their absence stops the start with a message naming them). Written by uring_probe()
+ * before the shards start, read-only afterwards. */
 struct uring_features {
 	bool single_issuer, defer_taskrun, coop_taskrun, submit_all;
 };
@@ -294,18 +250,22 @@ void shard_wake(struct shard *s);
 
 /* An SQE for conn c (counted in c->inflight) or for the shard (c NULL). Submits and
  * retries when the SQ is full; never returns NULL. */
-struct io_uring_sqe *shard_sqe(struct shard *s, struct conn *c, enum op op, uint16_t aux);
+struct io_uring_sqe *shard_sqe(struct shard *s, struct conn *c, uint8_t op, uint16_t aux);
 
 /* Connection slots. */
-struct conn *conn_alloc(struct shard *s, enum conn_kind kind, int fd);
+struct conn *conn_alloc(struct shard *s, uint8_t kind, int fd);
 struct conn *conn_get(struct shard *s, uint32_t idx, uint16_t gen);
 /* Schedule a close: cancels the connection's requests; the slot is freed (and the fd
  * closed, with a reset when c->rst) once the last completion arrives. */
 void conn_close(struct shard *s, struct conn *c);
+/* Close fd now with a reset (SO_LINGER 0): a connection refused before it had a slot. */
+void fd_reset_close(int fd);
+/* Call c's kind's flush op once at the end of this loop turn. */
+void conn_defer(struct shard *s, struct conn *c);
 
-/* Items of tunnel send queues (per-shard pool). */
-struct outitem *item_get(struct shard *s);
-void item_put(struct shard *s, struct outitem *it);
+/* A listener slot on this shard accepting with multishot accept; each accepted fd goes to
+ * on_accept(s, aux, fd). Takes ownership of fd. */
+void listen_here(struct shard *s, int fd, listen_fn on_accept, uint16_t aux);
 
 /* Four random bytes (masking keys). */
 void shard_random4(struct shard *s, uint8_t out[4]);

@@ -1,6 +1,8 @@
-/* engine/mux/tunnel.h — a tunnel connection (one WebSocket lane) and the streams it carries.
- * Shared by the server and the client; the role-specific parts (HELLO/WELCOME/OPEN,
- * what happens when a tunnel ends) are hooks in server.c and client.c.
+/* engine/mux/tunnel.h — the mux layer: a tunnel connection (one WebSocket lane) and the
+ * streams it carries. Shared by the server and the client; what a role does (HELLO,
+ * WELCOME, OPEN, what happens when a tunnel ends, the bytes before the WebSocket opens)
+ * reaches it through the callbacks it gave tunnel_new() (struct tunnel_cbs). The mux knows
+ * no role: it never calls into engine/roles/ or engine/svc/.
  *
  * Receive: multishot recv into the shard's tunnel buffer ring; frames are parsed across
  * buffer boundaries; DATA payloads are unmasked while copied into the stream's bounded
@@ -15,8 +17,8 @@
  * stream's socket (sent without copying). At most one sendmsg is in flight per tunnel;
  * queued items are gathered into it (batching) at the end of each loop turn.
  */
-#ifndef RINGLET_ENGINE_TUNNEL_H
-#define RINGLET_ENGINE_TUNNEL_H
+#ifndef RINGLET_ENGINE_MUX_TUNNEL_H
+#define RINGLET_ENGINE_MUX_TUNNEL_H
 
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -24,15 +26,119 @@
 #include <sys/uio.h>
 
 #include "engine/idmap.h"
-#include "engine/roles/registry.h"
 #include "engine/loop/shard.h"
+#include "engine/net.h"
 #include "proto/tunnel.h"
 #include "proto/ws.h"
 
+struct tls;
+
+/* Connection kinds and operations of the mux (numbered after the loop's). */
+enum mux_kind {
+	CK_TUNNEL = CK_LOOP_MAX, /* a WebSocket tunnel (lane) */
+	CK_STREAM,               /* a data-plane (server) or upstream (client) socket */
+	CK_MUX_MAX,
+};
+enum mux_op {
+	OP_TUN_RECV = OP_LOOP_MAX, /* multishot recv on a tunnel (buffer ring) */
+	OP_TUN_SEND,               /* sendmsg of the tunnel's out queue */
+	OP_TUN_POLL,               /* splice path: the tunnel's socket is readable */
+	OP_TUN_POLLOUT,            /* splice path: the tunnel's socket is writable again */
+	OP_STREAM_RECV,            /* recv from a stream's socket (buffer ring) */
+	OP_STREAM_SEND,            /* send to a stream's socket */
+	OP_STREAM_POLL,            /* splice path: the stream's socket is readable */
+	OP_STREAM_POLLOUT,         /* splice path: a stream's socket takes more of its pipe */
+	OP_MUX_MAX,
+};
+enum {
+	TUN_RING_BGID = 0,    /* tunnel reads */
+	STREAM_RING_BGID = 1, /* stream reads */
+};
+
 #define TUN_IOV_MAX 64
-#define STREAM_QUEUE_LIMIT                                                                     \
-	(256 * 1024) /* up: bytes queued per stream before reading pauses                      \
-	              */
+#define STREAM_QUEUE_LIMIT (256 * 1024) /* up: bytes queued per stream before reading pauses   \
+	                                 */
+
+/* A stream's pipe for the splice data path: the stream and every queued item whose
+ * payload sits in it hold a reference; the fds close with the last one. */
+struct spipe {
+	int fd[2];
+	int refs;
+};
+
+/* An item of a tunnel's send queue: a WebSocket frame header and tunnel message header
+ * (or a whole small message) inline, plus optional payload from a stream buffer or heap. */
+struct outitem {
+	struct outitem *next;
+	uint8_t inl[80];
+	uint8_t inl_len;
+	bool from_ring; /* data is a stream-ring buffer to return when sent */
+	uint16_t bid;
+	uint8_t *heap; /* owned payload (large control messages) */
+	const uint8_t *data;
+	uint32_t data_len;
+	uint32_t off;    /* bytes of inl+data already sent */
+	uint32_t st_idx; /* stream whose `queued` this counts against, or UINT32_MAX */
+	uint16_t st_gen;
+	struct spipe *pipe; /* splice path: the payload (data_len bytes) waits in this pipe */
+};
+
+/* One stream half pair, kept inline in its connection slot (conn_st()). Direction names
+ * are from this process's view: "up" = socket -> tunnel (we read the socket), "down" =
+ * tunnel -> socket. */
+struct stream {
+	uint32_t id;      /* tunnel stream id */
+	uint32_t tun_idx; /* owning tunnel connection */
+	uint16_t tun_gen;
+	uint16_t port;
+	uint16_t port_slot;  /* index into shard_stats.port */
+	uint32_t prev, next; /* the tunnel's stream list (slot indexes, UINT32_MAX ends) */
+
+	/* up: socket -> tunnel */
+	uint32_t credit; /* bytes the peer still accepts */
+	uint32_t queued; /* bytes handed to the tunnel not yet sent */
+	bool recv_armed;
+	bool waiting_bufs; /* on the shard's wait list for stream buffers */
+	uint32_t wait_next;
+	bool eof;  /* socket EOF seen, FIN queued */
+	bool held; /* the role reads the socket first (a PROXY header): not read, not sent */
+
+	/* down: tunnel -> socket */
+	uint8_t *rbuf; /* ring buffer of `window` bytes, allocated on first DATA */
+	uint32_t rhead, rlen;
+	uint32_t sending;     /* bytes of the send in flight */
+	uint32_t unacked;     /* bytes written to the socket not yet granted back */
+	uint32_t outstanding; /* credit granted and not yet used up by DATA received */
+	bool peer_fin;        /* FIN received */
+	bool shut_wr;         /* we shut the socket's write side */
+
+	/* The socket is being connected (the mux neither reads nor writes it). */
+	bool connecting;
+	/* Owned by the role that dials (engine/roles/); the mux never reads them. */
+	uint8_t addr_try;
+	const struct addrlist *dial; /* NULL: the tunnel's upstream */
+
+	/* A preamble the role put before the stream's bytes (a PROXY header for the
+	 * upstream; heap), or the buffer a held stream's header is read into. */
+	uint8_t *pre;
+	uint16_t pre_len, pre_off;
+	bool sending_pre;
+
+	/* splice path (up): socket -> pipe -> tunnel socket */
+	struct spipe *pipe;
+	bool splice; /* this stream reads with splice(2) */
+	bool poll_armed;
+
+	/* splice path (down): tunnel socket -> dpipe -> socket. The pipe's bytes follow the
+	 * first rb_first bytes of rbuf and precede the rest (one order on the socket). */
+	struct spipe *dpipe;
+	uint32_t piped;    /* bytes in dpipe */
+	uint32_t rb_first; /* rbuf bytes that go out before the pipe's (when piped) */
+	bool pollout_armed;
+
+	uint64_t bytes_up, bytes_down;
+};
+_Static_assert(sizeof(struct stream) <= CONN_PRIV, "struct stream fits in a slot");
 
 enum tunnel_state {
 	TS_CONNECTING, /* client: TCP connect in flight */
@@ -49,18 +155,46 @@ enum rx_state {
 	RX_CONTROL, /* WebSocket control frame payload (ping/pong/close) */
 };
 
+/* A lane's counters that other threads read (scrapes): the owner (a registry entry)
+ * provides them; the tunnel's shard writes them with relaxed atomics. */
+struct lane_ctr {
+	uint64_t bytes_in, bytes_out; /* tunnel bytes */
+	uint64_t rtt_ns;
+};
+
+/* What a tunnel reports to its owner (the role that made it). Any member may be NULL. */
+struct tunnel_cbs {
+	/* A control message the mux does not handle itself: HELLO, WELCOME, OPEN, GOAWAY
+	 * (after the mux noted it) and unknown types. */
+	void (*on_msg)(struct shard *s, struct conn *c, const struct tun_msg *m);
+	/* Once, as soon as the tunnel starts to close (it takes no new streams then). */
+	void (*on_closed)(struct shard *s, struct conn *c);
+	/* The slot is being freed: free what `owner` points at. */
+	void (*on_release)(struct shard *s, struct conn *c);
+	/* Plaintext that came before the WebSocket opened (state TS_UPGRADING). */
+	void (*on_head_bytes)(struct shard *s, struct conn *c, const uint8_t *p, size_t n);
+	/* The transport's handshake (TLS) completed / failed. */
+	void (*on_xprt_ready)(struct shard *s, struct conn *c);
+	void (*on_xprt_failed)(struct shard *s, struct conn *c, const char *why);
+	/* A held stream (struct stream.held) was not released within the handshake
+	 * timeout: say why (a log line); the mux then resets it. */
+	void (*on_held_timeout)(struct shard *s, struct conn *sc);
+};
+
 struct tunnel {
 	enum ws_role role;
 	uint8_t state;
-	bool dirty;
 	bool send_inflight;
 	bool recv_armed;
 	bool goaway_sent, goaway_received;
 	bool zero_mask;       /* client: mask with the all-zero key (granted by the server) */
-	bool closed_notified; /* the role hook heard that this tunnel is ending */
+	bool closed_notified; /* the owner heard that this tunnel is ending */
 	bool pollout_armed;   /* splice path: waiting for the socket to take more */
 	bool rx_inline;       /* splice path: read inline on readiness (no recv in flight) */
 	bool rx_poll_armed;
+	/* Payload bytes may move by splice(2) (set by the owner before tunnel_start: the
+	 * transport carries bytes unchanged and the sockets are not steered). */
+	bool can_splice;
 
 	/* receive parser */
 	struct ws_decoder dec;
@@ -104,23 +238,14 @@ struct tunnel {
 	uint64_t last_rx_ms, last_ping_ms, closing_ms;
 	uint64_t rtt_ns;
 
-	/* identity */
+	/* who the peer is, for logs */
 	char client_id[TUN_MAX_STR + 1];
 	char remote[72];
-	char upstream[TUN_MAX_STR + 1];
-	uint16_t ports[TUN_MAX_PORTS];
-	uint16_t nports;
-	int64_t since_unix;
-	int reg_slot;        /* server: registry session slot, -1 if none */
-	struct reg_lane *rl; /* server: this lane's counters shown by /status, /metrics */
-	uint16_t lane;       /* lane index within the client's session */
-	uint64_t session_id; /* server: the session this lane belongs to */
-	uint32_t conn_idx;   /* server: this tunnel's slot, as the registry knows it */
-	uint16_t conn_gen;
-	int lane_id;                           /* client: which lane this is */
-	const struct addrlist *upstream_addrs; /* client */
-	struct fwd_target *fwd;                /* server: --local targets resolved so far */
-	int nfwd;
+
+	/* the owner: its callbacks, its state, and the counters it shows (may be NULL) */
+	const struct tunnel_cbs *cbs;
+	void *owner;
+	struct lane_ctr *ctr;
 
 	/* TLS (wss://, or a server with --auto-tls / --tls-cert): ciphertext to send */
 	struct tls *tls;
@@ -128,33 +253,37 @@ struct tunnel {
 	uint32_t tls_out_len, tls_out_off, tls_out_cap;
 	bool in_tls_read;
 
-	/* client upgrade */
-	char *head;
-	uint32_t head_len, head_cap;
-	char ws_key[25];
-
 	uint64_t bytes_in, bytes_out;
 };
 
-/* Make c (a connected socket) a tunnel. Returns the tunnel or NULL (out of memory). */
-struct tunnel *tunnel_new(struct shard *s, struct conn *c, enum ws_role role);
+static inline struct tunnel *conn_tun(const struct conn *c)
+{
+	return (struct tunnel *)c->u.ctx;
+}
+static inline struct stream *conn_st(struct conn *c)
+{
+	return (struct stream *)(void *)c->u.priv;
+}
+
+/* Register the mux's operations, kinds and buffer rings with the loop, and return its
+ * shard hooks (for engine_hooks). Once, before the shards start. */
+const struct loop_hooks *mux_init(void);
+
+/* Make c (a connected socket) a tunnel owned by `owner`, which hears of it through cbs.
+ * Returns the tunnel or NULL (out of memory). */
+struct tunnel *tunnel_new(struct shard *s, struct conn *c, enum ws_role role,
+                          const struct tunnel_cbs *cbs, void *owner);
 
 /* The WebSocket is open: start reading frames; `early` holds bytes that arrived after
  * the HTTP head and belong to the frame stream. */
 void tunnel_start(struct shard *s, struct conn *c, const uint8_t *early, size_t n);
 
-void tunnel_on_cqe(struct shard *s, struct conn *c, struct tok t, struct io_uring_cqe *cqe);
-void tunnel_tick(struct shard *s, struct conn *c);
-void tunnel_flush_dirty(struct shard *s);
-void tunnel_release(struct shard *s, struct conn *c);
-void stream_release(struct shard *s, struct conn *c);
-
-/* Let streams waiting for stream-ring buffers read again, as many as buffers are free
- * (also from the shard's tick, so that no wake-up can be lost). */
-void stream_wake_waiters(struct shard *s);
-
 /* Queue one tunnel message (already encoded) as a binary frame. 0 or -ENOMEM. */
 int tunnel_send_msg(struct shard *s, struct conn *c, const uint8_t *m, size_t len);
+
+/* Queue an RST for stream id (counted in the rst_sent metric). */
+void tunnel_send_rst(struct shard *s, struct conn *c, uint32_t id, uint16_t reason,
+                     const char *text);
 
 /* Start reading the socket (multishot recv) if not already. */
 void tunnel_arm_recv(struct shard *s, struct conn *c);
@@ -171,34 +300,34 @@ void tunnel_goaway(struct shard *s, struct conn *c, uint16_t reason, const char 
 /* End the tunnel now: reset its streams, send a WebSocket close (best effort), close. */
 void tunnel_fail(struct shard *s, struct conn *c, enum ws_close code, const char *why);
 
-/* Server: carry a new data-plane connection fd on tunnel c. Takes ownership of fd. */
-void stream_open_server(struct shard *s, struct conn *c, int fd, uint16_t port,
+/* Is c a tunnel that carries new streams (open, past HELLO/WELCOME, not closing)? */
+bool tunnel_ready(const struct conn *c);
+
+/* The stream with id on tunnel t, or false. */
+bool tunnel_lookup_stream(struct shard *s, struct tunnel *t, uint32_t id, struct conn **out);
+
+/* A new stream on tunnel tc for socket fd (-1: dialled later, `connecting` set by the
+ * caller) with the given id (0: the next free id of this side). Takes ownership of fd
+ * (closed with a reset on failure). Returns the stream's connection, or NULL (out of
+ * slots or memory). The stream reads nothing until stream_start(). */
+struct conn *stream_new(struct shard *s, struct conn *tc, int fd, uint32_t id, uint16_t port,
                         uint16_t port_slot);
 
-/* Role hooks (server.c / client.c). *_on_tunnel_closed is called once, as soon as the
- * tunnel starts to close (it takes no new streams from then on). */
-void server_on_tunnel_msg(struct shard *s, struct conn *c, const struct tun_msg *m);
-void client_on_tunnel_msg(struct shard *s, struct conn *c, const struct tun_msg *m);
-void server_on_tunnel_closed(struct shard *s, struct conn *c);
-void client_on_tunnel_closed(struct shard *s, struct conn *c);
+/* Let the stream read and write its socket (after OPEN, or once dialled). */
+void stream_start(struct shard *s, struct conn *sc);
 
-/* Client: TLS is up (send the upgrade request); bytes of the upgrade response. */
-void client_on_tls_ready(struct shard *s, struct conn *c);
-void client_on_head_bytes(struct shard *s, struct conn *c, const uint8_t *p, size_t n);
-void client_on_tls_failed(struct shard *s, struct conn *c, const char *why);
+/* The stream's socket is connected (dialled by the role): start it. */
+void stream_connected(struct shard *s, struct conn *sc);
 
-/* Client: a connection accepted on a --local listener; carry it to target ("host:port",
- * dialled by the server). Takes ownership of fd. */
-void stream_open_local(struct shard *s, struct conn *tc, int fd, const char *target,
-                       uint16_t rport);
+/* Reset the stream: close its socket with a reset; tell the peer (RST reason) when
+ * tell_peer. */
+void stream_reset(struct shard *s, struct conn *sc, uint16_t reason, bool tell_peer);
 
-/* Server: a client-opened stream (--local): dial its target. */
-void stream_open_forwarded(struct shard *s, struct conn *tc, const struct tun_msg *m);
+/* The stream's tunnel, or NULL when it is gone or closing. */
+struct conn *stream_tunnel(struct shard *s, struct conn *sc);
 
-/* Client: a server-opened stream arrived; dial upstream. */
-void stream_open_client(struct shard *s, struct conn *c, uint32_t id, const struct tun_open *o);
-
-/* Format a socket address as "ip:port" ("[ip6]:port"). */
-void addr_format(const struct sockaddr *sa, char *out, size_t cap);
+/* Queue n bytes (copied) as DATA of stream sc, charged to its credit. 0 or -ENOMEM. */
+int stream_send_copy(struct shard *s, struct conn *tc, struct conn *sc, const uint8_t *p,
+                     size_t n);
 
 #endif

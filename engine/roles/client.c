@@ -17,52 +17,24 @@
 
 #include "ebpf/sockmap.h"
 #include "engine/certs.h"
-#include "engine/loop/engine.h"
-#include "engine/svc/httpd.h"
 #include "engine/log.h"
-#include "engine/net.h"
-#include "engine/ringlet.h"
-#include "engine/roles/server.h"
+#include "engine/roles/internal.h"
 #include "engine/tls.h"
-#include "engine/mux/tunnel.h"
-#include "proto/http.h"
 
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 4000
-#define HEAD_CAP 16384
-#define WS_SUBPROTOCOL "ringlet.v1"
 
-/* A --local forward: connections to local_addr:lport go through the server to
- * target ("host:port"). */
-struct local_fwd {
-	uint16_t lport, rport;
-	char target[TUN_MAX_STR + 1];
-	int fd; /* the listener until shard 0 takes it */
-};
-
-struct lane {
-	int id;
-	int shard;
-	int wanted; /* lanes > 0: set (atomically) by lane 0's shard when the session wants it
-	             */
-	bool up;    /* a connection exists (connecting or connected) */
-	uint32_t idx;
-	uint16_t gen;
-	uint64_t next_try_ms;
-	uint32_t backoff_ms;
-	uint64_t ready_ms; /* when the current connection got WELCOME, 0 if it did not */
-	struct addrlist upstream;
-	struct addrlist server;
-	char last_error[160];
-	unsigned failures;
-	unsigned attempts;
-};
+static const struct tunnel_cbs client_cbs;
 
 static struct lane *lane_of(struct shard *s, struct tunnel *t)
 {
-	if (t->lane_id < 0 || t->lane_id >= s->eng->nlanes)
-		return NULL;
-	return &s->eng->lanes[t->lane_id];
+	(void)s;
+	return ((struct cli_conn *)t->owner)->lane;
+}
+
+static struct cli_conn *cc_of(struct tunnel *t)
+{
+	return t->owner;
 }
 
 /* Log a connection problem once per distinct message, then at debug level, so a server
@@ -101,7 +73,7 @@ static bool lane_tls_ready(struct shard *s, struct lane *l)
 {
 	const struct cfg *cfg = s->cfg;
 	struct engine *e = s->eng;
-	if (!cfg->url_tls || __atomic_load_n(&e->tls_client, __ATOMIC_ACQUIRE))
+	if (!cfg->url_tls || __atomic_load_n(&client_of(e)->tls_client, __ATOMIC_ACQUIRE))
 		return true;
 	char err[256], *pem = NULL;
 	if (certs_fetch_ca(cfg->url_host, cfg->url_port, cfg->dial_ms, &pem, err,
@@ -118,8 +90,8 @@ static bool lane_tls_ready(struct shard *s, struct lane *l)
 	/* Lanes on other shards may fetch at the same time: the first context published
 	 * stays (every lane then trusts the same CA), the others are dropped. */
 	struct tls_ctx *none = NULL;
-	if (!__atomic_compare_exchange_n(&e->tls_client, &none, ctx, false, __ATOMIC_ACQ_REL,
-	                                 __ATOMIC_ACQUIRE)) {
+	if (!__atomic_compare_exchange_n(&client_of(e)->tls_client, &none, ctx, false,
+	                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 		tls_ctx_free(ctx);
 		return true;
 	}
@@ -151,7 +123,7 @@ static void lane_connect(struct shard *s, struct lane *l)
 		l->upstream.n = 0;
 	}
 	for (size_t i = 0; i < cfg->nports && l->upstream.n; i++)
-		engine_steer(s->eng, &l->upstream, cfg->ports[i], SM_EP_DIAL);
+		steer_endpoint(s->eng, &l->upstream, cfg->ports[i], SM_EP_DIAL);
 	int fd = socket(l->server.addr[0].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	                0);
 	if (fd == -1) {
@@ -161,9 +133,11 @@ static void lane_connect(struct shard *s, struct lane *l)
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	struct conn *c = conn_alloc(s, CK_TUNNEL, fd);
-	struct tunnel *t = c ? tunnel_new(s, c, WS_ROLE_CLIENT) : NULL;
+	struct conn *c = conn_alloc(s, CK_LISTEN, fd); /* a tunnel from tunnel_new() on */
+	struct cli_conn *cc = c ? calloc(1, sizeof(*cc)) : NULL;
+	struct tunnel *t = cc ? tunnel_new(s, c, WS_ROLE_CLIENT, &client_cbs, cc) : NULL;
 	if (!t) {
+		free(cc);
 		if (c)
 			conn_close(s, c);
 		else
@@ -171,9 +145,8 @@ static void lane_connect(struct shard *s, struct lane *l)
 		lane_schedule(s, l);
 		return;
 	}
+	cc->lane = l;
 	t->state = TS_CONNECTING;
-	t->lane_id = l->id;
-	t->upstream_addrs = &l->upstream;
 	snprintf(t->client_id, sizeof(t->client_id), "%s",
 	         cfg->client_id ? cfg->client_id : "");
 	addr_format((struct sockaddr *)&l->server.addr[0], t->remote, sizeof(t->remote));
@@ -190,14 +163,16 @@ static void lane_connect(struct shard *s, struct lane *l)
 static void send_upgrade(struct shard *s, struct conn *c)
 {
 	const struct cfg *cfg = s->cfg;
-	struct tunnel *t = c->u.tun;
-	t->head = malloc(HEAD_CAP);
-	if (!t->head) {
+	struct tunnel *t = conn_tun(c);
+	struct cli_conn *cc = cc_of(t);
+	int lane_id = cc->lane->id;
+	cc->head = malloc(HEAD_CAP);
+	if (!cc->head) {
 		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "out of memory");
 		return;
 	}
-	t->head_cap = HEAD_CAP;
-	t->head_len = 0;
+	cc->head_cap = HEAD_CAP;
+	cc->head_len = 0;
 	char host[300];
 	bool v6 = strchr(cfg->url_host, ':') != NULL;
 	bool dflt = cfg->url_port == (cfg->url_tls ? 443 : 80);
@@ -211,22 +186,22 @@ static void send_upgrade(struct shard *s, struct conn *c)
 	/* Lanes after the first say which they are, so the server can serve each on its own
 	 * shard (?lane=i; path routing in ingresses ignores the query). */
 	char path[600];
-	if (t->lane_id > 0)
+	if (lane_id > 0)
 		snprintf(path, sizeof(path), "%s%slane=%d&session=%016llx", cfg->url_path,
-		         strchr(cfg->url_path, '?') ? "&" : "?", t->lane_id,
-		         (unsigned long long)__atomic_load_n(&s->eng->session,
+		         strchr(cfg->url_path, '?') ? "&" : "?", lane_id,
+		         (unsigned long long)__atomic_load_n(&client_of(s->eng)->session,
 		                                             __ATOMIC_ACQUIRE));
 	else
 		snprintf(path, sizeof(path), "%s", cfg->url_path);
-	size_t n = http_build_upgrade_request(t->head, t->head_cap, host, path, cfg->token,
-	                                      WS_SUBPROTOCOL, nonce, t->ws_key);
+	size_t n = http_build_upgrade_request(cc->head, cc->head_cap, host, path, cfg->token,
+	                                      WS_SUBPROTOCOL, nonce, cc->ws_key);
 	if (!n) {
 		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "cannot build the upgrade request");
 		return;
 	}
 	/* The request goes out through the tunnel's queue (and TLS, for wss://); the head
 	 * buffer then collects the response. */
-	if (tunnel_send_raw(s, c, t->head, n)) {
+	if (tunnel_send_raw(s, c, cc->head, n)) {
 		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "out of memory");
 		return;
 	}
@@ -234,17 +209,17 @@ static void send_upgrade(struct shard *s, struct conn *c)
 	tunnel_arm_recv(s, c);
 }
 
-void client_on_tls_ready(struct shard *s, struct conn *c)
+static void client_on_tls_ready(struct shard *s, struct conn *c)
 {
-	struct tunnel *t = c->u.tun;
+	struct tunnel *t = conn_tun(c);
 	log_debug("TLS established", "url=%s version=%s resumed=%d", log_q(s->cfg->url),
 	          tls_version_name(t->tls), tls_resumed(t->tls));
 	send_upgrade(s, c);
 }
 
-void client_on_tls_failed(struct shard *s, struct conn *c, const char *why)
+static void client_on_tls_failed(struct shard *s, struct conn *c, const char *why)
 {
-	struct lane *l = lane_of(s, c->u.tun);
+	struct lane *l = lane_of(s, conn_tun(c));
 	if (l)
 		lane_problem(l, "TLS handshake with the server failed", why);
 }
@@ -252,46 +227,49 @@ void client_on_tls_failed(struct shard *s, struct conn *c, const char *why)
 static void send_hello(struct shard *s, struct conn *c)
 {
 	const struct cfg *cfg = s->cfg;
-	struct tunnel *t = c->u.tun;
+	struct tunnel *t = conn_tun(c);
+	int lane_id = lane_of(s, t)->id;
 	struct tun_hello h = {
 	        .version_min = TUN_VERSION_MIN,
 	        .version_max = TUN_VERSION,
 	        .caps = (cfg->zero_mask ? TUN_CAP_ZERO_MASK : 0) | TUN_CAP_WINDOW |
-	                (s->eng->nfwd ? TUN_CAP_CLIENT_FORWARD : 0) |
-	                (s->eng->nlanes > 1 ? TUN_CAP_LANES : 0),
+	                (client_of(s->eng)->nfwd ? TUN_CAP_CLIENT_FORWARD : 0) |
+	                (client_of(s->eng)->nlanes > 1 ? TUN_CAP_LANES : 0),
 	        .window = t->my_window,
 	        .max_frame = CFG_DEFAULT_MAX_FRAME,
-	        .lane = (uint16_t)(t->lane_id > 0 ? t->lane_id : 0),
-	        .session = t->lane_id > 0 ? __atomic_load_n(&s->eng->session, __ATOMIC_ACQUIRE)
-	                                  : 0,
+	        .lane = (uint16_t)lane_id,
+	        .session = lane_id > 0 ? __atomic_load_n(&client_of(s->eng)->session,
+	                                                 __ATOMIC_ACQUIRE)
+	                               : 0,
 	        .client_id = tun_str_from(cfg->client_id ? cfg->client_id : ""),
 	        .upstream = tun_str_from(cfg->upstream ? cfg->upstream : "localhost"),
 	};
 	/* Only the primary lane offers the ports; the others join its session. */
-	for (size_t i = 0; t->lane_id <= 0 && i < cfg->nports && i < TUN_MAX_PORTS; i++)
+	for (size_t i = 0; lane_id == 0 && i < cfg->nports && i < TUN_MAX_PORTS; i++)
 		h.ports[h.nports++] = cfg->ports[i];
 	uint8_t m[TUN_HEADER_LEN + 32 + 2 * TUN_MAX_STR + 2 * TUN_MAX_PORTS];
 	size_t len = tun_encode_hello(m, sizeof(m), &h);
 	tunnel_send_msg(s, c, m, len);
 }
 
-void client_on_head_bytes(struct shard *s, struct conn *c, const uint8_t *p, size_t n)
+static void client_on_head_bytes(struct shard *s, struct conn *c, const uint8_t *p, size_t n)
 {
-	struct tunnel *t = c->u.tun;
+	struct tunnel *t = conn_tun(c);
 	struct lane *l = lane_of(s, t);
+	struct cli_conn *cc = cc_of(t);
 	if (c->closing)
 		return;
-	if (n > t->head_cap - t->head_len) {
+	if (n > cc->head_cap - cc->head_len) {
 		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "upgrade response too large");
 		return;
 	}
-	memcpy(t->head + t->head_len, p, n);
-	t->head_len += (uint32_t)n;
+	memcpy(cc->head + cc->head_len, p, n);
+	cc->head_len += (uint32_t)n;
 	struct http_response resp;
 	enum http_status st =
-	        http_parse_response(t->head, t->head_len, &http_default_limits, &resp);
+	        http_parse_response(cc->head, cc->head_len, &http_default_limits, &resp);
 	if (st == HTTP_NEED_MORE) {
-		if (t->head_len == t->head_cap)
+		if (cc->head_len == cc->head_cap)
 			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "upgrade response too large");
 		return;
 	}
@@ -312,7 +290,7 @@ void client_on_head_bytes(struct shard *s, struct conn *c, const uint8_t *p, siz
 		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "unauthorized");
 		return;
 	}
-	const char *problem = http_upgrade_response_problem(&resp, t->ws_key);
+	const char *problem = http_upgrade_response_problem(&resp, cc->ws_key);
 	if (problem) {
 		char detail[128];
 		snprintf(detail, sizeof(detail), "%s (HTTP %d)", problem, resp.status);
@@ -323,9 +301,9 @@ void client_on_head_bytes(struct shard *s, struct conn *c, const uint8_t *p, siz
 		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "upgrade failed");
 		return;
 	}
-	size_t early = t->head_len - resp.header_len;
-	char *head = t->head;
-	t->head = NULL;
+	size_t early = cc->head_len - resp.header_len;
+	char *head = cc->head;
+	cc->head = NULL;
 	c->started_ms = s->now_ms; /* the HELLO/WELCOME exchange has its own deadline */
 	tunnel_start(s, c, (const uint8_t *)head + resp.header_len, early);
 	free(head);
@@ -335,7 +313,7 @@ void client_on_head_bytes(struct shard *s, struct conn *c, const uint8_t *p, siz
 
 static void on_welcome(struct shard *s, struct conn *c, const struct tun_welcome *w)
 {
-	struct tunnel *t = c->u.tun;
+	struct tunnel *t = conn_tun(c);
 	struct lane *l = lane_of(s, t);
 	t->state = TS_READY;
 	t->caps = w->caps;
@@ -356,8 +334,8 @@ static void on_welcome(struct shard *s, struct conn *c, const struct tun_welcome
 			                                                  : "error");
 	}
 	struct engine *e = s->eng;
-	if (t->lane_id > 0) {
-		log_debug("lane connected", "lane=%d", t->lane_id);
+	if (l->id > 0) {
+		log_debug("lane connected", "lane=%d", l->id);
 	} else {
 		/* The primary lane: open the others the server suggests (or --lanes), each on
 		 * its own shard; their shards start them on their next tick. */
@@ -365,20 +343,21 @@ static void on_welcome(struct shard *s, struct conn *c, const struct tun_welcome
 		                             : (w->caps & TUN_CAP_LANES ? w->lanes : 1);
 		if (!(w->caps & TUN_CAP_LANES))
 			want = 1;
-		if (want > e->nlanes)
-			want = e->nlanes;
-		__atomic_store_n(&e->session, w->session, __ATOMIC_RELEASE);
-		for (int i = 1; i < e->nlanes; i++) {
-			__atomic_store_n(&e->lanes[i].wanted, i < want, __ATOMIC_RELEASE);
-			if (i < want && e->lanes[i].shard != s->id)
-				shard_wake(&e->shards[e->lanes[i].shard]);
+		if (want > client_of(e)->nlanes)
+			want = client_of(e)->nlanes;
+		__atomic_store_n(&client_of(e)->session, w->session, __ATOMIC_RELEASE);
+		for (int i = 1; i < client_of(e)->nlanes; i++) {
+			__atomic_store_n(&client_of(e)->lanes[i].wanted, i < want,
+			                 __ATOMIC_RELEASE);
+			if (i < want && client_of(e)->lanes[i].shard != s->id)
+				shard_wake(&e->shards[client_of(e)->lanes[i].shard]);
 		}
 		log_info("connected to the server",
 		         "url=%s client_id=%s ports=%s upstream=%s lanes=%d mask=%s",
 		         log_q(s->cfg->url), log_q(t->client_id), ports[0] ? ports : "-",
 		         log_q(s->cfg->upstream), want, t->zero_mask ? "zero" : "random");
 	}
-	__atomic_fetch_add(&s->eng->connected, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&client_of(s->eng)->connected, 1, __ATOMIC_RELAXED);
 	if (l) {
 		l->ready_ms = s->now_ms;
 		l->last_error[0] = 0;
@@ -388,9 +367,9 @@ static void on_welcome(struct shard *s, struct conn *c, const struct tun_welcome
 		tunnel_goaway(s, c, TUN_GOAWAY_NORMAL, "client is shutting down");
 }
 
-void client_on_tunnel_msg(struct shard *s, struct conn *c, const struct tun_msg *m)
+static void client_on_tunnel_msg(struct shard *s, struct conn *c, const struct tun_msg *m)
 {
-	struct tunnel *t = c->u.tun;
+	struct tunnel *t = conn_tun(c);
 	switch (m->type) {
 	case TUN_WELCOME:
 		if (t->state != TS_HELLO) {
@@ -404,15 +383,12 @@ void client_on_tunnel_msg(struct shard *s, struct conn *c, const struct tun_msg 
 		for (size_t i = 0; i < s->cfg->nports; i++)
 			offered |= s->cfg->ports[i] == m->u.open.port;
 		if (t->state != TS_READY || !offered || s->draining || t->goaway_sent) {
-			uint8_t out[TUN_HEADER_LEN + 3 + 32];
-			size_t len =
-			        tun_encode_rst(out, sizeof(out), m->stream,
-			                       offered ? TUN_RST_SHUTDOWN : TUN_RST_REFUSED,
-			                       offered ? "shutting down" : "port not offered");
-			tunnel_send_msg(s, c, out, len);
+			tunnel_send_rst(s, c, m->stream,
+			                offered ? TUN_RST_SHUTDOWN : TUN_RST_REFUSED,
+			                offered ? "shutting down" : "port not offered");
 			return;
 		}
-		stream_open_client(s, c, m->stream, &m->u.open);
+		stream_open_client(s, c, m->stream, &m->u.open, &lane_of(s, t)->upstream);
 		return;
 	}
 	case TUN_GOAWAY:
@@ -434,24 +410,24 @@ void client_on_tunnel_msg(struct shard *s, struct conn *c, const struct tun_msg 
 	}
 }
 
-void client_on_tunnel_closed(struct shard *s, struct conn *c)
+static void client_on_tunnel_closed(struct shard *s, struct conn *c)
 {
-	struct tunnel *t = c->u.tun;
+	struct tunnel *t = conn_tun(c);
 	struct lane *l = lane_of(s, t);
 	if (!l || !l->up || l->idx != c->idx || l->gen != c->gen)
 		return;
 	l->up = false;
 	if (l->ready_ms)
-		__atomic_fetch_sub(&s->eng->connected, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_sub(&client_of(s->eng)->connected, 1, __ATOMIC_RELAXED);
 	if (l->id == 0) {
 		/* The session ends with its primary lane: the other lanes close and rejoin the
 		 * next session. */
 		struct engine *e = s->eng;
-		__atomic_store_n(&e->session, 0, __ATOMIC_RELEASE);
-		for (int i = 1; i < e->nlanes; i++) {
-			__atomic_store_n(&e->lanes[i].wanted, 0, __ATOMIC_RELEASE);
-			if (e->lanes[i].shard != s->id)
-				shard_wake(&e->shards[e->lanes[i].shard]);
+		__atomic_store_n(&client_of(e)->session, 0, __ATOMIC_RELEASE);
+		for (int i = 1; i < client_of(e)->nlanes; i++) {
+			__atomic_store_n(&client_of(e)->lanes[i].wanted, 0, __ATOMIC_RELEASE);
+			if (client_of(e)->lanes[i].shard != s->id)
+				shard_wake(&e->shards[client_of(e)->lanes[i].shard]);
 		}
 		if (l->ready_ms)
 			log_warn("disconnected from the server: reconnecting", "url=%s",
@@ -467,18 +443,18 @@ void client_on_tunnel_closed(struct shard *s, struct conn *c)
 static void lanes_follow(struct shard *s)
 {
 	struct engine *e = s->eng;
-	for (int i = 1; i < e->nlanes; i++) {
-		struct lane *l = &e->lanes[i];
+	for (int i = 1; i < client_of(e)->nlanes; i++) {
+		struct lane *l = &client_of(e)->lanes[i];
 		if (l->shard != s->id)
 			continue;
 		bool wanted = __atomic_load_n(&l->wanted, __ATOMIC_ACQUIRE) &&
-		              __atomic_load_n(&e->session, __ATOMIC_ACQUIRE);
+		              __atomic_load_n(&client_of(e)->session, __ATOMIC_ACQUIRE);
 		if (!wanted && l->up) {
 			/* Streams in flight finish first (GOAWAY: no new ones; the lane closes
 			 * when they are done). */
 			struct conn *c = conn_get(s, l->idx, l->gen);
 			if (c && c->kind == CK_TUNNEL && !c->closing) {
-				if (c->u.tun->state == TS_READY && c->u.tun->nstreams)
+				if (conn_tun(c)->state == TS_READY && conn_tun(c)->nstreams)
 					tunnel_goaway(s, c, TUN_GOAWAY_NORMAL,
 					              "the session ended");
 				else
@@ -491,67 +467,82 @@ static void lanes_follow(struct shard *s)
 	}
 }
 
-void client_on_cqe(struct shard *s, struct tok t, struct io_uring_cqe *cqe)
+static void client_on_tunnel_release(struct shard *s, struct conn *c)
 {
-	struct conn *c = &s->conns[t.idx];
+	(void)s;
+	struct cli_conn *cc = cc_of(conn_tun(c));
+	if (cc)
+		free(cc->head);
+	free(cc);
+}
+
+static const struct tunnel_cbs client_cbs = {
+        .on_msg = client_on_tunnel_msg,
+        .on_closed = client_on_tunnel_closed,
+        .on_release = client_on_tunnel_release,
+        .on_head_bytes = client_on_head_bytes,
+        .on_xprt_ready = client_on_tls_ready,
+        .on_xprt_failed = client_on_tls_failed,
+};
+
+/* OP_TUN_CONNECT: the lane's TCP connect completed. */
+static void on_tun_connect(struct shard *s, struct conn *c, struct tok tk,
+                           struct io_uring_cqe *cqe)
+{
+	(void)tk;
 	if (c->kind != CK_TUNNEL || c->closing)
 		return;
-	struct tunnel *tn = c->u.tun;
+	struct tunnel *tn = conn_tun(c);
 	struct lane *l = lane_of(s, tn);
-	switch (t.op) {
-	case OP_TUN_CONNECT:
-		if (cqe->res < 0) {
-			STAT_ADD(s, hs_fail[HS_CONNECT], 1);
-			if (l)
-				lane_problem(l, "cannot connect to the server",
-				             cqe->res == -ECANCELED ? "timed out"
-				                                    : strerror(-cqe->res));
-			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "connect failed");
+	if (cqe->res < 0) {
+		STAT_ADD(s, hs_fail[HS_CONNECT], 1);
+		lane_problem(l, "cannot connect to the server",
+		             cqe->res == -ECANCELED ? "timed out" : strerror(-cqe->res));
+		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "connect failed");
+		return;
+	}
+	struct tls_ctx *tctx =
+	        __atomic_load_n(&client_of(s->eng)->tls_client, __ATOMIC_ACQUIRE);
+	if (tctx) {
+		tn->tls = tls_new(tctx, s->cfg->url_host);
+		if (!tn->tls) {
+			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "out of memory");
 			return;
 		}
-		struct tls_ctx *tctx = __atomic_load_n(&s->eng->tls_client, __ATOMIC_ACQUIRE);
-		if (tctx) {
-			tn->tls = tls_new(tctx, s->cfg->url_host);
-			if (!tn->tls) {
-				tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "out of memory");
-				return;
-			}
-			tn->state = TS_TLS;
-			tunnel_arm_recv(s, c);
-			tls_handshake(tn->tls); /* produces the ClientHello */
-			tunnel_mark_dirty(s, c);
-		} else {
-			send_upgrade(s, c);
-		}
-		break;
-	default:
-		break;
+		tn->state = TS_TLS;
+		tunnel_arm_recv(s, c);
+		tls_handshake(tn->tls); /* produces the ClientHello */
+		tunnel_mark_dirty(s, c);
+	} else {
+		/* Payloads can be spliced only over a transport that carries them unchanged,
+		 * and not when steering moved the bytes beside TCP's queue. */
+		tn->can_splice = !client_of(s->eng)->c.sm;
+		send_upgrade(s, c);
 	}
 }
 
-void client_on_local_accept(struct shard *s, uint16_t idx, int fd)
+/* A connection accepted on --local listener idx. */
+static void client_on_local_accept(struct shard *s, uint16_t idx, int fd)
 {
-	struct engine *e = s->eng;
-	struct lane *l = &e->lanes[0];
+	struct client *cli = client_of(s->eng);
+	struct lane *l = &cli->lanes[0];
 	struct conn *tc = l->up ? conn_get(s, l->idx, l->gen) : NULL;
 	const char *why = NULL;
-	if (!tc || tc->kind != CK_TUNNEL || tc->closing || tc->u.tun->state != TS_READY)
+	if (!tunnel_ready(tc))
 		why = "the tunnel is down";
-	else if (!(tc->u.tun->caps & TUN_CAP_CLIENT_FORWARD))
+	else if (!(conn_tun(tc)->caps & TUN_CAP_CLIENT_FORWARD))
 		why = "the server does not allow it (run it with --client-forwarding)";
 	else if (s->draining)
 		why = "shutting down";
-	if (why || idx >= e->nfwd) {
+	if (why || idx >= cli->nfwd) {
 		log_warn("--local connection refused", "port=%u why=%s",
-		         idx < e->nfwd ? e->fwd[idx].lport : 0, log_q(why ? why : "?"));
-		struct linger lg = {.l_onoff = 1, .l_linger = 0};
-		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-		close(fd);
+		         idx < cli->nfwd ? cli->fwd[idx].lport : 0, log_q(why ? why : "?"));
+		fd_reset_close(fd);
 		return;
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	stream_open_local(s, tc, fd, e->fwd[idx].target, e->fwd[idx].rport);
+	stream_open_local(s, tc, fd, cli->fwd[idx].target, cli->fwd[idx].rport);
 }
 
 /* Parse "LOCALPORT:host:port" (host may be [v6]). */
@@ -575,180 +566,191 @@ static bool parse_local(const char *spec, struct local_fwd *f)
 	return true;
 }
 
-void client_shard_start(struct shard *s)
+/* ---- shard hooks and set-up ------------------------------------------------------------ */
+
+static int client_shard_start(struct shard *s)
 {
-	/* Shard 0 takes the listeners the main thread opened (it closes what is left after
-	 * the shards are joined). */
-	int fd = s->id == 0 ? __atomic_exchange_n(&s->eng->metrics_fd, -1, __ATOMIC_ACQ_REL)
-	                    : -1;
-	if (fd >= 0)
-		listen_here(s, fd, LR_CONTROL, 0);
-	for (int i = 0; s->id == 0 && i < s->eng->nfwd; i++) {
-		fd = __atomic_exchange_n(&s->eng->fwd[i].fd, -1, __ATOMIC_ACQ_REL);
+	struct client *cli = client_of(s->eng);
+	/* Shard 0 takes the --local listeners the main thread opened (it closes what is
+	 * left after the shards are joined). */
+	for (int i = 0; s->id == 0 && i < cli->nfwd; i++) {
+		int fd = __atomic_exchange_n(&cli->fwd[i].fd, -1, __ATOMIC_ACQ_REL);
 		if (fd >= 0)
-			listen_here(s, fd, LR_LOCAL, (uint16_t)i);
+			listen_here(s, fd, client_on_local_accept, (uint16_t)i);
 	}
-	if (s->eng->lanes[0].shard == s->id)
-		lane_connect(s, &s->eng->lanes[0]); /* the others follow its WELCOME */
+	if (cli->lanes[0].shard == s->id)
+		lane_connect(s, &cli->lanes[0]); /* the others follow its WELCOME */
+	return 0;
 }
 
-void client_on_tick(struct shard *s)
+/* Every tick, and when woken (lanes may have been asked to open or close). */
+static void client_on_tick(struct shard *s)
 {
 	lanes_follow(s);
 	if (s->draining)
 		return;
-	struct lane *l = &s->eng->lanes[0];
+	struct lane *l = &client_of(s->eng)->lanes[0];
 	if (l->shard == s->id && !l->up && s->now_ms >= l->next_try_ms)
 		lane_connect(s, l);
 }
 
-void client_on_drain(struct shard *s)
+static void client_on_drain(struct shard *s)
 {
 	for (uint32_t i = 0; i < s->hiwater; i++) {
 		struct conn *c = &s->conns[i];
 		if (c->kind != CK_TUNNEL || c->closing)
 			continue;
-		if (c->u.tun->state == TS_READY)
+		if (conn_tun(c)->state == TS_READY)
 			tunnel_goaway(s, c, TUN_GOAWAY_NORMAL, "client is shutting down");
 		else
 			tunnel_fail(s, c, WS_CLOSE_GOING_AWAY, "shutting down");
 	}
 }
 
-bool client_shard_idle(struct shard *s)
-{
-	for (uint32_t i = 0; i < s->hiwater; i++) {
-		uint8_t k = s->conns[i].kind;
-		if (k == CK_STREAM || k == CK_TUNNEL)
-			return false;
-	}
-	return true;
-}
+static const struct loop_hooks client_hooks = {
+        .start = client_shard_start,
+        .tick = client_on_tick,
+        .wake = client_on_tick,
+        .drain = client_on_drain,
+};
 
-void client_steer_listeners(struct engine *e)
+/* --sockmap: the --local listeners are hop endpoints (the upstream's are named when a
+ * lane resolves it). */
+static void steer_listeners(struct engine *e)
 {
+	struct client *cli = client_of(e);
 	const struct cfg *c = e->cfg;
 	const char *la = c->local_addr && c->local_addr[0] ? c->local_addr : "127.0.0.1";
 	struct addrlist al;
-	for (int i = 0; i < e->nfwd; i++)
-		if (net_resolve(la, e->fwd[i].lport, &al) == 0)
-			engine_steer(e, &al, e->fwd[i].lport, SM_EP_LISTEN);
+	for (int i = 0; i < cli->nfwd; i++)
+		if (net_resolve(la, cli->fwd[i].lport, &al) == 0)
+			steer_endpoint(e, &al, cli->fwd[i].lport, SM_EP_LISTEN);
 }
 
-int ringlet_client_run(const struct cfg *conf)
+int client_take_metrics_fd(struct engine *e)
 {
-	/* A client id that stays the same across reconnects of this process. */
-	struct cfg local = *conf;
-	const struct cfg *c = &local;
-	char id[33];
-	if (!local.client_id || !local.client_id[0]) {
-		uint8_t r[16];
-		RAND_bytes(r, sizeof(r));
-		for (int i = 0; i < 16; i++)
-			snprintf(id + 2 * i, 3, "%02x", r[i]);
-		local.client_id = id;
+	return __atomic_exchange_n(&client_of(e)->metrics_fd, -1, __ATOMIC_ACQ_REL);
+}
+
+/* --metrics-addr (HOST:PORT, [IPv6]:PORT or :PORT): its listener. 0, or the exit status. */
+static int open_metrics(struct client *cli, const struct cfg *c)
+{
+	if (!c->metrics_addr || !c->metrics_addr[0])
+		return 0;
+	char host[80];
+	const char *colon = strrchr(c->metrics_addr, ':');
+	long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+	size_t hl = colon ? (size_t)(colon - c->metrics_addr) : 0;
+	if (!colon || port <= 0 || port > 65535 || hl >= sizeof(host)) {
+		log_error("bad --metrics-addr: want HOST:PORT", "metrics_addr=%s",
+		          log_q(c->metrics_addr));
+		return 2;
 	}
-	struct engine e = {.cfg = c, .metrics_fd = -1};
-	if (c->metrics_addr && c->metrics_addr[0]) {
-		/* HOST:PORT, [IPv6]:PORT or :PORT */
-		char host[80];
-		const char *colon = strrchr(c->metrics_addr, ':');
-		long port = colon ? strtol(colon + 1, NULL, 10) : 0;
-		size_t hl = colon ? (size_t)(colon - c->metrics_addr) : 0;
-		if (!colon || port <= 0 || port > 65535 || hl >= sizeof(host)) {
-			log_error("bad --metrics-addr: want HOST:PORT", "metrics_addr=%s",
-			          log_q(c->metrics_addr));
-			return 2;
-		}
-		memcpy(host, c->metrics_addr, hl);
-		host[hl] = 0;
-		int err = net_listen(hl ? host : "0.0.0.0", (uint16_t)port, &e.metrics_fd);
-		if (err) {
-			log_error("cannot listen on --metrics-addr", "metrics_addr=%s err=%s",
-			          log_q(c->metrics_addr), log_q(strerror(-err)));
-			return 1;
-		}
-		log_info("metrics listening", "metrics_addr=%s", log_q(c->metrics_addr));
+	memcpy(host, c->metrics_addr, hl);
+	host[hl] = 0;
+	int err = net_listen(hl ? host : "0.0.0.0", (uint16_t)port, &cli->metrics_fd);
+	if (err) {
+		log_error("cannot listen on --metrics-addr", "metrics_addr=%s err=%s",
+		          log_q(c->metrics_addr), log_q(strerror(-err)));
+		return 1;
 	}
-	if (c->url_tls && (!c->auto_tls || (c->ca_file && c->ca_file[0]))) {
-		char err[256];
-		e.tls_client = tls_ctx_client(NULL, c->ca_file, err, sizeof(err));
-		if (!e.tls_client) {
-			log_error("cannot set up TLS", "err=%s", log_q(err));
-			return 1;
-		}
-	}
+	log_info("metrics listening", "metrics_addr=%s", log_q(c->metrics_addr));
+	return 0;
+}
+
+/* --local: parse each forward and open its listener. 0, or the exit status. */
+static int open_local(struct client *cli, const struct cfg *c)
+{
 	if (c->n_local > 16) {
 		log_error("too many --local forwards (at most 16)", NULL);
 		return 2;
 	}
-	/* On the heap, not this stack: the shards use them until they are joined. */
-	struct local_fwd *fwd = calloc(16, sizeof(*fwd));
-	struct lane *lanes = calloc(CFG_MAX_SHARDS, sizeof(*lanes));
-	if (!fwd || !lanes) {
-		free(fwd);
-		free(lanes);
-		log_error("out of memory", NULL);
-		return 1;
-	}
 	for (size_t i = 0; i < c->n_local; i++) {
-		if (!parse_local(c->local[i], &fwd[i])) {
+		struct local_fwd *f = &cli->fwd[i];
+		if (!parse_local(c->local[i], f)) {
 			log_error("bad --local: want LOCALPORT:host:port", "value=%s",
 			          log_q(c->local[i]));
-			for (size_t j = 0; j < i; j++)
-				close(fwd[j].fd);
-			free(fwd);
-			free(lanes);
 			return 2;
 		}
 		const char *la =
 		        c->local_addr && c->local_addr[0] ? c->local_addr : "127.0.0.1";
-		int err = net_listen(la, fwd[i].lport, &fwd[i].fd);
+		int err = net_listen(la, f->lport, &f->fd);
 		if (err) {
+			f->fd = -1;
 			log_error("cannot listen for --local", "addr=%s port=%u err=%s", la,
-			          fwd[i].lport, log_q(strerror(-err)));
-			for (size_t j = 0; j < i; j++)
-				close(fwd[j].fd);
-			free(fwd);
-			free(lanes);
+			          f->lport, log_q(strerror(-err)));
 			return 1;
 		}
+		cli->nfwd++;
 		log_info("forwarding a local port through the server", "listen=%s:%u target=%s",
-		         la, fwd[i].lport, log_q(fwd[i].target));
+		         la, f->lport, log_q(f->target));
 	}
-	e.fwd = fwd;
-	e.nfwd = (int)c->n_local;
-	/* One shard per lane; lanes: --lanes, else as many as the server suggests, at most
-	 * one per shard here (--shards, or the online CPUs). */
-	e.nshards = cfg_shard_count(c);
-	if (c->lanes > 0 && c->lanes < e.nshards)
-		e.nshards = c->lanes;
-	e.nlanes = e.nshards;
-	for (int i = 0; i < e.nlanes; i++) {
-		lanes[i].id = i;
-		lanes[i].shard = i;
-		lanes[i].backoff_ms = BACKOFF_MIN_MS;
+	return 0;
+}
+
+const struct loop_hooks *client_setup(struct engine *e, struct client *cli, int *status)
+{
+	const struct cfg *c = e->cfg;
+	memset(cli, 0, sizeof(*cli));
+	cli->metrics_fd = -1;
+	e->role = cli;
+	*status = 1;
+	/* On the heap, not a stack: the shards use them until they are joined. */
+	cli->fwd = calloc(16, sizeof(*cli->fwd));
+	cli->lanes = calloc(CFG_MAX_SHARDS, sizeof(*cli->lanes));
+	if (!cli->fwd || !cli->lanes) {
+		log_error("out of memory", NULL);
+		client_teardown(e);
+		return NULL;
 	}
-	e.lanes = lanes;
-	char ports[TUN_MAX_PORTS * 6 + 1] = "";
-	size_t pl = 0;
-	for (size_t i = 0; i < c->nports; i++)
-		pl += (size_t)snprintf(ports + pl, sizeof(ports) - pl, "%s%u", i ? "," : "",
-		                       c->ports[i]);
-	int ret = engine_prepare(&e);
-	if (ret == 0) {
-		log_info("client starting",
-		         "url=%s upstream=%s ports=%s client_id=%s version=%s", log_q(c->url),
-		         log_q(c->upstream), ports, log_q(c->client_id), ringlet_version);
-		ret = engine_run(&e);
+	*status = open_metrics(cli, c);
+	if (*status == 0)
+		*status = open_local(cli, c);
+	if (*status == 0 && c->url_tls && (!c->auto_tls || (c->ca_file && c->ca_file[0]))) {
+		char err[256];
+		cli->tls_client = tls_ctx_client(NULL, c->ca_file, err, sizeof(err));
+		if (!cli->tls_client) {
+			log_error("cannot set up TLS", "err=%s", log_q(err));
+			*status = 1;
+		}
 	}
-	tls_ctx_free(e.tls_client);
-	if (e.metrics_fd >= 0)
-		close(e.metrics_fd);
-	for (int i = 0; i < e.nfwd; i++)
-		if (fwd[i].fd >= 0)
-			close(fwd[i].fd);
-	free(fwd);
-	free(lanes);
-	return ret == 0 ? 0 : 1;
+	if (*status == 0 && steer_start(e) != 0)
+		*status = 1;
+	if (*status) {
+		client_teardown(e);
+		return NULL;
+	}
+	steer_listeners(e);
+	/* One lane per shard (e->nshards is already --lanes when that is fewer). */
+	cli->nlanes = e->nshards;
+	for (int i = 0; i < cli->nlanes; i++) {
+		cli->lanes[i].id = i;
+		cli->lanes[i].shard = i;
+		cli->lanes[i].backoff_ms = BACKOFF_MIN_MS;
+	}
+	return &client_hooks;
+}
+
+void client_teardown(struct engine *e)
+{
+	struct client *cli = client_of(e);
+	steer_stop(e);
+	tls_ctx_free(cli->tls_client);
+	cli->tls_client = NULL;
+	if (cli->metrics_fd >= 0)
+		close(cli->metrics_fd);
+	cli->metrics_fd = -1;
+	for (int i = 0; cli->fwd && i < cli->nfwd; i++)
+		if (cli->fwd[i].fd >= 0)
+			close(cli->fwd[i].fd);
+	free(cli->fwd);
+	free(cli->lanes);
+	cli->fwd = NULL;
+	cli->lanes = NULL;
+	cli->nfwd = 0;
+}
+
+void client_init(void)
+{
+	loop_on(OP_TUN_CONNECT, on_tun_connect);
 }

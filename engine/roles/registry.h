@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "engine/config.h"
+#include "engine/mux/tunnel.h"
 #include "proto/tunnel.h"
 
 struct tls;
@@ -27,8 +28,7 @@ struct reg_lane {
 	int shard;
 	uint32_t idx;
 	uint16_t gen;
-	uint64_t bytes_in, bytes_out; /* tunnel bytes */
-	uint64_t rtt_ns;
+	struct lane_ctr ctr; /* the tunnel's counters (its t->ctr) */
 };
 
 /* A client: its primary lane (0) and the lanes that joined it. */
@@ -75,5 +75,45 @@ struct registry {
 	int nclients;
 	int next_slot;
 };
+
+/* The client picked for a new data-plane connection: its lane's shard and slot, and the
+ * port's counters slot. */
+struct pick {
+	int shard;
+	uint32_t idx;
+	uint16_t gen;
+	uint16_t port_slot;
+};
+
+void registry_init(struct registry *r);
+void registry_destroy(struct registry *r);
+
+/* Called with r->mu held. The open port entry for port, or NULL. A free port entry for
+ * port (marked used), or NULL when all REG_MAX_PORTS are. A free session slot, taken in
+ * turn (not first-free: lanes of an ended session may still count bytes into their old
+ * slot for a moment), or -1. The session with id, or NULL. */
+struct reg_port *registry_port_find(struct registry *r, uint16_t port);
+struct reg_port *registry_port_add(struct registry *r, uint16_t port);
+int registry_session_slot(struct registry *r);
+struct reg_session *registry_session_find(struct registry *r, uint64_t id);
+
+/* Pick the client for a new connection on port — round-robin over the sessions offering
+ * it — and the lane to carry it: one served by shard `here` when the client has one (the
+ * stream then stays on the shard that accepted it), else the client's lanes in turn.
+ * false when no session offers the port. Takes the lock. */
+bool registry_pick(struct registry *r, uint16_t port, int here, struct pick *out);
+
+/* A lane is gone (or leaving): lane 0 takes its whole session with it (the client re-opens
+ * every lane under a new session); another lane only itself, and only if the registry
+ * still knows it as (idx, gen). Nothing when the session slot went to another session.
+ * Takes the lock. */
+void registry_remove(struct registry *r, int slot, uint64_t session, uint16_t lane,
+                     uint32_t idx, uint16_t gen);
+
+/* The counters slot of an open port, or -1. Takes the lock. */
+int registry_port_slot(struct registry *r, uint16_t port);
+
+/* The shard serving lane 0 of session id, or -1. Takes the lock. */
+int registry_lane0_shard(struct registry *r, uint64_t id);
 
 #endif

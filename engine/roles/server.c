@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,52 +20,28 @@
 
 #include "ebpf/sockmap.h"
 #include "engine/certs.h"
-#include "engine/loop/engine.h"
-#include "engine/svc/httpd.h"
 #include "engine/log.h"
-#include "engine/net.h"
-#include "engine/roles/registry.h"
-#include "engine/ringlet.h"
-#include "engine/roles/server.h"
+#include "engine/roles/internal.h"
 #include "engine/tls.h"
-#include "engine/mux/tunnel.h"
-#include "proto/http.h"
-#include <openssl/rand.h>
 
-#define WS_SUBPROTOCOL "ringlet.v1"
+/* ---- data-plane ports --------------------------------------------------------------- */
 
-/* ---- registry --------------------------------------------------------------------- */
-
-static struct reg_port *port_find(struct registry *r, uint16_t port)
-{
-	for (int i = 0; i < REG_MAX_PORTS; i++)
-		if (r->ports[i].used && r->ports[i].port == port)
-			return &r->ports[i];
-	return NULL;
-}
+static void server_on_data_accept(struct shard *s, uint16_t port, int fd);
 
 /* --sockmap: the data-plane listeners' endpoints (net_listen's NULL is 0.0.0.0). */
 static void steer_data_port(struct engine *e, const char *addr, uint16_t port)
 {
 	struct addrlist al;
-	if (e->sm && net_resolve(addr ? addr : "0.0.0.0", port, &al) == 0)
-		engine_steer(e, &al, port, SM_EP_LISTEN);
+	if (role_of(e)->sm && net_resolve(addr ? addr : "0.0.0.0", port, &al) == 0)
+		steer_endpoint(e, &al, port, SM_EP_LISTEN);
 }
 
 /* Open the data-plane listeners for port (one per shard) unless they exist. Called with
  * the registry lock held. */
 static uint16_t port_open(struct shard *s, struct registry *r, uint16_t port)
 {
-	if (port_find(r, port))
+	if (registry_port_find(r, port))
 		return TUN_PORT_OK;
-	struct reg_port *rp = NULL;
-	for (int i = 0; i < REG_MAX_PORTS; i++)
-		if (!r->ports[i].used) {
-			rp = &r->ports[i];
-			break;
-		}
-	if (!rp)
-		return TUN_PORT_ERROR;
 	struct engine *e = s->eng;
 	const char *addr = s->cfg->data_addr && s->cfg->data_addr[0] ? s->cfg->data_addr : NULL;
 	int fds[CFG_MAX_SHARDS];
@@ -82,13 +59,16 @@ static uint16_t port_open(struct shard *s, struct registry *r, uint16_t port)
 			                          : TUN_PORT_ERROR;
 		}
 	}
-	rp->used = true;
-	rp->port = port;
-	rp->rr = 0;
+	struct reg_port *rp = registry_port_add(r, port);
+	if (!rp) {
+		for (int i = 0; i < e->nshards; i++)
+			close(fds[i]);
+		return TUN_PORT_ERROR;
+	}
 	for (int i = 0; i < e->nshards; i++) {
 		rp->fds[i] = fds[i];
 		if (i == s->id) {
-			listen_here(s, fds[i], LR_DATA, port);
+			listen_here(s, fds[i], server_on_data_accept, port);
 		} else {
 			struct tok t = {.op = OP_LISTEN, .aux = port};
 			if (engine_msg(s, i, t, fds[i]) != 0)
@@ -100,102 +80,17 @@ static uint16_t port_open(struct shard *s, struct registry *r, uint16_t port)
 	return TUN_PORT_OK;
 }
 
-/* The tunnel is ending (or leaving): lane 0 takes its whole session with it (the client
- * re-opens every lane under a new session); another lane only itself. */
-static void registry_remove(struct registry *r, struct tunnel *t)
-{
-	if (t->reg_slot < 0)
-		return;
-	pthread_mutex_lock(&r->mu);
-	struct reg_session *rs = &r->sess[t->reg_slot];
-	/* The session may have ended (lane 0 left) and its slot gone to another client. */
-	if (rs->used && rs->id == t->session_id) {
-		if (t->lane == 0) {
-			r->nclients--;
-			rs->used = false;
-		}
-		struct reg_lane *l = &rs->lanes[t->lane];
-		if (l->idx == t->conn_idx && l->gen == t->conn_gen)
-			l->used = false;
-	}
-	t->rl = NULL;
-	pthread_mutex_unlock(&r->mu);
-	t->reg_slot = -1;
-}
-
-struct pick {
-	int shard;
-	uint32_t idx;
-	uint16_t gen;
-	uint16_t port_slot;
-};
-
-static bool offers(const struct reg_session *rs, uint16_t port)
-{
-	for (int k = 0; k < rs->nports; k++)
-		if (rs->ports[k] == port)
-			return true;
-	return false;
-}
-
-/* Pick the client for a new connection on port — round-robin over the clients offering
- * it — and the lane to carry it: one served by this shard (`here`) when the client has
- * one, so the stream stays on the shard that accepted it; else the client's lanes in
- * turn. Returns false when no client offers the port. */
-static bool registry_pick(struct registry *r, uint16_t port, int here, struct pick *out)
-{
-	bool found = false;
-	pthread_mutex_lock(&r->mu);
-	struct reg_port *rp = port_find(r, port);
-	int n = 0;
-	for (int i = 0; rp && i < REG_MAX_SESSIONS; i++)
-		n += r->sess[i].used && offers(&r->sess[i], port);
-	if (n) {
-		int want = (int)(rp->rr++ % (uint32_t)n);
-		struct reg_session *rs = NULL;
-		for (int i = 0; i < REG_MAX_SESSIONS && !rs; i++)
-			if (r->sess[i].used && offers(&r->sess[i], port) && want-- == 0)
-				rs = &r->sess[i];
-		struct reg_lane *pickl = NULL, *any = NULL;
-		for (int k = 0; k < REG_MAX_LANES; k++) {
-			struct reg_lane *l =
-			        &rs->lanes[(rs->lane_rr + (uint32_t)k) % REG_MAX_LANES];
-			if (!l->used)
-				continue;
-			if (!any)
-				any = l;
-			if (l->shard == here) {
-				pickl = l;
-				break;
-			}
-		}
-		if (!pickl)
-			pickl = any;
-		rs->lane_rr++;
-		if (pickl) {
-			out->shard = pickl->shard;
-			out->idx = pickl->idx;
-			out->gen = pickl->gen;
-			out->port_slot = (uint16_t)(rp - r->ports);
-			found = true;
-		}
-	}
-	pthread_mutex_unlock(&r->mu);
-	return found;
-}
-
 /* ---- data plane -------------------------------------------------------------------- */
 
 static void refuse(struct shard *s, int fd, uint16_t port)
 {
 	STAT_ADD(s, dataplane_refused, 1);
 	log_debug("no client for data-plane connection: refused", "port=%u", port);
-	struct linger lg = {.l_onoff = 1, .l_linger = 0};
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	close(fd);
+	fd_reset_close(fd);
 }
 
-void server_on_data_accept(struct shard *s, uint16_t port, int fd)
+/* A data-plane listener accepted fd on port: carry it on a client's lane. */
+static void server_on_data_accept(struct shard *s, uint16_t port, int fd)
 {
 	if (s->draining) {
 		refuse(s, fd, port);
@@ -203,33 +98,30 @@ void server_on_data_accept(struct shard *s, uint16_t port, int fd)
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	struct engine *e = s->eng;
+	struct server *srv = server_of(s->eng);
 	bool lb = s->cfg->lb_proxy_protocol && s->cfg->lb_proxy_protocol[0];
-	if (e->n_allow && !lb) { /* behind a PROXY-speaking balancer: checked on its header */
+	if (srv->n_allow && !lb) { /* behind a PROXY-speaking balancer: checked on its header */
 		struct sockaddr_storage ra;
 		socklen_t rl = sizeof(ra);
 		if (getpeername(fd, (struct sockaddr *)&ra, &rl) != 0 ||
-		    !net_cidr_match(e->allow, e->n_allow, (struct sockaddr *)&ra)) {
+		    !net_cidr_match(srv->allow, srv->n_allow, (struct sockaddr *)&ra)) {
 			STAT_ADD(s, dataplane_denied, 1);
 			char a[72] = "?";
 			addr_format((struct sockaddr *)&ra, a, sizeof(a));
 			log_debug("data-plane connection from outside --allow-ips: refused",
 			          "port=%u remote=%s", port, a);
-			struct linger lg = {.l_onoff = 1, .l_linger = 0};
-			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-			close(fd);
+			fd_reset_close(fd);
 			return;
 		}
 	}
 	struct pick rs;
-	if (!registry_pick(s->eng->reg, port, s->id, &rs)) {
+	if (!registry_pick(srv->reg, port, s->id, &rs)) {
 		refuse(s, fd, port);
 		return;
 	}
 	if (rs.shard == s->id) {
 		struct conn *tc = conn_get(s, rs.idx, rs.gen);
-		if (!tc || tc->kind != CK_TUNNEL || tc->closing ||
-		    tc->u.tun->state != TS_READY) {
+		if (!tunnel_ready(tc)) {
 			refuse(s, fd, port);
 			return;
 		}
@@ -242,27 +134,39 @@ void server_on_data_accept(struct shard *s, uint16_t port, int fd)
 		refuse(s, fd, port);
 }
 
-/* The registry slot of an open data-plane port (its counters' index), or -1. */
-static int port_slot(struct registry *r, uint16_t port)
+/* OP_XFER: a data-plane fd accepted by another shard for a lane of ours. */
+static void on_xfer(struct shard *s, struct conn *none, struct tok t, struct io_uring_cqe *cqe)
 {
-	pthread_mutex_lock(&r->mu);
-	struct reg_port *rp = port_find(r, port);
-	int slot = rp ? (int)(rp - r->ports) : -1;
-	pthread_mutex_unlock(&r->mu);
-	return slot;
-}
-
-static void on_xfer(struct shard *s, struct tok t, int fd)
-{
+	(void)none;
+	int fd = cqe->res;
 	uint16_t port = t.aux;
-	int slot = port_slot(s->eng->reg, port);
+	int slot = registry_port_slot(server_of(s->eng)->reg, port);
 	struct conn *tc = conn_get(s, t.idx, t.gen);
-	if (slot < 0 || !tc || tc->kind != CK_TUNNEL || tc->closing ||
-	    tc->u.tun->state != TS_READY) {
+	if (slot < 0 || !tunnel_ready(tc)) {
 		refuse(s, fd, port);
 		return;
 	}
 	stream_open_server(s, tc, fd, port, (uint16_t)slot);
+}
+
+static void xfer_undelivered(struct shard *s, uint32_t fd)
+{
+	(void)s;
+	fd_reset_close((int)fd);
+}
+
+/* OP_LISTEN: a data-plane listener another shard opened for us all. */
+static void on_listen(struct shard *s, struct conn *none, struct tok t,
+                      struct io_uring_cqe *cqe)
+{
+	(void)none;
+	listen_here(s, cqe->res, server_on_data_accept, t.aux);
+}
+
+static void listen_undelivered(struct shard *s, uint32_t fd)
+{
+	(void)s;
+	close((int)fd);
 }
 
 /* ---- /connect ---------------------------------------------------------------------- */
@@ -296,19 +200,13 @@ static bool query_num(struct http_slice q, const char *key, int base, uint64_t *
  * ?lane=i&session=ID on its upgrade request; it goes to the shard i places after the
  * one serving the session's lane 0, so the lanes spread over the shards whichever shard
  * the kernel handed each connection to. */
-static int lane_shard(struct shard *s, const struct http_request *req)
+int server_lane_shard(struct shard *s, const struct http_request *req)
 {
 	uint64_t lane, id;
 	if (!query_num(req->query, "lane", 10, &lane) ||
 	    !query_num(req->query, "session", 16, &id))
 		return s->id;
-	struct registry *r = s->eng->reg;
-	int base = -1;
-	pthread_mutex_lock(&r->mu);
-	for (int i = 0; i < REG_MAX_SESSIONS && base < 0; i++)
-		if (r->sess[i].used && r->sess[i].id == id && r->sess[i].lanes[0].used)
-			base = r->sess[i].lanes[0].shard;
-	pthread_mutex_unlock(&r->mu);
+	int base = registry_lane0_shard(server_of(s->eng)->reg, id);
 	if (base < 0)
 		return s->id; /* unknown session: its HELLO will be refused here */
 	return (int)(((uint64_t)base + lane) % (uint64_t)s->eng->nshards);
@@ -321,7 +219,7 @@ static int lane_shard(struct shard *s, const struct http_request *req)
 static bool handoff(struct shard *s, struct conn *c, int to, struct tls *tls, uint8_t *early,
                     size_t early_len, const char *remote, const char *resp, size_t resp_len)
 {
-	struct registry *r = s->eng->reg;
+	struct registry *r = server_of(s->eng)->reg;
 	for (int i = 0; i < REG_HANDOFFS; i++) {
 		int zero = 0;
 		struct handoff *ho = &r->handoffs[i];
@@ -340,7 +238,7 @@ static bool handoff(struct shard *s, struct conn *c, int to, struct tls *tls, ui
 		 */
 		__atomic_store_n(&ho->ready, 1, __ATOMIC_RELEASE);
 		struct tok t = {.op = OP_HANDOFF, .idx = (uint32_t)i};
-		if (engine_msg_handoff(s, to, t) != 0) {
+		if (engine_msg(s, to, t, (uint32_t)i) != 0) {
 			__atomic_store_n(&ho->ready, 0, __ATOMIC_RELAXED);
 			__atomic_store_n(&ho->busy, 0, __ATOMIC_RELEASE);
 			return false;
@@ -352,10 +250,10 @@ static bool handoff(struct shard *s, struct conn *c, int to, struct tls *tls, ui
 	return false;
 }
 
-/* The failed or completed end of a handoff: release the slot. */
-void server_handoff_failed(struct shard *s, uint32_t slot)
+/* A handoff that could not be posted: release the slot. */
+static void handoff_undelivered(struct shard *s, uint32_t slot)
 {
-	struct handoff *ho = &s->eng->reg->handoffs[slot % REG_HANDOFFS];
+	struct handoff *ho = &server_of(s->eng)->reg->handoffs[slot % REG_HANDOFFS];
 	__atomic_load_n(&ho->ready, __ATOMIC_ACQUIRE);
 	close(ho->fd);
 	tls_free(ho->tls);
@@ -364,97 +262,77 @@ void server_handoff_failed(struct shard *s, uint32_t slot)
 	__atomic_store_n(&ho->busy, 0, __ATOMIC_RELEASE);
 }
 
-static void on_handoff(struct shard *s, uint32_t slot)
+static const struct tunnel_cbs server_cbs;
+
+/* Make c (an upgraded control connection) a server tunnel carrying on tls (may be NULL):
+ * the 101 is queued first, then the frames that came with the request are read. Takes
+ * tls and early. false when out of memory (c is closed). */
+static bool server_tunnel(struct shard *s, struct conn *c, struct tls *tls, const char *remote,
+                          const char *resp, size_t resp_len, uint8_t *early, size_t early_len)
 {
-	struct handoff *ho = &s->eng->reg->handoffs[slot % REG_HANDOFFS];
+	struct srv_lane *sl = calloc(1, sizeof(*sl));
+	struct tunnel *t = sl ? tunnel_new(s, c, WS_ROLE_SERVER, &server_cbs, sl) : NULL;
+	if (!t) {
+		free(sl);
+		free(early);
+		tls_free(tls);
+		conn_close(s, c);
+		return false;
+	}
+	sl->reg_slot = -1;
+	t->tls = tls;
+	/* Payloads can be spliced only over a transport that carries them unchanged, and
+	 * not when steering moved the bytes beside TCP's queue. */
+	t->can_splice = !tls && !role_of(s->eng)->sm;
+	snprintf(t->remote, sizeof(t->remote), "%s", remote);
+	c->started_ms = s->now_ms;
+	tunnel_send_raw(s, c, resp, resp_len);
+	tunnel_start(s, c, early, early_len);
+	free(early);
+	return true;
+}
+
+/* OP_HANDOFF: an upgraded connection another shard accepted for a lane served here. */
+static void on_handoff(struct shard *s, struct conn *none, struct tok tk,
+                       struct io_uring_cqe *cqe)
+{
+	(void)none;
+	(void)cqe;
+	uint32_t slot = tk.idx;
+	struct handoff *ho = &server_of(s->eng)->reg->handoffs[slot % REG_HANDOFFS];
 	if (!__atomic_load_n(&ho->ready, __ATOMIC_ACQUIRE)) {
 		log_error("handoff slot not filled", "slot=%u", slot);
 		return;
 	}
 	__atomic_store_n(&ho->ready, 0, __ATOMIC_RELAXED);
-	struct conn *c = conn_alloc(s, CK_TUNNEL, ho->fd);
-	struct tunnel *t = c ? tunnel_new(s, c, WS_ROLE_SERVER) : NULL;
-	if (!t) {
-		if (c) {
-			c->kind = CK_LISTEN; /* nothing to release but the fd */
-			conn_close(s, c);
-		} else {
-			close(ho->fd);
-		}
-		tls_free(ho->tls);
-		free(ho->early);
-		__atomic_store_n(&ho->busy, 0, __ATOMIC_RELEASE);
-		return;
-	}
-	t->tls = ho->tls;
-	snprintf(t->remote, sizeof(t->remote), "%s", ho->remote);
-	tunnel_send_raw(s, c, ho->resp, ho->resp_len);
+	/* Copied out, so that the slot is free again before the tunnel starts. */
+	int fd = ho->fd;
+	struct tls *tls = ho->tls;
 	uint8_t *early = ho->early;
-	size_t early_len = ho->early_len;
+	size_t early_len = ho->early_len, resp_len = ho->resp_len;
+	char remote[sizeof(ho->remote)], resp[sizeof(ho->resp)];
+	memcpy(remote, ho->remote, sizeof(remote));
+	memcpy(resp, ho->resp, resp_len);
 	__atomic_store_n(&ho->busy, 0, __ATOMIC_RELEASE);
-	tunnel_start(s, c, early, early_len);
-	free(early);
-}
-
-void server_on_connect(struct shard *s, struct conn *c, const struct http_request *req)
-{
-	struct http_conn *h = c->u.http;
-	int status = 400;
-	const char *problem = http_upgrade_problem(req, &status);
-	if (problem) {
-		log_warn("bad upgrade request", "remote=%s why=%s", h->remote, log_q(problem));
-		STAT_ADD(s, hs_fail[HS_BAD_REQUEST], 1);
-		char body[160];
-		snprintf(body, sizeof(body), "%s\n", problem);
-		httpd_respond(s, c, status, "text/plain; charset=utf-8",
-		              status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, body,
-		              strlen(body));
-		return;
-	}
-	if (s->draining) {
-		httpd_text(s, c, 503, "server is shutting down\n");
-		return;
-	}
-	const char *proto =
-	        http_has_token(req->ws_protocol, WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : NULL;
-	char resp[512];
-	size_t rl = http_build_101(resp, sizeof(resp), req->ws_key, proto);
-	httpd_count_request(s, c, 101);
-	size_t early = h->len - req->header_len;
-	uint8_t *rest = NULL;
-	if (early) {
-		rest = malloc(early);
-		if (!rest) {
-			conn_close(s, c);
-			return;
-		}
-		memcpy(rest, h->buf + req->header_len, early);
-	}
-	char remote[72];
-	snprintf(remote, sizeof(remote), "%s", h->remote);
-	struct tls *tls = h->tls; /* the TLS session carries on under the tunnel */
-	h->tls = NULL;
-	int target = lane_shard(s, req);
-	if (target != s->id && handoff(s, c, target, tls, rest, early, remote, resp, rl))
-		return;
-	http_conn_release(s, c);
-	struct tunnel *t = tunnel_new(s, c, WS_ROLE_SERVER);
-	if (!t) {
-		free(rest);
+	struct conn *c = conn_alloc(s, CK_LISTEN, fd); /* a tunnel from server_tunnel() on */
+	if (!c) {
+		close(fd);
 		tls_free(tls);
-		c->kind = CK_HTTP;
-		conn_close(s, c);
+		free(early);
 		return;
 	}
-	t->tls = tls;
-	snprintf(t->remote, sizeof(t->remote), "%s", remote);
-	c->started_ms = s->now_ms;
-	tunnel_send_raw(s, c, resp, rl);
-	tunnel_start(s, c, rest, early);
-	free(rest);
+	server_tunnel(s, c, tls, remote, resp, resp_len, early, early_len);
 }
 
-/* ---- tunnel hooks ---------------------------------------------------------------- */
+void server_on_upgrade(struct shard *s, struct conn *c, int to, struct tls *tls, uint8_t *early,
+                       size_t early_len, const char *remote, const char *resp, size_t resp_len)
+{
+	if (to != s->id && handoff(s, c, to, tls, early, early_len, remote, resp, resp_len))
+		return;
+	server_tunnel(s, c, tls, remote, resp, resp_len, early, early_len);
+}
+
+/* ---- the server's tunnels ------------------------------------------------------------ */
 
 static uint64_t new_session_id(void)
 {
@@ -464,17 +342,49 @@ static uint64_t new_session_id(void)
 	return id;
 }
 
+/* The lane joins session rs as lane `lane` (called with the registry's lock held). */
+static void lane_register(struct shard *s, struct conn *c, struct registry *r,
+                          struct reg_session *rs, uint16_t lane)
+{
+	struct tunnel *t = conn_tun(c);
+	struct srv_lane *sl = t->owner;
+	/* A lane that re-joins while its old connection is still known replaces it; its
+	 * byte counters carry on (they are the session's). */
+	struct reg_lane *l = &rs->lanes[lane];
+	l->used = true;
+	l->shard = s->id;
+	l->idx = c->idx;
+	l->gen = c->gen;
+	sl->rl = l;
+	sl->lane = lane;
+	sl->session_id = rs->id;
+	sl->conn_idx = c->idx;
+	sl->conn_gen = c->gen;
+	sl->reg_slot = (int)(rs - r->sess);
+	t->ctr = &l->ctr;
+}
+
+/* The lane leaves the registry (it is closing, or said GOAWAY). */
+static void lane_unregister(struct server *srv, struct tunnel *t)
+{
+	struct srv_lane *sl = t->owner;
+	if (sl->reg_slot < 0)
+		return;
+	registry_remove(srv->reg, sl->reg_slot, sl->session_id, sl->lane, sl->conn_idx,
+	                sl->conn_gen);
+	sl->reg_slot = -1;
+	sl->rl = NULL;
+	t->ctr = NULL;
+}
+
 /* A lane joining an existing session (HELLO with lane > 0 and the session's id). */
 static void on_join(struct shard *s, struct conn *c, const struct tun_hello *h,
                     struct tun_welcome *w)
 {
-	struct tunnel *t = c->u.tun;
-	struct registry *r = s->eng->reg;
+	struct tunnel *t = conn_tun(c);
+	struct registry *r = server_of(s->eng)->reg;
 	pthread_mutex_lock(&r->mu);
-	struct reg_session *rs = NULL;
-	for (int i = 0; i < REG_MAX_SESSIONS && !rs; i++)
-		if (r->sess[i].used && r->sess[i].id == h->session)
-			rs = &r->sess[i];
+	struct reg_session *rs = registry_session_find(r, h->session);
 	if (!rs || h->lane >= REG_MAX_LANES || !(t->caps & TUN_CAP_LANES)) {
 		pthread_mutex_unlock(&r->mu);
 		log_info("lane refused: no such session", "remote=%s lane=%u", t->remote,
@@ -483,19 +393,7 @@ static void on_join(struct shard *s, struct conn *c, const struct tun_hello *h,
 		tunnel_fail(s, c, WS_CLOSE_POLICY, "no such session");
 		return;
 	}
-	struct reg_lane *l = &rs->lanes[h->lane];
-	/* A lane that re-joins while its old connection is still known replaces it; its
-	 * byte counters carry on (they are the session's). */
-	l->used = true;
-	l->shard = s->id;
-	l->idx = c->idx;
-	l->gen = c->gen;
-	t->rl = l;
-	t->lane = h->lane;
-	t->session_id = rs->id;
-	t->conn_idx = c->idx;
-	t->conn_gen = c->gen;
-	t->reg_slot = (int)(rs - r->sess);
+	lane_register(s, c, r, rs, h->lane);
 	snprintf(t->client_id, sizeof(t->client_id), "%s", rs->client_id);
 	w->session = rs->id;
 	pthread_mutex_unlock(&r->mu);
@@ -503,10 +401,58 @@ static void on_join(struct shard *s, struct conn *c, const struct tun_hello *h,
 	          s->id);
 }
 
+/* A new session (HELLO of lane 0): open its ports, answer WELCOME. */
+static void on_session(struct shard *s, struct conn *c, const struct tun_hello *h,
+                       struct tun_welcome *w)
+{
+	struct tunnel *t = conn_tun(c);
+	struct registry *r = server_of(s->eng)->reg;
+	snprintf(t->client_id, sizeof(t->client_id), "%.*s", h->client_id.len,
+	         (const char *)h->client_id.p);
+	char upstream[TUN_MAX_STR + 1];
+	snprintf(upstream, sizeof(upstream), "%.*s", h->upstream.len,
+	         (const char *)h->upstream.p);
+	pthread_mutex_lock(&r->mu);
+	int slot = registry_session_slot(r);
+	if (slot < 0) {
+		pthread_mutex_unlock(&r->mu);
+		log_warn("too many clients: rejecting", "remote=%s", t->remote);
+		tunnel_goaway(s, c, TUN_GOAWAY_LIMIT, "too many clients");
+		tunnel_fail(s, c, WS_CLOSE_POLICY, "too many clients");
+		return;
+	}
+	struct reg_session *rs = &r->sess[slot];
+	memset(rs, 0, sizeof(*rs));
+	char ports[TUN_MAX_PORTS * 6 + 1] = "";
+	size_t pl = 0;
+	for (uint16_t i = 0; i < h->nports; i++) {
+		uint16_t st = port_open(s, r, h->ports[i]);
+		w->ports[w->nports].port = h->ports[i];
+		w->ports[w->nports].status = st;
+		w->nports++;
+		if (st == TUN_PORT_OK)
+			rs->ports[rs->nports++] = h->ports[i];
+		pl += (size_t)snprintf(ports + pl, sizeof(ports) - pl, "%s%u", i ? "," : "",
+		                       h->ports[i]);
+	}
+	snprintf(rs->client_id, sizeof(rs->client_id), "%s", t->client_id);
+	snprintf(rs->remote, sizeof(rs->remote), "%s", t->remote);
+	snprintf(rs->upstream, sizeof(rs->upstream), "%s", upstream);
+	rs->since_unix = time(NULL);
+	rs->id = new_session_id();
+	rs->used = true;
+	lane_register(s, c, r, rs, 0);
+	w->session = rs->id;
+	r->nclients++;
+	pthread_mutex_unlock(&r->mu);
+	log_info("client connected", "client_id=%s remote=%s upstream=%s ports=%s lanes=%u",
+	         log_q(t->client_id), t->remote, log_q(upstream), ports[0] ? ports : "-",
+	         w->lanes);
+}
+
 static void on_hello(struct shard *s, struct conn *c, const struct tun_hello *h)
 {
-	struct tunnel *t = c->u.tun;
-	struct registry *r = s->eng->reg;
+	struct tunnel *t = conn_tun(c);
 	if (h->version_min > TUN_VERSION || h->version_max < TUN_VERSION_MIN) {
 		log_warn("client speaks no common protocol version", "remote=%s min=%u max=%u",
 		         t->remote, h->version_min, h->version_max);
@@ -520,7 +466,6 @@ static void on_hello(struct shard *s, struct conn *c, const struct tun_hello *h)
 	t->caps = h->caps & (TUN_CAP_ZERO_MASK | TUN_CAP_WINDOW | TUN_CAP_LANES);
 	if (s->cfg->client_forwarding)
 		t->caps |= h->caps & TUN_CAP_CLIENT_FORWARD;
-	t->since_unix = time(NULL);
 	int nlanes = s->eng->nshards < REG_MAX_LANES ? s->eng->nshards : REG_MAX_LANES;
 	struct tun_welcome w = {
 	        .version = TUN_VERSION,
@@ -529,90 +474,22 @@ static void on_hello(struct shard *s, struct conn *c, const struct tun_hello *h)
 	        .max_frame = CFG_DEFAULT_MAX_FRAME,
 	        .lanes = (uint16_t)(t->caps & TUN_CAP_LANES ? nlanes : 1),
 	};
-	uint8_t m[TUN_HEADER_LEN + 32 + 4 * TUN_MAX_PORTS];
-	if (h->lane > 0) {
+	if (h->lane > 0)
 		on_join(s, c, h, &w);
-		if (c->closing)
-			return;
-		tunnel_send_msg(s, c, m, tun_encode_welcome(m, sizeof(m), &w));
-		t->state = TS_READY;
-		if (s->draining)
-			tunnel_goaway(s, c, TUN_GOAWAY_NORMAL, "server is shutting down");
+	else
+		on_session(s, c, h, &w);
+	if (c->closing)
 		return;
-	}
-	snprintf(t->client_id, sizeof(t->client_id), "%.*s", h->client_id.len,
-	         (const char *)h->client_id.p);
-	snprintf(t->upstream, sizeof(t->upstream), "%.*s", h->upstream.len,
-	         (const char *)h->upstream.p);
-	pthread_mutex_lock(&r->mu);
-	/* Slots are taken in turn, not first-free: lanes of an ended session may still count
-	 * bytes into their old slot for a moment, so it is not handed out again at once. */
-	int slot = -1;
-	for (int k = 0; k < REG_MAX_SESSIONS; k++) {
-		int i = (r->next_slot + k) % REG_MAX_SESSIONS;
-		if (!r->sess[i].used) {
-			slot = i;
-			r->next_slot = (i + 1) % REG_MAX_SESSIONS;
-			break;
-		}
-	}
-	if (slot < 0) {
-		pthread_mutex_unlock(&r->mu);
-		log_warn("too many clients: rejecting", "remote=%s", t->remote);
-		tunnel_goaway(s, c, TUN_GOAWAY_LIMIT, "too many clients");
-		tunnel_fail(s, c, WS_CLOSE_POLICY, "too many clients");
-		return;
-	}
-	struct reg_session *rs = &r->sess[slot];
-	memset(rs, 0, sizeof(*rs));
-	for (uint16_t i = 0; i < h->nports; i++) {
-		uint16_t st = port_open(s, r, h->ports[i]);
-		w.ports[w.nports].port = h->ports[i];
-		w.ports[w.nports].status = st;
-		w.nports++;
-		if (st == TUN_PORT_OK)
-			rs->ports[rs->nports++] = h->ports[i];
-		t->ports[t->nports++] = h->ports[i];
-	}
-	snprintf(rs->client_id, sizeof(rs->client_id), "%s", t->client_id);
-	snprintf(rs->remote, sizeof(rs->remote), "%s", t->remote);
-	snprintf(rs->upstream, sizeof(rs->upstream), "%s", t->upstream);
-	rs->since_unix = t->since_unix;
-	rs->id = new_session_id();
-	rs->used = true;
-	struct reg_lane *l = &rs->lanes[0];
-	l->used = true;
-	l->shard = s->id;
-	l->idx = c->idx;
-	l->gen = c->gen;
-	t->rl = l;
-	t->lane = 0;
-	t->session_id = rs->id;
-	t->conn_idx = c->idx;
-	t->conn_gen = c->gen;
-	w.session = rs->id;
-	r->nclients++;
-	t->reg_slot = slot;
-	pthread_mutex_unlock(&r->mu);
-
-	size_t len = tun_encode_welcome(m, sizeof(m), &w);
-	tunnel_send_msg(s, c, m, len);
+	uint8_t m[TUN_HEADER_LEN + 32 + 4 * TUN_MAX_PORTS];
+	tunnel_send_msg(s, c, m, tun_encode_welcome(m, sizeof(m), &w));
 	t->state = TS_READY;
-	char ports[TUN_MAX_PORTS * 6 + 1] = "";
-	size_t pl = 0;
-	for (uint16_t i = 0; i < t->nports; i++)
-		pl += (size_t)snprintf(ports + pl, sizeof(ports) - pl, "%s%u", i ? "," : "",
-		                       t->ports[i]);
-	log_info("client connected", "client_id=%s remote=%s upstream=%s ports=%s lanes=%u",
-	         log_q(t->client_id), t->remote, log_q(t->upstream), ports[0] ? ports : "-",
-	         w.lanes);
 	if (s->draining)
 		tunnel_goaway(s, c, TUN_GOAWAY_NORMAL, "server is shutting down");
 }
 
-void server_on_tunnel_msg(struct shard *s, struct conn *c, const struct tun_msg *m)
+static void server_on_tunnel_msg(struct shard *s, struct conn *c, const struct tun_msg *m)
 {
-	struct tunnel *t = c->u.tun;
+	struct tunnel *t = conn_tun(c);
 	switch (m->type) {
 	case TUN_HELLO:
 		if (t->state != TS_HELLO) {
@@ -623,7 +500,7 @@ void server_on_tunnel_msg(struct shard *s, struct conn *c, const struct tun_msg 
 		return;
 	case TUN_GOAWAY:
 		/* The client is leaving: no new streams for it. */
-		registry_remove(s->eng->reg, t);
+		lane_unregister(server_of(s->eng), t);
 		return;
 	case TUN_OPEN:
 		if (t->state != TS_READY) {
@@ -631,11 +508,8 @@ void server_on_tunnel_msg(struct shard *s, struct conn *c, const struct tun_msg 
 			return;
 		}
 		if (!(t->caps & TUN_CAP_CLIENT_FORWARD)) {
-			uint8_t out[TUN_HEADER_LEN + 3 + 64];
-			size_t len =
-			        tun_encode_rst(out, sizeof(out), m->stream, TUN_RST_REFUSED,
-			                       "client forwarding is disabled on the server");
-			tunnel_send_msg(s, c, out, len);
+			tunnel_send_rst(s, c, m->stream, TUN_RST_REFUSED,
+			                "client forwarding is disabled on the server");
 			return;
 		}
 		stream_open_forwarded(s, c, m);
@@ -650,45 +524,31 @@ void server_on_tunnel_msg(struct shard *s, struct conn *c, const struct tun_msg 
 	}
 }
 
-void server_on_tunnel_closed(struct shard *s, struct conn *c)
+static void server_on_tunnel_closed(struct shard *s, struct conn *c)
 {
-	struct tunnel *t = c->u.tun;
-	registry_remove(s->eng->reg, t);
+	lane_unregister(server_of(s->eng), conn_tun(c));
 }
 
-/* ---- shard hooks ------------------------------------------------------------------ */
-
-void server_on_cqe(struct shard *s, struct tok t, struct io_uring_cqe *cqe)
-{
-	switch (t.op) {
-	case OP_XFER:
-		on_xfer(s, t, cqe->res);
-		return;
-	case OP_LISTEN:
-		listen_here(s, cqe->res, LR_DATA, t.aux);
-		return;
-	case OP_HANDOFF:
-		on_handoff(s, t.idx);
-		return;
-	default:
-		break;
-	}
-}
-
-void server_shard_start(struct shard *s)
-{
-	struct registry *r = s->eng->reg;
-	int fd = __atomic_exchange_n(&r->ctl_fds[s->id], -1, __ATOMIC_ACQ_REL);
-	if (fd >= 0)
-		listen_here(s, fd, LR_CONTROL, s->cfg->control_port);
-}
-
-void server_on_tick(struct shard *s)
+static void server_on_tunnel_release(struct shard *s, struct conn *c)
 {
 	(void)s;
+	struct srv_lane *sl = conn_tun(c)->owner;
+	if (sl)
+		free(sl->fwd);
+	free(sl);
 }
 
-void server_on_drain(struct shard *s)
+static const struct tunnel_cbs server_cbs = {
+        .on_msg = server_on_tunnel_msg,
+        .on_closed = server_on_tunnel_closed,
+        .on_release = server_on_tunnel_release,
+        .on_held_timeout = server_on_held_timeout,
+};
+
+/* ---- shard hooks and set-up ------------------------------------------------------------ */
+
+/* Drain: stop accepting (listeners close), GOAWAY to every client. */
+static void server_on_drain(struct shard *s)
 {
 	for (uint32_t i = 0; i < s->hiwater; i++) {
 		struct conn *c = &s->conns[i];
@@ -701,91 +561,111 @@ void server_on_drain(struct shard *s)
 	}
 }
 
-bool server_shard_idle(struct shard *s)
+static const struct loop_hooks server_hooks = {
+        .drain = server_on_drain,
+};
+
+int server_take_control_fd(struct engine *e, int shard)
 {
-	for (uint32_t i = 0; i < s->hiwater; i++) {
-		uint8_t k = s->conns[i].kind;
-		if (k == CK_STREAM || k == CK_TUNNEL)
-			return false;
-	}
-	return true;
+	struct registry *r = server_of(e)->reg;
+	if (shard < 0 || shard >= CFG_MAX_SHARDS)
+		return -1;
+	return __atomic_exchange_n(&r->ctl_fds[shard], -1, __ATOMIC_ACQ_REL);
 }
 
-int ringlet_server_run(const struct cfg *c)
+/* --allow-ips and TLS from the configuration. 0, or the process exit status. */
+static int server_config(struct server *srv, const struct cfg *c)
 {
-	struct engine e = {.cfg = c};
-	struct registry *r = calloc(1, sizeof(*r));
-	if (!r)
-		return 1;
-	pthread_mutex_init(&r->mu, NULL);
-	e.reg = r;
-	e.nshards = cfg_shard_count(c);
-	for (int i = 0; i < e.nshards; i++) {
-		int err = net_listen(c->control_addr, c->control_port, &r->ctl_fds[i]);
-		if (err) {
-			log_error("cannot listen on the control port", "addr=%s port=%u err=%s",
-			          c->control_addr, c->control_port, log_q(strerror(-err)));
-			for (int j = 0; j < i; j++)
-				close(r->ctl_fds[j]);
-			free(r);
-			return 1;
-		}
-	}
-	char err[512];
+	char err[512] = "";
 	if (c->n_allow_ips) {
-		e.allow = calloc(c->n_allow_ips, sizeof(*e.allow));
-		for (size_t i = 0; e.allow && i < c->n_allow_ips; i++) {
-			if (net_cidr_parse(c->allow_ips[i], &e.allow[e.n_allow]) == 0) {
-				e.n_allow++;
-			} else {
+		srv->allow = calloc(c->n_allow_ips, sizeof(*srv->allow));
+		if (!srv->allow)
+			return 1;
+		for (size_t i = 0; i < c->n_allow_ips; i++) {
+			if (net_cidr_parse(c->allow_ips[i], &srv->allow[srv->n_allow]) != 0) {
 				log_error("bad --allow-ips entry", "value=%s",
 				          log_q(c->allow_ips[i]));
 				return 2;
 			}
+			srv->n_allow++;
 		}
 	}
 	if (c->tls_cert && c->tls_cert[0]) {
-		e.tls_server = tls_ctx_server(c->tls_cert, c->tls_key, err, sizeof(err));
+		srv->tls_server = tls_ctx_server(c->tls_cert, c->tls_key, err, sizeof(err));
 	} else if (c->auto_tls) {
 		const char *dir = c->auto_tls_path && c->auto_tls_path[0] ? c->auto_tls_path
 		                                                          : "/tmp/certs";
 		char cert[4096], key[4096];
 		snprintf(cert, sizeof(cert), "%s/server.crt", dir);
 		snprintf(key, sizeof(key), "%s/server.key", dir);
-		if (certs_auto(c, dir, &e.ca_pem, err, sizeof(err)) == 0) {
-			e.ca_pem_len = strlen(e.ca_pem);
-			e.tls_server = tls_ctx_server(cert, key, err, sizeof(err));
+		if (certs_auto(c, dir, &srv->ca_pem, err, sizeof(err)) == 0) {
+			srv->ca_pem_len = strlen(srv->ca_pem);
+			srv->tls_server = tls_ctx_server(cert, key, err, sizeof(err));
 		}
 	}
-	if ((c->tls_cert && c->tls_cert[0]) || c->auto_tls) {
-		if (!e.tls_server) {
-			log_error("cannot set up TLS on the control port", "err=%s",
-			          log_q(err));
-			for (int i = 0; i < e.nshards; i++)
-				close(r->ctl_fds[i]);
-			free(e.ca_pem);
-			free(r);
-			return 1;
+	if (((c->tls_cert && c->tls_cert[0]) || c->auto_tls) && !srv->tls_server) {
+		log_error("cannot set up TLS on the control port", "err=%s", log_q(err));
+		return 1;
+	}
+	return 0;
+}
+
+const struct loop_hooks *server_setup(struct engine *e, struct server *srv, int *status)
+{
+	const struct cfg *c = e->cfg;
+	memset(srv, 0, sizeof(*srv));
+	e->role = srv;
+	*status = 1;
+	srv->reg = malloc(sizeof(*srv->reg));
+	if (!srv->reg)
+		return NULL;
+	registry_init(srv->reg);
+	for (int i = 0; i < e->nshards; i++) {
+		int err = net_listen(c->control_addr, c->control_port, &srv->reg->ctl_fds[i]);
+		if (err) {
+			log_error("cannot listen on the control port", "addr=%s port=%u err=%s",
+			          c->control_addr, c->control_port, log_q(strerror(-err)));
+			server_teardown(e);
+			return NULL;
 		}
 	}
-	int ret = engine_prepare(&e);
-	if (ret == 0) {
-		log_info("server listening",
-		         "control=%s:%u tls=%s data_addr=%s shards=%d version=%s",
-		         c->control_addr, c->control_port,
-		         !e.tls_server                   ? "off"
-		         : c->tls_cert && c->tls_cert[0] ? "cert"
-		                                         : "auto",
-		         c->data_addr && c->data_addr[0] ? c->data_addr : "0.0.0.0", e.nshards,
-		         ringlet_version);
-		ret = engine_run(&e);
+	*status = server_config(srv, c);
+	if (*status == 0 && steer_start(e) != 0)
+		*status = 1;
+	if (*status) {
+		server_teardown(e);
+		return NULL;
 	}
-	tls_ctx_free(e.tls_server);
-	free(e.ca_pem);
-	free(e.allow);
-	for (int i = 0; i < REG_MAX_PORTS; i++)
-		r->ports[i].used = false;
-	pthread_mutex_destroy(&r->mu);
-	free(r);
-	return ret == 0 ? 0 : 1;
+	return &server_hooks;
+}
+
+void server_teardown(struct engine *e)
+{
+	struct server *srv = server_of(e);
+	steer_stop(e);
+	if (srv->reg) {
+		for (int i = 0; i < CFG_MAX_SHARDS; i++)
+			if (srv->reg->ctl_fds[i] >= 0)
+				close(srv->reg->ctl_fds[i]);
+		registry_destroy(srv->reg);
+		free(srv->reg);
+		srv->reg = NULL;
+	}
+	tls_ctx_free(srv->tls_server);
+	srv->tls_server = NULL;
+	free(srv->ca_pem);
+	srv->ca_pem = NULL;
+	free(srv->allow);
+	srv->allow = NULL;
+}
+
+void server_init(void)
+{
+	loop_on_shard(OP_XFER, on_xfer);
+	loop_on_undelivered(OP_XFER, xfer_undelivered);
+	loop_on_shard(OP_LISTEN, on_listen);
+	loop_on_undelivered(OP_LISTEN, listen_undelivered);
+	loop_on_shard(OP_HANDOFF, on_handoff);
+	loop_on_undelivered(OP_HANDOFF, handoff_undelivered);
+	server_streams_init();
 }

@@ -4,56 +4,50 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
-#include "engine/loop/engine.h"
-#include "engine/svc/httpd.h"
 #include "engine/log.h"
+#include "engine/svc/httpd.h"
 #include "engine/svc/metrics.h"
 #include "engine/tls.h"
-#include "engine/mux/tunnel.h"
 
-enum req_path {
-	RP_OTHER,
-	RP_CONNECT,
-	RP_HEALTHZ,
-	RP_STATUS,
-	RP_METRICS,
-	RP_CA,
+const char *const httpd_path_names[RP_MAX] = {"other",   "/connect", "/healthz",
+                                              "/status", "/metrics", "/.well-known/ca.crt"};
+
+/* The service's per-shard state (s->svc). */
+struct svc_shard {
+	uint32_t http_live; /* CK_HTTP connections (control requests being read) */
 };
-
-const char *const httpd_path_names[] = {"other",   "/connect", "/healthz",
-                                        "/status", "/metrics", "/.well-known/ca.crt"};
-
-static void arm_accept(struct shard *s, struct conn *c)
+static inline struct svc_shard *SVC(struct shard *s)
 {
-	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_ACCEPT, 0);
-	io_uring_prep_multishot_accept(sqe, c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	return (struct svc_shard *)s->svc;
 }
 
-void listen_here(struct shard *s, int fd, enum listen_role role, uint16_t port)
-{
-	struct conn *c = conn_alloc(s, CK_LISTEN, fd);
-	if (!c) {
-		close(fd);
-		return;
-	}
-	c->u.listen.role = (uint8_t)role;
-	c->u.listen.port = port;
-	arm_accept(s, c);
-}
+/* The routes of this process (svc_init; read-only once the shards run). */
+static const struct route *routes;
+static size_t nroutes;
 
+/* Free the request's state (the kind's finalize, and before a /connect becomes a
+ * tunnel). */
 void http_conn_release(struct shard *s, struct conn *c)
 {
-	(void)s;
-	if (c->u.http) {
-		free(c->u.http->resp);
-		free(c->u.http->cbuf);
-		tls_free(c->u.http->tls);
-		free(c->u.http);
-		c->u.http = NULL;
-		s->http_live--;
+	struct http_conn *h = conn_http(c);
+	if (h) {
+		free(h->resp);
+		free(h->cbuf);
+		tls_free(h->tls);
+		free(h);
+		c->u.ctx = NULL;
+		SVC(s)->http_live--;
 	}
+}
+
+static void count_request(struct shard *s, uint8_t path, int code);
+
+void httpd_count(struct shard *s, struct conn *c, int code)
+{
+	count_request(s, conn_http(c)->path, code);
 }
 
 static void count_request(struct shard *s, uint8_t path, int code)
@@ -74,14 +68,9 @@ static void count_request(struct shard *s, uint8_t path, int code)
 	/* Table full (48 distinct path/code pairs): the request goes uncounted. */
 }
 
-void httpd_count_request(struct shard *s, struct conn *c, int code)
-{
-	count_request(s, c->u.http->path, code);
-}
-
 static void http_arm_recv(struct shard *s, struct conn *c)
 {
-	struct http_conn *h = c->u.http;
+	struct http_conn *h = conn_http(c);
 	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_HTTP_RECV, 0);
 	if (h->tls)
 		io_uring_prep_recv(sqe, c->fd, h->cbuf, HTTP_BUF, 0);
@@ -93,7 +82,7 @@ static void http_arm_recv(struct shard *s, struct conn *c)
  * final). aux 1 = more to come, 0 = the response: close when sent. */
 static void tls_send_pending(struct shard *s, struct conn *c, bool final)
 {
-	struct http_conn *h = c->u.http;
+	struct http_conn *h = conn_http(c);
 	size_t n = tls_out_pending(h->tls);
 	if (h->sending || !n)
 		return;
@@ -112,7 +101,7 @@ static void tls_send_pending(struct shard *s, struct conn *c, bool final)
 void httpd_respond(struct shard *s, struct conn *c, int status, const char *ctype,
                    const char *extra, const char *body, size_t body_len)
 {
-	struct http_conn *h = c->u.http;
+	struct http_conn *h = conn_http(c);
 	count_request(s, h->path, status);
 	size_t cap = body_len + 1024 + (extra ? strlen(extra) : 0);
 	h->resp = malloc(cap);
@@ -144,7 +133,7 @@ void httpd_text(struct shard *s, struct conn *c, int status, const char *text)
 	httpd_respond(s, c, status, "text/plain; charset=utf-8", NULL, text, strlen(text));
 }
 
-static bool authorized(struct shard *s, const struct http_request *req)
+bool httpd_authorized(struct shard *s, const struct http_request *req)
 {
 	const char *tok = s->cfg->token ? s->cfg->token : "";
 	return req->bearer.len && http_token_equal(req->bearer, tok, strlen(tok));
@@ -157,7 +146,7 @@ static bool path_is(const struct http_request *req, const char *p)
 
 static void unauthorized(struct shard *s, struct conn *c, const struct http_request *req)
 {
-	struct http_conn *h = c->u.http;
+	struct http_conn *h = conn_http(c);
 	log_warn(h->path == RP_CONNECT ? "unauthorized tunnel connection rejected"
 	                               : "unauthorized request rejected",
 	         "remote=%s path=%s why=%s", h->remote, httpd_path_names[h->path],
@@ -168,8 +157,8 @@ static void unauthorized(struct shard *s, struct conn *c, const struct http_requ
 	              "WWW-Authenticate: Bearer realm=\"ringlet\"\r\n", "unauthorized\n", 13);
 }
 
-static void serve_generated(struct shard *s, struct conn *c, const char *ctype,
-                            size_t (*render)(struct engine *, char **))
+void httpd_serve_generated(struct shard *s, struct conn *c, const char *ctype,
+                           size_t (*render)(struct engine *, char **))
 {
 	char *body = NULL;
 	size_t len = render(s->eng, &body);
@@ -181,10 +170,10 @@ static void serve_generated(struct shard *s, struct conn *c, const char *ctype,
 	free(body);
 }
 
+/* A complete request: find its route, check the method and the token, serve it. */
 static void route(struct shard *s, struct conn *c, const struct http_request *req)
 {
-	struct http_conn *h = c->u.http;
-	bool server = s->cfg->mode == CFG_SERVER;
+	struct http_conn *h = conn_http(c);
 	if (req->forwarded_for.len) {
 		/* Behind an ingress: the first X-Forwarded-For entry is the client. */
 		size_t n = 0;
@@ -194,64 +183,26 @@ static void route(struct shard *s, struct conn *c, const struct http_request *re
 		memcpy(h->remote, req->forwarded_for.p, n);
 		h->remote[n] = 0;
 	}
-	if (path_is(req, "/connect") && server)
-		h->path = RP_CONNECT;
-	else if (path_is(req, "/healthz"))
-		h->path = RP_HEALTHZ;
-	else if (path_is(req, "/status") && server)
-		h->path = RP_STATUS;
-	else if (path_is(req, "/metrics"))
-		h->path = RP_METRICS;
-	else if (path_is(req, "/.well-known/ca.crt") && server)
-		h->path = RP_CA;
-	else
-		h->path = RP_OTHER;
-
+	const struct route *r = NULL;
+	for (size_t i = 0; i < nroutes && !r; i++)
+		if (path_is(req, httpd_path_names[routes[i].id]))
+			r = &routes[i];
+	h->path = r ? r->id : RP_OTHER;
+	if (!r) {
+		httpd_text(s, c, 404, "not found\n");
+		return;
+	}
 	bool get = req->method.len == 3 && memcmp(req->method.p, "GET", 3) == 0;
-	if (!get && h->path != RP_OTHER) {
+	if (!get) {
 		httpd_respond(s, c, 405, "text/plain; charset=utf-8", "Allow: GET\r\n",
 		              "method not allowed\n", 19);
 		return;
 	}
-	switch (h->path) {
-	case RP_HEALTHZ:
-		httpd_text(s, c, s->draining ? 503 : 200, s->draining ? "draining\n" : "ok\n");
-		return;
-	case RP_CONNECT:
-		if (!authorized(s, req)) {
-			unauthorized(s, c, req);
-			return;
-		}
-		server_on_connect(s, c, req);
-		return;
-	case RP_STATUS:
-		if (!authorized(s, req)) {
-			unauthorized(s, c, req);
-			return;
-		}
-		serve_generated(s, c, "application/json", status_render);
-		return;
-	case RP_METRICS:
-		if (!authorized(s, req)) {
-			unauthorized(s, c, req);
-			return;
-		}
-		serve_generated(s, c, "text/plain; version=0.0.4; charset=utf-8",
-		                metrics_render);
-		return;
-	case RP_CA:
-		if (!s->eng->ca_pem) {
-			httpd_text(s, c, 404,
-			           "this server does not use auto-TLS: no CA to serve\n");
-			return;
-		}
-		httpd_respond(s, c, 200, "application/x-pem-file", NULL, s->eng->ca_pem,
-		              s->eng->ca_pem_len);
-		return;
-	default:
-		httpd_text(s, c, 404, "not found\n");
+	if (r->auth && !httpd_authorized(s, req)) {
+		unauthorized(s, c, req);
 		return;
 	}
+	r->serve(s, c, req);
 }
 
 static void parse(struct shard *s, struct conn *c);
@@ -260,7 +211,7 @@ static void parse(struct shard *s, struct conn *c);
  * false when the connection is done with (closed). */
 static bool tls_in(struct shard *s, struct conn *c, size_t n)
 {
-	struct http_conn *h = c->u.http;
+	struct http_conn *h = conn_http(c);
 	if (tls_feed(h->tls, h->cbuf, n)) {
 		conn_close(s, c);
 		return false;
@@ -303,7 +254,7 @@ static bool tls_in(struct shard *s, struct conn *c, size_t n)
 
 static void on_http_recv(struct shard *s, struct conn *c, int res)
 {
-	struct http_conn *h = c->u.http;
+	struct http_conn *h = conn_http(c);
 	if (c->closing)
 		return;
 	if (res <= 0) {
@@ -326,7 +277,7 @@ static void on_http_recv(struct shard *s, struct conn *c, int res)
 
 static void parse(struct shard *s, struct conn *c)
 {
-	struct http_conn *h = c->u.http;
+	struct http_conn *h = conn_http(c);
 	struct http_request req;
 	enum http_status st = http_parse_request(h->buf, h->len, &http_default_limits, &req);
 	if (st == HTTP_NEED_MORE) {
@@ -350,13 +301,15 @@ static void parse(struct shard *s, struct conn *c)
 	route(s, c, &req);
 }
 
-static void on_ctl_accept(struct shard *s, int fd)
+/* A control listener accepted fd. */
+static void on_ctl_accept(struct shard *s, uint16_t aux, int fd)
 {
+	(void)aux;
 	if (s->draining) {
 		close(fd);
 		return;
 	}
-	if (s->http_live >= HTTP_MAX_PENDING) {
+	if (SVC(s)->http_live >= HTTP_MAX_PENDING) {
 		/* A flood of connections that never finish their request (or TLS handshake)
 		 * must not starve the tunnels: refuse beyond the limit. */
 		STAT_ADD(s, hs_fail[HS_TIMEOUT], 1);
@@ -381,12 +334,14 @@ static void on_ctl_accept(struct shard *s, int fd)
 	h->sending = h->parse_after_send = false;
 	h->tls = NULL;
 	h->cbuf = NULL;
-	s->http_live++;
-	if (s->eng->tls_server) {
-		h->tls = tls_new(s->eng->tls_server, NULL);
+	SVC(s)->http_live++;
+	struct tls_ctx *tctx =
+	        s->cfg->mode == CFG_SERVER ? server_of(s->eng)->tls_server : NULL;
+	if (tctx) {
+		h->tls = tls_new(tctx, NULL);
 		h->cbuf = malloc(HTTP_BUF);
 		if (!h->tls || !h->cbuf) {
-			c->u.http = h;
+			c->u.ctx = h;
 			conn_close(s, c);
 			return;
 		}
@@ -397,68 +352,86 @@ static void on_ctl_accept(struct shard *s, int fd)
 		addr_format((struct sockaddr *)&ra, h->remote, sizeof(h->remote));
 	else
 		snprintf(h->remote, sizeof(h->remote), "unknown");
-	c->u.http = h;
+	c->u.ctx = h;
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	http_arm_recv(s, c);
 }
 
-static void on_accept(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
+/* ---- registration with the loop -------------------------------------------------------- */
+
+static void op_http_recv(struct shard *s, struct conn *c, struct tok t,
+                         struct io_uring_cqe *cqe)
 {
-	if (!(cqe->flags & IORING_CQE_F_MORE) && !c->closing)
-		arm_accept(s, c);
-	if (cqe->res < 0) {
-		if (cqe->res != -ECANCELED)
-			log_warn("accept failed", "port=%u err=%s", c->u.listen.port,
-			         log_q(strerror(-cqe->res)));
-		return;
-	}
-	if (c->closing) {
-		close(cqe->res);
-		return;
-	}
-	if (c->u.listen.role == LR_CONTROL)
-		on_ctl_accept(s, cqe->res);
-	else if (c->u.listen.role == LR_LOCAL)
-		client_on_local_accept(s, c->u.listen.port, cqe->res);
-	else
-		server_on_data_accept(s, c->u.listen.port, cqe->res);
+	(void)t;
+	on_http_recv(s, c, cqe->res);
 }
 
-void httpd_on_cqe(struct shard *s, struct conn *c, struct tok t, struct io_uring_cqe *cqe)
+static void op_http_send(struct shard *s, struct conn *c, struct tok t,
+                         struct io_uring_cqe *cqe)
 {
-	switch (t.op) {
-	case OP_ACCEPT:
-		on_accept(s, c, cqe);
-		break;
-	case OP_HTTP_RECV:
-		on_http_recv(s, c, cqe->res);
-		break;
-	case OP_HTTP_SEND:
-		c->u.http->sending = false;
-		if (t.aux == 0 || cqe->res < 0 || c->closing) {
-			/* One request per connection: the response is sent (or failed), close.
-			 */
-			conn_close(s, c);
-			break;
-		}
-		tls_send_pending(s, c, false);
-		if (c->u.http->parse_after_send && !c->u.http->sending) {
-			c->u.http->parse_after_send = false;
-			parse(s, c);
-		}
-		break;
-	default:
-		break;
+	struct http_conn *h = conn_http(c);
+	h->sending = false;
+	if (t.aux == 0 || cqe->res < 0 || c->closing) {
+		/* One request per connection: the response is sent (or failed), close. */
+		conn_close(s, c);
+		return;
+	}
+	tls_send_pending(s, c, false);
+	if (h->parse_after_send && !h->sending) {
+		h->parse_after_send = false;
+		parse(s, c);
 	}
 }
 
-void httpd_tick(struct shard *s, struct conn *c)
+/* Close a control connection that has not completed a request (and TLS handshake)
+ * within the handshake timeout. */
+static void http_tick(struct shard *s, struct conn *c)
 {
 	if (s->now_ms - c->started_ms > (uint64_t)s->cfg->handshake_ms) {
 		STAT_ADD(s, hs_fail[HS_TIMEOUT], 1);
 		log_debug("control connection timed out before a complete request", "remote=%s",
-		          c->u.http->remote);
+		          conn_http(c)->remote);
 		conn_close(s, c);
 	}
+}
+
+/* The shard takes its control listener: the server one per shard, the client's
+ * --metrics-addr on shard 0. */
+static int svc_shard_start(struct shard *s)
+{
+	struct svc_shard *v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	s->svc = v;
+	int fd = s->cfg->mode == CFG_SERVER ? server_take_control_fd(s->eng, s->id)
+	         : s->id == 0               ? client_take_metrics_fd(s->eng)
+	                                    : -1;
+	if (fd >= 0)
+		listen_here(s, fd, on_ctl_accept, 0);
+	return 0;
+}
+
+static void svc_shard_stop(struct shard *s)
+{
+	free(s->svc);
+	s->svc = NULL;
+}
+
+static const struct kind_ops http_kind = {
+        .finalize = http_conn_release,
+        .tick = http_tick,
+};
+static const struct loop_hooks svc_hooks = {
+        .start = svc_shard_start,
+        .stop = svc_shard_stop,
+};
+
+const struct loop_hooks *svc_init(enum cfg_mode mode)
+{
+	loop_on(OP_HTTP_RECV, op_http_recv);
+	loop_on(OP_HTTP_SEND, op_http_send);
+	loop_kind(CK_HTTP, &http_kind);
+	routes = svc_routes(mode, &nroutes);
+	return &svc_hooks;
 }

@@ -2,14 +2,25 @@
  * /healthz, /status, /metrics) and the client's optional --metrics-addr (/healthz,
  * /metrics). One request per connection (responses carry Connection: close), except
  * /connect, which the server turns into a tunnel. */
-#ifndef RINGLET_ENGINE_HTTPD_H
-#define RINGLET_ENGINE_HTTPD_H
+#ifndef RINGLET_ENGINE_SVC_HTTPD_H
+#define RINGLET_ENGINE_SVC_HTTPD_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/loop/shard.h"
+#include "engine/roles/role.h"
 #include "proto/http.h"
+
+/* The service's connection kind and operations (numbered after the layers below). */
+enum svc_kind {
+	CK_HTTP = CK_MUX_MAX, /* a control-port request being read or answered */
+	CK_SVC_MAX,
+};
+enum svc_op {
+	OP_HTTP_RECV = OP_ROLE_MAX, /* control-port request bytes */
+	OP_HTTP_SEND,               /* control-port response */
+	OP_SVC_MAX,
+};
 
 #define HTTP_BUF 16384
 
@@ -28,28 +39,55 @@ struct http_conn {
 	uint8_t *cbuf;   /* TLS: received ciphertext */
 };
 
-/* Called on each tick for each open CK_HTTP connection: close it if it has not completed
- * a request (and TLS handshake) within the handshake timeout. */
-void httpd_tick(struct shard *s, struct conn *c);
+static inline struct http_conn *conn_http(const struct conn *c)
+{
+	return (struct http_conn *)c->u.ctx;
+}
 
-/* A listener slot on this shard accepting with multishot accept. Takes ownership of fd. */
-void listen_here(struct shard *s, int fd, enum listen_role role, uint16_t port);
+/* A route: requests for `path` go to `serve` (method and auth checked before, as the
+ * flags say). The table a process serves is chosen by its role (svc_init). */
+enum req_path {
+	RP_OTHER,
+	RP_CONNECT,
+	RP_HEALTHZ,
+	RP_STATUS,
+	RP_METRICS,
+	RP_CA,
+	RP_MAX,
+};
+/* The paths' names, as the requests metric labels them ("other" for any other path). */
+extern const char *const httpd_path_names[RP_MAX];
 
-/* OP_ACCEPT, and OP_HTTP_RECV/OP_HTTP_SEND on CK_HTTP connections. */
-void httpd_on_cqe(struct shard *s, struct conn *c, struct tok t, struct io_uring_cqe *cqe);
-void http_conn_release(struct shard *s, struct conn *c);
+struct route {
+	uint8_t id; /* enum req_path */
+	bool auth;  /* needs the bearer token */
+	void (*serve)(struct shard *s, struct conn *c, const struct http_request *req);
+};
 
-/* Send a plain-text response and close. */
-void httpd_text(struct shard *s, struct conn *c, int status, const char *text);
-void httpd_respond(struct shard *s, struct conn *c, int status, const char *ctype,
-                   const char *extra, const char *body, size_t body_len);
+/* Register the service's operations and kind with the loop, pick the routes for the
+ * configured role, and return its shard hooks (they take the control listeners). Once,
+ * before the shards start. */
+const struct loop_hooks *svc_init(enum cfg_mode mode);
+
+/* The routes a role serves (engine/svc/routes.c). */
+const struct route *svc_routes(enum cfg_mode mode, size_t *n);
+
+/* Does the request carry the configured bearer token (constant-time compare)? */
+bool httpd_authorized(struct shard *s, const struct http_request *req);
 
 /* Count a response sent outside httpd_respond (the 101 of an upgrade). */
-void httpd_count_request(struct shard *s, struct conn *c, int code);
+void httpd_count(struct shard *s, struct conn *c, int code);
 
-/* Role hooks. */
-void server_on_connect(struct shard *s, struct conn *c, const struct http_request *req);
-void server_on_data_accept(struct shard *s, uint16_t port, int fd);
-void client_on_local_accept(struct shard *s, uint16_t fwd_index, int fd);
+/* Free the request's state; c stays open (a /connect becomes a tunnel on it). */
+void http_conn_release(struct shard *s, struct conn *c);
+
+/* Answer 200 with the body render() makes (500 when out of memory). */
+void httpd_serve_generated(struct shard *s, struct conn *c, const char *ctype,
+                           size_t (*render)(struct engine *, char **));
+
+/* Send a response and close; a plain-text one. */
+void httpd_respond(struct shard *s, struct conn *c, int status, const char *ctype,
+                   const char *extra, const char *body, size_t body_len);
+void httpd_text(struct shard *s, struct conn *c, int status, const char *text);
 
 #endif

@@ -13,9 +13,11 @@
 
 #include "ebpf/loader.h"
 #include "engine/loop/engine.h"
-#include "engine/svc/metrics.h"
-#include "engine/roles/registry.h"
 #include "engine/ringlet.h"
+#include "engine/roles/registry.h"
+#include "engine/roles/role.h"
+#include "engine/svc/httpd.h"
+#include "engine/svc/metrics.h"
 
 const double stats_rtt_bounds[STATS_RTT_BUCKETS] = {
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 0 /* +Inf */};
@@ -143,10 +145,10 @@ static const char *port_label(struct engine *e, int slot, char *buf, size_t cap)
 {
 	if (e->cfg->mode == CFG_SERVER) {
 		/* Shards open ports under the registry's lock. */
-		pthread_mutex_lock(&e->reg->mu);
-		bool used = e->reg->ports[slot].used;
-		uint16_t port = e->reg->ports[slot].port;
-		pthread_mutex_unlock(&e->reg->mu);
+		pthread_mutex_lock(&server_of(e)->reg->mu);
+		bool used = server_of(e)->reg->ports[slot].used;
+		uint16_t port = server_of(e)->reg->ports[slot].port;
+		pthread_mutex_unlock(&server_of(e)->reg->mu);
 		if (!used)
 			return NULL;
 		snprintf(buf, cap, "%u", port);
@@ -158,17 +160,15 @@ static const char *port_label(struct engine *e, int slot, char *buf, size_t cap)
 	return buf;
 }
 
-extern const char *const httpd_path_names[];
-
 /* --sockmap: whether it is in use, and the steering programs' counters. */
 static void sockmap_metrics(struct sb *b, struct engine *e)
 {
 	uint64_t st[SM_STAT_MAX] = {0};
-	if (e->sm)
-		sockmap_read_stats(e->sm, st);
+	if (role_of(e)->sm)
+		sockmap_read_stats(role_of(e)->sm, st);
 	scalar(b, "ringlet_sockmap_active", "gauge",
 	       "1 when local hops are steered through the kernel (--sockmap), else 0.",
-	       e->sm != NULL);
+	       role_of(e)->sm != NULL);
 	scalar(b, "ringlet_sockmap_hops_steered_total", "counter",
 	       "Hops (upstream or local data-plane connections) whose end on ringlet's side "
 	       "sent "
@@ -198,7 +198,7 @@ static void sockmap_metrics(struct sb *b, struct engine *e)
 		sb_printf(b, "ringlet_sockmap_fallbacks_total{reason=\"%s\"} %llu\n",
 		          reasons[i].name, (unsigned long long)st[reasons[i].stat]);
 	sb_printf(b, "ringlet_sockmap_fallbacks_total{reason=\"unavailable\"} %d\n",
-	          e->sm_why[0] != 0);
+	          role_of(e)->sm_why[0] != 0);
 }
 
 size_t metrics_render(struct engine *e, char **out)
@@ -213,11 +213,11 @@ size_t metrics_render(struct engine *e, char **out)
 	/* inlets PRO's names */
 	int connected = 0;
 	if (server) {
-		pthread_mutex_lock(&e->reg->mu);
-		connected = e->reg->nclients;
-		pthread_mutex_unlock(&e->reg->mu);
+		pthread_mutex_lock(&server_of(e)->reg->mu);
+		connected = server_of(e)->reg->nclients;
+		pthread_mutex_unlock(&server_of(e)->reg->mu);
 	} else {
-		connected = __atomic_load_n(&e->connected, __ATOMIC_RELAXED);
+		connected = __atomic_load_n(&client_of(e)->connected, __ATOMIC_RELAXED);
 	}
 	head(&b, "tcp_controlplane_connected_gauge", "gauge",
 	     server ? "Tunnel clients connected to this server."
@@ -288,15 +288,15 @@ size_t metrics_render(struct engine *e, char **out)
 		head(&b, "ringlet_client_bytes_total", "counter",
 		     "Tunnel (WebSocket) bytes received from and sent to each connected "
 		     "client.");
-		pthread_mutex_lock(&e->reg->mu);
+		pthread_mutex_lock(&server_of(e)->reg->mu);
 		for (int i = 0; i < REG_MAX_SESSIONS; i++) {
-			struct reg_session *rs = &e->reg->sess[i];
+			struct reg_session *rs = &server_of(e)->reg->sess[i];
 			if (!rs->used)
 				continue;
 			uint64_t in = 0, outb = 0;
 			for (int k = 0; k < REG_MAX_LANES; k++) {
-				in += STAT_GET(rs->lanes[k].bytes_in);
-				outb += STAT_GET(rs->lanes[k].bytes_out);
+				in += STAT_GET(rs->lanes[k].ctr.bytes_in);
+				outb += STAT_GET(rs->lanes[k].ctr.bytes_out);
 			}
 			for (int d = 0; d < 2; d++) {
 				sb_printf(&b, "ringlet_client_bytes_total{client_id=\"");
@@ -306,7 +306,7 @@ size_t metrics_render(struct engine *e, char **out)
 				          (unsigned long long)(d ? outb : in));
 			}
 		}
-		pthread_mutex_unlock(&e->reg->mu);
+		pthread_mutex_unlock(&server_of(e)->reg->mu);
 	}
 	scalar(&b, "ringlet_payload_bytes_total", "counter",
 	       "Stream payload bytes read from local sockets into the tunnel (all data paths).",
@@ -454,9 +454,9 @@ size_t status_render(struct engine *e, char **out)
 	json_str(&b, host);
 	sb_printf(&b, "},\"clients\":[");
 	int n = 0;
-	pthread_mutex_lock(&e->reg->mu);
+	pthread_mutex_lock(&server_of(e)->reg->mu);
 	for (int i = 0; i < REG_MAX_SESSIONS; i++) {
-		struct reg_session *rs = &e->reg->sess[i];
+		struct reg_session *rs = &server_of(e)->reg->sess[i];
 		if (!rs->used)
 			continue;
 		rfc3339(rs->since_unix, ts, sizeof(ts));
@@ -478,8 +478,8 @@ size_t status_render(struct engine *e, char **out)
 		int lanes = 0;
 		sb_printf(&b, "],\"ringlet\":{\"laneShards\":[");
 		for (int k = 0; k < REG_MAX_LANES; k++) {
-			in += STAT_GET(rs->lanes[k].bytes_in);
-			outb += STAT_GET(rs->lanes[k].bytes_out);
+			in += STAT_GET(rs->lanes[k].ctr.bytes_in);
+			outb += STAT_GET(rs->lanes[k].ctr.bytes_out);
 			if (rs->lanes[k].used)
 				sb_printf(&b, "%s%d", lanes++ ? "," : "", rs->lanes[k].shard);
 		}
@@ -487,22 +487,22 @@ size_t status_render(struct engine *e, char **out)
 		          "],\"lanes\":%d,\"bytesIn\":%llu,\"bytesOut\":%llu,\"rttSeconds\":%."
 		          "6f}}",
 		          lanes, (unsigned long long)in, (unsigned long long)outb,
-		          (double)STAT_GET(rs->lanes[0].rtt_ns) / 1e9);
+		          (double)STAT_GET(rs->lanes[0].ctr.rtt_ns) / 1e9);
 	}
-	pthread_mutex_unlock(&e->reg->mu);
+	pthread_mutex_unlock(&server_of(e)->reg->mu);
 	sb_printf(&b,
 	          "],\"ringlet\":{\"shards\":%d,\"streamsActive\":%llu,\"streamsTotal\":%llu",
 	          e->nshards, (unsigned long long)SUM(e, streams_active),
 	          (unsigned long long)SUM(e, streams_total));
 	static const char *const sm_modes[] = {"off", "auto", "on"};
 	uint64_t st[SM_STAT_MAX] = {0};
-	if (e->sm)
-		sockmap_read_stats(e->sm, st);
+	if (role_of(e)->sm)
+		sockmap_read_stats(role_of(e)->sm, st);
 	sb_printf(&b, ",\"sockmap\":{\"mode\":\"%s\",\"active\":%s,\"cgroup\":",
-	          sm_modes[e->cfg->sockmap], e->sm ? "true" : "false");
-	json_str(&b, e->sm ? sockmap_cgroup(e->sm) : "");
+	          sm_modes[e->cfg->sockmap], role_of(e)->sm ? "true" : "false");
+	json_str(&b, role_of(e)->sm ? sockmap_cgroup(role_of(e)->sm) : "");
 	sb_printf(&b, ",\"why\":");
-	json_str(&b, e->sm_why);
+	json_str(&b, role_of(e)->sm_why);
 	sb_printf(&b, ",\"hopsSteered\":%llu,\"bytes\":%llu}}}\n",
 	          (unsigned long long)st[SM_STAT_HOPS_STEERED],
 	          (unsigned long long)st[SM_STAT_BYTES]);

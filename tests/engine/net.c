@@ -1,6 +1,7 @@
 /* tests/engine/net.c — --allow-ips networks and name resolution of literals. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <unistd.h>
 
 #include "engine/net.h"
 

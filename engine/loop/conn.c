@@ -1,0 +1,191 @@
+/* engine/loop/conn.c — connection slots, counted close, the turn-end lists (reap, defer)
+ * and listeners. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine/log.h"
+#include "engine/loop/loop.h"
+
+struct conn *conn_alloc(struct shard *s, uint8_t kind, int fd)
+{
+	struct conn *c;
+	if (s->free_head != UINT32_MAX) {
+		c = &s->conns[s->free_head];
+		s->free_head = c->next_free;
+	} else if (s->hiwater < s->nconns) {
+		c = &s->conns[s->hiwater];
+		c->idx = s->hiwater++;
+	} else {
+		return NULL;
+	}
+	uint16_t gen = c->gen;
+	uint32_t idx = c->idx;
+	memset(c, 0, sizeof(*c));
+	c->idx = idx;
+	c->gen = gen;
+	c->kind = kind;
+	c->fd = fd;
+	c->started_ms = s->now_ms;
+	s->live++;
+	return c;
+}
+
+struct conn *conn_get(struct shard *s, uint32_t idx, uint16_t gen)
+{
+	if (idx >= s->hiwater)
+		return NULL;
+	struct conn *c = &s->conns[idx];
+	if (c->kind == CK_FREE || c->gen != gen)
+		return NULL;
+	return c;
+}
+
+void fd_reset_close(int fd)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+void conn_finalize(struct shard *s, struct conn *c)
+{
+	const struct kind_ops *k = loop_kind_ops(c->kind);
+	if (k && k->finalize)
+		k->finalize(s, c);
+	if (c->fd >= 0) {
+		if (c->rst)
+			fd_reset_close(c->fd);
+		else
+			close(c->fd);
+	}
+	c->fd = -1;
+	c->kind = CK_FREE;
+	c->gen++;
+	c->closing = false;
+	c->next_free = s->free_head;
+	s->free_head = c->idx;
+	s->live--;
+}
+
+bool connlist_push(struct connlist *l, const struct conn *c)
+{
+	if (l->n == l->cap) {
+		uint32_t ncap = l->cap ? l->cap * 2 : 1024;
+		struct connref *nr = realloc(l->ref, ncap * sizeof(*nr));
+		if (!nr)
+			return false;
+		l->ref = nr;
+		l->cap = ncap;
+	}
+	l->ref[l->n].idx = c->idx;
+	l->ref[l->n].gen = c->gen;
+	l->n++;
+	return true;
+}
+
+void connlist_free(struct connlist *l)
+{
+	free(l->ref);
+	l->ref = NULL;
+	l->n = l->cap = 0;
+}
+
+/* Connections closed with nothing in flight are finalized at the end of the loop turn,
+ * never inside the handler that closed them (it may still hold the pointer). The list
+ * grows as needed: a tunnel that ends may close thousands of idle streams at once. */
+void conn_close(struct shard *s, struct conn *c)
+{
+	if (c->closing || c->kind == CK_FREE)
+		return;
+	c->closing = true;
+	if (c->inflight > 0 && c->fd >= 0) {
+		struct io_uring_sqe *sqe = shard_sqe(s, c, OP_CANCEL, 0);
+		io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
+	} else if (c->inflight == 0 && !connlist_push(&s->reap, c)) {
+		/* Out of memory for the list: a NOP's completion finalizes it instead. */
+		struct io_uring_sqe *sqe = shard_sqe(s, c, OP_CANCEL, 0);
+		io_uring_prep_nop(sqe);
+	}
+}
+
+void loop_reap(struct shard *s)
+{
+	/* Finalizing may close more (a tunnel's streams): they join the list behind. */
+	for (uint32_t i = 0; i < s->reap.n; i++) {
+		struct conn *c = &s->conns[s->reap.ref[i].idx];
+		if (c->gen == s->reap.ref[i].gen && c->kind != CK_FREE && c->closing &&
+		    c->inflight == 0)
+			conn_finalize(s, c);
+	}
+	s->reap.n = 0;
+}
+
+void conn_defer(struct shard *s, struct conn *c)
+{
+	if (c->deferred)
+		return;
+	if (!connlist_push(&s->defer, c)) {
+		/* Out of memory for the list: flush now instead. */
+		const struct kind_ops *k = loop_kind_ops(c->kind);
+		if (k && k->flush)
+			k->flush(s, c);
+		return;
+	}
+	c->deferred = true;
+}
+
+void loop_flush_deferred(struct shard *s)
+{
+	/* A flush may defer other connections (they join the list behind). */
+	for (uint32_t i = 0; i < s->defer.n; i++) {
+		struct conn *c = conn_get(s, s->defer.ref[i].idx, s->defer.ref[i].gen);
+		if (!c)
+			continue;
+		c->deferred = false;
+		const struct kind_ops *k = loop_kind_ops(c->kind);
+		if (k && k->flush)
+			k->flush(s, c);
+	}
+	s->defer.n = 0;
+}
+
+/* ---- listeners ---------------------------------------------------------------------- */
+
+static void arm_accept(struct shard *s, struct conn *c)
+{
+	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_ACCEPT, 0);
+	io_uring_prep_multishot_accept(sqe, c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+void listen_here(struct shard *s, int fd, listen_fn on_accept, uint16_t aux)
+{
+	struct conn *c = conn_alloc(s, CK_LISTEN, fd);
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->u.listen.on_accept = on_accept;
+	c->u.listen.aux = aux;
+	arm_accept(s, c);
+}
+
+void loop_on_accept(struct shard *s, struct conn *c, struct tok t, struct io_uring_cqe *cqe)
+{
+	(void)t;
+	if (!(cqe->flags & IORING_CQE_F_MORE) && !c->closing)
+		arm_accept(s, c);
+	if (cqe->res < 0) {
+		if (cqe->res != -ECANCELED)
+			log_warn("accept failed", "aux=%u err=%s", c->u.listen.aux,
+			         log_q(strerror(-cqe->res)));
+		return;
+	}
+	if (c->closing) {
+		close(cqe->res);
+		return;
+	}
+	c->u.listen.on_accept(s, c->u.listen.aux, cqe->res);
+}

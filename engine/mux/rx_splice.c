@@ -1,0 +1,139 @@
+/* engine/mux/rx_splice.c — the splice path's receive side: inline reads on readiness. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine/mux/internal.h"
+
+/* ---- splice path, receive side ------------------------------------------------------
+ * A tunnel with rx_inline has no recv in flight: on readiness (OP_TUN_POLL) it reads
+ * inline, so it always knows where the next byte goes. Frame and message headers (and
+ * small payloads) are read into a buffer and parsed as above; a DATA payload of at least
+ * RX_SPLICE_MIN bytes whose frame needs no unmasking goes by splice(2) from the socket
+ * into its stream's pipe and on to the stream's socket, never copied into ringlet. */
+
+#define RX_SPLICE_MIN 4096
+#define RX_BUDGET (1024 * 1024) /* bytes read per readiness event before polling again */
+
+/* Does the current frame's payload need no transformation? */
+static bool frame_plain(const struct tunnel *t)
+{
+	return !t->fr.masked ||
+	       (t->fr.mask[0] | t->fr.mask[1] | t->fr.mask[2] | t->fr.mask[3]) == 0;
+}
+
+/* The stream the next payload bytes may be spliced into (and how many), or NULL when
+ * they go through the buffer: headers, control messages, small or masked payloads, a
+ * stream with bytes still in its pipe, dialling, or gone. */
+static struct conn *rx_splice_target(struct shard *s, struct conn *c, uint32_t *len)
+{
+	struct tunnel *t = conn_tun(c);
+	if (t->rx_state != RX_PAYLOAD || t->msg_pos < TUN_HEADER_LEN ||
+	    t->mh.type != TUN_DATA || t->fr_left < RX_SPLICE_MIN || !frame_plain(t) ||
+	    t->dst_idx == NO_SLOT)
+		return NULL;
+	struct conn *sc = conn_get(s, t->dst_idx, t->dst_gen);
+	if (!sc || sc->kind != CK_STREAM || sc->closing || sc->fd < 0)
+		return NULL;
+	struct stream *st = conn_st(sc);
+	/* Bytes beyond the credit are for deliver() to refuse. */
+	if (st->piped || st->connecting || st->pre || t->fr_left > st->outstanding)
+		return NULL;
+	if (!st->dpipe && !(st->dpipe = spipe_new()))
+		return NULL;
+	*len = (uint32_t)t->fr_left;
+	return sc;
+}
+
+/* How much to read into the buffer: right after a large plain DATA frame, only the next
+ * frame's headers, assuming it is large too (64-bit length, a mask when we are the server),
+ * so that none of its payload is read; otherwise as much as is there. */
+static size_t rx_read_len(const struct tunnel *t, size_t cap)
+{
+	if (t->rx_state == RX_HEADER && t->hlen == 0 && t->fr.opcode < WS_OP_CLOSE &&
+	    t->fr.payload_len >= RX_SPLICE_MIN && frame_plain(t))
+		return 2 + 8 + (t->role == WS_ROLE_SERVER ? 4 : 0) + TUN_HEADER_LEN;
+	return cap;
+}
+
+/* n bytes came from the tunnel's socket (read, or spliced): a sign of life, and counted. */
+void rx_count(struct shard *s, struct tunnel *t, size_t n)
+{
+	t->last_rx_ms = s->now_ms;
+	t->bytes_in += (uint64_t)n;
+	if (t->ctr)
+		__atomic_fetch_add(&t->ctr->bytes_in, (uint64_t)n, __ATOMIC_RELAXED);
+}
+
+/* n payload bytes went from the tunnel's socket into sc's pipe. */
+static void rx_spliced(struct shard *s, struct conn *c, struct conn *sc, size_t n)
+{
+	struct tunnel *t = conn_tun(c);
+	struct stream *st = conn_st(sc);
+	rx_count(s, t, n);
+	t->msg_pos += (uint32_t)n;
+	t->fr_left -= n;
+	t->fr_off += n;
+	st->rb_first = st->rlen;
+	st->piped = (uint32_t)n;
+	st->outstanding -= (uint32_t)n;
+	STAT_ADD(s, bytes_spliced_down, (uint64_t)n);
+	stream_maybe_send(s, sc);
+	if (t->fr_left == 0 && !c->closing)
+		frame_end(s, c);
+}
+
+void tunnel_rx_inline(struct shard *s, struct conn *c)
+{
+	uint8_t *buf = s->scratch; /* a plain tunnel: no TLS read uses it meanwhile */
+	struct tunnel *t = conn_tun(c);
+	size_t budget = RX_BUDGET;
+	bool copy_next = false; /* splice(2) stopped at TCP urgent data: recv() passes it */
+	while (!c->closing && budget) {
+		uint32_t len;
+		ssize_t n;
+		struct conn *sc = copy_next ? NULL : rx_splice_target(s, c, &len);
+		copy_next = false;
+		if (sc) {
+			n = splice(c->fd, NULL, conn_st(sc)->dpipe->fd[1], NULL, len,
+			           SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+			if (n > 0) {
+				rx_spliced(s, c, sc, (size_t)n);
+				budget -= (size_t)n < budget ? (size_t)n : budget;
+				continue;
+			}
+			if ((n == 0 || (n == -1 && errno == EAGAIN)) && at_urgent_mark(c->fd)) {
+				STAT_ADD(s, splice_fallbacks, 1);
+				copy_next = true;
+				continue;
+			}
+		} else {
+			n = recv(c->fd, buf, rx_read_len(t, SHARD_SCRATCH), MSG_DONTWAIT);
+			if (n > 0) {
+				rx_count(s, t, (size_t)n);
+				tunnel_input(s, c, buf, (size_t)n);
+				budget -= (size_t)n < budget ? (size_t)n : budget;
+				continue;
+			}
+		}
+		if (n == 0) {
+			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "connection closed by peer");
+			return;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN) /* an empty pipe, so an empty socket */
+			break;
+		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, strerror(errno));
+		return;
+	}
+	if (c->closing || t->rx_poll_armed)
+		return;
+	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_TUN_POLL, 0);
+	io_uring_prep_poll_add(sqe, c->fd, POLLIN | POLLRDHUP);
+	t->rx_poll_armed = true;
+}

@@ -1,0 +1,327 @@
+/* engine/mux/stream_io.c — a stream's socket I/O: reads into the tunnel (copy or
+ * splice), writes from its buffer and pipe, and the wait list for stream buffers. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine/mux/internal.h"
+
+/* Stream-ring buffers are free: let waiting streams read again, in the order they began
+ * to wait, until n of them have a recv armed (each may take one buffer) or none waits. A
+ * woken stream that cannot read now (no credit, a full queue) does not use up a wake-up. */
+static void wake_waiters(struct shard *s, uint32_t n)
+{
+	while (n && MS(s)->wait_head != NO_SLOT) {
+		struct conn *w = &s->conns[MS(s)->wait_head];
+		MS(s)->wait_head = conn_st(w)->wait_next;
+		if (MS(s)->wait_head == NO_SLOT)
+			MS(s)->wait_tail = NO_SLOT;
+		if (w->kind != CK_STREAM)
+			continue;
+		conn_st(w)->waiting_bufs = false;
+		stream_maybe_recv(s, w);
+		if (conn_st(w)->recv_armed)
+			n--;
+	}
+}
+
+void stream_wake_waiters(struct shard *s)
+{
+	const struct bufring *b = &s->rings[STREAM_RING_BGID];
+	if (b->out < b->nbufs)
+		wake_waiters(s, b->nbufs - b->out);
+}
+
+void stream_maybe_recv(struct shard *s, struct conn *sc)
+{
+	struct stream *st = conn_st(sc);
+	if (sc->closing || st->recv_armed || st->eof || st->connecting || st->waiting_bufs ||
+	    st->held || sc->fd < 0)
+		return;
+	if (st->credit == 0 || st->queued >= STREAM_QUEUE_LIMIT)
+		return;
+	struct conn *tc = stream_tunnel(s, sc);
+	if (!tc)
+		return;
+	if (st->splice) {
+		if (st->poll_armed)
+			return;
+		struct io_uring_sqe *sqe = shard_sqe(s, sc, OP_STREAM_POLL, 0);
+		io_uring_prep_poll_add(sqe, sc->fd, POLLIN | POLLRDHUP);
+		st->poll_armed = true;
+		return;
+	}
+	uint32_t len = st->credit;
+	if (len > s->rings[STREAM_RING_BGID].bufsz)
+		len = s->rings[STREAM_RING_BGID].bufsz;
+	if (len > conn_tun(tc)->peer_max_frame)
+		len = conn_tun(tc)->peer_max_frame;
+	struct io_uring_sqe *sqe = shard_sqe(s, sc, OP_STREAM_RECV, 0);
+	io_uring_prep_recv(sqe, sc->fd, NULL, len, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = STREAM_RING_BGID;
+	st->recv_armed = true;
+}
+
+/* Move a stream's up side to splice(2); it stays on copy if no pipe can be had. */
+void stream_use_splice(struct stream *st)
+{
+	if (st->splice)
+		return;
+	if (!st->pipe)
+		st->pipe = spipe_new();
+	st->splice = st->pipe != NULL;
+}
+
+/* Splice path: the socket is readable; move what the credit allows into the pipe and
+ * queue it (header inline, payload in the pipe). */
+void on_stream_poll(struct shard *s, struct conn *sc, int res)
+{
+	struct stream *st = conn_st(sc);
+	st->poll_armed = false;
+	struct conn *tc = sc->closing ? NULL : stream_tunnel(s, sc);
+	if (!tc) {
+		if (!sc->closing)
+			stream_reset(s, sc, TUN_RST_SHUTDOWN, false);
+		return;
+	}
+	if (res < 0) {
+		if (res != -ECANCELED)
+			stream_reset(s, sc, TUN_RST_RESET, true);
+		return;
+	}
+	uint32_t room = STREAM_QUEUE_LIMIT > st->queued ? STREAM_QUEUE_LIMIT - st->queued : 0;
+	uint32_t len = st->credit < room ? st->credit : room;
+	if (len > conn_tun(tc)->peer_max_frame)
+		len = conn_tun(tc)->peer_max_frame;
+	if (len == 0)
+		return; /* WINDOW or a drained queue re-arms the poll */
+	ssize_t n = splice(sc->fd, NULL, st->pipe->fd[1], NULL, len,
+	                   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+	if ((n == 0 || (n == -1 && errno == EAGAIN)) && at_urgent_mark(sc->fd)) {
+		/* splice(2) stops at TCP urgent data (0 when more is queued behind it, else
+		 * EAGAIN); recv() reads past it: this stream goes on by copy. */
+		st->splice = false;
+		STAT_ADD(s, splice_fallbacks, 1);
+		stream_maybe_recv(s, sc);
+		return;
+	}
+	if (n == 0) {
+		stream_eof(s, sc, tc);
+		return;
+	}
+	if (n == -1) {
+		if (errno != EAGAIN) {
+			stream_reset(s, sc, TUN_RST_RESET, true);
+			return;
+		}
+		/* An empty socket, or a full pipe (it counts slots, not bytes): then the queued
+		 * items' completions re-arm the poll. */
+		if (!st->queued)
+			stream_maybe_recv(s, sc);
+		return;
+	}
+	struct outitem *it = item_get(s);
+	if (!it) {
+		stream_reset(s, sc, TUN_RST_INTERNAL, true);
+		return;
+	}
+	it->pipe = st->pipe;
+	st->pipe->refs++;
+	it->st_idx = sc->idx;
+	it->st_gen = sc->gen;
+	st->queued += (uint32_t)n;
+	STAT_ADD(s, bytes_spliced, (uint64_t)n);
+	queue_data(s, tc, sc, it, NULL, (size_t)n);
+	stream_maybe_recv(s, sc);
+}
+
+void on_stream_recv(struct shard *s, struct conn *sc, struct io_uring_cqe *cqe)
+{
+	struct stream *st = conn_st(sc);
+	int res = cqe->res;
+	st->recv_armed = false;
+	bool have_buf = cqe->flags & IORING_CQE_F_BUFFER;
+	uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+	if (have_buf)
+		s->rings[STREAM_RING_BGID].out++;
+	struct conn *tc = sc->closing ? NULL : stream_tunnel(s, sc);
+	if (!tc) {
+		if (have_buf)
+			bufring_put(&s->rings[STREAM_RING_BGID], bid);
+		if (!sc->closing)
+			stream_reset(s, sc, TUN_RST_SHUTDOWN, false);
+		return;
+	}
+	if (res > 0 && have_buf) {
+		struct outitem *it = item_get(s);
+		if (!it) {
+			bufring_put(&s->rings[STREAM_RING_BGID], bid);
+			stream_reset(s, sc, TUN_RST_INTERNAL, true);
+			return;
+		}
+		it->from_ring = true;
+		it->bid = bid;
+		it->st_idx = sc->idx;
+		it->st_gen = sc->gen;
+		st->queued += (uint32_t)res;
+		queue_data(s, tc, sc, it, bufring_addr(&s->rings[STREAM_RING_BGID], bid),
+		           (size_t)res);
+		stream_maybe_recv(s, sc);
+		return;
+	}
+	if (have_buf)
+		bufring_put(&s->rings[STREAM_RING_BGID], bid);
+	if (res == 0) {
+		stream_eof(s, sc, tc);
+		return;
+	}
+	if (res == -ENOBUFS) {
+		STAT_ADD(s, bufring_empty, 1);
+		st->waiting_bufs = true;
+		st->wait_next = NO_SLOT;
+		if (MS(s)->wait_tail != NO_SLOT)
+			conn_st(&s->conns[MS(s)->wait_tail])->wait_next = sc->idx;
+		else
+			MS(s)->wait_head = sc->idx;
+		MS(s)->wait_tail = sc->idx;
+		/* Buffers may have come back since the kernel found the ring empty (earlier
+		 * completions of this batch): then nothing else would wake the waiters. */
+		stream_wake_waiters(s);
+		return;
+	}
+	if (res == -ECANCELED)
+		return;
+	stream_reset(s, sc, TUN_RST_RESET, true);
+}
+
+/* n stream bytes reached the socket: grant them back to the peer. */
+static void stream_sent(struct shard *s, struct conn *sc, struct conn *tc, uint32_t n)
+{
+	struct stream *st = conn_st(sc);
+	st->unacked += n;
+	st->bytes_down += n;
+	STAT_ADD(s, bytes_down, n);
+	STAT_ADD(s, port[st->port_slot].bytes_sent, n);
+	stream_grant(s, tc, st);
+}
+
+/* Splice path: move the stream's pipe to its socket, inline. Returns true when the pipe
+ * is empty, false when the socket is full (POLLOUT armed) or the stream was reset. */
+static bool stream_splice_out(struct shard *s, struct conn *sc, struct conn *tc)
+{
+	struct stream *st = conn_st(sc);
+	while (st->piped) {
+		ssize_t n = splice(st->dpipe->fd[0], NULL, sc->fd, NULL, st->piped,
+		                   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+		if (n > 0) {
+			st->piped -= (uint32_t)n;
+			stream_sent(s, sc, tc, (uint32_t)n);
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN) {
+			struct io_uring_sqe *sqe = shard_sqe(s, sc, OP_STREAM_POLLOUT, 0);
+			io_uring_prep_poll_add(sqe, sc->fd, POLLOUT);
+			st->pollout_armed = true;
+			return false;
+		}
+		stream_reset(s, sc, TUN_RST_RESET, true);
+		return false;
+	}
+	return true;
+}
+
+void on_stream_pollout(struct shard *s, struct conn *sc, int res)
+{
+	conn_st(sc)->pollout_armed = false;
+	if (sc->closing || res == -ECANCELED)
+		return;
+	if (res < 0) {
+		stream_reset(s, sc, TUN_RST_RESET, true);
+		return;
+	}
+	stream_maybe_send(s, sc);
+	stream_check_done(s, sc);
+}
+
+void stream_maybe_send(struct shard *s, struct conn *sc)
+{
+	struct stream *st = conn_st(sc);
+	if (sc->closing || st->sending || st->pollout_armed || st->connecting || sc->fd < 0)
+		return;
+	if (st->held)
+		return;
+	if (st->pre && st->pre_off < st->pre_len) {
+		/* The PROXY header goes to the upstream before any stream byte. */
+		st->sending = st->pre_len - st->pre_off;
+		st->sending_pre = true;
+		struct io_uring_sqe *sqe = shard_sqe(s, sc, OP_STREAM_SEND, 0);
+		io_uring_prep_send(sqe, sc->fd, st->pre + st->pre_off, st->sending,
+		                   MSG_NOSIGNAL);
+		return;
+	}
+	if (st->rlen == 0 && st->piped == 0)
+		return;
+	struct conn *tc = stream_tunnel(s, sc);
+	uint32_t cap = tc ? conn_tun(tc)->my_window : 0;
+	if (!cap)
+		return;
+	/* Order on the socket: rb_first bytes of rbuf, the pipe, the rest of rbuf. */
+	if (st->piped && st->rb_first == 0 && !stream_splice_out(s, sc, tc))
+		return;
+	if (st->rlen == 0)
+		return;
+	uint32_t chunk = st->rlen;
+	if (st->piped && chunk > st->rb_first)
+		chunk = st->rb_first;
+	if (st->rhead + chunk > cap)
+		chunk = cap - st->rhead;
+	st->sending = chunk;
+	struct io_uring_sqe *sqe = shard_sqe(s, sc, OP_STREAM_SEND, 0);
+	io_uring_prep_send(sqe, sc->fd, st->rbuf + st->rhead, chunk, MSG_NOSIGNAL);
+}
+
+void on_stream_send(struct shard *s, struct conn *sc, int res)
+{
+	struct stream *st = conn_st(sc);
+	st->sending = 0;
+	if (sc->closing)
+		return;
+	struct conn *tc = stream_tunnel(s, sc);
+	if (!tc) {
+		stream_reset(s, sc, TUN_RST_SHUTDOWN, false);
+		return;
+	}
+	if (res < 0) {
+		stream_reset(s, sc, TUN_RST_RESET, true);
+		return;
+	}
+	if (st->sending_pre) {
+		/* Our own header: not stream bytes, no credit to give back. */
+		st->sending_pre = false;
+		st->pre_off = (uint16_t)(st->pre_off + res);
+		if (st->pre_off == st->pre_len) {
+			free(st->pre);
+			st->pre = NULL;
+		}
+		stream_maybe_send(s, sc);
+		stream_check_done(s, sc);
+		return;
+	}
+	uint32_t cap = conn_tun(tc)->my_window;
+	st->rhead = (st->rhead + (uint32_t)res) % cap;
+	st->rlen -= (uint32_t)res;
+	if (st->piped)
+		st->rb_first -= (uint32_t)res;
+	if (st->rlen == 0)
+		st->rhead = 0;
+	stream_sent(s, sc, tc, (uint32_t)res);
+	stream_maybe_send(s, sc);
+	stream_check_done(s, sc);
+}

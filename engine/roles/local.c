@@ -1,0 +1,95 @@
+/* engine/roles/local.c — --local (client forwarding): the client carries connections
+ * accepted on its --local listeners to targets that the server dials. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "ebpf/sockmap.h"
+#include "engine/log.h"
+#include "engine/roles/internal.h"
+
+void stream_open_local(struct shard *s, struct conn *tc, int fd, const char *target,
+                       uint16_t rport)
+{
+	struct conn *sc = stream_new(s, tc, fd, 0, rport, STATS_PORTS - 1);
+	if (!sc)
+		return;
+	struct stream *st = conn_st(sc);
+	struct sockaddr_storage ra;
+	socklen_t rl = sizeof(ra);
+	char rs[72] = "";
+	if (getpeername(fd, (struct sockaddr *)&ra, &rl) == 0)
+		addr_format((struct sockaddr *)&ra, rs, sizeof(rs));
+	/* A client-opened OPEN carries the target "host:port" in its local field. */
+	struct tun_open o = {
+	        .port = rport, .remote = tun_str_from(rs), .local = tun_str_from(target)};
+	uint8_t m[TUN_HEADER_LEN + 2 + 2 + 2 * TUN_MAX_STR];
+	size_t len = tun_encode_open(m, sizeof(m), st->id, &o);
+	tunnel_send_msg(s, tc, m, len);
+	stream_start(s, sc);
+}
+
+/* The target's addresses, resolved on first use on this tunnel (blocking: once per distinct
+ * target per client connection). NULL if it does not resolve. */
+static const struct addrlist *fwd_resolve(struct engine *e, struct srv_lane *t,
+                                          const char *target)
+{
+	for (int i = 0; i < t->nfwd; i++)
+		if (strcmp(t->fwd[i].name, target) == 0)
+			return &t->fwd[i].al;
+	if (!t->fwd) {
+		t->fwd = calloc(FWD_MAX, sizeof(*t->fwd));
+		if (!t->fwd)
+			return NULL;
+	}
+	const char *colon = strrchr(target, ':');
+	if (!colon || t->nfwd == FWD_MAX)
+		return NULL;
+	char host[TUN_MAX_STR + 1];
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - target), target);
+	long port = strtol(colon + 1, NULL, 10);
+	if (port <= 0 || port > 65535)
+		return NULL;
+	struct fwd_target *f = &t->fwd[t->nfwd];
+	if (net_resolve(host, (uint16_t)port, &f->al) != 0)
+		return NULL;
+	snprintf(f->name, sizeof(f->name), "%s", target);
+	t->nfwd++;
+	if (net_addrs_local(&f->al))
+		steer_endpoint(e, &f->al, (uint16_t)port, SM_EP_DIAL);
+	return &f->al;
+}
+
+void stream_open_forwarded(struct shard *s, struct conn *tc, const struct tun_msg *m)
+{
+	struct tunnel *t = conn_tun(tc);
+	const struct tun_open *o = &m->u.open;
+	char target[TUN_MAX_STR + 1];
+	snprintf(target, sizeof(target), "%.*s", o->local.len, (const char *)o->local.p);
+	struct conn *dup;
+	if ((m->stream & 1) || tunnel_lookup_stream(s, t, m->stream, &dup)) {
+		tunnel_fail(s, tc, WS_CLOSE_PROTOCOL,
+		            "client OPEN with a server stream id or "
+		            "an id in use");
+		return;
+	}
+	const struct addrlist *al = fwd_resolve(s->eng, t->owner, target);
+	struct conn *sc =
+	        al ? stream_new(s, tc, -1, m->stream, o->port, STATS_PORTS - 1) : NULL;
+	if (!sc) {
+		log_warn("cannot forward a client connection (--local)",
+		         "client_id=%s target=%s "
+		         "why=%s",
+		         log_q(t->client_id), log_q(target),
+		         al ? "no slots" : "does not resolve");
+		tunnel_send_rst(s, tc, m->stream, TUN_RST_UNREACHABLE,
+		                al ? "no slots" : "target does not resolve");
+		return;
+	}
+	struct stream *st = conn_st(sc);
+	st->dial = al;
+	log_debug("forwarding a client connection", "client_id=%s stream=%u target=%s",
+	          log_q(t->client_id), st->id, log_q(target));
+	stream_dial(s, sc);
+}
