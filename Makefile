@@ -68,7 +68,7 @@ LIB_OBJ    := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o) $(TOOLS_SRC:%.c=$(BUILD)/obj/%.
               $(EBPF_SRC:%.c=$(BUILD)/obj/%.o)
 LIB        := $(BUILD)/libringlet.a
 
-UNIT_SRC   := $(sort $(wildcard tests/proto/*.c tests/engine/*.c tests/tools/*.c tests/ebpf/*.c))
+UNIT_SRC   := $(sort $(wildcard tests/proto/*.c tests/engine/*.c tests/engine/*/*.c tests/tools/*.c tests/ebpf/*.c))
 UNIT_BIN   := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 
 BENCH_SRC  := $(sort $(wildcard bench/*.c))
@@ -196,10 +196,12 @@ e2e: deps
 # libFuzzer drivers: clang, ASan+UBSan+fuzzer, the pure proto/ sources only.
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
                -fno-sanitize-recover=all -I. -isystem $(LLHTTP_INC) -isystem $(BSSL_INC)
-build-fuzz/%: fuzz/%.c $(PROTO_SRC) $(wildcard proto/*.h)
+# A driver of a pure engine part names its sources here.
+FUZZ_EXTRA_reasm := engine/mux/reasm.c
+build-fuzz/%: fuzz/%.c $(PROTO_SRC) $(wildcard proto/*.h) $(wildcard engine/mux/reasm.[ch])
 	$(call msg,FUZZ,$@)
 	@mkdir -p $(@D)
-	$(Q)clang $(FUZZ_CFLAGS) $< $(PROTO_SRC) $(LLHTTP_SRC)/llhttp.c $(LLHTTP_SRC)/api.c \
+	$(Q)clang $(FUZZ_CFLAGS) $< $(FUZZ_EXTRA_$*) $(PROTO_SRC) $(LLHTTP_SRC)/llhttp.c $(LLHTTP_SRC)/api.c \
 		$(LLHTTP_SRC)/http.c -L$(BSSL_LIB) -Wl,-rpath,$(BSSL_LIB) -lcrypto -o $@
 
 fuzz: $(FUZZ_BIN)

@@ -48,8 +48,10 @@ bool at_urgent_mark(int fd);
 
 /* ---- recv.c: frames and messages ------------------------------------------------------ */
 
+/* Plaintext frames from the peer: reassembled, delivered, handled. */
 void tunnel_input(struct shard *s, struct conn *c, const uint8_t *p, size_t n);
-void frame_end(struct shard *s, struct conn *c);
+/* n payload bytes of the current DATA message were spliced past the buffer. */
+void tunnel_rx_skip(struct shard *s, struct conn *c, size_t n);
 void tls_read_all(struct shard *s, struct conn *c);
 void on_tun_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cqe);
 

@@ -100,7 +100,7 @@ bool tunnel_lookup_stream(struct shard *s, struct tunnel *t, uint32_t id, struct
 
 /* DATA payload bytes for the current message's stream. */
 static void deliver(struct shard *s, struct conn *c, const uint8_t *p, size_t n,
-                    uint64_t frame_off)
+                    const struct ws_frame *fr, uint64_t frame_off)
 {
 	struct tunnel *t = conn_tun(c);
 	if (t->dst_idx == NO_SLOT)
@@ -135,8 +135,8 @@ static void deliver(struct shard *s, struct conn *c, const uint8_t *p, size_t n,
 		if (st->rlen == cap)
 			room = 0;
 		size_t k = n < room ? n : room;
-		if (t->fr.masked)
-			ws_mask_copy(st->rbuf + tail, p, k, t->fr.mask, frame_off);
+		if (fr->masked)
+			ws_mask_copy(st->rbuf + tail, p, k, fr->mask, frame_off);
 		else
 			memcpy(st->rbuf + tail, p, k);
 		st->rlen += (uint32_t)k;
@@ -147,218 +147,114 @@ static void deliver(struct shard *s, struct conn *c, const uint8_t *p, size_t n,
 	stream_maybe_send(s, sc);
 }
 
-static bool payload_bytes(struct shard *s, struct conn *c, const uint8_t *p, size_t k)
+/* ---- what reassembly reports (struct rx_ctx is the context) ----------------------------- */
+
+struct rx_ctx {
+	struct shard *s;
+	struct conn *c;
+};
+
+static bool rx_msg_start(void *ctx, const struct tun_msg *mh)
 {
-	struct tunnel *t = conn_tun(c);
-	uint64_t off = t->fr_off;
-	while (k) {
-		if (t->msg_pos < TUN_HEADER_LEN) {
-			size_t take = TUN_HEADER_LEN - t->msg_pos;
-			if (take > k)
-				take = k;
-			memcpy(t->msgh + t->msg_pos, p, take);
-			if (t->fr.masked)
-				ws_mask(t->msgh + t->msg_pos, take, t->fr.mask, off);
-			t->msg_pos += (uint32_t)take;
-			p += take;
-			k -= take;
-			off += take;
-			if (t->msg_pos < TUN_HEADER_LEN)
-				break;
-			if (tun_decode_header(t->msgh, TUN_HEADER_LEN, &t->mh) != TUN_OK) {
-				tunnel_fail(s, c, WS_CLOSE_PROTOCOL,
-				            "bad tunnel message header");
-				return false;
-			}
-			t->dst_idx = NO_SLOT;
-			if (t->mh.type == TUN_DATA) {
-				struct conn *sc;
-				if (tunnel_lookup_stream(s, t, t->mh.stream, &sc)) {
-					t->dst_idx = sc->idx;
-					t->dst_gen = sc->gen;
-				}
-			} else {
-				memcpy(t->ctl, t->msgh, TUN_HEADER_LEN);
-				t->ctl_len = TUN_HEADER_LEN;
-			}
-			continue;
-		}
-		if (t->mh.type == TUN_DATA) {
-			deliver(s, c, p, k, off);
-			t->msg_pos += (uint32_t)k;
-			return !c->closing;
-		}
-		if (t->ctl_len + k > sizeof(t->ctl)) {
-			tunnel_fail(s, c, WS_CLOSE_TOO_BIG, "control message too large");
-			return false;
-		}
-		memcpy(t->ctl + t->ctl_len, p, k);
-		if (t->fr.masked)
-			ws_mask(t->ctl + t->ctl_len, k, t->fr.mask, off);
-		t->ctl_len += (uint32_t)k;
-		t->msg_pos += (uint32_t)k;
-		break;
+	struct rx_ctx *x = ctx;
+	struct tunnel *t = conn_tun(x->c);
+	t->dst_idx = NO_SLOT;
+	struct conn *sc;
+	if (mh->type == TUN_DATA && tunnel_lookup_stream(x->s, t, mh->stream, &sc)) {
+		t->dst_idx = sc->idx;
+		t->dst_gen = sc->gen;
 	}
+	/* DATA for a stream we no longer have (reset or closed) is dropped on purpose: the
+	 * peer learns from the RST we sent. */
 	return true;
 }
 
-static void message_end(struct shard *s, struct conn *c)
+static bool rx_data(void *ctx, const uint8_t *p, size_t n, const struct ws_frame *fr,
+                    uint64_t off)
 {
-	struct tunnel *t = conn_tun(c);
-	if (t->msg_pos < TUN_HEADER_LEN) {
-		tunnel_fail(s, c, WS_CLOSE_PROTOCOL, "tunnel message shorter than its header");
-		return;
-	}
-	if (t->mh.type != TUN_DATA) {
-		struct tun_msg m;
-		const char *why = NULL;
-		if (tun_decode(t->ctl, t->ctl_len, &m, &why) != TUN_OK) {
-			log_warn("malformed tunnel message", "client_id=%s type=%s why=%s",
-			         log_q(t->client_id), tun_type_name(t->mh.type),
-			         log_q(why ? why : "?"));
-			tunnel_fail(s, c, WS_CLOSE_PROTOCOL, why ? why : "malformed message");
-			return;
-		}
-		handle_msg(s, c, &m);
-	} else if (t->dst_idx == NO_SLOT && t->mh.stream) {
-		/* DATA for a stream we no longer have (reset or closed): dropped on purpose,
-		 * the peer learns from the RST we sent. */
-	}
-	t->msg_pos = 0;
-	t->ctl_len = 0;
-	t->dst_idx = NO_SLOT;
+	struct rx_ctx *x = ctx;
+	deliver(x->s, x->c, p, n, fr, off);
+	return !x->c->closing;
 }
 
-static void ws_control_end(struct shard *s, struct conn *c)
+static bool rx_ctl(void *ctx, const uint8_t *m, size_t len)
 {
+	struct rx_ctx *x = ctx;
+	struct tunnel *t = conn_tun(x->c);
+	struct tun_msg msg;
+	const char *why = NULL;
+	if (tun_decode(m, len, &msg, &why) != TUN_OK) {
+		log_warn("malformed tunnel message", "client_id=%s type=%s why=%s",
+		         log_q(t->client_id), tun_type_name(t->rx.mh.type),
+		         log_q(why ? why : "?"));
+		tunnel_fail(x->s, x->c, WS_CLOSE_PROTOCOL, why ? why : "malformed message");
+		return false;
+	}
+	handle_msg(x->s, x->c, &msg);
+	return !x->c->closing;
+}
+
+static bool rx_ws_control(void *ctx, uint8_t opcode, uint8_t *p, size_t len)
+{
+	struct rx_ctx *x = ctx;
+	struct shard *s = x->s;
+	struct conn *c = x->c;
 	struct tunnel *t = conn_tun(c);
-	uint8_t *p = t->wsctl;
-	size_t len = t->wsctl_len;
-	if (t->fr.masked)
-		ws_mask(p, len, t->fr.mask, 0);
-	switch (t->fr.opcode) {
-	case WS_OP_PING:
+	if (opcode == WS_OP_PING) {
 		send_ws_control(s, c, WS_OP_PONG, p, len);
-		break;
-	case WS_OP_PONG:
-		break;
-	case WS_OP_CLOSE: {
-		uint16_t code;
-		const uint8_t *reason;
-		size_t rlen;
-		enum ws_close cc;
-		if (!ws_parse_close(p, len, &code, &reason, &rlen, &cc)) {
-			tunnel_fail(s, c, cc, "bad close frame");
-			return;
-		}
-		char why[64];
-		snprintf(why, sizeof(why), "peer closed (%u)", code);
-		if (t->state != TS_CLOSING) {
-			notify_closed(s, c);
-			close_streams(s, c, TUN_RST_SHUTDOWN);
-			uint8_t out[2];
-			size_t ol = ws_close_payload(out,
-			                             code == WS_CLOSE_NO_STATUS
-			                                     ? WS_CLOSE_NORMAL
-			                                     : (enum ws_close)code,
-			                             NULL);
-			log_info("tunnel closed by peer", "client_id=%s remote=%s code=%u",
-			         log_q(t->client_id[0] ? t->client_id : "-"), t->remote, code);
-			send_ws_control(s, c, WS_OP_CLOSE, out, ol);
-			t->state = TS_CLOSING;
-		} else {
-			conn_close(s, c);
-		}
-		break;
+		return true;
 	}
+	if (opcode != WS_OP_CLOSE)
+		return true;
+	uint16_t code;
+	const uint8_t *reason;
+	size_t rlen;
+	enum ws_close cc;
+	if (!ws_parse_close(p, len, &code, &reason, &rlen, &cc)) {
+		tunnel_fail(s, c, cc, "bad close frame");
+		return false;
 	}
-	t->wsctl_len = 0;
+	if (t->state == TS_CLOSING) {
+		conn_close(s, c); /* the answer to our close */
+		return false;
+	}
+	notify_closed(s, c);
+	close_streams(s, c, TUN_RST_SHUTDOWN);
+	uint8_t out[2];
+	size_t ol = ws_close_payload(
+	        out, code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NORMAL : (enum ws_close)code, NULL);
+	log_info("tunnel closed by peer", "client_id=%s remote=%s code=%u",
+	         log_q(t->client_id[0] ? t->client_id : "-"), t->remote, code);
+	send_ws_control(s, c, WS_OP_CLOSE, out, ol);
+	t->state = TS_CLOSING;
+	return true;
 }
 
-/* The current frame's payload is all read (or spliced). */
-void frame_end(struct shard *s, struct conn *c)
+static void rx_error(void *ctx, enum ws_close code, const char *why)
 {
-	struct tunnel *t = conn_tun(c);
-	if (t->rx_state == RX_CONTROL) {
-		t->rx_state = RX_HEADER;
-		ws_control_end(s, c);
-	} else {
-		t->rx_state = RX_HEADER;
-		if (t->fr_msg_end)
-			message_end(s, c);
-	}
+	struct rx_ctx *x = ctx;
+	tunnel_fail(x->s, x->c, code, why);
 }
+
+static const struct reasm_ops rx_ops = {
+        .on_msg_start = rx_msg_start,
+        .on_data = rx_data,
+        .on_ctl = rx_ctl,
+        .on_ws_control = rx_ws_control,
+        .on_error = rx_error,
+};
 
 void tunnel_input(struct shard *s, struct conn *c, const uint8_t *p, size_t n)
 {
-	struct tunnel *t = conn_tun(c);
-	while (n && !c->closing) {
-		if (t->rx_state == RX_HEADER) {
-			const uint8_t *h;
-			size_t avail;
-			size_t add = 0;
-			if (t->hlen == 0 && n >= WS_MAX_HEADER) {
-				h = p;
-				avail = n;
-			} else {
-				add = WS_MAX_HEADER - t->hlen;
-				if (add > n)
-					add = n;
-				memcpy(t->hbuf + t->hlen, p, add);
-				h = t->hbuf;
-				avail = t->hlen + add;
-			}
-			enum ws_close cc = WS_CLOSE_NONE;
-			enum ws_status st = ws_decoder_next(&t->dec, h, avail, &t->fr,
-			                                    &t->fr_msg_op, &t->fr_msg_end, &cc);
-			if (st == WS_ERROR) {
-				tunnel_fail(s, c, cc, "bad WebSocket frame");
-				return;
-			}
-			if (st == WS_NEED_MORE) {
-				if (h == p) { /* cannot happen: 14 bytes always decide */
-					tunnel_fail(s, c, WS_CLOSE_PROTOCOL, "frame header");
-					return;
-				}
-				t->hlen = (uint8_t)avail;
-				p += add;
-				n -= add;
-				continue;
-			}
-			size_t used = t->fr.header_len - t->hlen; /* bytes of p in the header */
-			t->hlen = 0;
-			p += used;
-			n -= used;
-			t->fr_left = t->fr.payload_len;
-			t->fr_off = 0;
-			if (t->fr.opcode >= WS_OP_CLOSE) {
-				t->rx_state = RX_CONTROL;
-				t->wsctl_len = 0;
-			} else if (t->fr_msg_op == WS_OP_TEXT) {
-				tunnel_fail(s, c, WS_CLOSE_UNSUPPORTED,
-				            "text messages are not used");
-				return;
-			} else {
-				t->rx_state = RX_PAYLOAD;
-			}
-			if (t->fr_left == 0)
-				frame_end(s, c);
-			continue;
-		}
-		size_t k = n < t->fr_left ? n : (size_t)t->fr_left;
-		if (t->rx_state == RX_CONTROL) {
-			memcpy(t->wsctl + t->wsctl_len, p, k);
-			t->wsctl_len = (uint8_t)(t->wsctl_len + k);
-		} else if (!payload_bytes(s, c, p, k)) {
-			return;
-		}
-		p += k;
-		n -= k;
-		t->fr_left -= k;
-		t->fr_off += k;
-		if (t->fr_left == 0)
-			frame_end(s, c);
-	}
+	struct rx_ctx x = {.s = s, .c = c};
+	if (!c->closing)
+		reasm_feed(&conn_tun(c)->rx, p, n, &rx_ops, &x);
+}
+
+void tunnel_rx_skip(struct shard *s, struct conn *c, size_t n)
+{
+	struct rx_ctx x = {.s = s, .c = c};
+	reasm_skip(&conn_tun(c)->rx, n, &rx_ops, &x);
 }
 
 void on_tun_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)

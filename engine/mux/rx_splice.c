@@ -22,8 +22,8 @@
 /* Does the current frame's payload need no transformation? */
 static bool frame_plain(const struct tunnel *t)
 {
-	return !t->fr.masked ||
-	       (t->fr.mask[0] | t->fr.mask[1] | t->fr.mask[2] | t->fr.mask[3]) == 0;
+	const struct ws_frame *fr = &t->rx.fr;
+	return !fr->masked || (fr->mask[0] | fr->mask[1] | fr->mask[2] | fr->mask[3]) == 0;
 }
 
 /* The stream the next payload bytes may be spliced into (and how many), or NULL when
@@ -32,8 +32,7 @@ static bool frame_plain(const struct tunnel *t)
 static struct conn *rx_splice_target(struct shard *s, struct conn *c, uint32_t *len)
 {
 	struct tunnel *t = conn_tun(c);
-	if (t->rx_state != RX_PAYLOAD || t->msg_pos < TUN_HEADER_LEN ||
-	    t->mh.type != TUN_DATA || t->fr_left < RX_SPLICE_MIN || !frame_plain(t) ||
+	if (!reasm_in_data(&t->rx) || t->rx.fr_left < RX_SPLICE_MIN || !frame_plain(t) ||
 	    t->dst_idx == NO_SLOT)
 		return NULL;
 	struct conn *sc = conn_get(s, t->dst_idx, t->dst_gen);
@@ -41,11 +40,11 @@ static struct conn *rx_splice_target(struct shard *s, struct conn *c, uint32_t *
 		return NULL;
 	struct stream *st = conn_st(sc);
 	/* Bytes beyond the credit are for deliver() to refuse. */
-	if (st->piped || st->connecting || st->pre || t->fr_left > st->outstanding)
+	if (st->piped || st->connecting || st->pre || t->rx.fr_left > st->outstanding)
 		return NULL;
 	if (!st->dpipe && !(st->dpipe = spipe_new()))
 		return NULL;
-	*len = (uint32_t)t->fr_left;
+	*len = (uint32_t)t->rx.fr_left;
 	return sc;
 }
 
@@ -54,8 +53,8 @@ static struct conn *rx_splice_target(struct shard *s, struct conn *c, uint32_t *
  * so that none of its payload is read; otherwise as much as is there. */
 static size_t rx_read_len(const struct tunnel *t, size_t cap)
 {
-	if (t->rx_state == RX_HEADER && t->hlen == 0 && t->fr.opcode < WS_OP_CLOSE &&
-	    t->fr.payload_len >= RX_SPLICE_MIN && frame_plain(t))
+	if (t->rx.state == RX_HEADER && t->rx.hlen == 0 && t->rx.fr.opcode < WS_OP_CLOSE &&
+	    t->rx.fr.payload_len >= RX_SPLICE_MIN && frame_plain(t))
 		return 2 + 8 + (t->role == WS_ROLE_SERVER ? 4 : 0) + TUN_HEADER_LEN;
 	return cap;
 }
@@ -75,16 +74,13 @@ static void rx_spliced(struct shard *s, struct conn *c, struct conn *sc, size_t 
 	struct tunnel *t = conn_tun(c);
 	struct stream *st = conn_st(sc);
 	rx_count(s, t, n);
-	t->msg_pos += (uint32_t)n;
-	t->fr_left -= n;
-	t->fr_off += n;
 	st->rb_first = st->rlen;
 	st->piped = (uint32_t)n;
 	st->outstanding -= (uint32_t)n;
 	STAT_ADD(s, bytes_spliced_down, (uint64_t)n);
 	stream_maybe_send(s, sc);
-	if (t->fr_left == 0 && !c->closing)
-		frame_end(s, c);
+	if (!c->closing)
+		tunnel_rx_skip(s, c, n);
 }
 
 void tunnel_rx_inline(struct shard *s, struct conn *c)

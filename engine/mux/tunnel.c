@@ -29,7 +29,8 @@ struct tunnel *tunnel_new(struct shard *s, struct conn *c, enum ws_role role,
 	t->next_id = role == WS_ROLE_SERVER ? 1 : 2;
 	t->last_rx_ms = s->now_ms;
 	t->last_ping_ms = s->now_ms;
-	ws_decoder_init(&t->dec, role, CFG_MAX_WS_PAYLOAD, 0);
+	reasm_init(&t->rx, role, CFG_MAX_WS_PAYLOAD);
+	t->dst_idx = NO_SLOT;
 	c->kind = CK_TUNNEL;
 	c->u.ctx = t;
 	STAT_ADD(s, tunnels_total, 1);

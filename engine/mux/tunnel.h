@@ -27,6 +27,7 @@
 
 #include "engine/idmap.h"
 #include "engine/loop/shard.h"
+#include "engine/mux/reasm.h"
 #include "engine/net.h"
 #include "proto/tunnel.h"
 #include "proto/ws.h"
@@ -56,8 +57,9 @@ enum {
 };
 
 #define TUN_IOV_MAX 64
-#define STREAM_QUEUE_LIMIT (256 * 1024) /* up: bytes queued per stream before reading pauses   \
-	                                 */
+#define STREAM_QUEUE_LIMIT                                                                     \
+	(256 * 1024) /* up: bytes queued per stream before reading pauses                      \
+	              */
 
 /* A stream's pipe for the splice data path: the stream and every queued item whose
  * payload sits in it hold a reference; the fds close with the last one. */
@@ -149,12 +151,6 @@ enum tunnel_state {
 	TS_CLOSING, /* flushing the out queue, then closing */
 };
 
-enum rx_state {
-	RX_HEADER,
-	RX_PAYLOAD,
-	RX_CONTROL, /* WebSocket control frame payload (ping/pong/close) */
-};
-
 /* A lane's counters that other threads read (scrapes): the owner (a registry entry)
  * provides them; the tunnel's shard writes them with relaxed atomics. */
 struct lane_ctr {
@@ -196,24 +192,10 @@ struct tunnel {
 	 * transport carries bytes unchanged and the sockets are not steered). */
 	bool can_splice;
 
-	/* receive parser */
-	struct ws_decoder dec;
-	uint8_t rx_state;
-	uint8_t hbuf[WS_MAX_HEADER];
-	uint8_t hlen;
-	struct ws_frame fr;
-	uint8_t fr_msg_op;
-	bool fr_msg_end;
-	uint64_t fr_left, fr_off;
-	uint32_t msg_pos; /* bytes of the current tunnel message seen */
-	uint8_t msgh[TUN_HEADER_LEN];
-	struct tun_msg mh; /* header of the current message */
-	uint32_t dst_idx;  /* DATA: destination stream slot, UINT32_MAX: discard */
+	/* receive: frames and messages (reasm.h); the stream DATA goes to */
+	struct reasm rx;
+	uint32_t dst_idx; /* DATA: destination stream slot, UINT32_MAX: discard */
 	uint16_t dst_gen;
-	uint8_t ctl[TUN_MAX_CONTROL];
-	uint32_t ctl_len;
-	uint8_t wsctl[WS_MAX_CONTROL_PAYLOAD];
-	uint8_t wsctl_len;
 
 	/* send */
 	struct outitem *q_head, *q_tail;
