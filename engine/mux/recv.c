@@ -119,27 +119,24 @@ static void deliver(struct shard *s, struct conn *c, const uint8_t *p, size_t n,
 		t->dst_idx = NO_SLOT;
 		return;
 	}
-	if (!st->rbuf) {
-		st->rbuf = malloc(cap);
-		if (!st->rbuf) {
+	if (!st->down.buf) {
+		st->down.buf = malloc(cap);
+		if (!st->down.buf) {
 			stream_reset(s, sc, TUN_RST_INTERNAL, true);
 			t->dst_idx = NO_SLOT;
 			return;
 		}
-		st->rhead = 0;
 	}
 	st->outstanding -= (uint32_t)n;
 	while (n) {
-		uint32_t tail = (st->rhead + st->rlen) % cap;
-		uint32_t room = tail >= st->rhead ? cap - tail : st->rhead - tail;
-		if (st->rlen == cap)
-			room = 0;
+		uint32_t room;
+		uint8_t *to = dbuf_tail(&st->down, cap, &room);
 		size_t k = n < room ? n : room;
 		if (fr->masked)
-			ws_mask_copy(st->rbuf + tail, p, k, fr->mask, frame_off);
+			ws_mask_copy(to, p, k, fr->mask, frame_off);
 		else
-			memcpy(st->rbuf + tail, p, k);
-		st->rlen += (uint32_t)k;
+			memcpy(to, p, k);
+		dbuf_wrote(&st->down, (uint32_t)k);
 		p += k;
 		n -= k;
 		frame_off += k;

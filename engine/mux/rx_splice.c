@@ -40,7 +40,8 @@ static struct conn *rx_splice_target(struct shard *s, struct conn *c, uint32_t *
 		return NULL;
 	struct stream *st = conn_st(sc);
 	/* Bytes beyond the credit are for deliver() to refuse. */
-	if (st->piped || st->connecting || st->pre || t->rx.fr_left > st->outstanding)
+	if (!dbuf_pipe_open(&st->down) || st->connecting || st->pre ||
+	    t->rx.fr_left > st->outstanding)
 		return NULL;
 	if (!st->dpipe && !(st->dpipe = spipe_new()))
 		return NULL;
@@ -74,8 +75,7 @@ static void rx_spliced(struct shard *s, struct conn *c, struct conn *sc, size_t 
 	struct tunnel *t = conn_tun(c);
 	struct stream *st = conn_st(sc);
 	rx_count(s, t, n);
-	st->rb_first = st->rlen;
-	st->piped = (uint32_t)n;
+	dbuf_piped_in(&st->down, (uint32_t)n);
 	st->outstanding -= (uint32_t)n;
 	STAT_ADD(s, bytes_spliced_down, (uint64_t)n);
 	stream_maybe_send(s, sc);

@@ -84,8 +84,8 @@ void stream_release(struct shard *s, struct conn *sc)
 		}
 		st->waiting_bufs = false;
 	}
-	free(st->rbuf);
-	st->rbuf = NULL;
+	free(st->down.buf);
+	st->down.buf = NULL;
 	free(st->pre);
 	st->pre = NULL;
 	spipe_put(st->pipe);
@@ -116,7 +116,7 @@ void stream_check_done(struct shard *s, struct conn *sc)
 	struct stream *st = conn_st(sc);
 	if (sc->closing)
 		return;
-	if (st->peer_fin && st->rlen == 0 && st->piped == 0 && !st->sending && !st->shut_wr &&
+	if (st->peer_fin && dbuf_held(&st->down) == 0 && !st->sending && !st->shut_wr &&
 	    !st->connecting && !st->pre && !st->held && sc->fd >= 0) {
 		shutdown(sc->fd, SHUT_WR);
 		st->shut_wr = true;
@@ -158,7 +158,7 @@ void stream_grant(struct shard *s, struct conn *tc, struct stream *st)
 		return;
 	struct tunnel *t = conn_tun(tc);
 	uint32_t k = credit_grant(credit_target(t->my_window, t->nstreams), st->outstanding,
-	                          st->rlen + st->piped, st->unacked);
+	                          dbuf_held(&st->down), st->unacked);
 	if (k)
 		send_window(s, tc, st, k);
 }

@@ -215,11 +215,11 @@ static void stream_sent(struct shard *s, struct conn *sc, struct conn *tc, uint3
 static bool stream_splice_out(struct shard *s, struct conn *sc, struct conn *tc)
 {
 	struct stream *st = conn_st(sc);
-	while (st->piped) {
-		ssize_t n = splice(st->dpipe->fd[0], NULL, sc->fd, NULL, st->piped,
+	while (st->down.piped) {
+		ssize_t n = splice(st->dpipe->fd[0], NULL, sc->fd, NULL, st->down.piped,
 		                   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
 		if (n > 0) {
-			st->piped -= (uint32_t)n;
+			dbuf_sent_pipe(&st->down, (uint32_t)n);
 			stream_sent(s, sc, tc, (uint32_t)n);
 			continue;
 		}
@@ -266,25 +266,25 @@ void stream_maybe_send(struct shard *s, struct conn *sc)
 		                   MSG_NOSIGNAL);
 		return;
 	}
-	if (st->rlen == 0 && st->piped == 0)
+	if (dbuf_held(&st->down) == 0)
 		return;
 	struct conn *tc = stream_tunnel(s, sc);
 	uint32_t cap = tc ? conn_tun(tc)->my_window : 0;
 	if (!cap)
 		return;
-	/* Order on the socket: rb_first bytes of rbuf, the pipe, the rest of rbuf. */
-	if (st->piped && st->rb_first == 0 && !stream_splice_out(s, sc, tc))
+	uint8_t *p = NULL;
+	uint32_t chunk = 0;
+	enum dbuf_next next = dbuf_next(&st->down, cap, &p, &chunk);
+	if (next == DBUF_PIPE) {
+		if (!stream_splice_out(s, sc, tc))
+			return;
+		next = dbuf_next(&st->down, cap, &p, &chunk);
+	}
+	if (next != DBUF_BUF)
 		return;
-	if (st->rlen == 0)
-		return;
-	uint32_t chunk = st->rlen;
-	if (st->piped && chunk > st->rb_first)
-		chunk = st->rb_first;
-	if (st->rhead + chunk > cap)
-		chunk = cap - st->rhead;
 	st->sending = chunk;
 	struct io_uring_sqe *sqe = shard_sqe(s, sc, OP_STREAM_SEND, 0);
-	io_uring_prep_send(sqe, sc->fd, st->rbuf + st->rhead, chunk, MSG_NOSIGNAL);
+	io_uring_prep_send(sqe, sc->fd, p, chunk, MSG_NOSIGNAL);
 }
 
 void on_stream_send(struct shard *s, struct conn *sc, int res)
@@ -314,13 +314,7 @@ void on_stream_send(struct shard *s, struct conn *sc, int res)
 		stream_check_done(s, sc);
 		return;
 	}
-	uint32_t cap = conn_tun(tc)->my_window;
-	st->rhead = (st->rhead + (uint32_t)res) % cap;
-	st->rlen -= (uint32_t)res;
-	if (st->piped)
-		st->rb_first -= (uint32_t)res;
-	if (st->rlen == 0)
-		st->rhead = 0;
+	dbuf_sent_buf(&st->down, conn_tun(tc)->my_window, (uint32_t)res);
 	stream_sent(s, sc, tc, (uint32_t)res);
 	stream_maybe_send(s, sc);
 	stream_check_done(s, sc);

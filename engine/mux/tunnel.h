@@ -27,6 +27,7 @@
 
 #include "engine/idmap.h"
 #include "engine/loop/shard.h"
+#include "engine/mux/dbuf.h"
 #include "engine/mux/reasm.h"
 #include "engine/net.h"
 #include "proto/tunnel.h"
@@ -105,9 +106,9 @@ struct stream {
 	bool eof;  /* socket EOF seen, FIN queued */
 	bool held; /* the role reads the socket first (a PROXY header): not read, not sent */
 
-	/* down: tunnel -> socket */
-	uint8_t *rbuf; /* ring buffer of `window` bytes, allocated on first DATA */
-	uint32_t rhead, rlen;
+	/* down: tunnel -> socket: a buffer of `window` bytes (allocated on the first DATA)
+	 * and, on the splice path, dpipe, in one order (dbuf.h) */
+	struct dbuf down;
 	uint32_t sending;     /* bytes of the send in flight */
 	uint32_t unacked;     /* bytes written to the socket not yet granted back */
 	uint32_t outstanding; /* credit granted and not yet used up by DATA received */
@@ -131,11 +132,8 @@ struct stream {
 	bool splice; /* this stream reads with splice(2) */
 	bool poll_armed;
 
-	/* splice path (down): tunnel socket -> dpipe -> socket. The pipe's bytes follow the
-	 * first rb_first bytes of rbuf and precede the rest (one order on the socket). */
+	/* splice path (down): tunnel socket -> dpipe -> socket (its bytes: down.piped) */
 	struct spipe *dpipe;
-	uint32_t piped;    /* bytes in dpipe */
-	uint32_t rb_first; /* rbuf bytes that go out before the pipe's (when piped) */
 	bool pollout_armed;
 
 	uint64_t bytes_up, bytes_down;
@@ -205,7 +203,7 @@ struct tunnel {
 	struct msghdr msg;
 
 	/* negotiated */
-	uint32_t my_window;   /* credit we grant per stream (size of each stream's rbuf) */
+	uint32_t my_window; /* credit we grant per stream (size of each stream's down buffer) */
 	uint32_t peer_window; /* credit the peer grants per stream */
 	uint32_t peer_max_frame;
 	uint32_t caps;
