@@ -9,6 +9,8 @@
 #
 #   V=1             print the commands
 #   SANITIZE=1      ASan+UBSan build (into build-san/)
+#   SANITIZE=thread ThreadSanitizer build, -O1 (into build-tsan/); `make test` runs the
+#                   multi-shard integration tests against it (TSAN_TEST_OPTIONS)
 #   CFLAGS=...      appended to the project's flags
 
 .DELETE_ON_ERROR:
@@ -34,9 +36,14 @@ LLHTTP_INC := /usr/share/include/llhttp
 BSSL_INC   := /usr/include/android
 BSSL_LIB   := /usr/lib/x86_64-linux-gnu/android
 
+OPTFLAGS := -O2
 ifeq ($(SANITIZE),1)
 BUILD ?= build-san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else ifeq ($(SANITIZE),thread)
+BUILD ?= build-tsan
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+OPTFLAGS := -O1
 else
 BUILD ?= build
 SANFLAGS :=
@@ -44,7 +51,7 @@ endif
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wpointer-arith -Wvla -Wformat=2
-BASEFLAGS := -std=gnu11 -O2 -g -pthread -D_GNU_SOURCE -fno-strict-aliasing $(SANFLAGS)
+BASEFLAGS := -std=gnu11 $(OPTFLAGS) -g -pthread -D_GNU_SOURCE -fno-strict-aliasing $(SANFLAGS)
 CPPFLAGS_ALL := -I. -isystem $(LLHTTP_INC) -isystem $(BSSL_INC) -MMD -MP $(CPPFLAGS)
 CFLAGS_ALL := $(BASEFLAGS) $(WARN) $(CFLAGS)
 LDFLAGS_ALL := -pthread $(SANFLAGS) -L$(BSSL_LIB) -Wl,-rpath,$(BSSL_LIB) $(LDFLAGS)
@@ -210,6 +217,6 @@ format:
 		tests/*/*.c fuzz/*.c)
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-tsan build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
