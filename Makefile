@@ -11,7 +11,8 @@
 #   V=1             print the commands
 #   SANITIZE=1      ASan+UBSan build (into build-san/)
 #   SANITIZE=thread ThreadSanitizer build, -O1 (into build-tsan/); `make test` runs the
-#                   multi-shard integration tests against it (TSAN_TEST_OPTIONS)
+#                   multi-shard integration tests against it (TSAN_TEST_OPTIONS). The units
+#                   do not run under TSan (criterion cannot map its arena there)
 #   CFLAGS=...      appended to the project's flags
 
 .DELETE_ON_ERROR:
