@@ -2,7 +2,8 @@
 #
 #   make            build build/ringlet (and the build/inlets-pro link)
 #   make deps       install the Debian packages the build and the tests need
-#   make test       unit tests (plain and ASan+UBSan) and integration tests
+#   make test       unit tests (plain and ASan+UBSan) and integration tests (plain, ASan+UBSan,
+#                   ThreadSanitizer)
 #   make demo       server + client + sample upstream on loopback, traffic through it
 #   make fuzz       libFuzzer drivers (clang); FUZZ_SECONDS=N runs each for N seconds
 #   make bench      benchmark harness (see bench/README.md); BENCH_BASE=<rev> adds path
@@ -12,6 +13,9 @@
 #
 #   V=1             print the commands
 #   SANITIZE=1      ASan+UBSan build (into build-san/)
+#   SANITIZE=thread ThreadSanitizer build, -O1 (into build-tsan/); `make test` runs the
+#                   multi-shard integration tests against it (TSAN_TEST_OPTIONS). The units
+#                   do not run under TSan (criterion cannot map its arena there)
 #   CFLAGS=...      appended to the project's flags
 
 .DELETE_ON_ERROR:
@@ -37,9 +41,14 @@ LLHTTP_INC := /usr/share/include/llhttp
 BSSL_INC   := /usr/include/android
 BSSL_LIB   := /usr/lib/x86_64-linux-gnu/android
 
+OPTFLAGS := -O2
 ifeq ($(SANITIZE),1)
 BUILD ?= build-san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else ifeq ($(SANITIZE),thread)
+BUILD ?= build-tsan
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+OPTFLAGS := -O1
 else
 BUILD ?= build
 SANFLAGS :=
@@ -47,7 +56,7 @@ endif
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wpointer-arith -Wvla -Wformat=2
-BASEFLAGS := -std=gnu11 -O2 -g -pthread -D_GNU_SOURCE -fno-strict-aliasing $(SANFLAGS)
+BASEFLAGS := -std=gnu11 $(OPTFLAGS) -g -pthread -D_GNU_SOURCE -fno-strict-aliasing $(SANFLAGS)
 CPPFLAGS_ALL := -I. -isystem $(LLHTTP_INC) -isystem $(BSSL_INC) -MMD -MP $(CPPFLAGS)
 CFLAGS_ALL := $(BASEFLAGS) $(WARN) $(CFLAGS)
 LDFLAGS_ALL := -pthread $(SANFLAGS) -L$(BSSL_LIB) -Wl,-rpath,$(BSSL_LIB) $(LDFLAGS)
@@ -79,7 +88,7 @@ FUZZ_BIN   := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 10
 TEST_FUZZ_SECONDS ?= 5 # each driver's share of `make test`
 
-.PHONY: all deps test units integration demo fuzz bench bench-refactor e2e clean format install
+.PHONY: all deps test units integration tsan-integration demo fuzz bench bench-refactor e2e clean format install check-layers
 all: $(BUILD)/ringlet $(BUILD)/inlets-pro
 
 deps:
@@ -163,12 +172,40 @@ integration: $(BUILD)/ringlet $(BUILD)/inlets-pro $(BENCH_BIN)
 # The data-path tests also run against an ASan+UBSan build of the binary.
 SAN_INTEGRATION := test_datapath\|test_halfclose\|test_lifecycle\|test_proxy\|test_reconnect\|test_sockmap
 
+# The multi-shard tests also run against a ThreadSanitizer build, every server and client
+# with two shards (several lanes over ws:// and wss://, the upgrade handoff between shards,
+# cross-shard data-plane connections, /metrics read across shards, the drain). The harness
+# fails a test on any TSan report in its processes' logs (tests/integration/ringlet_test.py);
+# halt_on_error stops a process at its first report. To see every race in one run:
+#   make test TSAN_TEST_OPTIONS=halt_on_error=0:second_deadlock_stack=1:history_size=7
+# history_size=7 keeps enough history that both stacks of a race are printed. With gcc 12's
+# TSan and a kernel whose vm.mmap_rnd_bits is above 28, TSan cannot map its shadow memory
+# ("unexpected memory mapping"): the step then runs without ASLR (setarch -R).
+TSAN_INTEGRATION := test_bulk\|test_datapath\|test_lifecycle\|test_manystreams\|test_ops\|test_tls
+TSAN_TEST_OPTIONS ?= halt_on_error=1:exitcode=66:second_deadlock_stack=1:history_size=7
+TSAN_JOBS ?= 2
+
 test: deps
+	$(Q)sh tools/check-layers.sh
 	$(Q)$(MAKE) --no-print-directory all units $(BENCH_BIN)
 	$(Q)$(MAKE) --no-print-directory SANITIZE=1 all units
+	$(Q)$(MAKE) --no-print-directory SANITIZE=thread all
 	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 	$(Q)$(MAKE) --no-print-directory integration
 	$(Q)RINGLET_BUILD=build-san ONLY='$(SAN_INTEGRATION)' bash tests/run-integration.sh
+	$(Q)$(MAKE) --no-print-directory tsan-integration
+
+# The engine's one-way include rule (docs/DESIGN.md).
+check-layers:
+	$(Q)sh tools/check-layers.sh
+
+# The ThreadSanitizer step of `make test` alone.
+tsan-integration:
+	$(Q)$(MAKE) --no-print-directory SANITIZE=thread all
+	$(Q)norand=; if build-tsan/ringlet version 2>&1 | grep -q 'unexpected memory mapping'; \
+	then norand="setarch $$(uname -m) -R"; echo "  (TSan: running without ASLR)"; fi; \
+	TSAN_OPTIONS='$(TSAN_TEST_OPTIONS)' RINGLET_SHARDS=2 JOBS=$(TSAN_JOBS) \
+		RINGLET_BUILD=build-tsan ONLY='$(TSAN_INTEGRATION)' $$norand bash tests/run-integration.sh
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
@@ -224,6 +261,6 @@ format:
 		tests/*/*.c fuzz/*.c)
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-tsan build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

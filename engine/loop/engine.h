@@ -18,6 +18,7 @@ struct engine {
 	struct shard *shards;
 	int drain;           /* set by the main thread on the first SIGTERM/SIGINT (atomic) */
 	int stop;            /* set when every shard must leave at once (atomic) */
+	int rings_up;        /* shards whose ring exists (atomic): they start work at nshards */
 	uint64_t start_unix; /* seconds since the epoch */
 	/* Shard hooks of the layers above, called in this order (stop in reverse). Set
 	 * before engine_run(). */

@@ -342,6 +342,15 @@ void *shard_main(void *arg)
 		__atomic_store_n(&e->stop, 1, __ATOMIC_RELEASE);
 		return (void *)(intptr_t)ret;
 	}
+	/* Every shard's ring exists before any starts work: a listener may otherwise accept
+	 * a connection whose handling messages a shard that has no ring yet. */
+	__atomic_fetch_add(&e->rings_up, 1, __ATOMIC_ACQ_REL);
+	for (int tries = 0; tries < 10000; tries++) {
+		if (__atomic_load_n(&e->rings_up, __ATOMIC_ACQUIRE) == e->nshards ||
+		    __atomic_load_n(&e->stop, __ATOMIC_ACQUIRE))
+			break;
+		usleep(500);
+	}
 	s->now_ms = mono_ms();
 	__atomic_store_n(&s->running, true, __ATOMIC_RELEASE);
 	arm_tick(s);

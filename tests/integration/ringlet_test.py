@@ -8,6 +8,13 @@ normal or not. Every wait is bounded by a timeout.
 
 Environment: RINGLET_BIN (set by tests/run-integration.sh) is the ringlet binary; without
 it the test uses $RINGLET_BUILD/ringlet (default build/ringlet) from the repository.
+RINGLET_SHARDS=N gives every ringlet server and client the harness starts `--shards N` (ahead
+of the test's own flags, so a test that sets --shards keeps its value).
+
+Sanitizer reports: when the harness ends (pass, fail, skip or exception), it reads the log of
+every ringlet process it started (and the output of h.run) for a ThreadSanitizer report; one
+fails the test, with the reports printed. TSan prints a report when it happens, so a process
+killed at the end of the test still leaves it in its log.
 """
 import atexit
 import hashlib
@@ -394,6 +401,42 @@ def http_raw(addr, port, raw, timeout=10.0):
 # ---- processes -----------------------------------------------------------------------------
 
 
+def with_shards(argv):
+    """argv with `--shards $RINGLET_SHARDS` right after the server/client command word when
+    the variable is set and argv runs a ringlet server or client."""
+    n = os.environ.get("RINGLET_SHARDS")
+    argv = list(argv)
+    if not n or os.path.basename(argv[0]) not in ("ringlet", "inlets-pro"):
+        return argv
+    for i, a in enumerate(argv[1:3], 1):
+        if a in ("server", "client"):
+            return argv[:i + 1] + ["--shards", n] + argv[i + 1:]
+    return argv
+
+
+TSAN_RE = re.compile(r"(WARNING|ERROR|FATAL): ThreadSanitizer")
+TSAN_RULE = "=================="
+
+
+def tsan_reports(text):
+    """The ThreadSanitizer reports in a process's output, each as its lines (from the
+    WARNING line to the closing rule; a FATAL/ERROR line alone with what follows it)."""
+    out = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        if TSAN_RE.search(lines[i]):
+            j = i + 1
+            while j < len(lines) and lines[j].strip() != TSAN_RULE and not \
+                    TSAN_RE.search(lines[j]):
+                j += 1
+            out.append(lines[i:j])
+            i = j
+        else:
+            i += 1
+    return out
+
+
 class Proc:
     """A ringlet process in its own process group, stdout+stderr in a log file."""
 
@@ -511,6 +554,7 @@ class Harness:
         self.token_file = self.write("token", self.token + "\n")
         self.checks = 0
         self.on_cleanup = []  # callables run (last first) when the test ends, even by fail()
+        self.run_reports = []  # (command, report lines): ThreadSanitizer reports seen by run()
         _harnesses.append(self)
 
     def write(self, fname, content):
@@ -523,7 +567,7 @@ class Harness:
 
     def spawn(self, name, argv, env=None):
         logpath = os.path.join(self.dir, "%s.log" % name)
-        p = Proc(name, argv, logpath, env=env)
+        p = Proc(name, with_shards(argv), logpath, env=env)
         self.procs.append(p)
         return p
 
@@ -532,7 +576,10 @@ class Harness:
         r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            stdin=subprocess.DEVNULL, timeout=timeout, env=env,
                            start_new_session=True)
-        return r.returncode, r.stdout.decode("utf-8", "replace")
+        out = r.stdout.decode("utf-8", "replace")
+        for rep in tsan_reports(out):
+            self.run_reports.append(("run: " + " ".join(argv)[:100], rep))
+        return r.returncode, out
 
     def start_server(self, control_port=None, name="server", token_file=None, extra=(),
                      wait=True, argv0=None):
@@ -613,6 +660,8 @@ class Harness:
             except OSError:
                 pass
         self.services = []
+        reports = self.run_reports + [(p.name, r) for p in self.procs
+                                      for r in tsan_reports(p.text())]
         while self.on_cleanup:
             try:
                 self.on_cleanup.pop()()
@@ -622,6 +671,22 @@ class Harness:
             _harnesses.remove(self)
         if os.environ.get("KEEP_LOGS") is None:
             shutil.rmtree(self.dir, ignore_errors=True)
+        if reports:
+            self.fail_sanitizer(reports)
+
+    def fail_sanitizer(self, reports):
+        """Print every report (the full text, then one summary line each) and exit 1."""
+        for who, rep in reports:
+            log("---- ThreadSanitizer report in %s:" % who)
+            log("\n".join(rep[:300]))
+        log("---- ThreadSanitizer summary:")
+        for who, rep in reports:
+            summ = [l for l in rep if l.startswith("SUMMARY:")]
+            log("  %s: %s" % (who, (summ or rep)[0].strip()))
+        log("FAIL: %d ThreadSanitizer report(s) from the processes this test started" %
+            len(reports))
+        sys.stdout.flush()
+        os._exit(1)
 
     def passed(self):
         log("%d checks" % self.checks)
