@@ -266,6 +266,30 @@ Test(registry, lanes_in_turn_without_one_here)
 	}
 }
 
+/* KNOWN BUG (engine/roles/registry.c, registry_pick; left unfixed, this test fails): with
+ * no lane on the accepting shard the pick starts its scan at lane_rr % REG_MAX_LANES and
+ * takes the first used lane from there, so when a client has fewer than REG_MAX_LANES
+ * lanes every start past its last lane wraps to lane 0. Two lanes: lane 0 gets 15 of
+ * every 16 connections, lane 1 one - not "the client's lanes in turn" (registry.h). It
+ * happens whenever a server has more shards than a client has lanes (a 4-shard server, a
+ * 2-shard client: half the accepts fall back). */
+Test(registry, BUG_lanes_in_turn_with_fewer_lanes_than_REG_MAX_LANES)
+{
+	open_port(8080);
+	int s = add_session(1, P8080, 1, 0);
+	add_lane(s, 1, 1, GEN);
+	int count[2] = {0};
+	for (int i = 0; i < 2 * REG_MAX_LANES; i++) {
+		uint16_t lane;
+		cr_assert_eq(pick_slot(8080, 3, &lane), s);
+		cr_assert_lt(lane, 2);
+		count[lane]++;
+	}
+	cr_assert_eq(count[0], REG_MAX_LANES, "lane 0 got %d of %d connections, lane 1 %d",
+	             count[0], 2 * REG_MAX_LANES, count[1]);
+	cr_assert_eq(count[1], REG_MAX_LANES);
+}
+
 /* A lane that left is never handed a connection, whether or not it was on the accepting
  * shard. */
 Test(registry, removed_lane_never_picked)
