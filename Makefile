@@ -77,7 +77,9 @@ LIB_OBJ    := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o) $(TOOLS_SRC:%.c=$(BUILD)/obj/%.
               $(EBPF_SRC:%.c=$(BUILD)/obj/%.o)
 LIB        := $(BUILD)/libringlet.a
 
-UNIT_SRC   := $(sort $(wildcard tests/proto/*.c tests/engine/*.c tests/engine/*/*.c tests/tools/*.c tests/ebpf/*.c))
+# tests/engine/<layer>/x.c tests engine/<layer>/x.c (the tests mirror the tree).
+UNIT_SRC   := $(sort $(wildcard tests/proto/*.c tests/engine/*.c tests/engine/*/*.c \
+                tests/tools/*.c tests/ebpf/*.c))
 UNIT_BIN   := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 
 BENCH_SRC  := $(sort $(wildcard bench/*.c))
@@ -258,7 +260,7 @@ install: all
 
 format:
 	clang-format -i $(wildcard proto/*.[ch] engine/*.[ch] engine/*/*.[ch] tools/*.[ch] ebpf/*.[ch] bench/*.[ch] \
-		tests/*/*.c fuzz/*.c)
+		tests/*/*.c tests/engine/*/*.c fuzz/*.c)
 
 clean:
 	rm -rf build build-san build-tsan build-fuzz

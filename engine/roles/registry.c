@@ -81,14 +81,20 @@ bool registry_pick(struct registry *r, uint16_t port, int here, struct pick *out
 		for (int i = 0; i < REG_MAX_SESSIONS && !rs; i++)
 			if (r->sess[i].used && offers(&r->sess[i], port) && want-- == 0)
 				rs = &r->sess[i];
+		/* The first lane in use from lane_rr on is the next in turn; lane_rr then
+		 * moves past it (not by one: with fewer lanes than slots, a step of one would
+		 * land on the same lane again and again). */
 		struct reg_lane *pickl = NULL, *any = NULL;
-		for (int k = 0; k < REG_MAX_LANES; k++) {
-			struct reg_lane *l =
-			        &rs->lanes[(rs->lane_rr + (uint32_t)k) % REG_MAX_LANES];
+		uint32_t next = rs->lane_rr;
+		for (uint32_t k = 0; k < REG_MAX_LANES; k++) {
+			uint32_t i = (rs->lane_rr + k) % REG_MAX_LANES;
+			struct reg_lane *l = &rs->lanes[i];
 			if (!l->used)
 				continue;
-			if (!any)
+			if (!any) {
 				any = l;
+				next = i + 1;
+			}
 			if (l->shard == here) {
 				pickl = l;
 				break;
@@ -96,7 +102,7 @@ bool registry_pick(struct registry *r, uint16_t port, int here, struct pick *out
 		}
 		if (!pickl)
 			pickl = any;
-		rs->lane_rr++;
+		rs->lane_rr = next % REG_MAX_LANES;
 		if (pickl) {
 			out->shard = pickl->shard;
 			out->idx = pickl->idx;
