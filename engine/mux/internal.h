@@ -35,6 +35,8 @@ void send_ws_control(struct shard *s, struct conn *c, uint8_t op, const uint8_t 
 /* Send what the queue holds (one send in flight at a time): the loop's flush op. */
 void tunnel_flush(struct shard *s, struct conn *c);
 void on_tun_send(struct shard *s, struct conn *c, int res);
+/* n plaintext bytes of the queue went out (or to the transport): release what they cover. */
+void queue_consumed(struct shard *s, struct tunnel *t, size_t n);
 /* Free every queued item (the tunnel is being released). */
 void queue_release(struct shard *s, struct tunnel *t);
 
@@ -52,7 +54,8 @@ bool at_urgent_mark(int fd);
 void tunnel_input(struct shard *s, struct conn *c, const uint8_t *p, size_t n);
 /* n payload bytes of the current DATA message were spliced past the buffer. */
 void tunnel_rx_skip(struct shard *s, struct conn *c, size_t n);
-void tls_read_all(struct shard *s, struct conn *c);
+/* Deliver plaintext the transport already holds (frames that came with the request). */
+void tunnel_drain_xprt(struct shard *s, struct conn *c);
 void on_tun_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cqe);
 
 /* ---- rx_splice.c: inline reads and the splice receive path ---------------------------- */

@@ -9,7 +9,6 @@
 #include "engine/log.h"
 #include "engine/mux/credit.h"
 #include "engine/mux/internal.h"
-#include "engine/tls.h"
 
 void tunnel_arm_recv(struct shard *s, struct conn *c)
 {
@@ -23,68 +22,71 @@ void tunnel_arm_recv(struct shard *s, struct conn *c)
 	t->recv_armed = true;
 }
 
-/* Plaintext from the socket (or from TLS): the client's upgrade response, or frames. */
-static void plain_input(struct shard *s, struct conn *c, const uint8_t *p, size_t n)
+/* The context of the transport's and reassembly's callbacks. */
+struct rx_ctx {
+	struct shard *s;
+	struct conn *c;
+};
+
+/* Plaintext from the transport: the client's upgrade response, or frames. */
+static bool on_plain(void *ctx, const uint8_t *p, size_t n)
 {
-	struct tunnel *t = conn_tun(c);
+	struct rx_ctx *x = ctx;
+	struct tunnel *t = conn_tun(x->c);
 	if (t->state == TS_UPGRADING) {
 		if (t->cbs->on_head_bytes)
-			t->cbs->on_head_bytes(s, c, p, n);
-	} else
-		tunnel_input(s, c, p, n);
+			t->cbs->on_head_bytes(x->s, x->c, p, n);
+	} else {
+		tunnel_input(x->s, x->c, p, n);
+	}
+	return !x->c->closing;
 }
 
-void tls_read_all(struct shard *s, struct conn *c)
+/* The transport's handshake completed. */
+static bool on_xprt_ready(void *ctx)
 {
-	/* The scratch buffer is free: what reads it (frames of a TLS tunnel) never reads a
-	 * tunnel socket inline. */
-	uint8_t *plain = s->scratch;
-	struct tunnel *t = conn_tun(c);
-	t->in_tls_read = true;
-	while (!c->closing) {
-		int r = tls_read(t->tls, plain, SHARD_SCRATCH);
-		if (r > 0) {
-			plain_input(s, c, plain, (size_t)r);
-			continue;
-		}
-		if (r == -2)
-			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "the peer closed the TLS session");
-		else if (r < 0)
-			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, tls_error(t->tls));
-		break;
-	}
-	if (c->kind == CK_TUNNEL && c->u.ctx)
-		t->in_tls_read = false;
+	struct rx_ctx *x = ctx;
+	struct tunnel *t = conn_tun(x->c);
+	if (t->cbs->on_xprt_ready)
+		t->cbs->on_xprt_ready(x->s, x->c);
+	return !x->c->closing;
 }
 
-static void tls_input(struct shard *s, struct conn *c, const uint8_t *p, size_t n)
+static const struct xprt_up tun_up = {.on_plain = on_plain, .on_ready = on_xprt_ready};
+
+/* What the transport returned: a failure ends the tunnel. */
+static void xprt_result(struct shard *s, struct conn *c, int r)
 {
 	struct tunnel *t = conn_tun(c);
-	if (tls_feed(t->tls, p, n)) {
-		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, tls_error(t->tls));
-		return;
-	}
-	if (!tls_done(t->tls)) {
-		int r = tls_handshake(t->tls);
-		conn_defer(s, c); /* handshake records to send, or an alert */
-		if (r < 0) {
+	if (r == XPRT_CLOSED) {
+		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "the peer closed the TLS session");
+	} else if (r == XPRT_FAILED && !c->closing) {
+		if (t->x.hs_failed) {
 			STAT_ADD(s, hs_fail[HS_TLS], 1);
 			if (t->cbs->on_xprt_failed)
-				t->cbs->on_xprt_failed(s, c, tls_error(t->tls));
-			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, tls_error(t->tls));
-			return;
+				t->cbs->on_xprt_failed(s, c, xprt_error(&t->x));
 		}
-		if (r == 0)
-			return;
-		if (t->cbs->on_xprt_ready)
-			t->cbs->on_xprt_ready(s, c);
-		if (c->closing)
-			return;
+		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, xprt_error(&t->x));
 	}
-	tls_read_all(s, c);
 }
 
-/* ---- receive ---------------------------------------------------------------------- */
+/* Bytes read from the tunnel's socket. */
+static void xprt_input(struct shard *s, struct conn *c, const uint8_t *p, size_t n)
+{
+	struct tunnel *t = conn_tun(c);
+	struct rx_ctx x = {.s = s, .c = c};
+	int r = t->x.ops->recv(&t->x, s, p, n, &tun_up, &x);
+	if (!c->closing && t->x.ops->busy(&t->x))
+		conn_defer(s, c); /* handshake records to send, or an alert */
+	xprt_result(s, c, r);
+}
+
+void tunnel_drain_xprt(struct shard *s, struct conn *c)
+{
+	struct tunnel *t = conn_tun(c);
+	struct rx_ctx x = {.s = s, .c = c};
+	xprt_result(s, c, t->x.ops->drain(&t->x, s, &tun_up, &x));
+}
 
 bool tunnel_lookup_stream(struct shard *s, struct tunnel *t, uint32_t id, struct conn **out)
 {
@@ -145,11 +147,6 @@ static void deliver(struct shard *s, struct conn *c, const uint8_t *p, size_t n,
 }
 
 /* ---- what reassembly reports (struct rx_ctx is the context) ----------------------------- */
-
-struct rx_ctx {
-	struct shard *s;
-	struct conn *c;
-};
 
 static bool rx_msg_start(void *ctx, const struct tun_msg *mh)
 {
@@ -265,12 +262,8 @@ void on_tun_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
 		s->rings[TUN_RING_BGID].out++;
 		if (res > 0 && !c->closing) {
 			rx_count(s, t, (size_t)res);
-			if (t->tls)
-				tls_input(s, c, bufring_addr(&s->rings[TUN_RING_BGID], bid),
-				          (size_t)res);
-			else
-				plain_input(s, c, bufring_addr(&s->rings[TUN_RING_BGID], bid),
-				            (size_t)res);
+			xprt_input(s, c, bufring_addr(&s->rings[TUN_RING_BGID], bid),
+			           (size_t)res);
 		}
 		bufring_put(&s->rings[TUN_RING_BGID], bid);
 	}

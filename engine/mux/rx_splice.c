@@ -95,8 +95,7 @@ void tunnel_rx_inline(struct shard *s, struct conn *c)
 		struct conn *sc = copy_next ? NULL : rx_splice_target(s, c, &len);
 		copy_next = false;
 		if (sc) {
-			n = splice(c->fd, NULL, conn_st(sc)->dpipe->fd[1], NULL, len,
-			           SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+			n = t->x.ops->splice_in(&t->x, c->fd, conn_st(sc)->dpipe->fd[1], len);
 			if (n > 0) {
 				rx_spliced(s, c, sc, (size_t)n);
 				budget -= (size_t)n < budget ? (size_t)n : budget;

@@ -10,7 +10,6 @@
 
 #include "engine/log.h"
 #include "engine/mux/internal.h"
-#include "engine/tls.h"
 
 #define SEND_BATCH_BYTES (1u << 20)
 
@@ -129,62 +128,6 @@ void send_ws_control(struct shard *s, struct conn *c, uint8_t op, const uint8_t 
 	send_frame(s, c, op, p, len);
 }
 
-#define TLS_BATCH (256u * 1024)
-
-/* TLS: encrypt queued items (up to TLS_BATCH of plaintext) once the previous ciphertext
- * is sent, and send the ciphertext. Items are released as soon as they are encrypted. */
-static void tls_flush(struct shard *s, struct conn *c)
-{
-	struct tunnel *t = conn_tun(c);
-	if (t->tls_out_off == t->tls_out_len) {
-		t->tls_out_off = t->tls_out_len = 0;
-		size_t budget = TLS_BATCH;
-		while (tls_done(t->tls) && t->q_head && budget) {
-			struct outitem *it = t->q_head;
-			uint32_t off = it->off;
-			int r = 0;
-			if (off < it->inl_len) {
-				r = tls_write(t->tls, it->inl + off, it->inl_len - off);
-				off = 0;
-			} else {
-				off -= it->inl_len;
-			}
-			if (r == 0 && it->data_len > off)
-				r = tls_write(t->tls, it->data + off, it->data_len - off);
-			if (r) {
-				tunnel_fail(s, c, WS_CLOSE_ABNORMAL, tls_error(t->tls));
-				return;
-			}
-			size_t k = (size_t)it->inl_len + it->data_len - it->off;
-			budget = k > budget ? 0 : budget - k;
-			t->q_head = it->next;
-			if (!t->q_head)
-				t->q_tail = NULL;
-			t->q_items--;
-			item_done(s, it);
-		}
-		size_t n = tls_out_pending(t->tls);
-		if (!n)
-			return;
-		if (n > t->tls_out_cap) {
-			uint8_t *nb = realloc(t->tls_out, n);
-			if (!nb) {
-				tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "out of memory");
-				return;
-			}
-			t->tls_out = nb;
-			t->tls_out_cap = (uint32_t)n;
-		}
-		t->tls_out_len = (uint32_t)tls_out_take(t->tls, t->tls_out, n);
-		if (!t->tls_out_len)
-			return;
-	}
-	t->send_inflight = true;
-	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_TUN_SEND, 0);
-	io_uring_prep_send(sqe, c->fd, t->tls_out + t->tls_out_off,
-	                   t->tls_out_len - t->tls_out_off, MSG_NOSIGNAL);
-}
-
 static void item_pop(struct shard *s, struct tunnel *t)
 {
 	struct outitem *it = t->q_head;
@@ -204,8 +147,8 @@ static bool splice_head(struct shard *s, struct conn *c)
 	struct outitem *it = t->q_head;
 	uint32_t done = it->off - it->inl_len;
 	while (done < it->data_len) {
-		ssize_t n = splice(it->pipe->fd[0], NULL, c->fd, NULL, it->data_len - done,
-		                   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+		ssize_t n = t->x.ops->splice_out(&t->x, c->fd, it->pipe->fd[0],
+		                                 it->data_len - done);
 		if (n > 0) {
 			done += (uint32_t)n;
 			it->off += (uint32_t)n;
@@ -234,19 +177,12 @@ void tunnel_flush(struct shard *s, struct conn *c)
 	struct tunnel *t = conn_tun(c);
 	if (t->send_inflight || c->fd < 0 || c->closing || t->state == TS_CONNECTING)
 		return;
-	if (t->tls) {
-		tls_flush(s, c);
-		return;
-	}
 	/* Spliced payloads whose headers are out go first, in queue order. */
 	while (t->q_head && t->q_head->pipe && t->q_head->off >= t->q_head->inl_len) {
 		if (t->pollout_armed || !splice_head(s, c))
 			return;
 	}
-	if (!t->q_head)
-		return;
 	int n = 0;
-	uint32_t items = 0;
 	size_t bytes = 0;
 	for (struct outitem *it = t->q_head; it && n + 2 <= TUN_IOV_MAX; it = it->next) {
 		uint32_t off = it->off;
@@ -255,7 +191,6 @@ void tunnel_flush(struct shard *s, struct conn *c)
 			t->iov[n].iov_base = it->inl + off;
 			t->iov[n].iov_len = it->inl_len - off;
 			n++;
-			items++;
 			break;
 		}
 		if (off < it->inl_len) {
@@ -273,19 +208,49 @@ void tunnel_flush(struct shard *s, struct conn *c)
 			bytes += t->iov[n].iov_len;
 			n++;
 		}
-		items++;
 		if (bytes >= SEND_BATCH_BYTES)
 			break;
 	}
-	if (n == 0)
+	/* The transport says what goes on the wire (TLS: a batch encrypted now, whose items
+	 * are done with at once). Even with nothing queued it may have its own bytes. */
+	struct iovec *wire;
+	int nwire = 0;
+	long took = t->x.ops->flush(&t->x, t->iov, n, &wire, &nwire);
+	if (took < 0) {
+		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, xprt_error(&t->x));
+		return;
+	}
+	if (took)
+		queue_consumed(s, t, (size_t)took);
+	if (nwire == 0)
 		return;
 	memset(&t->msg, 0, sizeof(t->msg));
-	t->msg.msg_iov = t->iov;
-	t->msg.msg_iovlen = (size_t)n;
-	t->sent_items = items;
+	t->msg.msg_iov = wire;
+	t->msg.msg_iovlen = (size_t)nwire;
 	t->send_inflight = true;
 	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_TUN_SEND, 0);
 	io_uring_prep_sendmsg(sqe, c->fd, &t->msg, MSG_NOSIGNAL);
+}
+
+/* n plaintext bytes of the queue are sent (or taken by the transport): release the
+ * items they cover. A batch that ended with a piped item's header leaves the item at the
+ * head, its payload to go by splice. */
+void queue_consumed(struct shard *s, struct tunnel *t, size_t n)
+{
+	while (t->q_head) {
+		struct outitem *it = t->q_head;
+		if (it->pipe) {
+			it->off += (uint32_t)n;
+			break;
+		}
+		size_t rem = (size_t)it->inl_len + it->data_len - it->off;
+		if (n < rem) {
+			it->off += (uint32_t)n;
+			break;
+		}
+		n -= rem;
+		item_pop(s, t);
+	}
 }
 
 /* An item left the queue: give its stream buffer back and let its stream read again. */
@@ -319,43 +284,15 @@ void on_tun_send(struct shard *s, struct conn *c, int res)
 			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, strerror(-res));
 		return;
 	}
-	if (t->tls) {
-		t->tls_out_off += (uint32_t)res;
-		t->bytes_out += (uint64_t)res;
-		if (t->ctr)
-			__atomic_fetch_add(&t->ctr->bytes_out, (uint64_t)res, __ATOMIC_RELAXED);
-		if (c->closing)
-			return;
-		if (t->state == TS_CLOSING && !t->q_head && t->tls_out_off == t->tls_out_len &&
-		    !tls_out_pending(t->tls)) {
-			conn_close(s, c);
-			return;
-		}
-		conn_defer(s, c);
-		return;
-	}
-	size_t left = (size_t)res;
-	t->bytes_out += left;
+	t->bytes_out += (uint64_t)res;
 	if (t->ctr)
-		__atomic_fetch_add(&t->ctr->bytes_out, (uint64_t)left, __ATOMIC_RELAXED);
-	while (t->q_head) {
-		struct outitem *it = t->q_head;
-		if (it->pipe) { /* the batch ended with this header; its payload is spliced */
-			it->off += (uint32_t)left;
-			break;
-		}
-		size_t total = (size_t)it->inl_len + it->data_len;
-		size_t rem = total - it->off;
-		if (left < rem) {
-			it->off += (uint32_t)left;
-			break;
-		}
-		left -= rem;
-		item_pop(s, t);
-	}
+		__atomic_fetch_add(&t->ctr->bytes_out, (uint64_t)res, __ATOMIC_RELAXED);
+	size_t done = t->x.ops->sent(&t->x, (size_t)res);
+	if (done)
+		queue_consumed(s, t, done);
 	if (c->closing)
 		return;
-	if (t->state == TS_CLOSING && !t->q_head) {
+	if (t->state == TS_CLOSING && !t->q_head && !t->x.ops->busy(&t->x)) {
 		conn_close(s, c);
 		return;
 	}

@@ -10,7 +10,6 @@
 #include "engine/loop/engine.h"
 #include "engine/mux/credit.h"
 #include "engine/mux/internal.h"
-#include "engine/tls.h"
 
 struct tunnel *tunnel_new(struct shard *s, struct conn *c, enum ws_role role,
                           const struct tunnel_cbs *cbs, void *owner)
@@ -23,6 +22,7 @@ struct tunnel *tunnel_new(struct shard *s, struct conn *c, enum ws_role role,
 	t->st_head = NO_SLOT;
 	t->cbs = cbs;
 	t->owner = owner;
+	xprt_init_plain(&t->x);
 	t->my_window = s->cfg->window ? s->cfg->window : CFG_DEFAULT_WINDOW;
 	t->peer_window = CFG_DEFAULT_WINDOW;
 	t->peer_max_frame = CFG_DEFAULT_MAX_FRAME;
@@ -62,8 +62,8 @@ void tunnel_start(struct shard *s, struct conn *c, const uint8_t *early, size_t 
 		tunnel_rx_inline(s, c);
 	/* A server's TLS session may already hold decrypted frames that arrived with the
 	 * request: read them now, no further bytes may come to trigger it. */
-	if (t->tls && !t->in_tls_read && !c->closing)
-		tls_read_all(s, c);
+	if (!c->closing)
+		tunnel_drain_xprt(s, c);
 }
 
 void notify_closed(struct shard *s, struct conn *c)
@@ -146,8 +146,7 @@ static void tunnel_release(struct shard *s, struct conn *c)
 	idmap_free(&t->ids);
 	if (t->cbs->on_release)
 		t->cbs->on_release(s, c);
-	tls_free(t->tls);
-	free(t->tls_out);
+	xprt_release(&t->x);
 	free(t);
 	c->u.ctx = NULL;
 }

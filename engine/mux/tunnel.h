@@ -30,10 +30,9 @@
 #include "engine/mux/dbuf.h"
 #include "engine/mux/reasm.h"
 #include "engine/net.h"
+#include "engine/xprt/xprt.h"
 #include "proto/tunnel.h"
 #include "proto/ws.h"
-
-struct tls;
 
 /* Connection kinds and operations of the mux (numbered after the loop's). */
 enum mux_kind {
@@ -186,8 +185,8 @@ struct tunnel {
 	bool pollout_armed;   /* splice path: waiting for the socket to take more */
 	bool rx_inline;       /* splice path: read inline on readiness (no recv in flight) */
 	bool rx_poll_armed;
-	/* Payload bytes may move by splice(2) (set by the owner before tunnel_start: the
-	 * transport carries bytes unchanged and the sockets are not steered). */
+	/* Payload bytes may move by splice(2): set by the owner before tunnel_start, when its
+	 * transport can (x.ops->can_splice) and the sockets are not steered. */
 	bool can_splice;
 
 	/* receive: frames and messages (reasm.h); the stream DATA goes to */
@@ -198,7 +197,6 @@ struct tunnel {
 	/* send */
 	struct outitem *q_head, *q_tail;
 	uint32_t q_items;
-	uint32_t sent_items; /* items covered by the sendmsg in flight */
 	struct iovec iov[TUN_IOV_MAX];
 	struct msghdr msg;
 
@@ -227,11 +225,9 @@ struct tunnel {
 	void *owner;
 	struct lane_ctr *ctr;
 
-	/* TLS (wss://, or a server with --auto-tls / --tls-cert): ciphertext to send */
-	struct tls *tls;
-	uint8_t *tls_out;
-	uint32_t tls_out_len, tls_out_off, tls_out_cap;
-	bool in_tls_read;
+	/* the transport under the WebSocket: plain TCP, or TLS (wss://, or a server with
+	 * --auto-tls / --tls-cert); set by the owner before the first flush */
+	struct xprt x;
 
 	uint64_t bytes_in, bytes_out;
 };

@@ -213,7 +213,7 @@ static void client_on_tls_ready(struct shard *s, struct conn *c)
 {
 	struct tunnel *t = conn_tun(c);
 	log_debug("TLS established", "url=%s version=%s resumed=%d", log_q(s->cfg->url),
-	          tls_version_name(t->tls), tls_resumed(t->tls));
+	          tls_version_name(t->x.tls), tls_resumed(t->x.tls));
 	send_upgrade(s, c);
 }
 
@@ -504,19 +504,18 @@ static void on_tun_connect(struct shard *s, struct conn *c, struct tok tk,
 	struct tls_ctx *tctx =
 	        __atomic_load_n(&client_of(s->eng)->tls_client, __ATOMIC_ACQUIRE);
 	if (tctx) {
-		tn->tls = tls_new(tctx, s->cfg->url_host);
-		if (!tn->tls) {
+		if (xprt_init_tls(&tn->x, tctx, s->cfg->url_host)) {
 			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "out of memory");
 			return;
 		}
 		tn->state = TS_TLS;
 		tunnel_arm_recv(s, c);
-		tls_handshake(tn->tls); /* produces the ClientHello */
+		xprt_start(&tn->x); /* the ClientHello goes with the next flush */
 		tunnel_mark_dirty(s, c);
 	} else {
 		/* Payloads can be spliced only over a transport that carries them unchanged,
 		 * and not when steering moved the bytes beside TCP's queue. */
-		tn->can_splice = !client_of(s->eng)->c.sm;
+		tn->can_splice = tn->x.ops->can_splice && !client_of(s->eng)->c.sm;
 		send_upgrade(s, c);
 	}
 }

@@ -280,10 +280,10 @@ static bool server_tunnel(struct shard *s, struct conn *c, struct tls *tls, cons
 		return false;
 	}
 	sl->reg_slot = -1;
-	t->tls = tls;
+	xprt_adopt(&t->x, tls); /* TLS carries on under the tunnel, or plain TCP */
 	/* Payloads can be spliced only over a transport that carries them unchanged, and
 	 * not when steering moved the bytes beside TCP's queue. */
-	t->can_splice = !tls && !role_of(s->eng)->sm;
+	t->can_splice = t->x.ops->can_splice && !role_of(s->eng)->sm;
 	snprintf(t->remote, sizeof(t->remote), "%s", remote);
 	c->started_ms = s->now_ms;
 	tunnel_send_raw(s, c, resp, resp_len);

@@ -11,6 +11,7 @@
 #include "engine/svc/httpd.h"
 #include "engine/svc/metrics.h"
 #include "engine/tls.h"
+#include "engine/xprt/xprt.h"
 
 const char *const httpd_path_names[RP_MAX] = {"other",   "/connect", "/healthz",
                                               "/status", "/metrics", "/.well-known/ca.crt"};
@@ -36,7 +37,7 @@ void http_conn_release(struct shard *s, struct conn *c)
 	if (h) {
 		free(h->resp);
 		free(h->cbuf);
-		tls_free(h->tls);
+		xprt_release(&h->x);
 		free(h);
 		c->u.ctx = NULL;
 		SVC(s)->http_live--;
@@ -72,30 +73,33 @@ static void http_arm_recv(struct shard *s, struct conn *c)
 {
 	struct http_conn *h = conn_http(c);
 	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_HTTP_RECV, 0);
-	if (h->tls)
+	/* A transport that transforms the bytes reads into cbuf, the plain one straight into
+	 * the request buffer. */
+	if (h->cbuf)
 		io_uring_prep_recv(sqe, c->fd, h->cbuf, HTTP_BUF, 0);
 	else
 		io_uring_prep_recv(sqe, c->fd, h->buf + h->len, HTTP_BUF - h->len, 0);
 }
 
-/* TLS: send the records waiting in the session (handshake flights, or a response when
- * final). aux 1 = more to come, 0 = the response: close when sent. */
-static void tls_send_pending(struct shard *s, struct conn *c, bool final)
+/* Put on the wire what the transport makes of iov[0..n) (n 0: its own bytes, handshake
+ * flights). final: it is the response, close once sent (aux 0); else aux 1. */
+static void http_flush(struct shard *s, struct conn *c, bool final, struct iovec *iov, int n)
 {
 	struct http_conn *h = conn_http(c);
-	size_t n = tls_out_pending(h->tls);
-	if (h->sending || !n)
+	if (h->sending)
 		return;
-	free(h->resp);
-	h->resp = malloc(n);
-	if (!h->resp) {
+	struct iovec *wire;
+	int nwire = 0;
+	if (h->x.ops->flush(&h->x, iov, n, &wire, &nwire) < 0) {
 		conn_close(s, c);
 		return;
 	}
-	h->resp_len = tls_out_take(h->tls, (uint8_t *)h->resp, n);
+	if (nwire == 0)
+		return;
 	h->sending = true;
 	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_HTTP_SEND, final ? 0 : 1);
-	io_uring_prep_send(sqe, c->fd, h->resp, h->resp_len, MSG_NOSIGNAL | MSG_WAITALL);
+	io_uring_prep_send(sqe, c->fd, wire[0].iov_base, wire[0].iov_len,
+	                   MSG_NOSIGNAL | MSG_WAITALL);
 }
 
 void httpd_respond(struct shard *s, struct conn *c, int status, const char *ctype,
@@ -111,21 +115,9 @@ void httpd_respond(struct shard *s, struct conn *c, int status, const char *ctyp
 	}
 	h->resp_len =
 	        http_build_response(h->resp, cap, status, ctype, extra, body, body_len, false);
-	if (h->tls) {
-		int r = tls_write(h->tls, h->resp, h->resp_len);
-		free(h->resp);
-		h->resp = NULL;
-		if (r) {
-			conn_close(s, c);
-			return;
-		}
-		h->sending = false; /* tls_send_pending waits for no send in flight */
-		tls_send_pending(s, c, true);
-		return;
-	}
-	h->sending = true;
-	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_HTTP_SEND, 0);
-	io_uring_prep_send(sqe, c->fd, h->resp, h->resp_len, MSG_NOSIGNAL | MSG_WAITALL);
+	h->iov.iov_base = h->resp;
+	h->iov.iov_len = h->resp_len;
+	http_flush(s, c, true, &h->iov, 1);
 }
 
 void httpd_text(struct shard *s, struct conn *c, int status, const char *text)
@@ -207,47 +199,53 @@ static void route(struct shard *s, struct conn *c, const struct http_request *re
 
 static void parse(struct shard *s, struct conn *c);
 
-/* TLS: feed ciphertext, advance the handshake, decrypt into the request buffer. Returns
- * false when the connection is done with (closed). */
-static bool tls_in(struct shard *s, struct conn *c, size_t n)
+/* Plaintext from the transport: append it to the request. */
+static bool http_on_plain(void *ctx, const uint8_t *p, size_t n)
 {
+	struct conn *c = ((void **)ctx)[1];
 	struct http_conn *h = conn_http(c);
-	if (tls_feed(h->tls, h->cbuf, n)) {
-		conn_close(s, c);
+	if ((const char *)p == h->buf + h->len) { /* read in place (plain) */
+		h->len += n;
+		return true;
+	}
+	if (n > HTTP_BUF - h->len) {
+		httpd_text(((void **)ctx)[0], c, 431, "request header fields too large\n");
 		return false;
 	}
-	if (!tls_done(h->tls)) {
-		int r = tls_handshake(h->tls);
-		if (r < 0) {
+	memcpy(h->buf + h->len, p, n);
+	h->len += n;
+	return true;
+}
+
+static const struct xprt_up http_up = {.on_plain = http_on_plain};
+
+/* n bytes read: through the transport into the request buffer. Returns false when the
+ * connection is done with (closed, answering, or a handshake still going). */
+static bool http_input(struct shard *s, struct conn *c, size_t n)
+{
+	struct http_conn *h = conn_http(c);
+	void *ctx[2] = {s, c};
+	const uint8_t *p = h->cbuf ? h->cbuf : (const uint8_t *)h->buf + h->len;
+	int r = h->x.ops->recv(&h->x, s, p, n, &http_up, ctx);
+	if (r == XPRT_STOP)
+		return false;
+	if (r < 0) {
+		if (h->x.hs_failed) {
 			STAT_ADD(s, hs_fail[HS_TLS], 1);
 			log_warn("TLS handshake failed", "remote=%s why=%s", h->remote,
-			         log_q(tls_error(h->tls)));
-			tls_send_pending(s, c, true); /* the alert, if any, then close */
+			         log_q(xprt_error(&h->x)));
+			http_flush(s, c, true, NULL, 0); /* the alert, if any, then close */
 			if (!h->sending)
 				conn_close(s, c);
 			return false;
 		}
-		tls_send_pending(s, c, false);
-		if (r == 0) {
-			http_arm_recv(s, c);
-			return false;
-		}
+		conn_close(s, c);
+		return false;
 	}
-	for (;;) {
-		if (h->len == HTTP_BUF) {
-			httpd_text(s, c, 431, "request header fields too large\n");
-			return false;
-		}
-		int r = tls_read(h->tls, (uint8_t *)h->buf + h->len, HTTP_BUF - h->len);
-		if (r > 0) {
-			h->len += (size_t)r;
-			continue;
-		}
-		if (r < 0) {
-			conn_close(s, c);
-			return false;
-		}
-		break;
+	http_flush(s, c, false, NULL, 0); /* handshake flights */
+	if (!h->x.ops->ready(&h->x)) {
+		http_arm_recv(s, c);
+		return false;
 	}
 	return true;
 }
@@ -261,12 +259,8 @@ static void on_http_recv(struct shard *s, struct conn *c, int res)
 		conn_close(s, c);
 		return;
 	}
-	if (h->tls) {
-		if (!tls_in(s, c, (size_t)res))
-			return;
-	} else {
-		h->len += (size_t)res;
-	}
+	if (!http_input(s, c, (size_t)res))
+		return;
 	if (h->sending) {
 		/* A handshake flight is still being sent: answering must wait for it. */
 		h->parse_after_send = true;
@@ -332,15 +326,14 @@ static void on_ctl_accept(struct shard *s, uint16_t aux, int fd)
 	h->resp_len = 0;
 	h->path = RP_OTHER;
 	h->sending = h->parse_after_send = false;
-	h->tls = NULL;
+	xprt_init_plain(&h->x);
 	h->cbuf = NULL;
 	SVC(s)->http_live++;
 	struct tls_ctx *tctx =
 	        s->cfg->mode == CFG_SERVER ? server_of(s->eng)->tls_server : NULL;
 	if (tctx) {
-		h->tls = tls_new(tctx, NULL);
 		h->cbuf = malloc(HTTP_BUF);
-		if (!h->tls || !h->cbuf) {
+		if (xprt_init_tls(&h->x, tctx, NULL) || !h->cbuf) {
 			c->u.ctx = h;
 			conn_close(s, c);
 			return;
@@ -377,7 +370,8 @@ static void op_http_send(struct shard *s, struct conn *c, struct tok t,
 		conn_close(s, c);
 		return;
 	}
-	tls_send_pending(s, c, false);
+	h->x.ops->sent(&h->x, (size_t)cqe->res);
+	http_flush(s, c, false, NULL, 0);
 	if (h->parse_after_send && !h->sending) {
 		h->parse_after_send = false;
 		parse(s, c);

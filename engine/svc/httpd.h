@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "engine/roles/role.h"
+#include "engine/xprt/xprt.h"
 #include "proto/http.h"
 
 /* The service's connection kind and operations (numbered after the layers below). */
@@ -35,8 +36,9 @@ struct http_conn {
 	bool sending;
 	bool parse_after_send;
 	char remote[72];
-	struct tls *tls; /* the server terminates TLS itself */
-	uint8_t *cbuf;   /* TLS: received ciphertext */
+	struct xprt x;    /* plain, or TLS (the server terminates TLS itself) */
+	uint8_t *cbuf;    /* received bytes to decrypt (TLS), NULL for plain */
+	struct iovec iov; /* the response, as the transport's flush takes it */
 };
 
 static inline struct http_conn *conn_http(const struct conn *c)

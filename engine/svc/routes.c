@@ -78,8 +78,8 @@ static void serve_connect(struct shard *s, struct conn *c, const struct http_req
 	char remote[72];
 	snprintf(remote, sizeof(remote), "%s", h->remote);
 	int shard = server_lane_shard(s, req); /* before the request's buffer goes */
-	struct tls *tls = h->tls;              /* the TLS session carries on under the tunnel */
-	h->tls = NULL;
+	/* the TLS session, if any, carries on under the tunnel */
+	struct tls *tls = xprt_detach(&h->x);
 	http_conn_release(s, c);
 	server_on_upgrade(s, c, shard, tls, rest, early, remote, resp, rl);
 }
