@@ -2,17 +2,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <openssl/bn.h>
 #include <openssl/ec_key.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/nid.h>
 #include <openssl/pem.h>
-#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +18,13 @@
 #include <unistd.h>
 
 #include "engine/certs.h"
+#include "engine/httpc.h"
 #include "engine/log.h"
-#include "engine/net.h"
-#include "proto/http.h"
 
 #define CA_DAYS 3650
 #define CERT_DAYS 365
 #define RENEW_DAYS 30
+#define CA_MAX_BODY (64 * 1024) /* a CA answer larger than this is refused */
 
 char *certs_read_file(const char *path, size_t *len)
 {
@@ -286,118 +283,33 @@ out:
 	return ret;
 }
 
-static int connect_timeout(const struct addrlist *al, int timeout_ms)
-{
-	for (int i = 0; i < al->n; i++) {
-		int fd = socket(al->addr[i].ss_family,
-		                SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (fd == -1)
-			continue;
-		int r = connect(fd, (const struct sockaddr *)&al->addr[i], al->len[i]);
-		if (r == -1 && errno == EINPROGRESS) {
-			struct pollfd p = {.fd = fd, .events = POLLOUT};
-			int soerr = 0;
-			socklen_t sl = sizeof(soerr);
-			if (poll(&p, 1, timeout_ms) == 1 &&
-			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 &&
-			    soerr == 0)
-				r = 0;
-		}
-		if (r == 0) {
-			int fl = fcntl(fd, F_GETFL);
-			fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-			struct timeval tv = {.tv_sec = timeout_ms / 1000,
-			                     .tv_usec = (timeout_ms % 1000) * 1000};
-			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-			return fd;
-		}
-		close(fd);
-	}
-	return -1;
-}
-
 int certs_fetch_ca(const char *host, unsigned port, int timeout_ms, char **pem, char *err,
                    size_t errlen)
 {
-	struct addrlist al;
-	int gai = net_resolve(host, (uint16_t)port, &al);
-	if (gai) {
-		snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(gai));
-		return -1;
-	}
-	int fd = connect_timeout(&al, timeout_ms);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot connect to %s:%u", host, port);
-		return -1;
-	}
+	const struct httpc_request req = {
+	        .host = host,
+	        .port = (uint16_t)port,
+	        .path = "/.well-known/ca.crt",
+	        .transport = HTTPC_TLS_UNVERIFIED, /* trust on first use: see certs.h */
+	        .timeout_ms = timeout_ms,
+	        .max_body = CA_MAX_BODY,
+	};
+	struct httpc_response resp;
 	int ret = -1;
-	char *buf = NULL;
-	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
-	SSL *ssl = ctx ? SSL_new(ctx) : NULL;
-	if (!ssl) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL); /* trust on first use: see certs.h */
-	if (!is_ip(host))
-		SSL_set_tlsext_host_name(ssl, host);
-	SSL_set_fd(ssl, fd);
-	if (SSL_connect(ssl) != 1) {
-		unsigned long e = ERR_peek_error();
-		snprintf(err, errlen, "TLS handshake with %s:%u failed: %s", host, port,
-		         e ? ERR_reason_error_string(e) : "connection closed");
-		goto out;
-	}
-	char req[600];
-	int rl = snprintf(req, sizeof(req),
-	                  "GET /.well-known/ca.crt HTTP/1.1\r\nHost: %s%s%s:%u\r\nUser-Agent: "
-	                  "ringlet\r\nConnection: close\r\n\r\n",
-	                  strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
-	                  port);
-	if (SSL_write(ssl, req, rl) != rl) {
-		snprintf(err, errlen, "cannot send the CA request");
-		goto out;
-	}
-	size_t cap = 65536, n = 0;
-	buf = malloc(cap + 1);
-	for (;;) {
-		if (!buf || n == cap)
-			break;
-		int k = SSL_read(ssl, buf + n, (int)(cap - n));
-		if (k <= 0)
-			break;
-		n += (size_t)k;
-	}
-	if (!buf) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	struct http_response resp;
-	if (http_parse_response(buf, n, &http_default_limits, &resp) != HTTP_OK) {
-		snprintf(err, errlen, "no valid HTTP answer to GET /.well-known/ca.crt");
-		goto out;
-	}
+	if (httpc_get(&req, &resp, err, errlen))
+		return -1;
 	if (resp.status != 200) {
 		snprintf(err, errlen,
 		         "GET /.well-known/ca.crt answered %d (is the server running "
 		         "with --auto-tls?)",
 		         resp.status);
-		goto out;
-	}
-	buf[n] = 0;
-	char *body = buf + resp.header_len;
-	if (!strstr(body, "-----BEGIN CERTIFICATE-----")) {
+	} else if (!strstr(resp.body, "-----BEGIN CERTIFICATE-----")) {
 		snprintf(err, errlen, "/.well-known/ca.crt is not a PEM certificate");
-		goto out;
+	} else {
+		*pem = resp.body;
+		resp.body = NULL;
+		ret = 0;
 	}
-	*pem = strdup(body);
-	ret = *pem ? 0 : -1;
-out:
-	free(buf);
-	SSL_free(ssl);
-	SSL_CTX_free(ctx);
-	close(fd);
-	ERR_clear_error();
+	httpc_response_free(&resp);
 	return ret;
 }

@@ -21,8 +21,8 @@ int certs_auto(const struct cfg *c, const char *dir, char **ca_pem, char *err, s
 char *certs_read_file(const char *path, size_t *len);
 
 /* Trust on first use: fetch https://host:port/.well-known/ca.crt WITHOUT verifying the
- * server (there is nothing to verify it with yet) and return the PEM (malloc'd). Blocking,
- * with timeout_ms for each step. Returns 0, or -1 with a reason in err. */
+ * server (there is nothing to verify it with yet) and return the PEM (malloc'd). Blocking
+ * (engine/httpc.h), within timeout_ms in all. Returns 0, or -1 with a reason in err. */
 int certs_fetch_ca(const char *host, unsigned port, int timeout_ms, char **pem, char *err,
                    size_t errlen);
 

@@ -1,20 +1,15 @@
-/* tools/status.c — `ringlet status`: GET /status from a server's control port (plain HTTP)
- * and print it. A blocking, one-shot client: this is a CLI command, not engine code. */
-#include <errno.h>
-#include <netdb.h>
+/* tools/status.c — `ringlet status`: GET /status from a server's control port (plain HTTP,
+ * with engine/httpc) and print it. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "engine/httpc.h"
 #include "engine/ringlet.h"
 #include "tools/cli.h"
 
-#define STATUS_MAX_RESPONSE (4u << 20) /* larger answers are refused */
+#define STATUS_MAX_RESPONSE (4u << 20) /* a larger body is refused */
 #define STATUS_MAX_DEPTH 32            /* JSON nesting accepted */
 
 /* ---- a small JSON reader, just enough for the /status document -------------------- */
@@ -266,152 +261,6 @@ static const char *jtext(const struct jv *v)
 	return "-";
 }
 
-/* ---- HTTP --------------------------------------------------------------------------- */
-
-static int dial(const struct cfg *c)
-{
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res, *ai;
-	struct timeval tv = {.tv_sec = c->handshake_ms / 1000,
-	                     .tv_usec = (c->handshake_ms % 1000) * 1000};
-	char port[8];
-	int fd = -1, rc, err = 0;
-
-	snprintf(port, sizeof(port), "%u", c->url_port);
-	rc = getaddrinfo(c->url_host, port, &hints, &res);
-	if (rc) {
-		fprintf(stderr, "Error: cannot resolve %s: %s\n", c->url_host,
-		        gai_strerror(rc));
-		return -1;
-	}
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd == -1) {
-			err = errno;
-			continue;
-		}
-		/* On Linux the send timeout also bounds connect(). */
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			break;
-		err = errno;
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	if (fd == -1)
-		fprintf(stderr, "Error: cannot connect to %s port %u: %s\n", c->url_host,
-		        c->url_port, strerror(err == EINPROGRESS ? ETIMEDOUT : err));
-	return fd;
-}
-
-static int send_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w == -1)
-			return -1;
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Read until EOF into a heap buffer (NUL-terminated). */
-static char *recv_all(int fd, size_t *len)
-{
-	size_t cap = 16384, n = 0;
-	char *buf = malloc(cap + 1);
-
-	if (!buf)
-		return NULL;
-	for (;;) {
-		ssize_t r;
-
-		if (n == cap) {
-			char *nb;
-
-			if (cap >= STATUS_MAX_RESPONSE) {
-				errno = EFBIG;
-				goto bad;
-			}
-			nb = realloc(buf, cap * 2 + 1);
-			if (!nb)
-				goto bad;
-			buf = nb;
-			cap *= 2;
-		}
-		r = recv(fd, buf + n, cap - n, 0);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1)
-			goto bad;
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	buf[n] = 0;
-	*len = n;
-	return buf;
-bad:
-	free(buf);
-	return NULL;
-}
-
-/* Find a header's value in head (CRLF lines); copies it into out. */
-static bool header_value(const char *head, const char *name, char *out, size_t cap)
-{
-	size_t nl = strlen(name);
-	const char *line = strstr(head, "\r\n");
-
-	while (line && line[2] != '\r') {
-		line += 2;
-		if (!strncasecmp(line, name, nl) && line[nl] == ':') {
-			const char *v = line + nl + 1, *e = strstr(v, "\r\n");
-			size_t len;
-
-			while (*v == ' ' || *v == '\t')
-				v++;
-			len = e ? (size_t)(e - v) : strlen(v);
-			while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-				len--;
-			snprintf(out, cap, "%.*s", (int)len, v);
-			return true;
-		}
-		line = strstr(line, "\r\n");
-	}
-	return false;
-}
-
-/* Decode a chunked body in place; returns its length or -1. */
-static long dechunk(char *body, size_t len)
-{
-	size_t in = 0, out = 0;
-
-	for (;;) {
-		char *end;
-		unsigned long sz = strtoul(body + in, &end, 16);
-		char *crlf = strstr(body + in, "\r\n");
-
-		if (end == body + in || !crlf)
-			return -1;
-		in = (size_t)(crlf - body) + 2;
-		if (sz == 0)
-			return (long)out;
-		if (sz > len - in)
-			return -1;
-		memmove(body + out, body + in, sz);
-		out += sz;
-		in += sz;
-		if (len - in < 2 || body[in] != '\r' || body[in + 1] != '\n')
-			return -1;
-		in += 2;
-	}
-}
-
 /* ---- output ------------------------------------------------------------------------- */
 
 /* "3h2m", "5m10s", "42s" since an RFC 3339 time, or "" if it cannot be read. */
@@ -498,73 +347,46 @@ static void print_status(const struct jv *doc)
 
 int ringlet_status_run(const struct cfg *c, bool json)
 {
-	char *req = NULL, *resp = NULL, *body, host[300], te[64], cl[32];
-	size_t len = 0, blen;
-	int fd, code = 0, rc = 1;
+	const struct httpc_request req = {
+	        .host = c->url_host,
+	        .port = c->url_port,
+	        .path = "/status",
+	        .token = c->token,
+	        .transport = HTTPC_PLAIN,
+	        .timeout_ms = c->handshake_ms,
+	        .max_body = STATUS_MAX_RESPONSE,
+	};
+	struct httpc_response resp = {0};
+	char err[512], host[300];
 	bool v6 = strchr(c->url_host, ':') != NULL;
 	struct jv doc = {0};
 	struct jparser jp;
+	int rc = 1;
 
 	if (c->url_port == 80)
 		snprintf(host, sizeof(host), v6 ? "[%s]" : "%s", c->url_host);
 	else
 		snprintf(host, sizeof(host), v6 ? "[%s]:%u" : "%s:%u", c->url_host,
 		         c->url_port);
-	if (asprintf(&req,
-	             "GET /status HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
-	             "User-Agent: ringlet/%s\r\nAccept: application/json\r\n"
-	             "Connection: close\r\n\r\n",
-	             host, c->token, ringlet_version) == -1) {
-		fputs("Error: out of memory\n", stderr);
+	if (httpc_get(&req, &resp, err, sizeof(err))) {
+		fprintf(stderr, "Error: %s\n", err);
 		return 1;
 	}
-	fd = dial(c);
-	if (fd == -1)
-		goto out;
-	if (send_all(fd, req, strlen(req)) || !(resp = recv_all(fd, &len))) {
-		fprintf(stderr, "Error: request to %s failed: %s\n", host,
-		        errno == EAGAIN ? "timed out" : strerror(errno));
-		close(fd);
-		goto out;
-	}
-	close(fd);
-	if (sscanf(resp, "HTTP/1.%*d %d", &code) != 1 || !(body = strstr(resp, "\r\n\r\n"))) {
-		fprintf(stderr, "Error: %s did not answer with HTTP\n", host);
-		goto out;
-	}
-	body[2] = 0; /* terminate the head for header_value; the body starts 2 bytes on */
-	body += 4;
-	blen = len - (size_t)(body - resp);
-	if (header_value(resp, "Transfer-Encoding", te, sizeof(te)) &&
-	    strcasestr(te, "chunked")) {
-		long dl = dechunk(body, blen);
-
-		if (dl < 0) {
-			fprintf(stderr, "Error: bad chunked answer from %s\n", host);
-			goto out;
-		}
-		blen = (size_t)dl;
-	} else if (header_value(resp, "Content-Length", cl, sizeof(cl))) {
-		unsigned long want = strtoul(cl, NULL, 10);
-
-		if (want < blen)
-			blen = want;
-	}
-	body[blen] = 0;
-	if (code != 200) {
-		fprintf(stderr, "Error: %s answered %d%s\n", host, code,
-		        code == 401 || code == 403 ? " (is the token right?)" : "");
+	if (resp.status != 200) {
+		fprintf(stderr, "Error: %s answered %d%s\n", host, resp.status,
+		        resp.status == 401 || resp.status == 403 ? " (is the token right?)"
+		                                                 : "");
 		goto out;
 	}
 	if (json) {
-		fwrite(body, 1, blen, stdout);
-		if (blen == 0 || body[blen - 1] != '\n')
+		fwrite(resp.body, 1, resp.body_len, stdout);
+		if (resp.body_len == 0 || resp.body[resp.body_len - 1] != '\n')
 			putchar('\n');
 		rc = 0;
 		goto out;
 	}
-	jp.p = body;
-	jp.end = body + blen;
+	jp.p = resp.body;
+	jp.end = resp.body + resp.body_len;
 	if (jvalue(&jp, &doc, 0) || doc.type != J_OBJ) {
 		fprintf(stderr, "Error: %s answered with a document that is not JSON\n", host);
 		goto out;
@@ -573,7 +395,6 @@ int ringlet_status_run(const struct cfg *c, bool json)
 	rc = 0;
 out:
 	jv_free(&doc);
-	free(req);
-	free(resp);
+	httpc_response_free(&resp);
 	return rc;
 }
