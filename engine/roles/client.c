@@ -626,10 +626,30 @@ static void steer_listeners(struct engine *e)
 			steer_endpoint(e, &al, cli->fwd[i].lport, SM_EP_LISTEN);
 }
 
-int client_take_metrics_fd(struct engine *e)
+static int client_take_metrics_fd(struct engine *e, int shard)
 {
+	if (shard != 0)
+		return -1;
 	return __atomic_exchange_n(&client_of(e)->metrics_fd, -1, __ATOMIC_ACQ_REL);
 }
+
+static struct tls_ctx *client_control_tls(const struct engine *e)
+{
+	(void)e;
+	return NULL; /* --metrics-addr is plain HTTP */
+}
+
+static int client_connected(const struct engine *e)
+{
+	return __atomic_load_n(&client_of(e)->connected, __ATOMIC_RELAXED);
+}
+
+static const struct role_ops client_ops = {
+        .name = "client",
+        .take_control_fd = client_take_metrics_fd,
+        .control_tls = client_control_tls,
+        .connected = client_connected,
+};
 
 /* --metrics-addr (HOST:PORT, [IPv6]:PORT or :PORT): its listener. 0, or the exit status. */
 static int open_metrics(struct client *cli, const struct cfg *c)
@@ -691,6 +711,7 @@ const struct loop_hooks *client_setup(struct engine *e, struct client *cli, int 
 {
 	const struct cfg *c = e->cfg;
 	memset(cli, 0, sizeof(*cli));
+	cli->c.ops = &client_ops;
 	cli->metrics_fd = -1;
 	e->role = cli;
 	*status = 1;

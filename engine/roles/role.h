@@ -42,8 +42,22 @@ enum role_op {
 
 #define WS_SUBPROTOCOL "ringlet.v1"
 
-/* What both roles have: --sockmap steering. */
+/* What the layers above ask of the role that runs (role_of(e)->ops): the control port's
+ * service never switches on the mode for these. */
+struct role_ops {
+	const char *name; /* "server", "client" */
+	/* The control-port listener shard `shard` serves (the server's control port on every
+	 * shard, the client's --metrics-addr on shard 0), taken once; -1 when none. */
+	int (*take_control_fd)(struct engine *e, int shard);
+	/* The control port's TLS context, or NULL for plain HTTP. */
+	struct tls_ctx *(*control_tls)(const struct engine *e);
+	/* Tunnel connections up: the server's clients, the client's lanes that got WELCOME. */
+	int (*connected)(const struct engine *e);
+};
+
+/* What both roles have: their ops, --sockmap steering. */
 struct role_common {
+	const struct role_ops *ops;
 	struct sockmap *sm; /* the steering programs, NULL when not in use */
 	char sm_why[256];   /* --sockmap auto: why it is not in use ("" when it is) */
 };
@@ -97,14 +111,10 @@ void role_init(void);
  * or NULL with *status the process exit status (the reason is logged). */
 const struct loop_hooks *server_setup(struct engine *e, struct server *srv, int *status);
 void server_teardown(struct engine *e);
-/* The control listener fd for shard i, taken once (-1 after). */
-int server_take_control_fd(struct engine *e, int shard);
 
 /* The client's, likewise (--metrics-addr, --local listeners, TLS, --sockmap). */
 const struct loop_hooks *client_setup(struct engine *e, struct client *cli, int *status);
 void client_teardown(struct engine *e);
-/* The --metrics-addr listener fd, taken once (-1 after, or when none). */
-int client_take_metrics_fd(struct engine *e);
 
 /* Server: the shard that should serve the lane an upgrade request asks for. Lane i of a
  * session asks with ?lane=i&session=ID; it goes to the shard i places after the one

@@ -565,13 +565,34 @@ static const struct loop_hooks server_hooks = {
         .drain = server_on_drain,
 };
 
-int server_take_control_fd(struct engine *e, int shard)
+static int server_take_control_fd(struct engine *e, int shard)
 {
 	struct registry *r = server_of(e)->reg;
 	if (shard < 0 || shard >= CFG_MAX_SHARDS)
 		return -1;
 	return __atomic_exchange_n(&r->ctl_fds[shard], -1, __ATOMIC_ACQ_REL);
 }
+
+static struct tls_ctx *server_control_tls(const struct engine *e)
+{
+	return server_of(e)->tls_server;
+}
+
+static int server_connected(const struct engine *e)
+{
+	struct registry *r = server_of(e)->reg;
+	pthread_mutex_lock(&r->mu);
+	int n = r->nclients;
+	pthread_mutex_unlock(&r->mu);
+	return n;
+}
+
+static const struct role_ops server_ops = {
+        .name = "server",
+        .take_control_fd = server_take_control_fd,
+        .control_tls = server_control_tls,
+        .connected = server_connected,
+};
 
 /* --allow-ips and TLS from the configuration. 0, or the process exit status. */
 static int server_config(struct server *srv, const struct cfg *c)
@@ -614,6 +635,7 @@ const struct loop_hooks *server_setup(struct engine *e, struct server *srv, int 
 {
 	const struct cfg *c = e->cfg;
 	memset(srv, 0, sizeof(*srv));
+	srv->c.ops = &server_ops;
 	e->role = srv;
 	*status = 1;
 	srv->reg = malloc(sizeof(*srv->reg));

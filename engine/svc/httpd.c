@@ -329,8 +329,7 @@ static void on_ctl_accept(struct shard *s, uint16_t aux, int fd)
 	xprt_init_plain(&h->x);
 	h->cbuf = NULL;
 	SVC(s)->http_live++;
-	struct tls_ctx *tctx =
-	        s->cfg->mode == CFG_SERVER ? server_of(s->eng)->tls_server : NULL;
+	struct tls_ctx *tctx = role_of(s->eng)->ops->control_tls(s->eng);
 	if (tctx) {
 		h->cbuf = malloc(HTTP_BUF);
 		if (xprt_init_tls(&h->x, tctx, NULL) || !h->cbuf) {
@@ -398,9 +397,7 @@ static int svc_shard_start(struct shard *s)
 	if (!v)
 		return -ENOMEM;
 	s->svc = v;
-	int fd = s->cfg->mode == CFG_SERVER ? server_take_control_fd(s->eng, s->id)
-	         : s->id == 0               ? client_take_metrics_fd(s->eng)
-	                                    : -1;
+	int fd = role_of(s->eng)->ops->take_control_fd(s->eng, s->id);
 	if (fd >= 0)
 		listen_here(s, fd, on_ctl_accept, 0);
 	return 0;

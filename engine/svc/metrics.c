@@ -201,30 +201,18 @@ static void sockmap_metrics(struct sb *b, struct engine *e)
 	          role_of(e)->sm_why[0] != 0);
 }
 
-size_t metrics_render(struct engine *e, char **out)
+/* inlets PRO's names: the control plane and the data-plane ports. */
+static void inlets_metrics(struct sb *b, struct engine *e)
 {
-	struct sb b;
-	if (!sb_init(&b)) {
-		*out = NULL;
-		return 0;
-	}
 	bool server = e->cfg->mode == CFG_SERVER;
-
 	/* inlets PRO's names */
-	int connected = 0;
-	if (server) {
-		pthread_mutex_lock(&server_of(e)->reg->mu);
-		connected = server_of(e)->reg->nclients;
-		pthread_mutex_unlock(&server_of(e)->reg->mu);
-	} else {
-		connected = __atomic_load_n(&client_of(e)->connected, __ATOMIC_RELAXED);
-	}
-	head(&b, "tcp_controlplane_connected_gauge", "gauge",
+	int connected = role_of(e)->ops->connected(e);
+	head(b, "tcp_controlplane_connected_gauge", "gauge",
 	     server ? "Tunnel clients connected to this server."
 	            : "Tunnel connections of this client that are up.");
-	sb_printf(&b, "tcp_controlplane_connected_gauge %d\n", connected);
+	sb_printf(b, "tcp_controlplane_connected_gauge %d\n", connected);
 
-	head(&b, "tcp_controlplane_requests_total", "counter",
+	head(b, "tcp_controlplane_requests_total", "counter",
 	     "HTTP requests to the control port, by status code and path.");
 	/* Merge the shards' (path, code) tables. */
 	struct {
@@ -253,39 +241,44 @@ size_t metrics_render(struct engine *e, char **out)
 		}
 	}
 	for (size_t j = 0; j < nreq; j++)
-		sb_printf(&b, "tcp_controlplane_requests_total{code=\"%u\",path=\"%s\"} %llu\n",
+		sb_printf(b, "tcp_controlplane_requests_total{code=\"%u\",path=\"%s\"} %llu\n",
 		          reqs[j].code, httpd_path_names[reqs[j].path],
 		          (unsigned long long)reqs[j].n);
 
 	char pl[8];
-	head(&b, "tcp_dataplane_connections_gauge", "gauge",
+	head(b, "tcp_dataplane_connections_gauge", "gauge",
 	     "Tunnelled connections open now, by port.");
 	for (int slot = 0; slot < STATS_PORTS; slot++)
 		if (port_label(e, slot, pl, sizeof(pl)))
-			sb_printf(&b, "tcp_dataplane_connections_gauge{port=\"%s\"} %llu\n", pl,
+			sb_printf(b, "tcp_dataplane_connections_gauge{port=\"%s\"} %llu\n", pl,
 			          (unsigned long long)SUM(e, port[slot].conns_active));
-	head(&b, "tcp_dataplane_connections_total", "counter",
+	head(b, "tcp_dataplane_connections_total", "counter",
 	     "Tunnelled connections since start, by port.");
 	for (int slot = 0; slot < STATS_PORTS; slot++)
 		if (port_label(e, slot, pl, sizeof(pl)))
-			sb_printf(&b, "tcp_dataplane_connections_total{port=\"%s\"} %llu\n", pl,
+			sb_printf(b, "tcp_dataplane_connections_total{port=\"%s\"} %llu\n", pl,
 			          (unsigned long long)SUM(e, port[slot].conns_total));
+}
 
-	/* ringlet's own */
-	head(&b, "ringlet_port_bytes_total", "counter",
+/* ringlet's own: bytes by port and by client, data paths, tunnels and streams. */
+static void traffic_metrics(struct sb *b, struct engine *e)
+{
+	char pl[8];
+	bool server = e->cfg->mode == CFG_SERVER;
+	head(b, "ringlet_port_bytes_total", "counter",
 	     server ? "Payload bytes received from and sent to data-plane connections, by port."
 	            : "Payload bytes received from and sent to upstream connections, by port.");
 	for (int slot = 0; slot < STATS_PORTS; slot++) {
 		if (!port_label(e, slot, pl, sizeof(pl)))
 			continue;
-		sb_printf(&b,
+		sb_printf(b,
 		          "ringlet_port_bytes_total{port=\"%s\",direction=\"received\"} %llu\n",
 		          pl, (unsigned long long)SUM(e, port[slot].bytes_received));
-		sb_printf(&b, "ringlet_port_bytes_total{port=\"%s\",direction=\"sent\"} %llu\n",
+		sb_printf(b, "ringlet_port_bytes_total{port=\"%s\",direction=\"sent\"} %llu\n",
 		          pl, (unsigned long long)SUM(e, port[slot].bytes_sent));
 	}
 	if (server) {
-		head(&b, "ringlet_client_bytes_total", "counter",
+		head(b, "ringlet_client_bytes_total", "counter",
 		     "Tunnel (WebSocket) bytes received from and sent to each connected "
 		     "client.");
 		pthread_mutex_lock(&server_of(e)->reg->mu);
@@ -299,116 +292,140 @@ size_t metrics_render(struct engine *e, char **out)
 				outb += STAT_GET(rs->lanes[k].ctr.bytes_out);
 			}
 			for (int d = 0; d < 2; d++) {
-				sb_printf(&b, "ringlet_client_bytes_total{client_id=\"");
-				label_value(&b, rs->client_id);
-				sb_printf(&b, "\",direction=\"%s\"} %llu\n",
+				sb_printf(b, "ringlet_client_bytes_total{client_id=\"");
+				label_value(b, rs->client_id);
+				sb_printf(b, "\",direction=\"%s\"} %llu\n",
 				          d ? "sent" : "received",
 				          (unsigned long long)(d ? outb : in));
 			}
 		}
 		pthread_mutex_unlock(&server_of(e)->reg->mu);
 	}
-	scalar(&b, "ringlet_payload_bytes_total", "counter",
+	scalar(b, "ringlet_payload_bytes_total", "counter",
 	       "Stream payload bytes read from local sockets into the tunnel (all data paths).",
 	       SUM(e, bytes_up));
-	scalar(&b, "ringlet_spliced_bytes_total", "counter",
+	scalar(b, "ringlet_spliced_bytes_total", "counter",
 	       "Of ringlet_payload_bytes_total, the bytes moved by splice(2) (--data-path).",
 	       SUM(e, bytes_spliced));
-	scalar(&b, "ringlet_tunnel_spliced_bytes_total", "counter",
+	scalar(b, "ringlet_tunnel_spliced_bytes_total", "counter",
 	       "Stream payload bytes moved from the tunnel's socket to local sockets by "
 	       "splice(2), never copied into ringlet (--data-path splice).",
 	       SUM(e, bytes_spliced_down));
-	scalar(&b, "ringlet_splice_urgent_fallbacks_total", "counter",
+	scalar(b, "ringlet_splice_urgent_fallbacks_total", "counter",
 	       "Times splice(2) stopped at TCP urgent data and the bytes were read by copy "
 	       "instead (--data-path splice).",
 	       SUM(e, splice_fallbacks));
-	sockmap_metrics(&b, e);
-	scalar(&b, "ringlet_tunnels_total", "counter",
+	sockmap_metrics(b, e);
+	scalar(b, "ringlet_tunnels_total", "counter",
 	       "Tunnel (WebSocket) connections made or accepted since start, all lanes.",
 	       SUM(e, tunnels_total));
-	scalar(&b, "ringlet_streams_active", "gauge", "Streams open now.",
+	scalar(b, "ringlet_streams_active", "gauge", "Streams open now.",
 	       SUM(e, streams_active));
-	scalar(&b, "ringlet_streams_total", "counter", "Streams opened since start.",
+	scalar(b, "ringlet_streams_total", "counter", "Streams opened since start.",
 	       SUM(e, streams_total));
-	head(&b, "ringlet_stream_resets_total", "counter",
+}
+
+/* Resets, round trips, handshake failures, and the client's reconnects. */
+static void health_metrics(struct sb *b, struct engine *e)
+{
+	bool server = e->cfg->mode == CFG_SERVER;
+	head(b, "ringlet_stream_resets_total", "counter",
 	     "Stream resets sent to and received from the peer, by reason.");
 	for (int r = 0; r < STATS_RST_REASONS; r++) {
 		uint64_t sent = SUM(e, rst_sent[r]), recv = SUM(e, rst_received[r]);
 		const char *name = tun_rst_reason_name((uint16_t)r);
 		if (sent || (r > 0 && r <= TUN_RST_TIMEOUT))
 			sb_printf(
-			        &b,
+			        b,
 			        "ringlet_stream_resets_total{reason=\"%s\",direction=\"sent\"} "
 			        "%llu\n",
 			        name, (unsigned long long)sent);
 		if (recv || (r > 0 && r <= TUN_RST_TIMEOUT))
-			sb_printf(&b,
+			sb_printf(b,
 			          "ringlet_stream_resets_total{reason=\"%s\",direction="
 			          "\"received\"} "
 			          "%llu\n",
 			          name, (unsigned long long)recv);
 	}
-	head(&b, "ringlet_tunnel_rtt_seconds", "histogram",
+	head(b, "ringlet_tunnel_rtt_seconds", "histogram",
 	     "Round-trip time of tunnel pings (PING/PONG).");
 	uint64_t cum = 0;
 	for (int k = 0; k < STATS_RTT_BUCKETS; k++) {
 		cum += SUM(e, rtt_bucket[k]);
 		if (k < STATS_RTT_BUCKETS - 1)
-			sb_printf(&b, "ringlet_tunnel_rtt_seconds_bucket{le=\"%g\"} %llu\n",
+			sb_printf(b, "ringlet_tunnel_rtt_seconds_bucket{le=\"%g\"} %llu\n",
 			          stats_rtt_bounds[k], (unsigned long long)cum);
 		else
-			sb_printf(&b, "ringlet_tunnel_rtt_seconds_bucket{le=\"+Inf\"} %llu\n",
+			sb_printf(b, "ringlet_tunnel_rtt_seconds_bucket{le=\"+Inf\"} %llu\n",
 			          (unsigned long long)cum);
 	}
-	sb_printf(&b, "ringlet_tunnel_rtt_seconds_sum %.9f\n",
-	          (double)SUM(e, rtt_sum_ns) / 1e9);
-	sb_printf(&b, "ringlet_tunnel_rtt_seconds_count %llu\n",
+	sb_printf(b, "ringlet_tunnel_rtt_seconds_sum %.9f\n", (double)SUM(e, rtt_sum_ns) / 1e9);
+	sb_printf(b, "ringlet_tunnel_rtt_seconds_count %llu\n",
 	          (unsigned long long)SUM(e, rtt_count));
-	head(&b, "ringlet_handshake_failures_total", "counter",
+	head(b, "ringlet_handshake_failures_total", "counter",
 	     "Tunnel handshakes that failed, by reason.");
 	for (int k = 0; k < HS_MAX; k++)
-		sb_printf(&b, "ringlet_handshake_failures_total{reason=\"%s\"} %llu\n",
+		sb_printf(b, "ringlet_handshake_failures_total{reason=\"%s\"} %llu\n",
 		          hs_names[k], (unsigned long long)SUM(e, hs_fail[k]));
 	if (!server) {
-		scalar(&b, "ringlet_reconnects_total", "counter",
+		scalar(b, "ringlet_reconnects_total", "counter",
 		       "Connection attempts to the server after the first.",
 		       SUM(e, reconnects));
 	}
-	scalar(&b, "ringlet_upstream_dial_failures_total", "counter",
+	scalar(b, "ringlet_upstream_dial_failures_total", "counter",
 	       "Upstream connections that could not be made (client).", SUM(e, dial_failures));
-	scalar(&b, "ringlet_dataplane_refused_total", "counter",
+	scalar(b, "ringlet_dataplane_refused_total", "counter",
 	       "Data-plane connections closed because no client offered the port.",
 	       SUM(e, dataplane_refused));
-	scalar(&b, "ringlet_dataplane_denied_total", "counter",
+	scalar(b, "ringlet_dataplane_denied_total", "counter",
 	       "Data-plane connections refused because their address is not in --allow-ips.",
 	       SUM(e, dataplane_denied));
-	scalar(&b, "ringlet_bufring_exhausted_total", "counter",
+	scalar(b, "ringlet_bufring_exhausted_total", "counter",
 	       "Receives that found a provided-buffer ring empty (back-pressure).",
 	       SUM(e, bufring_empty));
-	head(&b, "ringlet_shard_loop_iterations_total", "counter",
+}
+
+/* The shards' loops and the process. */
+static void process_metrics(struct sb *b, struct engine *e)
+{
+	bool server = e->cfg->mode == CFG_SERVER;
+	head(b, "ringlet_shard_loop_iterations_total", "counter",
 	     "Event-loop turns, by shard.");
 	for (int i = 0; i < e->nshards; i++)
-		sb_printf(&b, "ringlet_shard_loop_iterations_total{shard=\"%d\"} %llu\n", i,
+		sb_printf(b, "ringlet_shard_loop_iterations_total{shard=\"%d\"} %llu\n", i,
 		          (unsigned long long)STAT_GET(e->shards[i].stats.loops));
-	head(&b, "ringlet_shard_completions_total", "counter",
+	head(b, "ringlet_shard_completions_total", "counter",
 	     "io_uring completions handled, by shard.");
 	for (int i = 0; i < e->nshards; i++)
-		sb_printf(&b, "ringlet_shard_completions_total{shard=\"%d\"} %llu\n", i,
+		sb_printf(b, "ringlet_shard_completions_total{shard=\"%d\"} %llu\n", i,
 		          (unsigned long long)STAT_GET(e->shards[i].stats.completions));
-	head(&b, "ringlet_shard_busy_seconds_total", "counter",
+	head(b, "ringlet_shard_busy_seconds_total", "counter",
 	     "Time spent handling completions, by shard.");
 	for (int i = 0; i < e->nshards; i++)
-		sb_printf(&b, "ringlet_shard_busy_seconds_total{shard=\"%d\"} %.6f\n", i,
+		sb_printf(b, "ringlet_shard_busy_seconds_total{shard=\"%d\"} %.6f\n", i,
 		          (double)STAT_GET(e->shards[i].stats.busy_ns) / 1e9);
-	scalar(&b, "ringlet_process_resident_memory_bytes", "gauge", "Resident set size.",
+	scalar(b, "ringlet_process_resident_memory_bytes", "gauge", "Resident set size.",
 	       process_rss());
-	head(&b, "ringlet_process_open_fds", "gauge", "Open file descriptors.");
-	sb_printf(&b, "ringlet_process_open_fds %u\n", process_fds());
-	scalar(&b, "ringlet_process_start_time_seconds", "gauge",
+	head(b, "ringlet_process_open_fds", "gauge", "Open file descriptors.");
+	sb_printf(b, "ringlet_process_open_fds %u\n", process_fds());
+	scalar(b, "ringlet_process_start_time_seconds", "gauge",
 	       "Start time of the process since the Unix epoch.", e->start_unix);
-	head(&b, "ringlet_build_info", "gauge", "Version of this build (always 1).");
-	sb_printf(&b, "ringlet_build_info{version=\"%s\",sha=\"%s\",mode=\"%s\"} 1\n",
+	head(b, "ringlet_build_info", "gauge", "Version of this build (always 1).");
+	sb_printf(b, "ringlet_build_info{version=\"%s\",sha=\"%s\",mode=\"%s\"} 1\n",
 	          ringlet_version, ringlet_sha, server ? "server" : "client");
+}
+
+size_t metrics_render(struct engine *e, char **out)
+{
+	struct sb b;
+	if (!sb_init(&b)) {
+		*out = NULL;
+		return 0;
+	}
+	inlets_metrics(&b, e);
+	traffic_metrics(&b, e);
+	health_metrics(&b, e);
+	process_metrics(&b, e);
 	return sb_done(&b, out);
 }
 
