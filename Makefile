@@ -60,7 +60,7 @@ BASEFLAGS := -std=gnu11 $(OPTFLAGS) -g -pthread -D_GNU_SOURCE -fno-strict-aliasi
 CPPFLAGS_ALL := -I. -isystem $(LLHTTP_INC) -isystem $(BSSL_INC) -MMD -MP $(CPPFLAGS)
 CFLAGS_ALL := $(BASEFLAGS) $(WARN) $(CFLAGS)
 LDFLAGS_ALL := -pthread $(SANFLAGS) -L$(BSSL_LIB) -Wl,-rpath,$(BSSL_LIB) $(LDFLAGS)
-LDLIBS_ALL := -luring -lssl -lcrypto -lbpf $(LDLIBS)
+LDLIBS_ALL := -luring -lssl -lcrypto -lbpf -lyaml $(LDLIBS)
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 GIT_SHA := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)

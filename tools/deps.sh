@@ -4,7 +4,7 @@
 set -eu
 
 PKGS="make gcc clang llvm libclang-rt-14-dev pkg-config git ca-certificates
-liburing-dev android-libboringssl-dev node-llhttp libcriterion-dev libbpf-dev bpftool
+liburing-dev android-libboringssl-dev node-llhttp libcriterion-dev libbpf-dev bpftool libyaml-dev
 python3 python3-websockets iproute2 procps curl psmisc openssl prometheus systemd nginx"
 
 missing=""
