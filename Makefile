@@ -232,12 +232,15 @@ e2e: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)SERIES=$(SERIES) RINGLET_BUILD=$(BUILD) sh tests/e2e/run.sh
 
-# libFuzzer drivers: clang, ASan+UBSan+fuzzer, the pure proto/ sources only.
+# libFuzzer drivers: clang, ASan+UBSan+fuzzer, the proto/ sources and the engine parts a
+# driver names in FUZZ_EXTRA_<driver>.
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
                -fno-sanitize-recover=all -I. -isystem $(LLHTTP_INC) -isystem $(BSSL_INC)
-# A driver of a pure engine part names its sources here.
+# A driver of an engine part names its sources (and libraries) here.
 FUZZ_EXTRA_reasm := engine/mux/reasm.c
-build-fuzz/%: fuzz/%.c $(PROTO_SRC) $(wildcard proto/*.h) $(wildcard engine/mux/reasm.[ch])
+FUZZ_EXTRA_tenant := engine/tenant.c engine/net.c -lyaml
+build-fuzz/%: fuzz/%.c $(PROTO_SRC) $(wildcard proto/*.h) $(wildcard engine/mux/reasm.[ch]) \
+              $(wildcard engine/tenant.[ch] engine/net.[ch])
 	$(call msg,FUZZ,$@)
 	@mkdir -p $(@D)
 	$(Q)clang $(FUZZ_CFLAGS) $< $(FUZZ_EXTRA_$*) $(PROTO_SRC) $(LLHTTP_SRC)/llhttp.c $(LLHTTP_SRC)/api.c \
