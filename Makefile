@@ -172,7 +172,7 @@ integration: $(BUILD)/ringlet $(BUILD)/inlets-pro $(BENCH_BIN)
 	$(Q)RINGLET_BUILD=$(BUILD) bash tests/run-integration.sh
 
 # The data-path tests also run against an ASan+UBSan build of the binary.
-SAN_INTEGRATION := test_datapath\|test_halfclose\|test_lifecycle\|test_proxy\|test_reconnect\|test_sockmap
+SAN_INTEGRATION := test_datapath\|test_halfclose\|test_lifecycle\|test_proxy\|test_reconnect\|test_sockmap\|test_tenants
 
 # The multi-shard tests also run against a ThreadSanitizer build, every server and client
 # with two shards (several lanes over ws:// and wss://, the upgrade handoff between shards,
@@ -183,7 +183,7 @@ SAN_INTEGRATION := test_datapath\|test_halfclose\|test_lifecycle\|test_proxy\|te
 # history_size=7 keeps enough history that both stacks of a race are printed. With gcc 12's
 # TSan and a kernel whose vm.mmap_rnd_bits is above 28, TSan cannot map its shadow memory
 # ("unexpected memory mapping"): the step then runs without ASLR (setarch -R).
-TSAN_INTEGRATION := test_bulk\|test_datapath\|test_lifecycle\|test_manystreams\|test_ops\|test_tls
+TSAN_INTEGRATION := test_bulk\|test_datapath\|test_lifecycle\|test_manystreams\|test_ops\|test_tls\|test_tenants
 TSAN_TEST_OPTIONS ?= halt_on_error=1:exitcode=66:second_deadlock_stack=1:history_size=7
 TSAN_JOBS ?= 2
 

@@ -74,6 +74,7 @@ void cfg_free(struct cfg *c)
 	free(c->proxy_protocol);
 	free(c->lb_proxy_protocol);
 	free_strv(&c->allow_ips, &c->n_allow_ips);
+	free(c->tunnels_file);
 	free(c->url);
 	free(c->url_host);
 	free(c->url_path);

@@ -70,6 +70,7 @@ struct cfg {
 	char **allow_ips;
 	size_t n_allow_ips;
 	bool client_forwarding;
+	char *tunnels_file; /* --tunnels: named tunnels (engine/tenant.h); NULL or "": none */
 
 	/* client */
 	char *url;      /* as given */

@@ -23,7 +23,7 @@ static void assemble(struct engine *e, const struct loop_hooks *role_hooks)
 
 int ringlet_server_run(const struct cfg *c)
 {
-	struct engine e = {.cfg = c, .nshards = cfg_shard_count(c)};
+	struct engine e = {.cfg = c, .nshards = cfg_shard_count(c), .watch_fd = -1};
 	struct server srv;
 	int status = 1;
 	const struct loop_hooks *hooks = server_setup(&e, &srv, &status);
@@ -57,7 +57,7 @@ int ringlet_client_run(const struct cfg *conf)
 	}
 	/* One shard per lane; lanes: --lanes, else as many as the server suggests, at most
 	 * one per shard here (--shards, or the online CPUs). */
-	struct engine e = {.cfg = c, .nshards = cfg_shard_count(c)};
+	struct engine e = {.cfg = c, .nshards = cfg_shard_count(c), .watch_fd = -1};
 	if (c->lanes > 0 && c->lanes < e.nshards)
 		e.nshards = c->lanes;
 	struct client cli;

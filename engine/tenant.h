@@ -78,6 +78,7 @@ struct tenant {
 	uint32_t max_streams; /* 0: no limit */
 	int line;             /* where its entry starts in the file */
 	uint32_t token_hash;  /* the index's key: the first 4 bytes of SHA-256(token) */
+	uint32_t id;          /* the server's stable id for this name (0 from the parser) */
 };
 
 /* A loaded file: its tunnels, and an index from token to tunnel. */

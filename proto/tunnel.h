@@ -71,6 +71,7 @@ enum tun_port_status {
 	TUN_PORT_IN_USE = 1, /* bind failed: address in use */
 	TUN_PORT_DENIED = 2, /* bind failed: permission */
 	TUN_PORT_ERROR = 3,  /* any other bind failure */
+	TUN_PORT_NOT_ALLOWED = 4, /* the client's tunnel does not declare this port */
 };
 
 enum tun_status {

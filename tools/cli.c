@@ -273,6 +273,14 @@ static size_t server_flags(struct flag *tab, struct cli_cmd *cmd, struct parse_s
 	                         "addresses or CIDR ranges; repeatable or comma-separated; "
 	                         "none: accept all"});
 	n = add(tab, n,
+	        (struct flag){.name = "tunnels",
+	                      .type = FLAG_STRING,
+	                      .dst = &c->tunnels_file,
+	                      .usage = "serve many clusters: named tunnels, each with its own "
+	                               "token and data-plane bindings, from this YAML file "
+	                               "(docs/DESIGN.md, \"Many clusters, one exit node\"); "
+	                               "--token is then the operator's"});
+	n = add(tab, n,
 	        (struct flag){.name = "client-forwarding",
 	                      .type = FLAG_BOOL,
 	                      .dst = &c->client_forwarding,

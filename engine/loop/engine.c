@@ -1,6 +1,7 @@
 /* engine/loop/engine.c — start the shards, handle signals, drain, join; messages between
  * shards. */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -37,18 +38,39 @@ int engine_msg(struct shard *from, int to, struct tok t, uint32_t value)
 	return 0;
 }
 
+/* Wait up to ms for one of the signals in set; meanwhile run e->on_watch whenever the
+ * watched fd is readable. The signal, or -1 when none came. */
+static int wait_signal(struct engine *e, const sigset_t *set, int ms)
+{
+	if (e->watch_fd < 0) {
+		struct timespec to = {.tv_sec = ms / 1000,
+		                      .tv_nsec = (long)(ms % 1000) * 1000000L};
+		return sigtimedwait(set, NULL, &to);
+	}
+	struct timespec zero = {0};
+	for (int waited = 0; waited < ms; waited += 20) {
+		int sig = sigtimedwait(set, NULL, &zero);
+		if (sig != -1)
+			return sig;
+		struct pollfd pfd = {.fd = e->watch_fd, .events = POLLIN};
+		if (poll(&pfd, 1, 20) == 1 && e->on_watch)
+			e->on_watch(e);
+	}
+	return -1;
+}
+
+void engine_wake_all(struct engine *e)
+{
+	for (int i = 0; i < e->nshards; i++)
+		shard_wake(&e->shards[i]);
+}
+
 static bool all_stopped(struct engine *e)
 {
 	for (int i = 0; i < e->nshards; i++)
 		if (__atomic_load_n(&e->shards[i].running, __ATOMIC_ACQUIRE))
 			return false;
 	return true;
-}
-
-static void wake_all(struct engine *e)
-{
-	for (int i = 0; i < e->nshards; i++)
-		shard_wake(&e->shards[i]);
 }
 
 int engine_run(struct engine *e)
@@ -103,11 +125,10 @@ int engine_run(struct engine *e)
 	int signals = 0;
 	while (!all_stopped(e) || signals == 0) {
 		if (__atomic_load_n(&e->stop, __ATOMIC_ACQUIRE)) {
-			wake_all(e);
+			engine_wake_all(e);
 			break;
 		}
-		struct timespec to = {.tv_sec = 0, .tv_nsec = 200 * 1000000L};
-		int sig = sigtimedwait(&set, NULL, &to);
+		int sig = wait_signal(e, &set, 200);
 		if (sig == -1) {
 			if (signals && all_stopped(e))
 				break;
@@ -116,6 +137,8 @@ int engine_run(struct engine *e)
 		if (sig == SIGHUP) {
 			log_reopen();
 			log_info("log file reopened", NULL);
+			if (e->on_hup)
+				e->on_hup(e);
 			continue;
 		}
 		signals++;
@@ -128,7 +151,7 @@ int engine_run(struct engine *e)
 			log_warn("second signal: exiting now", NULL);
 			__atomic_store_n(&e->stop, 1, __ATOMIC_RELEASE);
 		}
-		wake_all(e);
+		engine_wake_all(e);
 	}
 	int failed = 0;
 	for (int i = 0; i < e->nshards; i++) {

@@ -25,7 +25,17 @@ struct engine {
 	const struct loop_hooks *hooks[ENGINE_HOOKS];
 	int nhooks;
 	void *role; /* the role's process-wide state (engine/roles/); the loop never looks */
+	/* The main thread's own work for the layers above (set before engine_run): on_hup
+	 * after SIGHUP (the log file is reopened first); on_watch whenever watch_fd (-1:
+	 * none; a zeroed engine must set it) is readable. They run on the main thread; what
+	 * they hand the shards goes through engine_wake_all(). */
+	void (*on_hup)(struct engine *e);
+	int watch_fd;
+	void (*on_watch)(struct engine *e);
 };
+
+/* Wake every shard (its loop hooks' wake run). Main thread. */
+void engine_wake_all(struct engine *e);
 
 /* Add a layer's shard hooks (before engine_run). 0, or -ENOSPC. */
 int engine_hooks(struct engine *e, const struct loop_hooks *h);

@@ -5,6 +5,7 @@
 
 #include "engine/roles/registry.h"
 #include "engine/roles/role.h"
+#include "engine/tenant.h"
 
 #define FWD_MAX 16 /* distinct --local targets a server resolves per client lane */
 
@@ -16,7 +17,9 @@ struct fwd_target {
 
 /* The server's state of one tunnel (lane): the tunnel's owner. Freed with the tunnel. */
 struct srv_lane {
-	int reg_slot;        /* registry session slot, -1 if none */
+	uint32_t tunnel;  /* the named tunnel its token named (its id), 0 without --tunnels */
+	uint64_t gone_ms; /* its tunnel was removed: GOAWAY sent then (0: not) */
+	int reg_slot;     /* registry session slot, -1 if none */
 	struct reg_lane *rl; /* this lane's registry entry (its counters: t->ctr) */
 	uint16_t lane;       /* lane index within the client's session */
 	uint64_t session_id; /* the session this lane belongs to */
@@ -83,6 +86,48 @@ void server_streams_init(void);
 void stream_open_local(struct shard *s, struct conn *tc, int fd, const char *target,
                        uint16_t rport);
 void stream_open_forwarded(struct shard *s, struct conn *tc, const struct tun_msg *m);
+
+/* ---- named tunnels (tunnels.c) --------------------------------------------------------- */
+
+/* A tunnel name's stable id (its index + 1 in ids[]), kept across reloads: what sessions,
+ * ports and lanes carry. The gens say at which reload its clients were told to go
+ * (removed), to be disconnected (token changed), to rebind (bindings changed). */
+struct tunnel_id {
+	char name[TENANT_NAME_MAX + 1];
+	int32_t index; /* in the current set, -1: not in it (removed) */
+	uint64_t kick_gen, goaway_gen, rebind_gen;
+};
+
+/* The server's named tunnels. set, ids and gen change only on the main thread under the
+ * registry's lock and are read under it (gen also atomically); seen[i] is shard i's. */
+struct tunnel_table {
+	struct tenant_set *set;
+	struct tunnel_id *ids;
+	uint32_t nids, cap;
+	uint64_t gen;                  /* reloads applied */
+	uint64_t seen[CFG_MAX_SHARDS]; /* the gen each shard has applied (its own element) */
+	uint64_t reloads_ok, reloads_failed; /* atomics */
+	int ino;                             /* inotify, -1: none */
+	char last_err[512]; /* the last reload's error (main thread), "" after one */
+};
+
+/* Load --tunnels and watch it (set-up). 0, or the process exit status. */
+int tunnels_start(struct engine *e, struct server *srv);
+void tunnels_stop(struct server *srv);
+/* (Re)watch the directories of the file and its token files. Main thread. */
+void tunnels_watch(struct engine *e);
+/* The tunnel with this id in the current set, or NULL (called with the lock held). */
+const struct tenant *tunnel_by_id(const struct server *srv, uint32_t id);
+/* The id of the tunnel this token names, or ROLE_TUNNEL_NONE. Takes the lock. */
+int tunnels_find_token(struct server *srv, const char *tok, size_t len);
+/* Shard hooks: apply reloads (wake), close removed tunnels' lanes past the drain (tick). */
+void tunnels_on_wake(struct shard *s);
+void tunnels_tick(struct shard *s);
+
+/* server.c: a data-plane listener's accept callback; open a session's new bindings (its
+ * lane 0's shard, after a reload changed them). */
+void server_on_data_accept(struct shard *s, uint16_t port, int fd);
+void server_rebind(struct shard *s, struct conn *c);
 
 /* Register each role's operations (role_init calls them). */
 void server_init(void);

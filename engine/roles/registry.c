@@ -32,6 +32,8 @@ struct reg_port *registry_port_add(struct registry *r, uint16_t port)
 		if (!rp->used) {
 			rp->used = true;
 			rp->port = port;
+			rp->offer = port;
+			rp->tunnel = 0;
 			rp->rr = 0;
 			return rp;
 		}
@@ -59,10 +61,13 @@ struct reg_session *registry_session_find(struct registry *r, uint64_t id)
 	return NULL;
 }
 
-static bool offers(const struct reg_session *rs, uint16_t port)
+/* Does the session carry this port entry: the same tunnel, offering its client port? */
+static bool offers(const struct reg_session *rs, const struct reg_port *rp)
 {
+	if (!rs->used || rs->tunnel != rp->tunnel)
+		return false;
 	for (int k = 0; k < rs->nports; k++)
-		if (rs->ports[k] == port)
+		if (rs->ports[k] == rp->offer)
 			return true;
 	return false;
 }
@@ -74,12 +79,12 @@ bool registry_pick(struct registry *r, uint16_t port, int here, struct pick *out
 	struct reg_port *rp = registry_port_find(r, port);
 	int n = 0;
 	for (int i = 0; rp && i < REG_MAX_SESSIONS; i++)
-		n += r->sess[i].used && offers(&r->sess[i], port);
+		n += offers(&r->sess[i], rp);
 	if (n) {
 		int want = (int)(rp->rr++ % (uint32_t)n);
 		struct reg_session *rs = NULL;
 		for (int i = 0; i < REG_MAX_SESSIONS && !rs; i++)
-			if (r->sess[i].used && offers(&r->sess[i], port) && want-- == 0)
+			if (offers(&r->sess[i], rp) && want-- == 0)
 				rs = &r->sess[i];
 		/* The first lane in use from lane_rr on is the next in turn; lane_rr then
 		 * moves past it (not by one: with fewer lanes than slots, a step of one would
@@ -108,6 +113,8 @@ bool registry_pick(struct registry *r, uint16_t port, int here, struct pick *out
 			out->idx = pickl->idx;
 			out->gen = pickl->gen;
 			out->port_slot = (uint16_t)(rp - r->ports);
+			out->offer = rp->offer;
+			out->tunnel = rp->tunnel;
 			found = true;
 		}
 	}
@@ -135,13 +142,21 @@ void registry_remove(struct registry *r, int slot, uint64_t session, uint16_t la
 	pthread_mutex_unlock(&r->mu);
 }
 
-int registry_port_slot(struct registry *r, uint16_t port)
+int registry_port_info(struct registry *r, uint16_t port, uint16_t *offer)
 {
 	pthread_mutex_lock(&r->mu);
 	struct reg_port *rp = registry_port_find(r, port);
 	int slot = rp ? (int)(rp - r->ports) : -1;
+	if (rp)
+		*offer = rp->offer;
 	pthread_mutex_unlock(&r->mu);
 	return slot;
+}
+
+int registry_port_slot(struct registry *r, uint16_t port)
+{
+	uint16_t offer;
+	return registry_port_info(r, port, &offer);
 }
 
 int registry_lane0_shard(struct registry *r, uint64_t id)

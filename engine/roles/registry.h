@@ -35,6 +35,7 @@ struct reg_lane {
 struct reg_session {
 	bool used;
 	uint64_t id;
+	uint16_t tunnel; /* the named tunnel it belongs to: index + 1; 0 without --tunnels */
 	struct reg_lane lanes[REG_MAX_LANES];
 	uint32_t lane_rr;
 	uint16_t nports;
@@ -47,7 +48,9 @@ struct reg_session {
 
 struct reg_port {
 	bool used;
-	uint16_t port;
+	uint16_t port;   /* the data-plane port this node listens on */
+	uint16_t offer;  /* the port the clients offer (and dial upstream) for it */
+	uint16_t tunnel; /* whose: a named tunnel's index + 1; 0 without --tunnels */
 	uint32_t rr;
 	int fds[CFG_MAX_SHARDS];
 };
@@ -64,6 +67,7 @@ struct handoff {
 	char remote[72];
 	char resp[512];
 	size_t resp_len;
+	int tenant; /* the named tunnel the upgrade's token names, -1 without --tunnels */
 };
 
 struct registry {
@@ -83,13 +87,16 @@ struct pick {
 	uint32_t idx;
 	uint16_t gen;
 	uint16_t port_slot;
+	uint16_t offer;  /* the port to name in OPEN (the client's) */
+	uint16_t tunnel; /* the port's tunnel (index + 1, 0 without --tunnels) */
 };
 
 void registry_init(struct registry *r);
 void registry_destroy(struct registry *r);
 
 /* Called with r->mu held. The open port entry for port, or NULL. A free port entry for
- * port (marked used), or NULL when all REG_MAX_PORTS are. A free session slot, taken in
+ * port (marked used; it carries port itself for tunnel 0 until the caller says
+ * otherwise), or NULL when all REG_MAX_PORTS are. A free session slot, taken in
  * turn (not first-free: lanes of an ended session may still count bytes into their old
  * slot for a moment), or -1. The session with id, or NULL. */
 struct reg_port *registry_port_find(struct registry *r, uint16_t port);
@@ -97,10 +104,11 @@ struct reg_port *registry_port_add(struct registry *r, uint16_t port);
 int registry_session_slot(struct registry *r);
 struct reg_session *registry_session_find(struct registry *r, uint64_t id);
 
-/* Pick the client for a new connection on port — round-robin over the sessions offering
- * it — and the lane to carry it: one served by shard `here` when the client has one (the
- * stream then stays on the shard that accepted it), else the client's lanes in turn.
- * false when no session offers the port. Takes the lock. */
+/* Pick the client for a new connection on data-plane port `port` — round-robin over the
+ * sessions of the port's tunnel offering its client-side port — and the lane to carry it: one
+ * served by shard `here` when the client has one (the stream then stays on the shard that
+ * accepted it), else the client's lanes in turn. false when no session offers the port. Takes
+ * the lock. */
 bool registry_pick(struct registry *r, uint16_t port, int here, struct pick *out);
 
 /* A lane is gone (or leaving): lane 0 takes its whole session with it (the client re-opens
@@ -112,6 +120,8 @@ void registry_remove(struct registry *r, int slot, uint64_t session, uint16_t la
 
 /* The counters slot of an open port, or -1. Takes the lock. */
 int registry_port_slot(struct registry *r, uint16_t port);
+/* The same, and the client-side port it carries (*offer). Takes the lock. */
+int registry_port_info(struct registry *r, uint16_t port, uint16_t *offer);
 
 /* The shard serving lane 0 of session id, or -1. Takes the lock. */
 int registry_lane0_shard(struct registry *r, uint64_t id);

@@ -28,6 +28,7 @@ struct tls;
 struct sockmap;
 struct lane;
 struct local_fwd;
+struct tunnel_table;
 
 /* Operations of the roles (numbered after the mux's). */
 enum role_op {
@@ -53,7 +54,13 @@ struct role_ops {
 	struct tls_ctx *(*control_tls)(const struct engine *e);
 	/* Tunnel connections up: the server's clients, the client's lanes that got WELCOME. */
 	int (*connected)(const struct engine *e);
+	/* Which tunnel a /connect bearer token opens: a named tunnel's index (--tunnels),
+	 * ROLE_TUNNEL_ANY (the server's one token, without --tunnels) or ROLE_TUNNEL_NONE
+	 * (refused). NULL for a role that takes no tunnels. */
+	int (*tunnel_for_token)(const struct engine *e, const char *tok, size_t len);
 };
+#define ROLE_TUNNEL_ANY (-1)
+#define ROLE_TUNNEL_NONE (-2)
 
 /* What both roles have: their ops, --sockmap steering. */
 struct role_common {
@@ -66,6 +73,7 @@ struct role_common {
 struct server {
 	struct role_common c;
 	struct registry *reg;
+	struct tunnel_table *tt; /* --tunnels: the named tunnels (roles/internal.h), or NULL */
 	struct tls_ctx *tls_server; /* --auto-tls or --tls-cert */
 	char *ca_pem;               /* auto-TLS: served at /.well-known/ca.crt */
 	size_t ca_pem_len;
@@ -106,6 +114,19 @@ static inline struct client *client_of(const struct engine *e)
 /* Register the roles' operations with the loop. Once, before the shards start. */
 void role_init(void);
 
+/* --tunnels: the name of tunnel id (the registry's `tunnel`), or NULL; called with the
+ * registry's lock held. */
+const char *server_tunnel_name(const struct server *srv, uint32_t id);
+
+/* --tunnels: what /metrics shows of the named tunnels. false without --tunnels. */
+struct tunnels_stats {
+	size_t configured;                   /* tunnels in the loaded file */
+	size_t connected;                    /* of them, with a client connected */
+	uint64_t reloads_ok, reloads_failed; /* since start */
+	char sha256[65];                     /* of the loaded file, hex */
+};
+bool server_tunnels_stats(const struct server *srv, struct tunnels_stats *out);
+
 /* Fill the server's state from e->cfg: control listeners (one per shard, taken by the
  * control port's service), --allow-ips, TLS, --sockmap. Returns the server's shard hooks,
  * or NULL with *status the process exit status (the reason is logged). */
@@ -121,12 +142,13 @@ void client_teardown(struct engine *e);
  * serving the session's lane 0 (this shard for lane 0 or an unknown session). */
 int server_lane_shard(struct shard *s, const struct http_request *req);
 
-/* Server: an upgraded /connect request: make connection c (its HTTP state already freed)
- * a tunnel, here or on shard `to`. The control port has answered nothing yet: resp (the
- * 101) is queued first. Takes tls (may be NULL) and early (heap, may be NULL: bytes after
- * the request head). On failure c is closed. */
-void server_on_upgrade(struct shard *s, struct conn *c, int to, struct tls *tls, uint8_t *early,
-                       size_t early_len, const char *remote, const char *resp, size_t resp_len);
+/* Server: an upgraded /connect request whose token named `tenant` (tunnel_for_token):
+ * make connection c (its HTTP state already freed) a tunnel, here or on shard `to`. The
+ * control port has answered nothing yet: resp (the 101) is queued first. Takes tls (may be
+ * NULL) and early (heap, may be NULL: bytes after the request head). On failure c is closed. */
+void server_on_upgrade(struct shard *s, struct conn *c, int to, int tenant, struct tls *tls,
+                       uint8_t *early, size_t early_len, const char *remote, const char *resp,
+                       size_t resp_len);
 
 /* --sockmap (engine/roles/steer.c): load the programs (a no-op when off). 0 or -errno. */
 int steer_start(struct engine *e);

@@ -26,8 +26,6 @@
 
 /* ---- data-plane ports --------------------------------------------------------------- */
 
-static void server_on_data_accept(struct shard *s, uint16_t port, int fd);
-
 /* --sockmap: the data-plane listeners' endpoints (net_listen's NULL is 0.0.0.0). */
 static void steer_data_port(struct engine *e, const char *addr, uint16_t port)
 {
@@ -36,14 +34,21 @@ static void steer_data_port(struct engine *e, const char *addr, uint16_t port)
 		steer_endpoint(e, &al, port, SM_EP_LISTEN);
 }
 
-/* Open the data-plane listeners for port (one per shard) unless they exist. Called with
- * the registry lock held. */
-static uint16_t port_open(struct shard *s, struct registry *r, uint16_t port)
+/* Open the data-plane listeners for client port `offer` of tunnel `tunnel` (its index + 1,
+ * 0 without --tunnels) at addr:port (addr NULL: every IPv4 address), one per shard,
+ * unless they exist. Called with the registry lock held. */
+static uint16_t port_open(struct shard *s, struct registry *r, uint16_t tunnel, uint16_t offer,
+                          const char *addr, uint16_t port)
 {
-	if (registry_port_find(r, port))
-		return TUN_PORT_OK;
+	struct reg_port *rp = registry_port_find(r, port);
+	if (rp) {
+		if (rp->tunnel == tunnel && rp->offer == offer)
+			return TUN_PORT_OK;
+		/* Another tunnel's (or another client port's) binding: never shared. */
+		log_error("data-plane port taken by another tunnel's binding", "port=%u", port);
+		return TUN_PORT_IN_USE;
+	}
 	struct engine *e = s->eng;
-	const char *addr = s->cfg->data_addr && s->cfg->data_addr[0] ? s->cfg->data_addr : NULL;
 	int fds[CFG_MAX_SHARDS];
 	for (int i = 0; i < e->nshards; i++) {
 		int err = net_listen(addr, port, &fds[i]);
@@ -59,12 +64,14 @@ static uint16_t port_open(struct shard *s, struct registry *r, uint16_t port)
 			                          : TUN_PORT_ERROR;
 		}
 	}
-	struct reg_port *rp = registry_port_add(r, port);
+	rp = registry_port_add(r, port);
 	if (!rp) {
 		for (int i = 0; i < e->nshards; i++)
 			close(fds[i]);
 		return TUN_PORT_ERROR;
 	}
+	rp->offer = offer;
+	rp->tunnel = tunnel;
 	for (int i = 0; i < e->nshards; i++) {
 		rp->fds[i] = fds[i];
 		if (i == s->id) {
@@ -80,6 +87,22 @@ static uint16_t port_open(struct shard *s, struct registry *r, uint16_t port)
 	return TUN_PORT_OK;
 }
 
+/* Open what a client offers on its tunnel: without --tunnels, port itself at --data-addr;
+ * with, the tunnel's binding for it, and TUN_PORT_NOT_ALLOWED for a port the tunnel does
+ * not declare. */
+static uint16_t port_offer(struct shard *s, struct registry *r, uint32_t tunnel, uint16_t port)
+{
+	const char *dflt = s->cfg->data_addr && s->cfg->data_addr[0] ? s->cfg->data_addr : NULL;
+	if (tunnel == 0)
+		return port_open(s, r, 0, port, dflt, port);
+	const struct tenant *t = tunnel_by_id(server_of(s->eng), tunnel);
+	const struct tenant_port *tp = t ? tenant_port(t, port) : NULL;
+	if (!tp)
+		return TUN_PORT_NOT_ALLOWED;
+	return port_open(s, r, (uint16_t)tunnel, port,
+	                 tp->listen_addr[0] ? tp->listen_addr : dflt, tp->listen_port);
+}
+
 /* ---- data plane -------------------------------------------------------------------- */
 
 static void refuse(struct shard *s, int fd, uint16_t port)
@@ -89,8 +112,23 @@ static void refuse(struct shard *s, int fd, uint16_t port)
 	fd_reset_close(fd);
 }
 
+/* Is fd's peer within the tunnel's allowIPs (none: any address)? */
+static bool tunnel_allows(struct server *srv, uint32_t tunnel, int fd)
+{
+	struct sockaddr_storage ra;
+	socklen_t rl = sizeof(ra);
+	if (getpeername(fd, (struct sockaddr *)&ra, &rl) != 0)
+		return false;
+	pthread_mutex_lock(&srv->reg->mu);
+	const struct tenant *t = tunnel_by_id(srv, tunnel);
+	bool ok = !t || !t->n_allow ||
+	          net_cidr_match(t->allow, t->n_allow, (struct sockaddr *)&ra);
+	pthread_mutex_unlock(&srv->reg->mu);
+	return ok;
+}
+
 /* A data-plane listener accepted fd on port: carry it on a client's lane. */
-static void server_on_data_accept(struct shard *s, uint16_t port, int fd)
+void server_on_data_accept(struct shard *s, uint16_t port, int fd)
 {
 	if (s->draining) {
 		refuse(s, fd, port);
@@ -119,13 +157,20 @@ static void server_on_data_accept(struct shard *s, uint16_t port, int fd)
 		refuse(s, fd, port);
 		return;
 	}
+	if (rs.tunnel && !lb && !tunnel_allows(srv, rs.tunnel, fd)) {
+		STAT_ADD(s, dataplane_denied, 1);
+		log_debug("data-plane connection from outside the tunnel's allowIPs: refused",
+		          "port=%u", port);
+		fd_reset_close(fd);
+		return;
+	}
 	if (rs.shard == s->id) {
 		struct conn *tc = conn_get(s, rs.idx, rs.gen);
 		if (!tunnel_ready(tc)) {
 			refuse(s, fd, port);
 			return;
 		}
-		stream_open_server(s, tc, fd, port, rs.port_slot);
+		stream_open_server(s, tc, fd, rs.offer, rs.port_slot);
 		return;
 	}
 	/* The token carries the port; its counters' slot is looked up again there. */
@@ -139,14 +184,14 @@ static void on_xfer(struct shard *s, struct conn *none, struct tok t, struct io_
 {
 	(void)none;
 	int fd = cqe->res;
-	uint16_t port = t.aux;
-	int slot = registry_port_slot(server_of(s->eng)->reg, port);
+	uint16_t port = t.aux, offer = 0;
+	int slot = registry_port_info(server_of(s->eng)->reg, port, &offer);
 	struct conn *tc = conn_get(s, t.idx, t.gen);
 	if (slot < 0 || !tunnel_ready(tc)) {
 		refuse(s, fd, port);
 		return;
 	}
-	stream_open_server(s, tc, fd, port, (uint16_t)slot);
+	stream_open_server(s, tc, fd, offer, (uint16_t)slot);
 }
 
 static void xfer_undelivered(struct shard *s, uint32_t fd)
@@ -216,8 +261,9 @@ int server_lane_shard(struct shard *s, const struct http_request *req)
  * the frames that came with the request travel in a registry handoff slot; the target
  * shard makes it a tunnel (OP_HANDOFF). Returns false when no slot is free (the
  * connection then stays here). On true, c is closed here without closing the fd. */
-static bool handoff(struct shard *s, struct conn *c, int to, struct tls *tls, uint8_t *early,
-                    size_t early_len, const char *remote, const char *resp, size_t resp_len)
+static bool handoff(struct shard *s, struct conn *c, int to, int tenant, struct tls *tls,
+                    uint8_t *early, size_t early_len, const char *remote, const char *resp,
+                    size_t resp_len)
 {
 	struct registry *r = server_of(s->eng)->reg;
 	for (int i = 0; i < REG_HANDOFFS; i++) {
@@ -233,6 +279,7 @@ static bool handoff(struct shard *s, struct conn *c, int to, struct tls *tls, ui
 		snprintf(ho->remote, sizeof(ho->remote), "%s", remote);
 		memcpy(ho->resp, resp, resp_len);
 		ho->resp_len = resp_len;
+		ho->tenant = tenant;
 		/* The kernel orders the MSG_RING after these writes; say so to the target (and
 		 * to ThreadSanitizer) as well: it reads the slot after an acquire of `ready`.
 		 */
@@ -267,8 +314,9 @@ static const struct tunnel_cbs server_cbs;
 /* Make c (an upgraded control connection) a server tunnel carrying on tls (may be NULL):
  * the 101 is queued first, then the frames that came with the request are read. Takes
  * tls and early. false when out of memory (c is closed). */
-static bool server_tunnel(struct shard *s, struct conn *c, struct tls *tls, const char *remote,
-                          const char *resp, size_t resp_len, uint8_t *early, size_t early_len)
+static bool server_tunnel(struct shard *s, struct conn *c, int tenant, struct tls *tls,
+                          const char *remote, const char *resp, size_t resp_len, uint8_t *early,
+                          size_t early_len)
 {
 	struct srv_lane *sl = calloc(1, sizeof(*sl));
 	struct tunnel *t = sl ? tunnel_new(s, c, WS_ROLE_SERVER, &server_cbs, sl) : NULL;
@@ -280,6 +328,7 @@ static bool server_tunnel(struct shard *s, struct conn *c, struct tls *tls, cons
 		return false;
 	}
 	sl->reg_slot = -1;
+	sl->tunnel = tenant > 0 ? (uint32_t)tenant : 0;
 	xprt_adopt(&t->x, tls); /* TLS carries on under the tunnel, or plain TCP */
 	/* Payloads can be spliced only over a transport that carries them unchanged, and
 	 * not when steering moved the bytes beside TCP's queue. */
@@ -310,6 +359,7 @@ static void on_handoff(struct shard *s, struct conn *none, struct tok tk,
 	struct tls *tls = ho->tls;
 	uint8_t *early = ho->early;
 	size_t early_len = ho->early_len, resp_len = ho->resp_len;
+	int tenant = ho->tenant;
 	char remote[sizeof(ho->remote)], resp[sizeof(ho->resp)];
 	memcpy(remote, ho->remote, sizeof(remote));
 	memcpy(resp, ho->resp, resp_len);
@@ -321,15 +371,17 @@ static void on_handoff(struct shard *s, struct conn *none, struct tok tk,
 		free(early);
 		return;
 	}
-	server_tunnel(s, c, tls, remote, resp, resp_len, early, early_len);
+	server_tunnel(s, c, tenant, tls, remote, resp, resp_len, early, early_len);
 }
 
-void server_on_upgrade(struct shard *s, struct conn *c, int to, struct tls *tls, uint8_t *early,
-                       size_t early_len, const char *remote, const char *resp, size_t resp_len)
+void server_on_upgrade(struct shard *s, struct conn *c, int to, int tenant, struct tls *tls,
+                       uint8_t *early, size_t early_len, const char *remote, const char *resp,
+                       size_t resp_len)
 {
-	if (to != s->id && handoff(s, c, to, tls, early, early_len, remote, resp, resp_len))
+	if (to != s->id &&
+	    handoff(s, c, to, tenant, tls, early, early_len, remote, resp, resp_len))
 		return;
-	server_tunnel(s, c, tls, remote, resp, resp_len, early, early_len);
+	server_tunnel(s, c, tenant, tls, remote, resp, resp_len, early, early_len);
 }
 
 /* ---- the server's tunnels ------------------------------------------------------------ */
@@ -385,6 +437,10 @@ static void on_join(struct shard *s, struct conn *c, const struct tun_hello *h,
 	struct registry *r = server_of(s->eng)->reg;
 	pthread_mutex_lock(&r->mu);
 	struct reg_session *rs = registry_session_find(r, h->session);
+	struct srv_lane *sl = t->owner;
+	/* A lane joins only a session of the tunnel its own token names. */
+	if (rs && rs->tunnel != sl->tunnel)
+		rs = NULL;
 	if (!rs || h->lane >= REG_MAX_LANES || !(t->caps & TUN_CAP_LANES)) {
 		pthread_mutex_unlock(&r->mu);
 		log_info("lane refused: no such session", "remote=%s lane=%u", t->remote,
@@ -425,8 +481,20 @@ static void on_session(struct shard *s, struct conn *c, const struct tun_hello *
 	memset(rs, 0, sizeof(*rs));
 	char ports[TUN_MAX_PORTS * 6 + 1] = "";
 	size_t pl = 0;
+	struct srv_lane *sl = t->owner;
+	rs->tunnel = (uint16_t)sl->tunnel;
+	/* A copy: a reload may move the names once the lock is released. */
+	char tname_buf[TENANT_NAME_MAX + 1] = "";
+	const char *tname = server_tunnel_name(server_of(s->eng), sl->tunnel);
+	if (tname)
+		snprintf(tname_buf, sizeof(tname_buf), "%s", tname);
+	tname = tname ? tname_buf : NULL;
 	for (uint16_t i = 0; i < h->nports; i++) {
-		uint16_t st = port_open(s, r, h->ports[i]);
+		uint16_t st = port_offer(s, r, sl->tunnel, h->ports[i]);
+		if (st == TUN_PORT_NOT_ALLOWED)
+			log_warn("client offered a port its tunnel does not declare: refused",
+			         "tunnel=%s client_id=%s port=%u", log_q(tname ? tname : "-"),
+			         log_q(t->client_id), h->ports[i]);
 		w->ports[w->nports].port = h->ports[i];
 		w->ports[w->nports].status = st;
 		w->nports++;
@@ -445,9 +513,10 @@ static void on_session(struct shard *s, struct conn *c, const struct tun_hello *
 	w->session = rs->id;
 	r->nclients++;
 	pthread_mutex_unlock(&r->mu);
-	log_info("client connected", "client_id=%s remote=%s upstream=%s ports=%s lanes=%u",
-	         log_q(t->client_id), t->remote, log_q(upstream), ports[0] ? ports : "-",
-	         w->lanes);
+	log_info("client connected",
+	         "tunnel=%s client_id=%s remote=%s upstream=%s ports=%s lanes=%u",
+	         tname ? log_q(tname) : "-", log_q(t->client_id), t->remote, log_q(upstream),
+	         ports[0] ? ports : "-", w->lanes);
 }
 
 static void on_hello(struct shard *s, struct conn *c, const struct tun_hello *h)
@@ -485,6 +554,28 @@ static void on_hello(struct shard *s, struct conn *c, const struct tun_hello *h)
 	t->state = TS_READY;
 	if (s->draining)
 		tunnel_goaway(s, c, TUN_GOAWAY_NORMAL, "server is shutting down");
+}
+
+void server_rebind(struct shard *s, struct conn *c)
+{
+	struct tunnel *t = conn_tun(c);
+	struct srv_lane *sl = t->owner;
+	struct registry *r = server_of(s->eng)->reg;
+	pthread_mutex_lock(&r->mu);
+	struct reg_session *rs = &r->sess[sl->reg_slot];
+	if (rs->used && rs->id == sl->session_id) {
+		uint16_t n = rs->nports;
+		rs->nports = 0;
+		for (uint16_t i = 0; i < n; i++)
+			if (port_offer(s, r, sl->tunnel, rs->ports[i]) == TUN_PORT_OK)
+				rs->ports[rs->nports++] = rs->ports[i];
+	}
+	const char *name = server_tunnel_name(server_of(s->eng), sl->tunnel);
+	char nm[TENANT_NAME_MAX + 1];
+	snprintf(nm, sizeof(nm), "%s", name ? name : "-");
+	pthread_mutex_unlock(&r->mu);
+	log_info("tunnel bindings changed: reopened", "tunnel=%s client_id=%s", log_q(nm),
+	         log_q(t->client_id));
 }
 
 static void server_on_tunnel_msg(struct shard *s, struct conn *c, const struct tun_msg *m)
@@ -563,6 +654,8 @@ static void server_on_drain(struct shard *s)
 
 static const struct loop_hooks server_hooks = {
         .drain = server_on_drain,
+        .wake = tunnels_on_wake,
+        .tick = tunnels_tick,
 };
 
 static int server_take_control_fd(struct engine *e, int shard)
@@ -587,8 +680,20 @@ static int server_connected(const struct engine *e)
 	return n;
 }
 
+static int server_tunnel_for_token(const struct engine *e, const char *tok, size_t len)
+{
+	const struct server *srv = server_of(e);
+	if (srv->tt) /* the operator's token (--token) opens no tunnel */
+		return tunnels_find_token((struct server *)srv, tok, len);
+	const char *mine = e->cfg->token ? e->cfg->token : "";
+	struct http_slice t = {.p = tok, .len = len};
+	return len && http_token_equal(t, mine, strlen(mine)) ? ROLE_TUNNEL_ANY
+	                                                      : ROLE_TUNNEL_NONE;
+}
+
 static const struct role_ops server_ops = {
         .name = "server",
+        .tunnel_for_token = server_tunnel_for_token,
         .take_control_fd = server_take_control_fd,
         .control_tls = server_control_tls,
         .connected = server_connected,
@@ -652,6 +757,8 @@ const struct loop_hooks *server_setup(struct engine *e, struct server *srv, int 
 		}
 	}
 	*status = server_config(srv, c);
+	if (*status == 0 && c->tunnels_file && c->tunnels_file[0])
+		*status = tunnels_start(e, srv);
 	if (*status == 0 && steer_start(e) != 0)
 		*status = 1;
 	if (*status) {
@@ -679,6 +786,7 @@ void server_teardown(struct engine *e)
 	srv->ca_pem = NULL;
 	free(srv->allow);
 	srv->allow = NULL;
+	tunnels_stop(srv);
 }
 
 void server_init(void)

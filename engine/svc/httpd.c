@@ -136,7 +136,7 @@ static bool path_is(const struct http_request *req, const char *p)
 	return req->path.len == strlen(p) && memcmp(req->path.p, p, req->path.len) == 0;
 }
 
-static void unauthorized(struct shard *s, struct conn *c, const struct http_request *req)
+void httpd_unauthorized(struct shard *s, struct conn *c, const struct http_request *req)
 {
 	struct http_conn *h = conn_http(c);
 	log_warn(h->path == RP_CONNECT ? "unauthorized tunnel connection rejected"
@@ -191,7 +191,7 @@ static void route(struct shard *s, struct conn *c, const struct http_request *re
 		return;
 	}
 	if (r->auth && !httpd_authorized(s, req)) {
-		unauthorized(s, c, req);
+		httpd_unauthorized(s, c, req);
 		return;
 	}
 	r->serve(s, c, req);

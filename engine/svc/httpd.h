@@ -77,6 +77,9 @@ const struct route *svc_routes(enum cfg_mode mode, size_t *n);
 /* Does the request carry the configured bearer token (constant-time compare)? */
 bool httpd_authorized(struct shard *s, const struct http_request *req);
 
+/* Answer 401 (and log it, counted as a handshake failure for /connect). */
+void httpd_unauthorized(struct shard *s, struct conn *c, const struct http_request *req);
+
 /* Count a response sent outside httpd_respond (the 101 of an upgrade). */
 void httpd_count(struct shard *s, struct conn *c, int code);
 

@@ -18,6 +18,7 @@
 #include "engine/roles/role.h"
 #include "engine/svc/httpd.h"
 #include "engine/svc/metrics.h"
+#include "engine/tenant.h"
 
 const double stats_rtt_bounds[STATS_RTT_BUCKETS] = {
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 0 /* +Inf */};
@@ -325,6 +326,29 @@ static void traffic_metrics(struct sb *b, struct engine *e)
 	       SUM(e, streams_total));
 }
 
+/* --tunnels: the named tunnels and their file's reloads. */
+static void tunnels_metrics(struct sb *b, struct engine *e)
+{
+	struct tunnels_stats ts;
+	if (e->cfg->mode != CFG_SERVER || !server_tunnels_stats(server_of(e), &ts))
+		return;
+	head(b, "ringlet_tunnels", "gauge",
+	     "Named tunnels (--tunnels) in the loaded file, and those with a client "
+	     "connected.");
+	sb_printf(b, "ringlet_tunnels{state=\"configured\"} %zu\n", ts.configured);
+	sb_printf(b, "ringlet_tunnels{state=\"connected\"} %zu\n", ts.connected);
+	head(b, "ringlet_config_reloads_total", "counter",
+	     "Reloads of the tunnels file (SIGHUP or a change seen), by result; a failed one "
+	     "changes nothing.");
+	sb_printf(b, "ringlet_config_reloads_total{result=\"ok\"} %llu\n",
+	          (unsigned long long)ts.reloads_ok);
+	sb_printf(b, "ringlet_config_reloads_total{result=\"failed\"} %llu\n",
+	          (unsigned long long)ts.reloads_failed);
+	head(b, "ringlet_tunnels_file_info", "gauge",
+	     "The loaded tunnels file's SHA-256 (always 1).");
+	sb_printf(b, "ringlet_tunnels_file_info{sha256=\"%s\"} 1\n", ts.sha256);
+}
+
 /* Resets, round trips, handshake failures, and the client's reconnects. */
 static void health_metrics(struct sb *b, struct engine *e)
 {
@@ -424,6 +448,7 @@ size_t metrics_render(struct engine *e, char **out)
 	}
 	inlets_metrics(&b, e);
 	traffic_metrics(&b, e);
+	tunnels_metrics(&b, e);
 	health_metrics(&b, e);
 	process_metrics(&b, e);
 	return sb_done(&b, out);
@@ -493,7 +518,13 @@ size_t status_render(struct engine *e, char **out)
 			sb_printf(&b, "%s%u", k ? "," : "", rs->ports[k]);
 		uint64_t in = 0, outb = 0;
 		int lanes = 0;
-		sb_printf(&b, "],\"ringlet\":{\"laneShards\":[");
+		sb_printf(&b, "],\"ringlet\":{\"tunnel\":");
+		const char *tname = server_tunnel_name(server_of(e), rs->tunnel);
+		if (tname)
+			json_str(&b, tname);
+		else
+			sb_printf(&b, "null");
+		sb_printf(&b, ",\"laneShards\":[");
 		for (int k = 0; k < REG_MAX_LANES; k++) {
 			in += STAT_GET(rs->lanes[k].ctr.bytes_in);
 			outb += STAT_GET(rs->lanes[k].ctr.bytes_out);

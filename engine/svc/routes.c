@@ -44,6 +44,13 @@ static void serve_ca(struct shard *s, struct conn *c, const struct http_request 
 static void serve_connect(struct shard *s, struct conn *c, const struct http_request *req)
 {
 	struct http_conn *h = conn_http(c);
+	/* The token names the tunnel (the server's one token without --tunnels). */
+	int tenant =
+	        role_of(s->eng)->ops->tunnel_for_token(s->eng, req->bearer.p, req->bearer.len);
+	if (tenant == ROLE_TUNNEL_NONE) {
+		httpd_unauthorized(s, c, req);
+		return;
+	}
 	int status = 400;
 	const char *problem = http_upgrade_problem(req, &status);
 	if (problem) {
@@ -81,11 +88,11 @@ static void serve_connect(struct shard *s, struct conn *c, const struct http_req
 	/* the TLS session, if any, carries on under the tunnel */
 	struct tls *tls = xprt_detach(&h->x);
 	http_conn_release(s, c);
-	server_on_upgrade(s, c, shard, tls, rest, early, remote, resp, rl);
+	server_on_upgrade(s, c, shard, tenant, tls, rest, early, remote, resp, rl);
 }
 
 static const struct route server_routes[] = {
-        {.id = RP_CONNECT, .auth = true, .serve = serve_connect},
+        {.id = RP_CONNECT, .auth = false, .serve = serve_connect}, /* its own check */
         {.id = RP_HEALTHZ, .auth = false, .serve = serve_healthz},
         {.id = RP_STATUS, .auth = true, .serve = serve_status},
         {.id = RP_METRICS, .auth = true, .serve = serve_metrics},

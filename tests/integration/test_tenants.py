@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Many clusters, one exit node (--tunnels): three client "clusters" each offer the same
+port to their own upstream and are exposed at their own binding; each binding reaches the
+right upstream, byte-exact; a wrong token gets 401; a client offering a port its tunnel
+does not declare is refused with the reason and keeps its declared port; the operator's
+token sees /status with every tunnel, a tunnel's token does not."""
+import os
+import sys
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ringlet_test as rt
+
+N = 8 << 20
+UPSTREAMS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+NAMES = ["orion-aws", "vega-gcp", "lyra-onprem"]
+
+
+def body(h):
+    # The port every cluster offers (as 9090 in the seed), free on each upstream address;
+    # the bindings on this node, and one undeclared port.
+    port = rt.free_port_on(*UPSTREAMS)
+    binds = [rt.free_port_on("127.0.0.1") for _ in NAMES]
+    extra = rt.free_port_on(*UPSTREAMS)
+    srcs = [h.service(u, port, rt.source_handler(40 + i, N), "source-%s" % NAMES[i])
+            for i, u in enumerate(UPSTREAMS)]
+    toks = ["tok-%s-%d" % (n, os.getpid()) for n in NAMES]
+    files = [h.write("token-%s" % n, t + "\n") for n, t in zip(NAMES, toks)]
+    yaml = "tunnels:\n"
+    for n, f, b in zip(NAMES, files, binds):
+        yaml += ("  - name: %s\n    tokenFile: %s\n    ports:\n"
+                 "      - port: %d\n        listen: \"127.0.0.1:%d\"\n" % (n, f, port, b))
+    tfile = h.write("tunnels.yaml", yaml)
+    srv = h.start_server(extra=["--tunnels", tfile])
+    h.check(srv.wait_log(r'msg="named tunnels loaded".*tunnels=3', 5),
+            "the server loaded three named tunnels")
+    clients = []
+    for i, (n, f) in enumerate(zip(NAMES, files)):
+        offered = [port, extra] if i == 0 else [port]
+        clients.append(h.start_client(srv.control_port, offered, upstream=UPSTREAMS[i],
+                                      name="client-%s" % n, token_file=f))
+    for b in binds:
+        h.wait_data_port(srv, b)
+
+    # Each binding reaches its own cluster's upstream, byte-exact.
+    for i, b in enumerate(binds):
+        s = rt.connect("127.0.0.1", b, timeout=30)
+        n, d = rt.recv_all(s)
+        s.close()
+        h.check(n == N and d == rt.Pattern(40 + i).digest(N),
+                "binding 127.0.0.1:%d reaches %s's upstream, %d bytes byte-exact" %
+                (b, NAMES[i], n))
+    for i, src in enumerate(srcs):
+        h.check(src.wait_results(1, 10) and len(src.results) == 1,
+                "%s's upstream served exactly one connection (%d)" %
+                (NAMES[i], len(src.results)))
+
+    # The undeclared port: refused with the reason, the declared one kept.
+    h.check(clients[0].wait_log(r'does not declare it.*port=%d' % extra, 5),
+            "the client offering an undeclared port is told why")
+    h.check(srv.wait_log(r'does not declare: refused.*tunnel="?%s"?.*port=%d' %
+                         (NAMES[0], extra), 5),
+            "the server logs the refused port with its tunnel")
+    h.check(not srv.count(r'msg="data-plane port open" port=%d ' % extra),
+            "no listener was opened for the undeclared port")
+
+    # A wrong token is refused (401) and the client says so.
+    bad = h.write("token-bad", "not-a-tunnel-token\n")
+    cb = h.start_client(srv.control_port, [port], upstream=UPSTREAMS[0], name="client-bad",
+                        token_file=bad, wait=False)
+    h.check(cb.wait_log(r'server rejected the token', 10), "a wrong token gets 401")
+    code, _, _ = rt.http_get("127.0.0.1", srv.control_port, "/connect",
+                             headers={"Authorization": "Bearer " + h.token,
+                                      "Connection": "Upgrade", "Upgrade": "websocket",
+                                      "Sec-WebSocket-Version": "13",
+                                      "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    h.check(code == 401, "the operator's token opens no tunnel (got %s)" % code)
+
+    # /status: everything for the operator, nothing for a tunnel's token.
+    code, _, st = rt.scrape(srv.control_port, "/status", h.token)
+    text = st.decode()
+    h.check(code == 200 and all('"tunnel":"%s"' % n in text for n in NAMES),
+            "the operator's /status shows every client with its tunnel")
+    code, _, _ = rt.scrape(srv.control_port, "/status", toks[0])
+    h.check(code == 401, "a tunnel's token cannot read /status (got %s)" % code)
+
+
+rt.main("tenants", body)
