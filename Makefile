@@ -238,9 +238,9 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g -D_GNU_SOURCE -fsanitize=fuzzer,address,undefin
                -fno-sanitize-recover=all -I. -isystem $(LLHTTP_INC) -isystem $(BSSL_INC)
 # A driver of an engine part names its sources (and libraries) here.
 FUZZ_EXTRA_reasm := engine/mux/reasm.c
-FUZZ_EXTRA_tenant := engine/tenant.c engine/net.c -lyaml
+FUZZ_EXTRA_tenant := engine/tenant.c engine/tenant_parse.c engine/net.c -lyaml
 build-fuzz/%: fuzz/%.c $(PROTO_SRC) $(wildcard proto/*.h) $(wildcard engine/mux/reasm.[ch]) \
-              $(wildcard engine/tenant.[ch] engine/net.[ch])
+              $(wildcard engine/tenant*.[ch] engine/net.[ch])
 	$(call msg,FUZZ,$@)
 	@mkdir -p $(@D)
 	$(Q)clang $(FUZZ_CFLAGS) $< $(FUZZ_EXTRA_$*) $(PROTO_SRC) $(LLHTTP_SRC)/llhttp.c $(LLHTTP_SRC)/api.c \
