@@ -296,6 +296,28 @@ static void age_of(const char *rfc3339, char *out, size_t cap)
 		snprintf(out, cap, "%llds", d);
 }
 
+/* The named tunnels (a server with --tunnels): one line each. */
+static void print_tunnels(const struct jv *tunnels)
+{
+	if (!tunnels || tunnels->type != J_ARR)
+		return;
+	printf("\n%-24s  %-7s  %-12s  %-12s  %s\n", "TUNNEL", "CLIENTS", "BYTES IN",
+	       "BYTES OUT", "PORTS (offered -> bound here)");
+	for (size_t i = 0; i < tunnels->n; i++) {
+		const struct jv *t = &tunnels->items[i], *ports = jget(t, "ports");
+		printf("%-24s  %-7s  %-12s  %-12s  ", jtext(jget(t, "name")),
+		       jtext(jget(t, "clients")), jtext(jget(t, "bytesIn")),
+		       jtext(jget(t, "bytesOut")));
+		for (size_t k = 0; ports && ports->type == J_ARR && k < ports->n; k++)
+			printf("%s%s -> %s", k ? ", " : "",
+			       jtext(jget(&ports->items[k], "port")),
+			       jtext(jget(&ports->items[k], "binding")));
+		printf("\n");
+	}
+	if (tunnels->n == 0)
+		printf("(none configured)\n");
+}
+
 static void print_status(const struct jv *doc)
 {
 	const struct jv *info = jget(doc, "info"), *clients = jget(doc, "clients");
@@ -321,6 +343,7 @@ static void print_status(const struct jv *doc)
 			printf("  Sockmap:   %s, not in use: %s\n", jtext(jget(sm, "mode")),
 			       jtext(jget(sm, "why")));
 	}
+	print_tunnels(jget(doc, "tunnels"));
 	if (!clients || clients->type != J_ARR || clients->n == 0) {
 		printf("\nNo clients connected.\n");
 		return;

@@ -29,6 +29,7 @@ struct sockmap;
 struct lane;
 struct local_fwd;
 struct tunnel_table;
+struct tenant_port;
 
 /* Operations of the roles (numbered after the mux's). */
 enum role_op {
@@ -126,6 +127,19 @@ struct tunnels_stats {
 	char sha256[65];                     /* of the loaded file, hex */
 };
 bool server_tunnels_stats(const struct server *srv, struct tunnels_stats *out);
+
+/* One configured tunnel as /status shows it. */
+struct tunnel_view {
+	const char *name;
+	const struct tenant_port *ports; /* nports: the port clients offer, and its binding */
+	uint16_t nports;
+	size_t clients;               /* sessions connected */
+	uint64_t bytes_in, bytes_out; /* tunnel bytes of its connected sessions */
+};
+/* Call fn for each configured tunnel, in the file's order, with the registry's lock held
+ * (fn must not take it). Nothing without --tunnels. */
+void server_tunnels_view(struct server *srv, void (*fn)(void *ctx, const struct tunnel_view *v),
+                         void *ctx);
 
 /* Fill the server's state from e->cfg: control listeners (one per shard, taken by the
  * control port's service), --allow-ips, TLS, --sockmap. Returns the server's shard hooks,

@@ -89,6 +89,34 @@ bool server_tunnels_stats(const struct server *srv, struct tunnels_stats *out)
 	return true;
 }
 
+void server_tunnels_view(struct server *srv, void (*fn)(void *ctx, const struct tunnel_view *v),
+                         void *ctx)
+{
+	struct tunnel_table *tt = srv->tt;
+	if (!tt)
+		return;
+	pthread_mutex_lock(&srv->reg->mu);
+	for (size_t i = 0; i < tt->set->n; i++) {
+		const struct tenant *t = &tt->set->t[i];
+		struct tunnel_view v = {
+		        .name = t->name, .ports = t->ports, .nports = t->nports};
+		for (int k = 0; k < REG_MAX_SESSIONS; k++) {
+			const struct reg_session *rs = &srv->reg->sess[k];
+			if (!rs->used || rs->tunnel != t->id)
+				continue;
+			v.clients++;
+			for (int l = 0; l < REG_MAX_LANES; l++) {
+				v.bytes_in += __atomic_load_n(&rs->lanes[l].ctr.bytes_in,
+				                              __ATOMIC_RELAXED);
+				v.bytes_out += __atomic_load_n(&rs->lanes[l].ctr.bytes_out,
+				                               __ATOMIC_RELAXED);
+			}
+		}
+		fn(ctx, &v);
+	}
+	pthread_mutex_unlock(&srv->reg->mu);
+}
+
 int tunnels_find_token(struct server *srv, const char *tok, size_t len)
 {
 	struct tunnel_table *tt = srv->tt;

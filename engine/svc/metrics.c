@@ -142,21 +142,28 @@ static unsigned process_fds(void)
 static const char *const hs_names[HS_MAX] = {
         "unauthorized", "bad_request", "timeout", "version", "connect", "upgrade", "tls"};
 
+/* The labels of port slot `slot` ('port="19001"', and ',tunnel="name"' for a named
+ * tunnel's port), or NULL when the slot is not in use. */
 static const char *port_label(struct engine *e, int slot, char *buf, size_t cap)
 {
 	if (e->cfg->mode == CFG_SERVER) {
-		/* Shards open ports under the registry's lock. */
-		pthread_mutex_lock(&server_of(e)->reg->mu);
-		bool used = server_of(e)->reg->ports[slot].used;
-		uint16_t port = server_of(e)->reg->ports[slot].port;
-		pthread_mutex_unlock(&server_of(e)->reg->mu);
+		/* Shards open ports under the registry's lock (and reloads rename tunnels). */
+		struct server *srv = server_of(e);
+		pthread_mutex_lock(&srv->reg->mu);
+		bool used = srv->reg->ports[slot].used;
+		uint16_t port = srv->reg->ports[slot].port;
+		const char *tunnel = server_tunnel_name(srv, srv->reg->ports[slot].tunnel);
+		if (tunnel)
+			snprintf(buf, cap, "port=\"%u\",tunnel=\"%s\"", port, tunnel);
+		else
+			snprintf(buf, cap, "port=\"%u\"", port);
+		pthread_mutex_unlock(&srv->reg->mu);
 		if (!used)
 			return NULL;
-		snprintf(buf, cap, "%u", port);
 	} else {
 		if ((size_t)slot >= e->cfg->nports)
 			return NULL;
-		snprintf(buf, cap, "%u", e->cfg->ports[slot]);
+		snprintf(buf, cap, "port=\"%u\"", e->cfg->ports[slot]);
 	}
 	return buf;
 }
@@ -246,25 +253,25 @@ static void inlets_metrics(struct sb *b, struct engine *e)
 		          reqs[j].code, httpd_path_names[reqs[j].path],
 		          (unsigned long long)reqs[j].n);
 
-	char pl[8];
+	char pl[128];
 	head(b, "tcp_dataplane_connections_gauge", "gauge",
 	     "Tunnelled connections open now, by port.");
 	for (int slot = 0; slot < STATS_PORTS; slot++)
 		if (port_label(e, slot, pl, sizeof(pl)))
-			sb_printf(b, "tcp_dataplane_connections_gauge{port=\"%s\"} %llu\n", pl,
+			sb_printf(b, "tcp_dataplane_connections_gauge{%s} %llu\n", pl,
 			          (unsigned long long)SUM(e, port[slot].conns_active));
 	head(b, "tcp_dataplane_connections_total", "counter",
 	     "Tunnelled connections since start, by port.");
 	for (int slot = 0; slot < STATS_PORTS; slot++)
 		if (port_label(e, slot, pl, sizeof(pl)))
-			sb_printf(b, "tcp_dataplane_connections_total{port=\"%s\"} %llu\n", pl,
+			sb_printf(b, "tcp_dataplane_connections_total{%s} %llu\n", pl,
 			          (unsigned long long)SUM(e, port[slot].conns_total));
 }
 
 /* ringlet's own: bytes by port and by client, data paths, tunnels and streams. */
 static void traffic_metrics(struct sb *b, struct engine *e)
 {
-	char pl[8];
+	char pl[128];
 	bool server = e->cfg->mode == CFG_SERVER;
 	head(b, "ringlet_port_bytes_total", "counter",
 	     server ? "Payload bytes received from and sent to data-plane connections, by port."
@@ -272,11 +279,10 @@ static void traffic_metrics(struct sb *b, struct engine *e)
 	for (int slot = 0; slot < STATS_PORTS; slot++) {
 		if (!port_label(e, slot, pl, sizeof(pl)))
 			continue;
-		sb_printf(b,
-		          "ringlet_port_bytes_total{port=\"%s\",direction=\"received\"} %llu\n",
-		          pl, (unsigned long long)SUM(e, port[slot].bytes_received));
-		sb_printf(b, "ringlet_port_bytes_total{port=\"%s\",direction=\"sent\"} %llu\n",
-		          pl, (unsigned long long)SUM(e, port[slot].bytes_sent));
+		sb_printf(b, "ringlet_port_bytes_total{%s,direction=\"received\"} %llu\n", pl,
+		          (unsigned long long)SUM(e, port[slot].bytes_received));
+		sb_printf(b, "ringlet_port_bytes_total{%s,direction=\"sent\"} %llu\n", pl,
+		          (unsigned long long)SUM(e, port[slot].bytes_sent));
 	}
 	if (server) {
 		head(b, "ringlet_client_bytes_total", "counter",
@@ -293,7 +299,11 @@ static void traffic_metrics(struct sb *b, struct engine *e)
 				outb += STAT_GET(rs->lanes[k].ctr.bytes_out);
 			}
 			for (int d = 0; d < 2; d++) {
-				sb_printf(b, "ringlet_client_bytes_total{client_id=\"");
+				sb_printf(b, "ringlet_client_bytes_total{");
+				const char *tn = server_tunnel_name(server_of(e), rs->tunnel);
+				if (tn)
+					sb_printf(b, "tunnel=\"%s\",", tn);
+				sb_printf(b, "client_id=\"");
 				label_value(b, rs->client_id);
 				sb_printf(b, "\",direction=\"%s\"} %llu\n",
 				          d ? "sent" : "received",
@@ -477,6 +487,32 @@ static void rfc3339(int64_t t, char *out, size_t cap)
 	strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* A tunnel in /status's "tunnels" list. */
+struct tview_ctx {
+	struct sb *b;
+	int n;
+	const char *data_addr;
+};
+static void tunnel_json(void *ctx, const struct tunnel_view *v)
+{
+	struct tview_ctx *x = ctx;
+	sb_printf(x->b, "%s{\"name\":", x->n++ ? "," : "");
+	json_str(x->b, v->name);
+	sb_printf(x->b, ",\"clients\":%zu,\"ports\":[", v->clients);
+	for (uint16_t i = 0; i < v->nports; i++) {
+		const struct tenant_port *p = &v->ports[i];
+		char bind[96];
+		const char *addr = p->listen_addr[0] ? p->listen_addr : x->data_addr;
+		snprintf(bind, sizeof(bind), strchr(addr, ':') ? "[%s]:%u" : "%s:%u", addr,
+		         p->listen_port);
+		sb_printf(x->b, "%s{\"port\":%u,\"binding\":", i ? "," : "", p->port);
+		json_str(x->b, bind);
+		sb_printf(x->b, "}");
+	}
+	sb_printf(x->b, "],\"bytesIn\":%llu,\"bytesOut\":%llu}",
+	          (unsigned long long)v->bytes_in, (unsigned long long)v->bytes_out);
+}
+
 size_t status_render(struct engine *e, char **out)
 {
 	struct sb b;
@@ -551,8 +587,18 @@ size_t status_render(struct engine *e, char **out)
 	json_str(&b, role_of(e)->sm ? sockmap_cgroup(role_of(e)->sm) : "");
 	sb_printf(&b, ",\"why\":");
 	json_str(&b, role_of(e)->sm_why);
-	sb_printf(&b, ",\"hopsSteered\":%llu,\"bytes\":%llu}}}\n",
+	sb_printf(&b, ",\"hopsSteered\":%llu,\"bytes\":%llu}}",
 	          (unsigned long long)st[SM_STAT_HOPS_STEERED],
 	          (unsigned long long)st[SM_STAT_BYTES]);
+	if (server_of(e)->tt) {
+		struct tview_ctx x = {.b = &b,
+		                      .data_addr = e->cfg->data_addr && e->cfg->data_addr[0]
+		                                           ? e->cfg->data_addr
+		                                           : "0.0.0.0"};
+		sb_printf(&b, ",\"tunnels\":[");
+		server_tunnels_view(server_of(e), tunnel_json, &x);
+		sb_printf(&b, "]");
+	}
+	sb_printf(&b, "}\n");
 	return sb_done(&b, out);
 }

@@ -76,6 +76,18 @@ def body(h):
                                       "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
     h.check(code == 401, "the operator's token opens no tunnel (got %s)" % code)
 
+    # /metrics: every per-port and per-client figure names its tunnel.
+    code, _, m = rt.scrape(srv.control_port, "/metrics", h.token)
+    text = m.decode()
+    for i, (n, b) in enumerate(zip(NAMES, binds)):
+        h.check(rt.metric(text, "tcp_dataplane_connections_total", port=str(b), tunnel=n) == 1,
+                "metrics count %s's connection at its binding with its tunnel label" % n)
+    h.check(rt.metric(text, "ringlet_tunnels", state="configured") == 3 and
+            rt.metric(text, "ringlet_tunnels", state="connected") == 3,
+            "ringlet_tunnels: 3 configured, 3 connected")
+    code, _, _ = rt.scrape(srv.control_port, "/metrics", toks[1])
+    h.check(code == 401, "a tunnel's token cannot read /metrics (got %s)" % code)
+
     # /status: everything for the operator, nothing for a tunnel's token.
     code, _, st = rt.scrape(srv.control_port, "/status", h.token)
     text = st.decode()
@@ -83,6 +95,13 @@ def body(h):
             "the operator's /status shows every client with its tunnel")
     code, _, _ = rt.scrape(srv.control_port, "/status", toks[0])
     h.check(code == 401, "a tunnel's token cannot read /status (got %s)" % code)
+    h.check('"tunnels":[' in text and all('"binding":"127.0.0.1:%d"' % b in text for b in binds),
+            "/status lists the tunnels with their bindings")
+    rc, out = h.run([h.bin, "status", "--url", "ws://127.0.0.1:%d" % srv.control_port,
+                     "--token", h.token])
+    rows = [l for l in out.splitlines() if l.split()[:1] and l.split()[0] in NAMES]
+    h.check(rc == 0 and len(rows) == 3 and all(" 1 " in r for r in rows),
+            "ringlet status prints the tunnel table, one client each:\n%s" % out)
 
 
 rt.main("tenants", body)
