@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,24 +39,20 @@ int engine_msg(struct shard *from, int to, struct tok t, uint32_t value)
 	return 0;
 }
 
-/* Wait up to ms for one of the signals in set; meanwhile run e->on_watch whenever the
- * watched fd is readable. The signal, or -1 when none came. */
-static int wait_signal(struct engine *e, const sigset_t *set, int ms)
+/* Wait up to ms for one of the signals in set (blocked, and read from sfd); meanwhile run
+ * e->on_watch whenever the watched fd is readable. The signal, or -1 when none came. */
+static int wait_signal(struct engine *e, int sfd, int ms)
 {
-	if (e->watch_fd < 0) {
-		struct timespec to = {.tv_sec = ms / 1000,
-		                      .tv_nsec = (long)(ms % 1000) * 1000000L};
-		return sigtimedwait(set, NULL, &to);
-	}
-	struct timespec zero = {0};
-	for (int waited = 0; waited < ms; waited += 20) {
-		int sig = sigtimedwait(set, NULL, &zero);
-		if (sig != -1)
-			return sig;
-		struct pollfd pfd = {.fd = e->watch_fd, .events = POLLIN};
-		if (poll(&pfd, 1, 20) == 1 && e->on_watch)
-			e->on_watch(e);
-	}
+	struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN},
+	                        {.fd = e->watch_fd, .events = POLLIN}};
+	int n = poll(pfd, e->watch_fd >= 0 ? 2 : 1, ms);
+	if (n <= 0)
+		return -1;
+	if (pfd[1].revents & POLLIN && e->on_watch)
+		e->on_watch(e);
+	struct signalfd_siginfo si;
+	if (pfd[0].revents & POLLIN && read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		return (int)si.ssi_signo;
 	return -1;
 }
 
@@ -106,6 +103,17 @@ int engine_run(struct engine *e)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* The blocked signals are read from a descriptor, so that the main thread can wait
+	 * for them and for the layers' watched fd at once. */
+	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (sfd == -1) {
+		ret = -errno;
+		for (int i = 0; i < e->nshards; i++)
+			shard_destroy(&e->shards[i]);
+		free(e->shards);
+		e->shards = NULL;
+		return ret;
+	}
 
 	/* Shards create their rings in their own threads (SINGLE_ISSUER); the others need
 	 * every ring fd before the first MSG_RING, so wait until all are running. */
@@ -128,7 +136,7 @@ int engine_run(struct engine *e)
 			engine_wake_all(e);
 			break;
 		}
-		int sig = wait_signal(e, &set, 200);
+		int sig = wait_signal(e, sfd, 200);
 		if (sig == -1) {
 			if (signals && all_stopped(e))
 				break;
@@ -153,6 +161,7 @@ int engine_run(struct engine *e)
 		}
 		engine_wake_all(e);
 	}
+	close(sfd);
 	int failed = 0;
 	for (int i = 0; i < e->nshards; i++) {
 		void *rv = NULL;
