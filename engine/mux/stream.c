@@ -69,6 +69,8 @@ void stream_unlink(struct shard *s, struct conn *sc)
 void stream_release(struct shard *s, struct conn *sc)
 {
 	struct stream *st = conn_st(sc);
+	if (st->on_release)
+		st->on_release(s, sc);
 	stream_unlink(s, sc);
 	if (st->waiting_bufs) {
 		/* Remove from the wait list (rare: linear walk). */

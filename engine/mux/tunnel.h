@@ -136,6 +136,11 @@ struct stream {
 	bool pollout_armed;
 
 	uint64_t bytes_up, bytes_down;
+
+	/* Who opened the stream hears when its slot is freed (a quota it counts against);
+	 * tag is theirs. NULL: nobody. */
+	void (*on_release)(struct shard *s, struct conn *sc);
+	uint32_t tag;
 };
 _Static_assert(sizeof(struct stream) <= CONN_PRIV, "struct stream fits in a slot");
 

@@ -96,6 +96,8 @@ struct tunnel_id {
 	char name[TENANT_NAME_MAX + 1];
 	int32_t index; /* in the current set, -1: not in it (removed) */
 	uint64_t kick_gen, goaway_gen, rebind_gen;
+	uint32_t max_streams; /* its maxStreams (0: no limit; atomic: set by reloads) */
+	uint32_t streams;     /* its data-plane streams open now, all shards (atomic) */
 };
 
 /* The server's named tunnels. set, ids and gen change only on the main thread under the
@@ -120,6 +122,14 @@ void tunnels_watch(struct engine *e);
 const struct tenant *tunnel_by_id(const struct server *srv, uint32_t id);
 /* The id of the tunnel this token names, or ROLE_TUNNEL_NONE. Takes the lock. */
 int tunnels_find_token(struct server *srv, const char *tok, size_t len);
+/* maxStreams: a data-plane stream for tunnel id is about to open: false (nothing counted)
+ * when the tunnel's maxStreams are open, else it is counted. Then either the stream was
+ * made (tunnels_stream_opened: it is uncounted when its slot is freed) or it was not
+ * (tunnels_stream_unadmit). */
+bool tunnels_stream_admit(struct server *srv, uint32_t id);
+void tunnels_stream_opened(struct server *srv, uint32_t id, struct conn *sc);
+void tunnels_stream_unadmit(struct server *srv, uint32_t id);
+
 /* Shard hooks: apply reloads (wake), close removed tunnels' lanes past the drain (tick). */
 void tunnels_on_wake(struct shard *s);
 void tunnels_tick(struct shard *s);

@@ -99,12 +99,23 @@ static void on_stream_proxy(struct shard *s, struct conn *sc, struct tok t,
 void stream_open_server(struct shard *s, struct conn *tc, int fd, uint16_t port,
                         uint16_t port_slot)
 {
+	struct server *srv = server_of(s->eng);
+	uint32_t id = ((struct srv_lane *)conn_tun(tc)->owner)->tunnel;
+	if (!tunnels_stream_admit(srv, id)) {
+		STAT_ADD(s, dataplane_refused, 1);
+		log_debug("tunnel at its maxStreams: data-plane connection refused", "port=%u",
+		          port);
+		fd_reset_close(fd);
+		return;
+	}
 	struct conn *sc = stream_new(s, tc, fd, 0, port, port_slot);
 	if (!sc) {
+		tunnels_stream_unadmit(srv, id);
 		log_warn("connection table full: refusing a data-plane connection", "port=%u",
 		         port);
 		return;
 	}
+	tunnels_stream_opened(srv, id, sc);
 	struct stream *st = conn_st(sc);
 	const char *lb = s->cfg->lb_proxy_protocol;
 	if (lb && lb[0]) {

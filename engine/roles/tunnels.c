@@ -246,8 +246,11 @@ static void apply(struct server *srv, struct tenant_set *set, uint64_t gen, int 
 		}
 		ti->index = -1;
 	}
-	for (size_t i = 0; i < set->n; i++)
+	for (size_t i = 0; i < set->n; i++) {
 		tt->ids[set->t[i].id - 1].index = (int32_t)i;
+		__atomic_store_n(&tt->ids[set->t[i].id - 1].max_streams, set->t[i].max_streams,
+		                 __ATOMIC_RELAXED);
+	}
 	/* Data-plane ports whose tunnel is gone, or that are no longer one of its
 	 * bindings, leave the registry; their listeners close on every shard. */
 	for (int k = 0; k < REG_MAX_PORTS; k++) {
@@ -420,8 +423,10 @@ int tunnels_start(struct engine *e, struct server *srv)
 	}
 	if (!assign_ids(tt, tt->set))
 		return 1;
-	for (size_t i = 0; i < tt->set->n; i++)
+	for (size_t i = 0; i < tt->set->n; i++) {
 		tt->ids[tt->set->t[i].id - 1].index = (int32_t)i;
+		tt->ids[tt->set->t[i].id - 1].max_streams = tt->set->t[i].max_streams;
+	}
 	tt->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (tt->ino == -1)
 		log_warn("no inotify: reload the tunnels file with SIGHUP", "err=%s",
@@ -451,6 +456,50 @@ void tunnels_stop(struct server *srv)
 }
 
 /* ---- on the shards --------------------------------------------------------------------- */
+
+/* Count a data-plane stream of tunnel id in (+1, refused beyond its maxStreams when
+ * check) or out (-1). Under the lock: a reload may move the ids. */
+static bool count_stream(struct server *srv, uint32_t id, int delta, bool check)
+{
+	struct tunnel_table *tt = srv->tt;
+	bool ok = true;
+	pthread_mutex_lock(&srv->reg->mu);
+	if (id && id <= tt->nids) {
+		struct tunnel_id *ti = &tt->ids[id - 1];
+		uint32_t n = __atomic_load_n(&ti->streams, __ATOMIC_RELAXED);
+		if (delta > 0 && check && ti->max_streams && n >= ti->max_streams)
+			ok = false;
+		else
+			__atomic_store_n(&ti->streams, delta > 0 ? n + 1 : n - 1,
+			                 __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&srv->reg->mu);
+	return ok;
+}
+
+static void stream_released(struct shard *s, struct conn *sc)
+{
+	count_stream(server_of(s->eng), conn_st(sc)->tag, -1, false);
+}
+
+bool tunnels_stream_admit(struct server *srv, uint32_t id)
+{
+	return !srv->tt || id == 0 || count_stream(srv, id, +1, true);
+}
+
+void tunnels_stream_opened(struct server *srv, uint32_t id, struct conn *sc)
+{
+	if (!srv->tt || id == 0)
+		return;
+	conn_st(sc)->tag = id;
+	conn_st(sc)->on_release = stream_released;
+}
+
+void tunnels_stream_unadmit(struct server *srv, uint32_t id)
+{
+	if (srv->tt && id)
+		count_stream(srv, id, -1, false);
+}
 
 /* Apply the reloads this shard has not seen: its lanes of removed tunnels get GOAWAY (and
  * a deadline), of tunnels whose token changed are closed, lane 0 of each session of a

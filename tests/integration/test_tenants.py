@@ -6,6 +6,7 @@ does not declare is refused with the reason and keeps its declared port; the ope
 token sees /status with every tunnel, a tunnel's token does not."""
 import os
 import sys
+import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -30,10 +31,17 @@ def body(h):
     for n, f, b in zip(NAMES, files, binds):
         yaml += ("  - name: %s\n    tokenFile: %s\n    ports:\n"
                  "      - port: %d\n        listen: \"127.0.0.1:%d\"\n" % (n, f, port, b))
+    # A fourth tunnel that may carry at most two streams at once (maxStreams).
+    cap_up, cap_bind = "127.0.0.6", rt.free_port_on("127.0.0.1")
+    cap_port = rt.free_port_on(cap_up)
+    h.service(cap_up, cap_port, rt.name_handler("capped"), "named-capped")
+    cap_tok = h.write("token-capped", "tok-capped-%d\n" % os.getpid())
+    yaml += ("  - name: capped\n    tokenFile: %s\n    maxStreams: 2\n    ports:\n"
+             "      - port: %d\n        listen: \"127.0.0.1:%d\"\n" % (cap_tok, cap_port, cap_bind))
     tfile = h.write("tunnels.yaml", yaml)
     srv = h.start_server(extra=["--tunnels", tfile])
-    h.check(srv.wait_log(r'msg="named tunnels loaded".*tunnels=3', 5),
-            "the server loaded three named tunnels")
+    h.check(srv.wait_log(r'msg="named tunnels loaded".*tunnels=4', 5),
+            "the server loaded four named tunnels")
     clients = []
     for i, (n, f) in enumerate(zip(NAMES, files)):
         offered = [port, extra] if i == 0 else [port]
@@ -54,6 +62,30 @@ def body(h):
         h.check(src.wait_results(1, 10) and len(src.results) == 1,
                 "%s's upstream served exactly one connection (%d)" %
                 (NAMES[i], len(src.results)))
+
+    # maxStreams: two streams at once on "capped", a third is refused, then one more fits.
+    h.start_client(srv.control_port, [cap_port], upstream=cap_up, name="client-capped",
+                   token_file=cap_tok)
+    h.wait_data_port(srv, cap_bind)
+
+    def named(timeout=5):
+        c = rt.connect("127.0.0.1", cap_bind, timeout=timeout)
+        try:
+            line = c.recv(64)
+        except OSError:
+            line = b""
+        return c, line
+    held = [named(), named()]
+    h.check(all(l == b"capped\n" for _, l in held), "two streams open on the capped tunnel")
+    c3, l3 = named()
+    c3.close()
+    h.check(l3 == b"", "a third stream beyond maxStreams 2 is refused (got %r)" % l3)
+    held[0][0].close()
+    time.sleep(0.5)
+    c4, l4 = named()
+    h.check(l4 == b"capped\n", "after one closes, a new stream fits again (got %r)" % l4)
+    c4.close()
+    held[1][0].close()
 
     # The undeclared port: refused with the reason, the declared one kept.
     h.check(clients[0].wait_log(r'does not declare it.*port=%d' % extra, 5),
@@ -82,9 +114,9 @@ def body(h):
     for i, (n, b) in enumerate(zip(NAMES, binds)):
         h.check(rt.metric(text, "tcp_dataplane_connections_total", port=str(b), tunnel=n) == 1,
                 "metrics count %s's connection at its binding with its tunnel label" % n)
-    h.check(rt.metric(text, "ringlet_tunnels", state="configured") == 3 and
-            rt.metric(text, "ringlet_tunnels", state="connected") == 3,
-            "ringlet_tunnels: 3 configured, 3 connected")
+    h.check(rt.metric(text, "ringlet_tunnels", state="configured") == 4 and
+            rt.metric(text, "ringlet_tunnels", state="connected") == 4,
+            "ringlet_tunnels: 4 configured, 4 connected")
     code, _, _ = rt.scrape(srv.control_port, "/metrics", toks[1])
     h.check(code == 401, "a tunnel's token cannot read /metrics (got %s)" % code)
 
@@ -100,7 +132,7 @@ def body(h):
     rc, out = h.run([h.bin, "status", "--url", "ws://127.0.0.1:%d" % srv.control_port,
                      "--token", h.token])
     rows = [l for l in out.splitlines() if l.split()[:1] and l.split()[0] in NAMES]
-    h.check(rc == 0 and len(rows) == 3 and all(" 1 " in r for r in rows),
+    h.check(rc == 0 and len(rows) == 3 and all(" 1 " in r for r in rows) and "capped" in out,
             "ringlet status prints the tunnel table, one client each:\n%s" % out)
 
 
