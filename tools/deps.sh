@@ -13,7 +13,7 @@ for p in $PKGS; do
 		missing="$missing $p"
 	fi
 done
-[ -z "$missing" ] && exit 0
+[ -z "$missing" ] && exec sh "$(dirname "$0")/deps-k8s.sh"
 
 if [ "$(id -u)" != 0 ]; then
 	echo "deps: missing packages:$missing (run 'make deps' as root)" >&2
@@ -29,3 +29,5 @@ if ! apt-get install -y -qq --no-install-recommends $missing >/tmp/ringlet-deps.
 		exit 1
 	}
 fi
+
+sh "$(dirname "$0")/deps-k8s.sh"
