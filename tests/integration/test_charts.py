@@ -7,7 +7,7 @@ probes, security context, grace period); the optional parts (ServiceMonitor only
 API, NetworkPolicy, low ports, the image as one string) and the refusals (grace period at or
 below the drain timeout, no url); every rendered document valid against the OpenAPI schemas
 of the oldest and the newest Kubernetes the charts claim (kubernetes-models, offline), with
-unknown fields rejected.
+unknown fields rejected; `ringlet --generate k8s_yaml` consistent with the charts.
 
 UPDATE_GOLDEN=1 rewrites the golden files from this tree's charts."""
 import json
@@ -180,6 +180,49 @@ def validate(h, label, paths, kube):
     return out
 
 
+def check_generate(h, rendered):
+    """--generate k8s_yaml against the chart rendered as release "ringlet-server" (or
+    "ringlet-client") with nameOverride
+    "": the same pod (security contexts, volumes, grace period), container (command, args,
+    ports, probes, mounts, resources) and Service ports, and valid for both schemas."""
+    tok = h.write("gen-token", "t\n")
+    cases = (
+        ("server", ["tcp", "server", "--auto-tls=false", "--token-from=" + tok,
+                    "--control-port=8123", "--drain-timeout=30s"],
+         ["--set", "nameOverride=", "--set", "ingress.enabled=false"],
+         "ringlet-server-control-plane"),
+        ("client", ["tcp", "client", "--url=wss://orion-aws.prometheus.example.com/connect",
+                    "--upstream=prometheus", "--ports=9090", "--auto-tls=false",
+                    "--token-from=" + tok, "--license-file=/l", "--metrics-addr=0.0.0.0:9091"],
+         SEED_CLIENT, "ringlet-client-metrics"))
+    for what, flags, chart_args, svc in cases:
+        rc, out = h.run([rt.ringlet_bin()] + flags + ["--generate", "k8s_yaml"])
+        h.check(rc == 0, "%s --generate k8s_yaml runs" % what)
+        gen = h.write("generated-%s.yaml" % what, out)
+        _, _, ch = render(h, "chart-" + what, "ringlet-" + what, "ringlet-" + what,
+                          *chart_args)
+        g, c = docs(h, gen), docs(h, ch)
+        gd, cd = find(g, "Deployment"), find(c, "Deployment")
+        gp, cp = gd["spec"]["template"]["spec"], cd["spec"]["template"]["spec"]
+        for k in ("securityContext", "volumes", "terminationGracePeriodSeconds",
+                  "automountServiceAccountToken"):
+            h.check(gp.get(k) == cp.get(k), "%s: generated pod %s = the chart's" % (what, k))
+        for k in ("image", "command", "args", "ports", "readinessProbe", "livenessProbe",
+                  "securityContext", "resources", "volumeMounts"):
+            want = container(cd).get(k)
+            if k == "ports" and what == "server":
+                want = want[:1]  # the data-plane ports come from the clients, not the flags
+            h.check(container(gd).get(k) == want,
+                    "%s: generated container %s = the chart's (%s)" %
+                    (what, k, json.dumps(container(gd).get(k))[:120]))
+        gs, cs = find(g, "Service", svc), find(c, "Service", svc)
+        h.check(gs and cs and gs["spec"]["ports"] == cs["spec"]["ports"] and
+                gs["spec"]["selector"] == cs["spec"]["selector"] ==
+                cd["spec"]["selector"]["matchLabels"],
+                "%s: Service %s as the chart's, selecting its pod" % (what, svc))
+        rendered.append(gen)
+
+
 def main():
     if not (os.path.exists(HELM) and os.access(HELM, os.X_OK)):
         rt.skip("no helm at %s (make deps fetches it: tools/deps-k8s.sh)" % HELM)
@@ -254,6 +297,8 @@ def main():
     rc, out, _ = render(h, "old-kube", "x", "ringlet-server", "--kube-version", "1.22.0",
                         expect_ok=False)
     h.check(rc != 0 and "kubeVersion" in out, "Kubernetes 1.22 is refused (kubeVersion >=1.23)")
+
+    check_generate(h, rendered)
 
     # Schemas, oldest and newest; rendered for that version.
     for kube in KUBE:
