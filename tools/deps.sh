@@ -1,6 +1,8 @@
 #!/bin/sh
 # Install the Debian packages that ringlet's build, tests, demo and benchmarks use.
-# Idempotent and quiet: prints nothing when everything is already installed.
+# Idempotent and quiet: prints nothing when everything is already installed. Then
+# tools/deps-k8s.sh: podman, helm and the Kubernetes schemas (a failure there only skips
+# the tests that need them).
 set -eu
 
 PKGS="make gcc clang llvm libclang-rt-14-dev pkg-config git ca-certificates
