@@ -5,6 +5,7 @@
 #   make test       unit tests (plain and ASan+UBSan) and integration tests (plain, ASan+UBSan,
 #                   ThreadSanitizer)
 #   make demo       server + client + sample upstream on loopback, traffic through it
+#   make image      the OCI image build/ringlet-image.oci.tar (no Docker engine: tools/image.py)
 #   make fuzz       libFuzzer drivers (clang); FUZZ_SECONDS=N runs each for N seconds
 #   make bench      benchmark harness (see bench/README.md); BENCH_BASE=<rev> adds path
 #                   ringlet-base, ringlet built at that git revision
@@ -90,7 +91,7 @@ FUZZ_BIN   := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 10
 TEST_FUZZ_SECONDS ?= 5 # each driver's share of `make test`
 
-.PHONY: all deps test units integration tsan-integration demo fuzz bench bench-refactor e2e clean format install check-layers
+.PHONY: all deps test units integration tsan-integration demo fuzz bench bench-refactor e2e clean format install check-layers image
 all: $(BUILD)/ringlet $(BUILD)/inlets-pro
 
 deps:
@@ -165,6 +166,15 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB) $(PROTO_LIB)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $^ $(LDFLAGS_ALL) $(LDLIBS_ALL) -lm -o $@
 
+# The container image: this build's binary, the libraries it loads, CA certificates, a
+# numeric user (tools/image.py). IMAGE_SOURCE sets the source label.
+IMAGE := $(BUILD)/ringlet-image.oci.tar
+IMAGE_SOURCE ?= $(or $(shell git config --get remote.origin.url 2>/dev/null),unknown)
+image: $(IMAGE)
+$(IMAGE): $(BUILD)/ringlet tools/image.py LICENSE
+	$(Q)python3 tools/image.py --build $(BUILD) --out $@ --version $(VERSION) --revision $(GIT_SHA) \
+		--source '$(IMAGE_SOURCE)' --epoch $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+
 units: $(UNIT_BIN)
 	$(Q)sh tests/run-units.sh $(UNIT_BIN)
 
@@ -190,6 +200,7 @@ TSAN_JOBS ?= 2
 test: deps
 	$(Q)sh tools/check-layers.sh
 	$(Q)$(MAKE) --no-print-directory all units $(BENCH_BIN)
+	$(Q)$(MAKE) --no-print-directory image
 	$(Q)$(MAKE) --no-print-directory SANITIZE=1 all units
 	$(Q)$(MAKE) --no-print-directory SANITIZE=thread all
 	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)

@@ -1,5 +1,6 @@
 /* tools/cli.c — command words, flag tables, validation and dispatch (see cli.h). */
 #include "tools/cli.h"
+#include "tools/k8s.h"
 #include "tools/systemd.h"
 
 #include <arpa/inet.h>
@@ -292,7 +293,8 @@ static size_t server_flags(struct flag *tab, struct cli_cmd *cmd, struct parse_s
 	                      .type = FLAG_STRING,
 	                      .dst = &cmd->generate,
 	                      .usage = "print a service definition for the other flags and "
-	                               "exit; only \"systemd\" is accepted"});
+	                               "exit: \"systemd\" (a unit) or \"k8s_yaml\" (Kubernetes "
+	                               "manifests, as tools/charts renders them)"});
 	n = add(tab, n,
 	        (struct flag){
 	                .name = "drain-timeout",
@@ -439,7 +441,8 @@ static size_t client_flags(struct flag *tab, struct cli_cmd *cmd, struct parse_s
 	                      .type = FLAG_STRING,
 	                      .dst = &cmd->generate,
 	                      .usage = "print a service definition for the other flags and "
-	                               "exit; only \"systemd\" is accepted"});
+	                               "exit: \"systemd\" (a unit) or \"k8s_yaml\" (Kubernetes "
+	                               "manifests, as tools/charts renders them)"});
 	n = engine_flags(tab, n, c, st);
 	n = help_flag(tab, n, st, "help for client");
 	return n;
@@ -720,6 +723,20 @@ static int check_proxy_protocol(const char *v, const char *flag, char *err, size
 	return -1;
 }
 
+/* --generate takes "systemd" or "k8s_yaml" (server and client alike). */
+static int check_generate(const struct cli_cmd *cmd, char *err, size_t errlen)
+{
+	if (cmd->generate && strcmp(cmd->generate, "systemd") &&
+	    strcmp(cmd->generate, "k8s_yaml")) {
+		errf(err, errlen,
+		     "invalid argument \"%s\" for \"--generate\" flag: \"systemd\" or "
+		     "\"k8s_yaml\"",
+		     cmd->generate);
+		return -1;
+	}
+	return 0;
+}
+
 static int validate_server(struct cli_cmd *cmd, struct parse_state *st, char *err,
                            size_t errlen)
 {
@@ -753,19 +770,16 @@ static int validate_server(struct cli_cmd *cmd, struct parse_state *st, char *er
 		errf(err, errlen, "--tls-cert and --tls-key must be given together");
 		return -1;
 	}
-	if (cmd->generate && strcmp(cmd->generate, "systemd")) {
-		errf(err, errlen,
-		     "invalid argument \"%s\" for \"--generate\" flag: only "
-		     "\"systemd\" is supported",
-		     cmd->generate);
+	if (check_generate(cmd, err, errlen))
 		return -1;
-	}
 	c->max_conns = (uint32_t)st->max_conns;
 	return 0;
 }
 
 static int validate_client(struct cli_cmd *cmd, char *err, size_t errlen)
 {
+	if (check_generate(cmd, err, errlen))
+		return -1;
 	struct cfg *c = &cmd->cfg;
 	char *url = c->url;
 	const char *why;
@@ -1327,7 +1341,10 @@ int cli_main(int argc, char **argv)
 	case CLI_SERVER:
 	case CLI_CLIENT:
 		if (cmd.generate) {
-			rc = systemd_unit(stdout, &cmd, argc, argv) == 0 && fflush(stdout) == 0
+			rc = (strcmp(cmd.generate, "k8s_yaml") == 0
+			              ? k8s_yaml(stdout, &cmd, argc, argv)
+			              : systemd_unit(stdout, &cmd, argc, argv)) == 0 &&
+			                     fflush(stdout) == 0
 			             ? 0
 			             : 1;
 			break;

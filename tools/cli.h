@@ -42,7 +42,7 @@ struct cli_cmd {
 	/* CLI_SERVER, CLI_CLIENT: the complete engine configuration (token read and trimmed,
 	 * URL parsed). CLI_STATUS: url*, token and handshake_ms (the request timeout). */
 	struct cfg cfg;
-	char *generate; /* server --generate (only "systemd" is accepted); NULL if absent */
+	char *generate; /* --generate: "systemd" or "k8s_yaml"; NULL if absent */
 	bool json;      /* status --json */
 };
 

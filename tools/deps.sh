@@ -1,6 +1,8 @@
 #!/bin/sh
 # Install the Debian packages that ringlet's build, tests, demo and benchmarks use.
-# Idempotent and quiet: prints nothing when everything is already installed.
+# Idempotent and quiet: prints nothing when everything is already installed. Then
+# tools/deps-k8s.sh: podman, helm and the Kubernetes schemas (a failure there only skips
+# the tests that need them).
 set -eu
 
 PKGS="make gcc clang llvm libclang-rt-14-dev pkg-config git ca-certificates
@@ -13,7 +15,7 @@ for p in $PKGS; do
 		missing="$missing $p"
 	fi
 done
-[ -z "$missing" ] && exit 0
+[ -z "$missing" ] && exec sh "$(dirname "$0")/deps-k8s.sh"
 
 if [ "$(id -u)" != 0 ]; then
 	echo "deps: missing packages:$missing (run 'make deps' as root)" >&2
@@ -29,3 +31,5 @@ if ! apt-get install -y -qq --no-install-recommends $missing >/tmp/ringlet-deps.
 		exit 1
 	}
 fi
+
+sh "$(dirname "$0")/deps-k8s.sh"

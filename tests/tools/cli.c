@@ -456,6 +456,64 @@ Test(cli_main, generate_systemd_no_capability_above_1024, .init = cr_redirect_st
 	cr_assert(strstr(buf, "CapabilityBoundingSet=\n") != NULL);
 }
 
+/* --generate k8s_yaml prints a Deployment running the same flags from the image, the token
+ * from Secret inlets-pro-secret (never the token itself), a grace period above the drain
+ * timeout, and the control-plane Service; tests/integration/test_charts.py checks it against
+ * the chart and the Kubernetes schemas. */
+Test(cli_main, generate_k8s_yaml_server, .init = cr_redirect_stdout)
+{
+	cr_assert_eq(MAIN("ringlet", "tcp", "server", "--token=s3cret", "--auto-tls=false",
+	                  "--drain-timeout=10s", "--generate", "k8s_yaml"),
+	             0);
+	fflush(stdout);
+	FILE *f = cr_get_redirected_stdout();
+	char buf[16384];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = 0;
+	cr_assert(strstr(buf, "s3cret") == NULL, "the token leaked: %s", buf);
+	cr_assert(strstr(buf, "kind: Deployment\n") != NULL, "%s", buf);
+	cr_assert(strstr(buf, "            - --token-from=/etc/inlets/token\n") != NULL, "%s",
+	          buf);
+	cr_assert(strstr(buf, "            - \"--drain-timeout=10s\"\n") != NULL, "%s", buf);
+	cr_assert(strstr(buf, "terminationGracePeriodSeconds: 25\n") != NULL, "%s", buf);
+	cr_assert(strstr(buf, "secretName: inlets-pro-secret\n") != NULL, "%s", buf);
+	cr_assert(strstr(buf, "readOnlyRootFilesystem: true\n") != NULL, "%s", buf);
+	cr_assert(strstr(buf, "name: ringlet-server-control-plane\n") != NULL, "%s", buf);
+	cr_assert(strstr(buf, "--generate") == NULL || strstr(buf, "- \"--generate") == NULL,
+	          "%s", buf);
+}
+
+Test(cli_main, generate_k8s_yaml_client_metrics, .init = cr_redirect_stdout)
+{
+	cr_assert_eq(MAIN("ringlet", "client", "--token", "s3cret", "--url=wss://h/connect",
+	                  "--ports=9090", "--license-file", "/l", "--metrics-addr=0.0.0.0:9091",
+	                  "--generate=k8s_yaml"),
+	             0);
+	fflush(stdout);
+	FILE *f = cr_get_redirected_stdout();
+	char buf[16384];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = 0;
+	cr_assert(strstr(buf, "s3cret") == NULL && strstr(buf, "\"/l\"") == NULL, "%s", buf);
+	cr_assert(strstr(buf, "            - --license-file=/etc/inlets-license/license\n") !=
+	                  NULL,
+	          "%s", buf);
+	cr_assert(strstr(buf, "              port: metrics\n") != NULL, "%s", buf);
+	cr_assert(strstr(buf, "name: ringlet-client-metrics\n") != NULL, "%s", buf);
+	cr_assert(strstr(buf, "optional: true\n") != NULL, "%s", buf);
+}
+
+Test(cli, client_generate_checked)
+{
+	cr_assert_eq(PARSE("ringlet", "client", "--token=a", "--url=ws://h", "--ports=1",
+	                   "--generate=k8s"),
+	             CLI_ERROR);
+	cr_assert(strstr(err, "--generate") && strstr(err, "k8s_yaml"), "%s", err);
+	cr_assert_eq(PARSE("ringlet", "client", "--token=a", "--url=ws://h", "--ports=1",
+	                   "--generate=k8s_yaml"),
+	             CLI_CLIENT);
+}
+
 /* Collapse each run of white space to one space, so a check does not depend on where the
  * help text wraps. */
 static void squeeze(char *s)
