@@ -7,11 +7,15 @@ probes, security context, grace period); the optional parts (ServiceMonitor only
 API, NetworkPolicy, low ports, the image as one string) and the refusals (grace period at or
 below the drain timeout, no url); every rendered document valid against the OpenAPI schemas
 of the oldest and the newest Kubernetes the charts claim (kubernetes-models, offline), with
-unknown fields rejected; `ringlet --generate k8s_yaml` consistent with the charts.
+unknown fields rejected; `ringlet --generate k8s_yaml` consistent with the charts; the
+server's `tunnels:` (one release for many clusters): a three-tunnel render against its golden
+file, one <tunnel>-inlets-pro-data-plane Service per tunnel, the ConfigMap and Secrets mounted
+as directories, the refusals, and the rendered tunnels file loaded by the real binary.
 
 UPDATE_GOLDEN=1 rewrites the golden files from this tree's charts."""
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -223,6 +227,100 @@ def check_generate(h, rendered):
         rendered.append(gen)
 
 
+TUNNELS = ["-n", "monitoring", "-f", os.path.join(TESTS, "tunnels.yaml")]
+
+
+def check_tunnels(h, rendered):
+    """One release for three clusters (tests/charts/tunnels.yaml)."""
+    _, out, path = render(h, "tunnels", "obs", "ringlet-server", *TUNNELS)
+    golden(h, "server-tunnels.yaml", out)
+    rendered.append(path)
+    ds = docs(h, path)
+    want = {"orion-aws": [("prom-http", 9090, 19001)],
+            "orion-equinix": [("prom-http", 9090, 19002)],
+            "vega-gcp": [("prom-http", 9090, 19003), ("tcp-3000", 3000, 19004)]}
+    for name, ports in want.items():
+        svc = find(ds, "Service", name + "-inlets-pro-data-plane")
+        h.check(svc and [(p["name"], p["port"], p["targetPort"]) for p in svc["spec"]["ports"]]
+                == ports and svc["spec"]["selector"] ==
+                find(ds, "Deployment")["spec"]["selector"]["matchLabels"],
+                "Service %s-inlets-pro-data-plane -> the tunnel's listen ports %s (the seed's "
+                "Prometheus target %s-inlets-pro-data-plane:9090)" % (name, ports, name))
+    h.check(find(ds, "Service", "obs-inlets-pro-data-plane") is None,
+            "no release-wide data-plane Service with tunnels")
+    dep = find(ds, "Deployment", "obs-inlets-pro")
+    c, pod, mounts, vols = check_pod_security(h, dep, "server with tunnels")
+    h.check(c["args"][:4] == ["tcp", "server", "--auto-tls=false",
+                              "--token-from=/etc/inlets/token"] and
+            "--tunnels=/etc/ringlet/tunnels/tunnels.yaml" in c["args"],
+            "server: --tunnels=/etc/ringlet/tunnels/tunnels.yaml, the operator's token from "
+            "/etc/inlets/token")
+    tm = mounts.get("/etc/ringlet/tunnels")
+    h.check(tm and tm.get("readOnly") and "subPath" not in tm and
+            vols[tm["name"]] == {"name": tm["name"], "configMap": {"name": "obs-inlets-pro-tunnels"}},
+            "the ConfigMap obs-inlets-pro-tunnels as a directory at /etc/ringlet/tunnels (no "
+            "subPath: updates arrive by symlink swap)")
+    secrets = {"orion-aws": "orion-aws-token", "orion-equinix": "orion-equinix-inlets-pro-secret",
+               "vega-gcp": "vega-gcp-token"}
+    ok = True
+    for name, secret in secrets.items():
+        m = mounts.get("/etc/ringlet/tokens/" + name)
+        ok = ok and m and m.get("readOnly") and "subPath" not in m and \
+            vols[m["name"]]["secret"] == {"secretName": secret}
+    h.check(ok, "each tunnel's Secret (key token) read-only at /etc/ringlet/tokens/<name>/, "
+            "the default name <name>-inlets-pro-secret")
+    h.check(sorted(p["containerPort"] for p in c["ports"]) == [8123, 19001, 19002, 19003, 19004],
+            "container ports: control and the four listen ports")
+    cm = find(ds, "ConfigMap", "obs-inlets-pro-tunnels")
+    text = cm["data"]["tunnels.yaml"]
+    parsed = docs(h, h.write("cm-tunnels.yaml", text))[0]["tunnels"]
+    h.check([(t["name"], t["tokenFile"], [(p["port"], p["listen"]) for p in t["ports"]])
+             for t in parsed] ==
+            [("orion-aws", "/etc/ringlet/tokens/orion-aws/token", [(9090, ":19001")]),
+             ("orion-equinix", "/etc/ringlet/tokens/orion-equinix/token", [(9090, ":19002")]),
+             ("vega-gcp", "/etc/ringlet/tokens/vega-gcp/token", [(9090, ":19003"),
+                                                                   (3001, ":19004")])] and
+            parsed[2]["allowIPs"] == ["10.0.0.0/8", "192.168.0.0/16"] and
+            parsed[2]["maxStreams"] == 1000000 and "maxStreams" not in parsed[0],
+            "tunnels.yaml: each tunnel's tokenFile in its Secret's mount, port -> \":listenPort\"")
+
+    # The real binary loads the rendered file (token paths moved to this test's folder).
+    tokdir = os.path.join(h.dir, "tokens")
+    toks = {}
+    for name in secrets:
+        os.makedirs(os.path.join(tokdir, name))
+        toks[name] = h.write(os.path.join("tokens", name, "token"),
+                             "tok-%s-%d\n" % (name, os.getpid()))
+    tfile = h.write("rendered-tunnels.yaml",
+                    text.replace("/etc/ringlet/tokens/", tokdir + "/"))
+    srv = h.start_server(name="server-tunnels", extra=["--tunnels", tfile])
+    h.check(srv.wait_log(r'msg="named tunnels loaded".*tunnels=3', 5),
+            "ringlet tcp server --tunnels <the rendered tunnels.yaml> loads three tunnels")
+    cl = h.start_client(srv.control_port, [3001], name="client-vega", token_file=toks["vega-gcp"],
+                        wait=False)
+    h.check(cl.wait_log(r'msg="connected to the server"', 15),
+            "a client with vega-gcp's token (from its tokenFile) connects")
+    code, _, st = rt.scrape(srv.control_port, "/status", h.token)
+    h.check(code == 200 and all('"name":"%s"' % n in st.decode() for n in secrets),
+            "/status (the operator's token) lists the three tunnels")
+
+    # Refusals, each with a message naming the entry.
+    for what, args, msg in (
+            ("a shared listen port", ["--set", "tunnels[1].ports[0].listenPort=19001"],
+             "listenPort 19001 is also orion-aws's"),
+            ("a name that cannot name a Service", ["--set", "tunnels[0].name=Orion_AWS"],
+             'tunnels[0].name "Orion_AWS": use a-z, 0-9'),
+            ("a duplicate name", ["--set", "tunnels[1].name=orion-aws"], "used twice"),
+            ("the control port", ["--set", "tunnels[0].ports[0].listenPort=8123"],
+             "is the control port"),
+            ("no listenPort", ["--set", "tunnels[0].ports[0].listenPort=null"],
+             "port and listenPort are required")):
+        rc, out, _ = render(h, "bad-tunnels", "obs", "ringlet-server", *TUNNELS, *args,
+                            expect_ok=False)
+        h.check(rc != 0 and msg in out, "refused: %s (%s)" % (
+            what, (re.findall(r"tunnels\[.*", out) or [out.strip()])[0][:110]))
+
+
 def main():
     if not (os.path.exists(HELM) and os.access(HELM, os.X_OK)):
         rt.skip("no helm at %s (make deps fetches it: tools/deps-k8s.sh)" % HELM)
@@ -299,6 +397,7 @@ def main():
     h.check(rc != 0 and "kubeVersion" in out, "Kubernetes 1.22 is refused (kubeVersion >=1.23)")
 
     check_generate(h, rendered)
+    check_tunnels(h, rendered)
 
     # Schemas, oldest and newest; rendered for that version.
     for kube in KUBE:
