@@ -54,7 +54,8 @@ def netns(h, name, cleanup):
 
 def pod_argv(h, dep, secrets, profile):
     """podman run arguments for the rendered Deployment's pod: its one container, as the
-    kubelet would start it. secrets maps a Secret name to a host folder of its keys."""
+    kubelet would start it. secrets maps a Secret (or ConfigMap) name to a host folder of
+    its keys."""
     pod = dep["spec"]["template"]["spec"]
     (c,) = pod["containers"]
     psc, sc = pod.get("securityContext", {}), c.get("securityContext", {})
@@ -97,6 +98,9 @@ def pod_argv(h, dep, secrets, profile):
                 src = os.path.join(h.dir, "empty-secret-" + m["name"])
                 os.makedirs(src, mode=0o755, exist_ok=True)
             argv += ["-v", "%s:%s:%s" % (src, m["mountPath"], "ro" if m.get("readOnly") else "rw")]
+        elif "configMap" in v and v["configMap"]["name"] in secrets:
+            argv += ["-v", "%s:%s:%s" % (secrets[v["configMap"]["name"]], m["mountPath"],
+                                         "ro" if m.get("readOnly") else "rw")]
         else:
             h.fail("unexpected volume %s" % v)
     argv += ["--entrypoint", json.dumps(c["command"])] if c.get("command") else []
