@@ -97,6 +97,8 @@ struct tunnel_id {
 	int32_t index; /* in the current set, -1: not in it (removed) */
 	uint64_t kick_gen, goaway_gen, rebind_gen;
 	uint32_t max_streams; /* its maxStreams (0: no limit; atomic: set by reloads) */
+	uint16_t bind_failed; /* a binding of it that could not be bound (0: none) */
+	uint16_t bind_status; /* why: enum tun_port_status */
 	uint32_t streams;     /* its data-plane streams open now, all shards (atomic) */
 };
 
@@ -122,6 +124,12 @@ void tunnels_watch(struct engine *e);
 const struct tenant *tunnel_by_id(const struct server *srv, uint32_t id);
 /* The id of the tunnel this token names, or ROLE_TUNNEL_NONE. Takes the lock. */
 int tunnels_find_token(struct server *srv, const char *tok, size_t len);
+/* A binding of tunnel id was opened (TUN_PORT_OK) or could not be: remembered for
+ * /status and /metrics until it opens (called with the lock held). */
+void tunnel_note_binding(struct server *srv, uint32_t id, uint16_t port, uint16_t status);
+/* Is the address within tunnel id's allowIPs (none, or id 0: any)? Takes the lock. */
+bool tunnel_allows_addr(struct server *srv, uint32_t id, const struct sockaddr *sa);
+
 /* maxStreams: a data-plane stream for tunnel id is about to open: false (nothing counted)
  * when the tunnel's maxStreams are open, else it is counted. Then either the stream was
  * made (tunnels_stream_opened: it is uncounted when its slot is freed) or it was not

@@ -121,8 +121,9 @@ const char *server_tunnel_name(const struct server *srv, uint32_t id);
 
 /* --tunnels: what /metrics shows of the named tunnels. false without --tunnels. */
 struct tunnels_stats {
-	size_t configured;                   /* tunnels in the loaded file */
-	size_t connected;                    /* of them, with a client connected */
+	size_t configured; /* tunnels in the loaded file */
+	size_t connected;  /* of them, with a client connected */
+	size_t failed;     /* of them, with a binding that could not be bound */
 	uint64_t reloads_ok, reloads_failed; /* since start */
 	char sha256[65];                     /* of the loaded file, hex */
 };
@@ -135,6 +136,8 @@ struct tunnel_view {
 	uint16_t nports;
 	size_t clients;               /* sessions connected */
 	uint64_t bytes_in, bytes_out; /* tunnel bytes of its connected sessions */
+	uint16_t bind_failed;         /* a binding that could not be bound (0: none) */
+	uint16_t bind_status;         /* why (enum tun_port_status) */
 };
 /* Call fn for each configured tunnel, in the file's order, with the registry's lock held
  * (fn must not take it). Nothing without --tunnels. */

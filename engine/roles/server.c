@@ -99,8 +99,10 @@ static uint16_t port_offer(struct shard *s, struct registry *r, uint32_t tunnel,
 	const struct tenant_port *tp = t ? tenant_port(t, port) : NULL;
 	if (!tp)
 		return TUN_PORT_NOT_ALLOWED;
-	return port_open(s, r, (uint16_t)tunnel, port,
-	                 tp->listen_addr[0] ? tp->listen_addr : dflt, tp->listen_port);
+	uint16_t st = port_open(s, r, (uint16_t)tunnel, port,
+	                        tp->listen_addr[0] ? tp->listen_addr : dflt, tp->listen_port);
+	tunnel_note_binding(server_of(s->eng), tunnel, tp->listen_port, st);
+	return st;
 }
 
 /* ---- data plane -------------------------------------------------------------------- */
@@ -112,6 +114,17 @@ static void refuse(struct shard *s, int fd, uint16_t port)
 	fd_reset_close(fd);
 }
 
+bool tunnel_allows_addr(struct server *srv, uint32_t tunnel, const struct sockaddr *sa)
+{
+	if (!tunnel)
+		return true;
+	pthread_mutex_lock(&srv->reg->mu);
+	const struct tenant *t = tunnel_by_id(srv, tunnel);
+	bool ok = !t || !t->n_allow || net_cidr_match(t->allow, t->n_allow, sa);
+	pthread_mutex_unlock(&srv->reg->mu);
+	return ok;
+}
+
 /* Is fd's peer within the tunnel's allowIPs (none: any address)? */
 static bool tunnel_allows(struct server *srv, uint32_t tunnel, int fd)
 {
@@ -119,12 +132,7 @@ static bool tunnel_allows(struct server *srv, uint32_t tunnel, int fd)
 	socklen_t rl = sizeof(ra);
 	if (getpeername(fd, (struct sockaddr *)&ra, &rl) != 0)
 		return false;
-	pthread_mutex_lock(&srv->reg->mu);
-	const struct tenant *t = tunnel_by_id(srv, tunnel);
-	bool ok = !t || !t->n_allow ||
-	          net_cidr_match(t->allow, t->n_allow, (struct sockaddr *)&ra);
-	pthread_mutex_unlock(&srv->reg->mu);
-	return ok;
+	return tunnel_allows_addr(srv, tunnel, (struct sockaddr *)&ra);
 }
 
 /* A data-plane listener accepted fd on port: carry it on a client's lane. */

@@ -71,7 +71,10 @@ static void on_stream_proxy(struct shard *s, struct conn *sc, struct tok t,
 		la = h.dst;
 	}
 	struct server *srv = server_of(s->eng);
-	if (srv->n_allow && !net_cidr_match(srv->allow, srv->n_allow, (struct sockaddr *)&ra)) {
+	uint32_t tunnel = ((struct srv_lane *)conn_tun(tc)->owner)->tunnel;
+	if ((srv->n_allow &&
+	     !net_cidr_match(srv->allow, srv->n_allow, (struct sockaddr *)&ra)) ||
+	    !tunnel_allows_addr(srv, tunnel, (struct sockaddr *)&ra)) {
 		STAT_ADD(s, dataplane_denied, 1);
 		stream_reset(s, sc, TUN_RST_REFUSED, false);
 		return;

@@ -73,6 +73,9 @@ bool server_tunnels_stats(const struct server *srv, struct tunnels_stats *out)
 	pthread_mutex_lock(&srv->reg->mu);
 	out->configured = tt->set->n;
 	out->connected = 0;
+	out->failed = 0;
+	for (size_t i = 0; i < tt->set->n; i++)
+		out->failed += tt->ids[tt->set->t[i].id - 1].bind_failed != 0;
 	for (size_t i = 0; i < tt->set->n; i++) {
 		uint32_t id = tt->set->t[i].id;
 		for (int k = 0; k < REG_MAX_SESSIONS; k++)
@@ -98,8 +101,12 @@ void server_tunnels_view(struct server *srv, void (*fn)(void *ctx, const struct 
 	pthread_mutex_lock(&srv->reg->mu);
 	for (size_t i = 0; i < tt->set->n; i++) {
 		const struct tenant *t = &tt->set->t[i];
-		struct tunnel_view v = {
-		        .name = t->name, .ports = t->ports, .nports = t->nports};
+		const struct tunnel_id *ti = &tt->ids[t->id - 1];
+		struct tunnel_view v = {.name = t->name,
+		                        .ports = t->ports,
+		                        .nports = t->nports,
+		                        .bind_failed = ti->bind_failed,
+		                        .bind_status = ti->bind_status};
 		for (int k = 0; k < REG_MAX_SESSIONS; k++) {
 			const struct reg_session *rs = &srv->reg->sess[k];
 			if (!rs->used || rs->tunnel != t->id)
@@ -453,6 +460,20 @@ void tunnels_stop(struct server *srv)
 	free(tt->ids);
 	free(tt);
 	srv->tt = NULL;
+}
+
+void tunnel_note_binding(struct server *srv, uint32_t id, uint16_t port, uint16_t status)
+{
+	struct tunnel_table *tt = srv->tt;
+	if (!tt || id == 0 || id > tt->nids)
+		return;
+	struct tunnel_id *ti = &tt->ids[id - 1];
+	if (status != TUN_PORT_OK) {
+		ti->bind_failed = port;
+		ti->bind_status = status;
+	} else if (ti->bind_failed == port) {
+		ti->bind_failed = 0;
+	}
 }
 
 /* ---- on the shards --------------------------------------------------------------------- */

@@ -347,6 +347,7 @@ static void tunnels_metrics(struct sb *b, struct engine *e)
 	     "connected.");
 	sb_printf(b, "ringlet_tunnels{state=\"configured\"} %zu\n", ts.configured);
 	sb_printf(b, "ringlet_tunnels{state=\"connected\"} %zu\n", ts.connected);
+	sb_printf(b, "ringlet_tunnels{state=\"failed\"} %zu\n", ts.failed);
 	head(b, "ringlet_config_reloads_total", "counter",
 	     "Reloads of the tunnels file (SIGHUP or a change seen), by result; a failed one "
 	     "changes nothing.");
@@ -509,8 +510,16 @@ static void tunnel_json(void *ctx, const struct tunnel_view *v)
 		json_str(x->b, bind);
 		sb_printf(x->b, "}");
 	}
-	sb_printf(x->b, "],\"bytesIn\":%llu,\"bytesOut\":%llu}",
+	sb_printf(x->b, "],\"bytesIn\":%llu,\"bytesOut\":%llu,\"bindFailed\":",
 	          (unsigned long long)v->bytes_in, (unsigned long long)v->bytes_out);
+	if (v->bind_failed)
+		sb_printf(x->b, "{\"port\":%u,\"reason\":\"%s\"}", v->bind_failed,
+		          v->bind_status == TUN_PORT_IN_USE   ? "in-use"
+		          : v->bind_status == TUN_PORT_DENIED ? "permission-denied"
+		                                              : "error");
+	else
+		sb_printf(x->b, "null");
+	sb_printf(x->b, "}");
 }
 
 size_t status_render(struct engine *e, char **out)

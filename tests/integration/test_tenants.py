@@ -5,6 +5,7 @@ right upstream, byte-exact; a wrong token gets 401; a client offering a port its
 does not declare is refused with the reason and keeps its declared port; the operator's
 token sees /status with every tunnel, a tunnel's token does not."""
 import os
+import socket
 import sys
 import time
 
@@ -38,10 +39,21 @@ def body(h):
     cap_tok = h.write("token-capped", "tok-capped-%d\n" % os.getpid())
     yaml += ("  - name: capped\n    tokenFile: %s\n    maxStreams: 2\n    ports:\n"
              "      - port: %d\n        listen: \"127.0.0.1:%d\"\n" % (cap_tok, cap_port, cap_bind))
+    # A fifth tunnel whose binding is taken by another process: reported failed, the
+    # others serve.
+    taken = rt.free_port_on("127.0.0.1")
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", taken))
+    squatter.listen(1)
+    blk_up = "127.0.0.7"
+    blk_port = rt.free_port_on(blk_up)
+    blk_tok = h.write("token-blocked", "tok-blocked-%d\n" % os.getpid())
+    yaml += ("  - name: blocked\n    tokenFile: %s\n    ports:\n"
+             "      - port: %d\n        listen: \"127.0.0.1:%d\"\n" % (blk_tok, blk_port, taken))
     tfile = h.write("tunnels.yaml", yaml)
     srv = h.start_server(extra=["--tunnels", tfile])
-    h.check(srv.wait_log(r'msg="named tunnels loaded".*tunnels=4', 5),
-            "the server loaded four named tunnels")
+    h.check(srv.wait_log(r'msg="named tunnels loaded".*tunnels=5', 5),
+            "the server loaded five named tunnels")
     clients = []
     for i, (n, f) in enumerate(zip(NAMES, files)):
         offered = [port, extra] if i == 0 else [port]
@@ -69,7 +81,12 @@ def body(h):
     h.wait_data_port(srv, cap_bind)
 
     def named(timeout=5):
-        c = rt.connect("127.0.0.1", cap_bind, timeout=timeout)
+        """A connection to the capped binding and what it read first (b"": refused - the
+        reset may come before or after connect() returns)."""
+        try:
+            c = rt.connect("127.0.0.1", cap_bind, timeout=timeout)
+        except ConnectionError:
+            return socket.socket(), b""
         try:
             line = c.recv(64)
         except OSError:
@@ -108,15 +125,24 @@ def body(h):
                                       "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
     h.check(code == 401, "the operator's token opens no tunnel (got %s)" % code)
 
+    # The tunnel whose binding cannot be bound: its client is told, the server logs it.
+    cblk = h.start_client(srv.control_port, [blk_port], upstream=blk_up, name="client-blocked",
+                          token_file=blk_tok)
+    h.check(cblk.wait_log(r'could not open a port.*port=%d reason=in-use' % blk_port, 5),
+            "the client of a tunnel whose binding is taken is told why (in-use)")
+    h.check(srv.wait_log(r'cannot open data-plane port.*127.0.0.1:%d' % taken, 5),
+            "the server logs the binding it could not open")
+
     # /metrics: every per-port and per-client figure names its tunnel.
     code, _, m = rt.scrape(srv.control_port, "/metrics", h.token)
     text = m.decode()
     for i, (n, b) in enumerate(zip(NAMES, binds)):
         h.check(rt.metric(text, "tcp_dataplane_connections_total", port=str(b), tunnel=n) == 1,
                 "metrics count %s's connection at its binding with its tunnel label" % n)
-    h.check(rt.metric(text, "ringlet_tunnels", state="configured") == 4 and
-            rt.metric(text, "ringlet_tunnels", state="connected") == 4,
-            "ringlet_tunnels: 4 configured, 4 connected")
+    h.check(rt.metric(text, "ringlet_tunnels", state="configured") == 5 and
+            rt.metric(text, "ringlet_tunnels", state="connected") == 5 and
+            rt.metric(text, "ringlet_tunnels", state="failed") == 1,
+            "ringlet_tunnels: 5 configured, 5 connected, 1 with a failed binding")
     code, _, _ = rt.scrape(srv.control_port, "/metrics", toks[1])
     h.check(code == 401, "a tunnel's token cannot read /metrics (got %s)" % code)
 
@@ -129,6 +155,10 @@ def body(h):
     h.check(code == 401, "a tunnel's token cannot read /status (got %s)" % code)
     h.check('"tunnels":[' in text and all('"binding":"127.0.0.1:%d"' % b in text for b in binds),
             "/status lists the tunnels with their bindings")
+    h.check(('"bindFailed":{"port":%d,"reason":"in-use"}' % taken) in text,
+            "/status names the binding that could not be bound: %s" %
+            text[text.find('"name":"blocked"'):][:300])
+    squatter.close()
     rc, out = h.run([h.bin, "status", "--url", "ws://127.0.0.1:%d" % srv.control_port,
                      "--token", h.token])
     rows = [l for l in out.splitlines() if l.split()[:1] and l.split()[0] in NAMES]
