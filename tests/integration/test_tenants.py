@@ -166,4 +166,21 @@ def body(h):
             "ringlet status prints the tunnel table, one client each:\n%s" % out)
 
 
+    # Listener lifetime: a tunnel whose client left keeps its binding, and a connection
+    # there fails fast (reset at once), as a Service in front expects - it does not hang.
+    clients[1].stop()
+    h.check(srv.wait_log(r'msg="tunnel closed by peer"', 10), "vega-gcp's client left")
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    try:
+        c = rt.connect("127.0.0.1", binds[1], timeout=5)
+        c.settimeout(5)
+        got = c.recv(1)
+        c.close()
+    except ConnectionError:
+        got = b""
+    h.check(got == b"" and time.monotonic() - t0 < 2,
+            "with no client, the tunnel's binding resets a connection at once (%.2f s)" %
+            (time.monotonic() - t0))
+
 rt.main("tenants", body)
