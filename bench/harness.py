@@ -40,7 +40,8 @@ OP_RR = 3
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 
 SCENARIOS = {1: "bulk", 2: "rr", 3: "churn", 4: "scale", 5: "slow", 6: "federation",
-             7: "hol", 8: "scaling", 9: "sockmap"}
+             7: "hol", 8: "scaling", 9: "sockmap", 10: "fleet"}
+FLEET = 10  # the fleet scenario: ringlet only, its own server, clients and upstream
 # What BENCH_QUICK=1 runs when BENCH_SCENARIOS does not say: 7, 8 and 9 would take the quick
 # profile well past its ~2 minute budget (it is at about 2 min with 1-6 alone).
 QUICK_DEFAULT = [1, 2, 3, 4, 5, 6]
@@ -59,6 +60,7 @@ TITLES = {
     "hol": "7. Head-of-line: small requests while a bulk download shares the tunnel",
     "scaling": "8. Shard scaling: parallel bulk streams, 1 server shard vs 2",
     "sockmap": "9. Sockmap steering of the local hops: --sockmap on against off and direct",
+    "fleet": "10. Fleet: N named tunnels on one server, N ringlet clients, a reload",
 }
 # BENCH_BASE=<rev>: path BASE_PATH is the BASE_OF template run with ringlet built at that git
 # revision (into BASE_DIR/<commit>/), beside BASE_OF itself (a refactor's "no speed change").
@@ -123,13 +125,23 @@ def profile():
         sockmap_bulk_cases=[("up", 1), ("down", 1), ("up", 8), ("down", 8)],
         sockmap_rr_sizes=[KIB, 64 * KIB, MIB],
         sockmap_rr_conc=16,
+        # 10. fleet: fleet_n tunnels (--tunnels), one real `ringlet client --lanes 1
+        # --shards 1` each; fleet_probes /connect upgrades at 1 and at fleet_n connected
+        # tunnels; fleet_sample paced streams (fleet_rate bytes/s each) carried while
+        # fleet_reloads reloads change one other tunnel's token each. long_reps cold starts.
+        fleet_n=1000,
+        fleet_probes=200,
+        fleet_sample=10,
+        fleet_rate=4 * MIB,
+        fleet_reloads=3,
+        fleet_connect_timeout=60.0,
     )
     if env_flag("BENCH_QUICK"):
         p.update(name="quick", bulk_s=0.5, rr_s=0.5, churn_s=0.5, long_reps=1,
                  iperf3_streams=[1], bssl_reps=1,
                  scale_idle_s=1.0, scale_active_s=1.5, slow_pause_s=1.5,
                  hol_s=1.0, hol_lead_s=0.3, hol_tail_s=0.3, scaling_s=1.0,
-                 scaling_dirs=["down"], sockmap_s=0.5)
+                 scaling_dirs=["down"], sockmap_s=0.5, fleet_probes=100)
     if env_flag("BENCH_TINY"):
         p.update(name="tiny", reps=1, long_reps=1, bulk_s=0.3,
                  bulk_cases=[("up", 1), ("down", 1)], rr_s=0.3, rr_conc=4,
@@ -140,7 +152,8 @@ def profile():
                  hol_s=0.3, hol_lead_s=0.2, hol_tail_s=0.2, scaling_s=0.3,
                  scaling_dirs=["down"], sockmap_s=0.3,
                  sockmap_bulk_cases=[("up", 1), ("down", 1)], sockmap_rr_sizes=[KIB],
-                 sockmap_rr_conc=4)
+                 sockmap_rr_conc=4, fleet_n=20, fleet_probes=30, fleet_sample=3,
+                 fleet_rate=MIB, fleet_reloads=2)
     if os.environ.get("BENCH_REPS"):
         p["reps"] = p["long_reps"] = max(1, int(os.environ["BENCH_REPS"]))
     p["bssl_reps"] = min(p["bssl_reps"], p["reps"])
@@ -488,7 +501,7 @@ class Path:
 
     def runs(self, scenario, prof_name):
         """Whether the path takes part in the scenario under this profile."""
-        return True
+        return scenario != FLEET  # 10 measures ringlet's own fleet, no other path
 
     def addr(self):
         return "%s:%d" % (self.host, self.port)
@@ -531,7 +544,7 @@ class Haproxy(Path):
         self.maxconn = max(100, min(30000, (nofile - 300 - 2 * self.maxpipes) // 2))
 
     def runs(self, scenario, prof_name):
-        return scenario not in (8, 9)  # 8 and 9 are about ringlet's own configurations
+        return scenario not in (8, 9, FLEET)  # 8-10 are about ringlet's own configurations
 
     def start(self, ctx):
         super().start(ctx)
@@ -569,7 +582,7 @@ class Socat(Path):
 
     def runs(self, scenario, prof_name):
         # The one-hop reference of 7 and 8 is haproxy; 9 compares ringlet with direct only.
-        return scenario not in (7, 8, 9)
+        return scenario not in (7, 8, 9, FLEET)
 
     def start(self, ctx):
         super().start(ctx)
@@ -680,6 +693,8 @@ class Tunnel(Path):
         return sorted({int(x) for x in re.split(r"[ ,]+", spec) if x})
 
     def runs(self, scenario, prof_name):
+        if scenario == FLEET:  # the fleet scenario starts ringlet itself (s_fleet)
+            return self.name == "ringlet" and FLEET in self.scenario_list(prof_name)
         if scenario == 8 and not self.scaling_configs():
             return False
         if scenario == 9 and not self.sockmap_config():
@@ -753,6 +768,164 @@ class Tunnel(Path):
                 self.error = "%s: %s" % (why, json.dumps(tails))
                 return False
         return super().ready(timeout)
+
+
+# ---- scenario 10 (fleet) helpers -------------------------------------------------------------
+
+
+def fleet_get(port, token, path, timeout=2.0):
+    """GET path on a plain ws:// server's control port with the Bearer token: the text,
+    or None."""
+    import urllib.request
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path),
+                                 headers={"Authorization": "Bearer " + token})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.read().decode(errors="replace")
+    except (OSError, ValueError):
+        return None
+
+
+def prom_value(text, name, **labels):
+    """The value of the Prometheus series name{labels} (exactly those labels), or None."""
+    for line in (text or "").splitlines():
+        mt = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$", line)
+        if not mt or mt.group(1) != name:
+            continue
+        if dict(re.findall(r'(\w+)="([^"]*)"', mt.group(2) or "")) == {
+                k: str(v) for k, v in labels.items()}:
+            return float(mt.group(3))
+    return None
+
+
+def resets_sent(text):
+    """Sum of ringlet_stream_resets_total{direction="sent",...} (every reason), or None
+    when there is no /metrics text."""
+    if text is None:
+        return None
+    tot = 0.0
+    for line in text.splitlines():
+        mt = re.match(r"^ringlet_stream_resets_total\{([^}]*)\} (\S+)$", line)
+        if mt and 'direction="sent"' in mt.group(1):
+            tot += float(mt.group(2))
+    return tot
+
+
+def pct(sorted_vals, p):
+    """Nearest-rank percentile of a sorted list."""
+    if not sorted_vals:
+        return None
+    k = max(0, min(len(sorted_vals) - 1, int(-(-p * len(sorted_vals) // 100)) - 1))
+    return sorted_vals[k]
+
+
+def connect_probes(port, token, count, timeout=5.0):
+    """count sequential /connect WebSocket upgrades with the token, each on a new TCP
+    connection closed once the answer's status line is in: microseconds from connect() to
+    the 101, or None when one is answered otherwise."""
+    req = ("GET /connect HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+           "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           "Sec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n" % (port, token)
+           ).encode()
+    out = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(req)
+            got = b""
+            while b"\r\n" not in got:
+                b = s.recv(4096)
+                if not b:
+                    break
+                got += b
+            t1 = time.perf_counter()
+        if not got.startswith(b"HTTP/1.1 101"):
+            return None
+        out.append((t1 - t0) * 1e6)
+        time.sleep(0.002)  # let the server drop the abandoned session
+    return out
+
+
+def wait_log(fn, offset, patterns, timeout):
+    """Polls fn (from byte offset) every millisecond until every pattern has matched a line:
+    [(monotonic time first seen, the line) or None per pattern]."""
+    found = [None] * len(patterns)
+    rx = [re.compile(p) for p in patterns]
+    end = time.monotonic() + timeout
+    buf = ""
+    with open(fn, "rb") as f:
+        f.seek(offset)
+        while True:
+            chunk = f.read()
+            now = time.monotonic()
+            if chunk:
+                buf += chunk.decode(errors="replace")
+                lines = buf.split("\n")
+                buf = lines.pop()
+                for line in lines:
+                    for i, r in enumerate(rx):
+                        if found[i] is None and r.search(line):
+                            found[i] = (now, line)
+            if all(found) or now > end:
+                return found
+            time.sleep(0.001)
+
+
+def fleet_stop(procs, timeout=10.0):
+    """Stops many processes at once: SIGTERM to every group, a shared deadline, SIGKILL to
+    the groups still there."""
+    for p in procs:
+        if p.alive():
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+    end = time.monotonic() + timeout
+    for p in procs:
+        try:
+            p.p.wait(timeout=max(0.01, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for p in procs:
+        stop(p)  # SIGKILL to what is left of the group, the log closed
+
+
+class PacedSink(threading.Thread):
+    """One stream through a tunnel binding to `loadgen serve`'s SINK: sends rate bytes/s
+    in 32 KiB chunks until stop is set, then half-closes and reads the upstream's count of
+    the bytes it received. sent, counted (None if never answered), error (a reset, ...)."""
+
+    def __init__(self, host, port, rate):
+        super().__init__(daemon=True)
+        self.addr, self.rate = (host, port), rate
+        self.stop = threading.Event()
+        self.sent, self.counted, self.error = 0, None, None
+
+    def run(self):
+        chunk = bytes(range(256)) * 128
+        try:
+            with socket.create_connection(self.addr, timeout=10) as s:
+                s.sendall(struct.pack("<IHHQ", MAGIC, 1, 0, 0) + bytes(48))  # OP_SINK
+                t0 = time.monotonic()
+                while not self.stop.is_set():
+                    s.sendall(chunk)
+                    self.sent += len(chunk)
+                    ahead = self.sent / self.rate - (time.monotonic() - t0)
+                    if ahead > 0:
+                        self.stop.wait(ahead)
+                s.shutdown(socket.SHUT_WR)
+                got = b""
+                while len(got) < 8:
+                    b = s.recv(8 - len(got))
+                    if not b:
+                        break
+                    got += b
+                if len(got) == 8:
+                    self.counted = struct.unpack("<Q", got)[0]
+                else:
+                    self.error = "no byte count from the upstream"
+        except OSError as e:
+            self.error = "%s: %s" % (type(e).__name__, e)
 
 
 # ---- the run -------------------------------------------------------------------------------
@@ -1068,6 +1241,7 @@ class Runner:
         self.sm_cgroup = self.sm_serve = None
         self.sm_paths = []
         self.sockmap_info = {}
+        self.fleet_info = None  # scenario 10: its size and upstream, or why it did not run
 
     # -- progress ------------------------------------------------------------------------
 
@@ -2023,6 +2197,233 @@ class Runner:
                                  error="path processes exited: %s" % json.dumps(tails)))
         self.note("%s %s %s: path processes exited" % (scen, case, p.name))
 
+    # -- 10. fleet ------------------------------------------------------------------------------
+
+    def fleet_ringlet(self):
+        """The ringlet path scenario 10 measures (its binary), or None."""
+        for p in self.paths:
+            if isinstance(p, Tunnel) and p.runs(FLEET, self.prof["name"]):
+                return p
+        return None
+
+    def s_fleet(self, _paths=None):
+        """10. A fleet: fleet_n named tunnels on one server (--tunnels), each with its own
+        token file and binding, and one real ringlet client per tunnel (`--lanes 1 --shards
+        1`, upstream a `loadgen serve`). Per repetition (a cold start each): the server's RSS
+        before any client, /connect latency with 1 tunnel connected, the time for all
+        fleet_n clients to connect from their start, RSS with all connected and idle,
+        /connect latency at fleet_n, then paced streams on fleet_sample tunnels while
+        fleet_reloads reloads each change one other tunnel's token."""
+        P = self.prof
+        rp = self.fleet_ringlet()
+        n = P["fleet_n"]
+        # Each tunnel costs the server two descriptors (its WebSocket, its listener) and the
+        # harness one (the client's log file): stay inside the open-file limit.
+        cap = max(2, (self.nofile - 300) // 3)
+        if n > cap:
+            self.note("fleet: %d tunnels need more descriptors than the limit %d allows; "
+                      "running %d" % (n, self.nofile, cap))
+            n = cap
+        case = "%d tunnels" % n
+        d = os.path.join(self.ctx.workdir, "fleet")
+        os.makedirs(os.path.join(d, "tokens"), exist_ok=True)
+        os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
+        up_port = free_port(UPSTREAM_HOST)
+        serve_argv = [self.loadgen, "serve", "--listen", "%s:%d" % (UPSTREAM_HOST, up_port)]
+        serve = start("fleet-upstream", serve_argv, self.ctx.logdir)
+        if not wait_until(lambda: not _bindable(UPSTREAM_HOST, up_port), 10):
+            self.fleet_info = {"reason": "its upstream (loadgen serve) did not start"}
+            stop(serve)
+            return
+        try:
+            self.fleet_info = {"tunnels": n, "upstream": serve_argv}
+            for rep in range(P["long_reps"]):
+                self.progress("10 fleet %s  rep %d/%d" % (case, rep + 1, P["long_reps"]))
+                s = self.fleet_once(rp, n, d, up_port, rep)
+                s.update(scenario="fleet", case=case, path=rp.name, rep=rep)
+                if not s["ok"]:
+                    self.note("fleet %s rep %d failed: %s" % (case, rep + 1, s["error"]))
+                self.samples.append(s)
+        finally:
+            stop(serve)
+
+    def fleet_files(self, n, d, up_port, rep):
+        """The tunnels file (n tunnels t0000..., plus `probe`, whose token the /connect
+        probes use and which has no client) and one token file each. Bindings are
+        127.0.0.1 ports below the ephemeral range, so no client's source port can take one
+        before its listener opens. Returns (file, tokens {name: path}, bindings {name:
+        port}, probe token)."""
+        try:
+            lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+        except (OSError, ValueError, IndexError):
+            lo = 32768
+        names = ["t%04d" % i for i in range(n)] + ["probe"]
+        binds, port = {}, lo - 1
+        for name in names:
+            while port > 1024 and (port == up_port or not _bindable(PUBLIC_HOST, port)):
+                port -= 1
+            if port <= 1024:
+                raise RuntimeError("no free ports below %d for %d bindings" % (lo, n))
+            binds[name] = port
+            port -= 1
+        toks, y = {}, ["tunnels:"]
+        for name in names:
+            toks[name] = os.path.join(d, "tokens", name)
+            with open(toks[name], "w") as f:
+                f.write("%s-%d-%032x\n" % (name, rep, random.getrandbits(128)))
+            y.append('  - name: %s\n    tokenFile: %s\n    ports:\n      - port: %d\n'
+                     '        listen: "%s:%d"' % (name, toks[name], up_port, PUBLIC_HOST,
+                                                  binds[name]))
+        fn = os.path.join(d, "tunnels.yaml")
+        with open(fn, "w") as f:
+            f.write("\n".join(y) + "\n")
+        probe_tok = open(toks["probe"]).read().strip()
+        return fn, toks, binds, probe_tok
+
+    def fleet_once(self, rp, n, d, up_port, rep):
+        P = self.prof
+        m = {}
+        out = {"ok": False, "metrics": m}
+        tfile, toks, binds, probe_tok = self.fleet_files(n, d, up_port, rep)
+        ctl = free_port(PUBLIC_HOST)
+        srv_argv = [rp.ringlet, "server", "--auto-tls=false", "--token-file",
+                    self.ctx.token_file, "--control-addr", "127.0.0.1", "--control-port",
+                    str(ctl), "--data-addr", "127.0.0.1", "--tunnels", tfile]
+
+        def cli_argv(name):
+            return [rp.ringlet, "client", "--url", "ws://127.0.0.1:%d" % ctl, "--token-file",
+                    toks[name], "--upstream", UPSTREAM_HOST, "--ports", str(up_port),
+                    "--auto-tls=false", "--lanes", "1", "--shards", "1"]
+
+        out["cmd"] = {"server": srv_argv, "client": cli_argv("t0000"), "tunnels_file": tfile}
+        names = ["t%04d" % i for i in range(n)]
+        srv = start("fleet-server-%d" % rep, srv_argv, self.ctx.logdir)
+        clients = {}
+
+        def metrics():
+            return fleet_get(ctl, self.ctx.token, "/metrics")
+
+        def connected():
+            return prom_value(metrics(), "ringlet_tunnels", state="connected")
+
+        def fail(why):
+            out["error"] = "%s; server log: %s" % (why, " | ".join(srv.log_tail(3)))
+            return out
+
+        try:
+            if not wait_until(lambda: not srv.alive() or connected() is not None, 10, 0.02) \
+                    or not srv.alive():
+                return fail("the server did not start")
+            m["configured"] = prom_value(metrics(), "ringlet_tunnels", state="configured")
+            time.sleep(0.3)
+            rss0 = rss_kib(srv.pid)
+            m["server_rss_before_mib"] = rss0 / 1024
+            # /connect at 1 tunnel: t0000's client alone, then it goes away again.
+            clients["t0000"] = start("fleet-client-t0000-%d" % rep, cli_argv("t0000"),
+                                     self.ctx.logdir)
+            if not wait_until(lambda: connected() == 1, 15, 0.02):
+                return fail("the first client did not connect (connected=%s)" % connected())
+            lat1 = connect_probes(ctl, probe_tok, P["fleet_probes"])
+            if lat1 is None:
+                return fail("a /connect probe got no 101")
+            self.fleet_put(m, "connect", lat1, "_1")
+            fleet_stop([clients.pop("t0000")])
+            if not wait_until(lambda: connected() == 0, 15, 0.05):
+                return fail("the first client's tunnel did not go away")
+            # Cold start: every client at once.
+            t0 = time.monotonic()
+            for name in names:
+                clients[name] = start("fleet-client-%s-%d" % (name, rep), cli_argv(name),
+                                      self.ctx.logdir)
+            m["spawn_s"] = time.monotonic() - t0
+            seen = [0]
+
+            def all_in():
+                c = connected()
+                seen[0] = c if c is not None else seen[0]
+                return c == n
+            if not wait_until(all_in, P["fleet_connect_timeout"], 0.01):
+                return fail("%s of %d clients connected in %.0f s" % (
+                    seen[0], n, P["fleet_connect_timeout"]))
+            m["connect_all_s"] = time.monotonic() - t0
+            # The part after the last client was started (spawning 1000 processes from
+            # Python is most of the cold start on 2 CPUs).
+            m["connect_after_spawn_s"] = m["connect_all_s"] - m["spawn_s"]
+            time.sleep(0.5)  # idle
+            rssn = rss_kib(srv.pid)
+            m["server_rss_connected_mib"] = rssn / 1024
+            m["server_kib_per_tunnel"] = (rssn - rss0) / n
+            crss = [rss_kib(c.pid) for c in clients.values()]
+            crss = [v for v in crss if v is not None]
+            if crss:
+                m["client_rss_mib"] = statistics.median(crss) / 1024
+            latn = connect_probes(ctl, probe_tok, P["fleet_probes"])
+            if latn is None:
+                return fail("a /connect probe at %d tunnels got no 101" % n)
+            self.fleet_put(m, "connect", latn, "_n")
+            if not wait_until(lambda: connected() == n, 5, 0.05):
+                return fail("clients went away after the probes (connected=%s)" % connected())
+            # Traffic on the sample while reloads change other tunnels' tokens.
+            sample = names[:min(P["fleet_sample"], max(1, n - P["fleet_reloads"]))]
+            changed = names[::-1][:min(P["fleet_reloads"], n - len(sample))]
+            r0 = resets_sent(metrics())
+            streams = [PacedSink(PUBLIC_HOST, binds[t], P["fleet_rate"]) for t in sample]
+            for st in streams:
+                st.start()
+            time.sleep(0.5)
+            reloads = []
+            for name in changed:
+                mark = os.path.getsize(srv.log)
+                tmp = os.path.join(d, "tmp", name)
+                with open(tmp, "w") as f:
+                    f.write("%s-changed-%d-%032x\n" % (name, rep, random.getrandbits(128)))
+                t0 = time.monotonic()
+                os.replace(tmp, toks[name])  # seen by inotify in the token files' directory
+                os.kill(srv.pid, signal.SIGHUP)
+                got = wait_log(srv.log, mark, [
+                    r'msg="tunnels file reloaded".*token_changed=1',
+                    r'msg="tunnel token changed: disconnecting its client" tunnel="?%s\b'
+                    % name], 5.0)
+                if None in got:
+                    return fail("reload for %s: %s" % (name, got))
+                why = re.search(r"why=(\S+)", got[0][1])
+                reloads.append({"tunnel": name, "applied_ms": (got[0][0] - t0) * 1000,
+                                "disconnected_ms": (got[1][0] - t0) * 1000,
+                                "why": why.group(1) if why else None})
+                time.sleep(0.5)
+            time.sleep(0.5)
+            for st in streams:
+                st.stop.set()
+            for st in streams:
+                st.join(30)
+            r1 = resets_sent(metrics())
+            # The changed tunnels' clients are refused when they come back; the others stay.
+            stayed = wait_until(lambda: connected() == n - len(changed), 10, 0.05)
+            m["reload_ms"] = max(r["applied_ms"] for r in reloads) if reloads else None
+            m["reload_disconnect_ms"] = (max(r["disconnected_ms"] for r in reloads)
+                                         if reloads else None)
+            m["sample_mib"] = sum(st.sent for st in streams) / MIB
+            m["sample_bytes_lost"] = sum(max(0, st.sent - (st.counted or 0)) for st in streams)
+            m["sample_streams_failed"] = sum(1 for st in streams if st.error)
+            m["server_resets_sent"] = (r1 - r0) if r0 is not None and r1 is not None else None
+            m["untouched_stayed"] = stayed
+            out["reloads"] = reloads
+            out["sample"] = [{"tunnel": t, "binding": binds[t], "sent": st.sent,
+                              "counted": st.counted, "error": st.error}
+                             for t, st in zip(sample, streams)]
+            out["ok"] = True
+            return out
+        except (OSError, RuntimeError, ValueError) as e:
+            return fail("%s: %s" % (type(e).__name__, e))
+        finally:
+            fleet_stop(list(clients.values()) + [srv])
+
+    @staticmethod
+    def fleet_put(m, key, lat, suffix):
+        lat = sorted(lat)
+        m["%s_p50_us%s" % (key, suffix)] = pct(lat, 50)
+        m["%s_p99_us%s" % (key, suffix)] = pct(lat, 99)
+
     # -- orchestration -------------------------------------------------------------------------
 
     def count_steps_of(self, scenario):
@@ -2058,6 +2459,8 @@ class Runner:
                          for p in self.paths if p.runs(s, P["name"]))
                 n += P["reps"] * (len(P["sockmap_bulk_cases"]) +
                                   len(P["sockmap_rr_sizes"])) * nv
+            elif s == FLEET:
+                n += P["long_reps"] * np
             else:
                 n += P["long_reps"] * np
         return n
@@ -2084,6 +2487,8 @@ class Runner:
             self.note("the machine is %.0f%% busy before the run: other workloads share the "
                       "CPUs, figures will be noisier" % self.busy_before)
         started = time.time()
+        if FLEET not in self.scenarios:
+            self.fleet_info = {"reason": "scenario 10 not selected in this run"}
         for s in self.scenarios:
             if s == 9:
                 status, why = self.sockmap_setup()
@@ -2097,6 +2502,17 @@ class Runner:
                         "skipping" if status == "skip" else "FAILED:", why))
                     self.steps -= self.count_steps_of(9)
                     continue
+            if s == FLEET:  # its own server, clients and upstream; no other path runs
+                for p in self.paths:
+                    p.stop()
+                if not self.fleet_ringlet():
+                    why = "the ringlet path is not in this run (BENCH_PATHS)"
+                    self.fleet_info = {"reason": why}
+                    self.skipped_scenarios.append({"scenario": SCENARIOS[s], "reason": why})
+                    self.note("skipping scenario 10 (fleet): " + why)
+                    continue
+                self.s_fleet()
+                continue
             paths = self.start_paths(s)
             getattr(self, "s_" + SCENARIOS[s])(paths)
             if s == 9:
@@ -2156,6 +2572,7 @@ class Runner:
             "aggregates": aggregates,
             "bssl": self.bssl_info(),
             "sockmap": self.sockmap_summary(),
+            "fleet": self.fleet_info,
             "samples": self.samples,
         }
         if self.base:

@@ -547,6 +547,7 @@ def summary(res):
         w(t.md())
 
     sockmap_section(res, w)
+    fleet_section(res, w)
 
     failed = [s for s in res.get("samples", []) if not s.get("ok")]
     w("")
@@ -560,6 +561,65 @@ def summary(res):
                                         str(s.get("error"))[:600].replace("\n", " ")))
     w("")
     return "\n".join(out)
+
+
+def fleet_section(res, w):
+    """10. N named tunnels on one server, N real ringlet clients, reloads."""
+    A = (res.get("aggregates") or {}).get("fleet")
+    F = res.get("fleet") or {}
+    P = res.get("profile", {})
+    if not A:
+        if F.get("reason") and "not selected" not in F["reason"]:
+            w("")
+            w("## 10. Fleet")
+            w("")
+            w("Not measured: %s." % F["reason"])
+        return
+    w("")
+    w("## 10. Fleet: N named tunnels on one server, N ringlet clients, a reload")
+    w("")
+    w("One `ringlet server --tunnels FILE` with N named tunnels (each its own token file and "
+      "127.0.0.1 binding, plus one spare tunnel whose token the /connect probes use) and N "
+      "real `ringlet client --lanes 1 --shards 1` processes, one per tunnel, upstream a "
+      "`loadgen serve`; a cold start per repetition. `connect all s`: from the first "
+      "client's start until the server's /metrics says `ringlet_tunnels{state=\"connected\"}` "
+      "= N (`spawn s`: starting the N processes from the harness, part of it). `KiB/tunnel`: "
+      "server VmRSS with all N connected and idle, minus before any client, over N. "
+      "/connect: %s sequential WebSocket upgrades with a valid token, connect() to the 101, "
+      "with 1 and with N tunnels connected. Reload: %s reload(s), each rewriting one other "
+      "tunnel's token file (rename into the watched directory, then SIGHUP) while %s "
+      "untouched tunnels each carry a paced stream (%s/s) to the upstream's byte counter; "
+      "`reload ms` = the slowest of the repetition's reloads, from the change to the "
+      "server's `tunnels file reloaded` line, `kick ms` to its `disconnecting its client` "
+      "line. `lost` = bytes sent minus the upstream's count, `failed` = streams reset or "
+      "broken, `resets` = the server's `ringlet_stream_resets_total{direction=\"sent\"}` "
+      "delta, `stayed` = every untouched client still connected afterwards." % (
+          P.get("fleet_probes"), P.get("fleet_reloads"), P.get("fleet_sample"),
+          size_name_r(P.get("fleet_rate") or 0)))
+    w("")
+    t = Table(["case", "connect all s", "spawn s", "server RSS before MiB",
+               "server RSS N MiB", "KiB/tunnel", "client RSS MiB",
+               "/connect p50/p99 µs at 1", "/connect p50/p99 µs at N", "reload ms",
+               "kick ms", "sample MiB", "lost", "failed", "resets", "stayed"])
+    for case, byp in A.items():
+        m = byp.get("ringlet") or {}
+        t.add(case, fig(m.get("connect_all_s")), fig(m.get("spawn_s")),
+              fig(m.get("server_rss_before_mib")), fig(m.get("server_rss_connected_mib")),
+              fig(m.get("server_kib_per_tunnel")), fig(m.get("client_rss_mib")),
+              "%s / %s" % (fig(m.get("connect_p50_us_1"), 0), fig(m.get("connect_p99_us_1"), 0)),
+              "%s / %s" % (fig(m.get("connect_p50_us_n"), 0), fig(m.get("connect_p99_us_n"), 0)),
+              fig(m.get("reload_ms")), fig(m.get("reload_disconnect_ms")),
+              fig(m.get("sample_mib")), fig(m.get("sample_bytes_lost"), 0),
+              fig(m.get("sample_streams_failed"), 0), fig(m.get("server_resets_sent"), 0),
+              ("yes" if m["untouched_stayed"]["min"] == 1 else "NO")
+              if m.get("untouched_stayed") else "–")
+    w(t.md())
+    whys = sorted({r.get("why") for s in res.get("samples", []) if s.get("scenario") == "fleet"
+                   for r in s.get("reloads") or []} - {None})
+    if whys:
+        w("")
+        w("Reloads were triggered by: %s (inotify sees the token file's rename before the "
+          "SIGHUP arrives; the first reload applies the change)." % ", ".join(whys))
 
 
 def size_name_r(n):

@@ -24,13 +24,14 @@
 
 #define TUNNEL_IDS_MAX 65535 /* distinct tunnel names since start */
 
-static bool ids_grow(struct tunnel_table *tt)
+/* Room for want ids (want <= TUNNEL_IDS_MAX): the table doubles until it holds them. */
+static bool ids_reserve(struct tunnel_table *tt, uint32_t want)
 {
-	if (tt->nids < tt->cap)
+	if (want <= tt->cap)
 		return true;
-	if (tt->cap >= TUNNEL_IDS_MAX)
-		return false;
-	uint32_t cap = tt->cap ? tt->cap * 2 : 64;
+	uint32_t cap = tt->cap ? tt->cap : 64;
+	while (cap < want)
+		cap *= 2;
 	if (cap > TUNNEL_IDS_MAX)
 		cap = TUNNEL_IDS_MAX;
 	struct tunnel_id *ni = realloc(tt->ids, cap * sizeof(*ni));
@@ -206,9 +207,8 @@ static bool assign_ids(struct tunnel_table *tt, struct tenant_set *set)
 		need += id_by_name(tt, set->t[i].name) == 0;
 	if (tt->nids + need > TUNNEL_IDS_MAX)
 		return false;
-	while (tt->cap < tt->nids + need)
-		if (!ids_grow(tt))
-			return false;
+	if (!ids_reserve(tt, tt->nids + need))
+		return false;
 	for (size_t i = 0; i < set->n; i++) {
 		uint32_t id = id_by_name(tt, set->t[i].name);
 		if (!id) {

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Smoke test of the benchmark harness (bench/run.sh): a seconds-long run (BENCH_TINY=1: one
-# repetition, tiny sizes, scenarios 1-7; 8, shard scaling, is left out) over direct, socat
+# repetition, tiny sizes, scenarios 1-7 and 10, the fleet at 20 tunnels; 8, shard scaling,
+# and 9, sockmap, are left out) over direct, socat
 # and ringlet, plus ringlet-wss
 # (TLS; bulk and federation only in this profile) and a short `bssl speed` when the tool is
 # installed, written to a temp dir. Checks that results.json and summary.md are produced and
@@ -30,7 +31,7 @@ command -v python3 >/dev/null 2>&1 || skip "python3 not found"
 out=$(mktemp -d /tmp/ringlet-bench-smoke.XXXXXX) || fail "mktemp"
 trap 'rm -rf "$out"' EXIT
 
-BENCH_TINY=1 BENCH_OUT="$out" BENCH_PATHS=direct,socat,ringlet,ringlet-wss BENCH_SCENARIOS=1,2,3,4,5,6,7 \
+BENCH_TINY=1 BENCH_OUT="$out" BENCH_PATHS=direct,socat,ringlet,ringlet-wss BENCH_SCENARIOS=1,2,3,4,5,6,7,10 \
 	RINGLET_BIN="$RINGLET_BIN" LOADGEN_BIN="$LOADGEN_BIN" \
 	timeout -k 5 240 sh bench/run.sh >"$out/run.log" 2>&1
 rc=$?
@@ -75,6 +76,14 @@ for case, byp in agg["federation"].items():
         "%s: ringlet-wss did not carry the bytes exactly" % case
 for case, byp in agg["bulk"].items():
     assert byp["ringlet-wss"]["bytes_per_s"]["median"] > 0, "%s: no wss payload rate" % case
+fl = agg["fleet"]["20 tunnels"]["ringlet"]  # 10: 20 tunnels, 20 ringlet clients, reloads
+for k in ("connect_all_s", "server_kib_per_tunnel", "connect_p50_us_1", "connect_p99_us_n",
+          "reload_ms", "reload_disconnect_ms", "sample_mib"):
+    assert fl[k]["median"] > 0, "fleet: %s = %s" % (k, fl.get(k))
+for k in ("sample_bytes_lost", "sample_streams_failed", "server_resets_sent"):
+    assert fl[k]["max"] == 0, "fleet: %s = %s" % (k, fl[k])
+assert fl["untouched_stayed"]["min"] == 1, "fleet: an untouched client went away"
+assert set(agg["fleet"]["20 tunnels"]) == {"ringlet"}, "fleet: a path other than ringlet"
 b = res.get("bssl")
 assert isinstance(b, dict) and "available" in b, "results.json says nothing about bssl"
 summary = open(os.path.join(run, "summary.md")).read()
@@ -97,7 +106,7 @@ for s in res["samples"]:
         assert s.get("cmd"), "sample without its command: %s" % s
 for head in ("## 1. Bulk throughput", "## 2. Request/response latency", "## 3. Connection churn",
              "## 4. Scale", "## 5. Slow consumer", "## 6. Federation-shaped response",
-             "## 7. Head-of-line"):
+             "## 7. Head-of-line", "## 10. Fleet"):
     assert head in summary, "summary.md lacks %r" % head
 assert "| ringlet |" in summary or "| ringlet" in summary, "summary.md has no ringlet row"
 # BENCH_BASE (ringlet against a git revision): not asked for here, so neither the path nor the
