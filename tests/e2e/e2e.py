@@ -13,7 +13,11 @@ asserted and the report. Environment:
   E2E_INGRESS=1    the seed's full shape: an nginx ingress (TLS, a test CA made with
                    openssl) in the observability namespace in front of the ringlet servers;
                    the clients dial wss://<cluster>.prometheus.example.com/connect
+  E2E_TENANTS=1    one multi-tenant exit node (--tunnels) for three client clusters
+                   (orion-aws, orion-equinix, orion-gcp); a live reload of its tunnels file
+                   (a symlink swap) adds a fourth (orion-azure); no fault phases
   E2E_RUN_ID       unique id of this run: namespaces are rle2e-<id>-{obs,aws,eqx}
+                   (+ gcp, azr with E2E_TENANTS)
   E2E_REPORT       write the markdown report there as well as to stdout
   E2E_TIMEOUT      overall time limit in seconds (default 900)
   E2E_KEEP=1       keep the temporary directory (configs, logs, TSDBs) even on success
@@ -103,11 +107,35 @@ INGRESS = os.environ.get("E2E_INGRESS", "") not in ("", "0", "no", "false")
 INGRESS_IP = "10.213.0.1"
 INGRESS_PORT = 443
 
+# With E2E_TENANTS: one multi-tenant exit node (`--tunnels`) for three client clusters, a
+# fourth added by a live reload of its tunnels file. Its control plane (the "LoadBalancer IP"
+# every *.prometheus.example.com name points at) and its data-plane bindings, one port per
+# tunnel, are on addresses inside obs; each client cluster has a /32 route to the control
+# plane only.
+TENANTS = os.environ.get("E2E_TENANTS", "") not in ("", "0", "no", "false")
+if TENANTS and INGRESS:
+    raise SystemExit("E2E_TENANTS and E2E_INGRESS together are not supported (yet): pick one")
+EXIT_IP = "10.213.0.1"  # control plane of the one exit node (TENANTS)
+EXIT_DATA = "10.213.0.10"  # where it binds each tunnel's port 9090 (TENANTS)
+BIND_BASE = 19000  # tunnel i (1-based) is bound at EXIT_DATA:BIND_BASE+i (TENANTS)
+
 CLUSTERS = [
     {"name": "orion-aws", "short": "aws", "net": "10.213.1", "data": "10.213.0.11"},
     {"name": "orion-equinix", "short": "eqx", "net": "10.213.2", "data": "10.213.0.12"},
 ]
-for _c in CLUSTERS:
+SEED_TARGETS = ["%s-inlets-pro-data-plane:9090" % c["name"] for c in CLUSTERS]
+LATE = []  # client clusters whose tunnel is added by a reload (TENANTS)
+if TENANTS:
+    CLUSTERS.append({"name": "orion-gcp", "short": "gcp", "net": "10.213.3"})
+    LATE.append({"name": "orion-azure", "short": "azr", "net": "10.213.4"})
+for _i, _c in enumerate(CLUSTERS + LATE):
+    if TENANTS:
+        _c["data"], _c["data_port"] = EXIT_DATA, BIND_BASE + 1 + _i
+    else:
+        _c["data_port"] = 9090
+    # Where the observability side reaches the cluster's Prometheus through ringlet: the
+    # data-plane "ClusterIP" (plain, ingress) or the tunnel's binding on the exit node.
+    _c["tunnel_addr"] = "%s:%d" % (_c["data"], _c["data_port"])
     _c["ns"] = "%s-%s" % (PREFIX, _c["short"])
     _c["obs_ip"] = _c["net"] + ".1"  # the observability end of the veth
     _c["ip"] = _c["net"] + ".2"  # the client cluster's end: its Prometheus
@@ -119,9 +147,10 @@ for _c in CLUSTERS:
     # The ringlet server's control plane: on the veth without an ingress (the clients dial it
     # directly); behind the ingress the chart's control-plane ClusterIP service, obs only.
     _c["control_svc"] = "%s-inlets-pro-control-plane" % _c["name"]
-    _c["control_ip"] = ("10.213.0.2%s" % _c["net"][-1]) if INGRESS else _c["obs_ip"]
-AWS, EQX = CLUSTERS
-NAMESPACES = [OBS_NS] + [c["ns"] for c in CLUSTERS]
+    _c["control_ip"] = ("10.213.0.2%s" % _c["net"][-1]) if INGRESS else EXIT_IP if TENANTS else _c["obs_ip"]
+AWS, EQX = CLUSTERS[:2]
+ALL = CLUSTERS + LATE
+NAMESPACES = [OBS_NS] + [c["ns"] for c in ALL]
 
 
 # ---- network namespaces --------------------------------------------------------------------
@@ -171,15 +200,24 @@ def setup_network():
         os.makedirs("/etc/netns/" + ns, exist_ok=True)
         with open("/etc/netns/%s/resolv.conf" % ns, "w") as f:
             f.write("nameserver 127.0.0.1\n")  # no DNS anywhere: lookups fail fast, locally
-    for c in CLUSTERS:
+    if TENANTS:
+        # The one exit node: its control plane and its tunnels' bindings, obs only.
+        for a in (EXIT_IP, EXIT_DATA):
+            run(["ip", "-n", OBS_NS, "addr", "add", a + "/32", "dev", "lo"])
+    for c in ALL:
         run(["ip", "-n", OBS_NS, "link", "add", "v-" + c["short"], "type", "veth",
              "peer", "name", "v-obs", "netns", c["ns"]])
         run(["ip", "-n", OBS_NS, "addr", "add", c["obs_ip"] + "/24", "dev", "v-" + c["short"]])
         run(["ip", "-n", c["ns"], "addr", "add", c["ip"] + "/24", "dev", "v-obs"])
         run(["ip", "-n", OBS_NS, "link", "set", "v-" + c["short"], "up"])
         run(["ip", "-n", c["ns"], "link", "set", "v-obs", "up"])
-        # The data-plane "ClusterIP" of this cluster's server, reachable only inside obs.
-        run(["ip", "-n", OBS_NS, "addr", "add", c["data"] + "/32", "dev", "lo"])
+        if TENANTS:
+            # The client cluster reaches the exit node's control plane, nothing else of obs
+            # but its veth's own subnet.
+            run(["ip", "-n", c["ns"], "route", "add", EXIT_IP + "/32", "via", c["obs_ip"]])
+        else:
+            # The data-plane "ClusterIP" of this cluster's server, reachable only inside obs.
+            run(["ip", "-n", OBS_NS, "addr", "add", c["data"] + "/32", "dev", "lo"])
         if INGRESS:
             # The control plane is a ClusterIP too; the client cluster reaches only the
             # ingress address, through its veth (no other route: no default route).
@@ -192,8 +230,11 @@ def setup_network():
         run(["ip", "-n", OBS_NS, "addr", "add", INGRESS_IP + "/32", "dev", "lo"])
     with open("/etc/netns/%s/hosts" % OBS_NS, "w") as f:
         f.write("127.0.0.1\tlocalhost\n")
-        for c in CLUSTERS:
-            f.write("%s\t%s %s.monitoring.svc.cluster.local\n" % (c["data"], c["data_host"], c["data_host"]))
+        for c in ALL:
+            if not TENANTS:
+                # With TENANTS the Service names do not resolve: the observability
+                # Prometheus's relabelling alone maps them to the bindings.
+                f.write("%s\t%s %s.monitoring.svc.cluster.local\n" % (c["data"], c["data_host"], c["data_host"]))
             f.write("%s\t%s\n" % (c["ip"], c["direct_host"]))
             if INGRESS:
                 f.write("%s\t%s %s.monitoring.svc.cluster.local\n" % (
@@ -540,20 +581,50 @@ class Scenario:
         text = open(VERBATIM).read()
         self.selectors = re.findall(r"^ +- '(\{app=\"[a-z-]+\"\})'$", text, re.M)
         targets = re.findall(r"^ +- '([a-z0-9-]+:9090)'$", text, re.M)
-        if len(self.selectors) != 3 or targets != [c["target"] for c in CLUSTERS]:
+        if len(self.selectors) != 3 or targets != SEED_TARGETS:
             raise Fail("%s is not the seed's federated-clusters job" % VERBATIM)
         self.job_text = text
         if INTERVAL_STR != "15s":
             if text.count("  scrape_interval: 15s\n") != 1:
                 raise Fail("cannot find the scrape_interval line in %s" % VERBATIM)
             self.job_text = text.replace("  scrape_interval: 15s\n", "  scrape_interval: %s\n" % INTERVAL_STR)
-        self.direct_job_text = self.job_text
+        self.seed_job_text = self.job_text
+        if TENANTS:
+            self.job_text = self.tenants_job(CLUSTERS)
+        self.direct_job_text = self.seed_job_text + self.more_targets(CLUSTERS)
         for c in CLUSTERS:
             self.direct_job_text = self.direct_job_text.replace("'%s'" % c["target"], "'%s'" % c["direct_target"])
 
-        for c in CLUSTERS:
+        for c in ALL:
             _, c["targets"] = exporter.plan(c["name"], SERIES)
             c["expected"] = SERIES + AUTO_SERIES * len(c["targets"])
+
+    @staticmethod
+    def more_targets(clusters):
+        """The clusters the seed's job does not list, as one more static_configs entry (the
+        job's last key is static_configs, so appended lines continue its list)."""
+        extra = [c for c in clusters if c["target"] not in SEED_TARGETS]
+        if not extra:
+            return ""
+        return ("  # the exit node's further tunnels, one target per Service as the seed's\n"
+                "  - targets:\n" + "".join("    - '%s'\n" % c["target"] for c in extra))
+
+    def tenants_job(self, clusters):
+        """The seed's job byte for byte, then the further clusters' targets, then the
+        relabelling that does what the chart's per-tunnel Services do on Kubernetes: each
+        `<cluster>-inlets-pro-data-plane:9090` goes to its tunnel's binding on the exit
+        node. `instance` keeps the Service name (set before __address__ is rewritten)."""
+        t = self.seed_job_text + self.more_targets(clusters)
+        t += ("  # one exit node (--tunnels): Service name -> the tunnel's binding\n"
+              "  relabel_configs:\n"
+              "  - source_labels: [__address__]\n"
+              "    target_label: instance\n")
+        for c in clusters:
+            t += ("  - source_labels: [__address__]\n"
+                  "    regex: '%s'\n"
+                  "    target_label: __address__\n"
+                  "    replacement: '%s'\n" % (c["target"], c["tunnel_addr"]))
+        return t
 
     # -- start-up --
 
@@ -583,7 +654,8 @@ class Scenario:
         token = self.write("token.txt", self.token + "\n")  # `echo $TOKEN > token.txt`
         licence = self.write("inlets-license", "not-a-licence-ringlet-ignores-it\n")
         ex = os.path.join(HERE, "exporter.py")
-        for c in CLUSTERS:
+        for c in ALL:  # with TENANTS the late cluster runs from the start, only its tunnel is not there yet
+            c["token_file"] = token
             c["exporter_argv"] = [sys.executable, ex, "--cluster", c["name"], "--series", str(SERIES),
                                   "--listen", "127.0.0.1:9100"]
             c["exporter"] = Proc(c["short"] + "-exporter", c["ns"], c["exporter_argv"], self.logdir)
@@ -596,7 +668,9 @@ class Scenario:
             c["prom_argv"] = self.prom_argv(c["name"], cfg, "0.0.0.0:9090")
             c["prom"] = Proc(c["short"] + "-prometheus", c["ns"], c["prom_argv"], self.logdir)
             c["api"] = Prom(c["name"] + " prometheus", c["ns"], c["ip"] + ":9090")
-        for c in CLUSTERS:
+        if TENANTS:
+            self.start_exit_node(token)
+        for c in ([] if TENANTS else CLUSTERS):
             # One exit node per client cluster (the seed's helm install per cluster), each on
             # its own addresses: the control plane on the veth (or, behind the ingress, on its
             # "ClusterIP"), the data plane on its "ClusterIP". Plain HTTP either way: the
@@ -609,7 +683,7 @@ class Scenario:
             c["server"].wait_log("msg=", 10)
         if INGRESS:
             self.start_ingress()
-        for c in CLUSTERS:
+        for c in ALL:
             # The client chart's arguments. Behind the ingress exactly the seed's URL,
             # verified against the test CA (--auto-tls=false: no CA fetched from the server);
             # without it ws:// straight to the server's control port.
@@ -620,7 +694,8 @@ class Scenario:
                 url, tls = ["--url=ws://%s:%d/connect" % (c["control_host"], CONTROL_PORT)], []
             c["client_argv"] = [self.inlets, "tcp", "client"] + url + [
                 "--upstream=prometheus", "--ports=9090", "--auto-tls=false",
-                "--token-from=" + token, "--license-file=" + licence] + tls
+                "--token-from=" + c["token_file"], "--license-file=" + licence] + tls
+        for c in CLUSTERS:
             c["client"] = Proc(c["short"] + "-ringlet-client", c["ns"], c["client_argv"], self.logdir)
         obs_cfg = self.write("prometheus-observability.yml", self.global_yaml() + self.job_text)
         direct_cfg = self.write("prometheus-observability-direct.yml", self.global_yaml() + self.direct_job_text)
@@ -632,23 +707,68 @@ class Scenario:
         self.direct_api = Prom("observability prometheus (direct twin)", OBS_NS, DIRECT_PROM)
 
         for c in CLUSTERS:
-            c["server"].wait_log('msg="client connected"', 20)
+            c["server"].wait_log('msg="client connected"' + (" tunnel=%s " % c["name"] if TENANTS else ""), 20)
             c["client"].wait_log('msg="connected to the server"', 20)
+        for c in ALL:
             wait_until("%s exporter" % c["name"], lambda c=c: http_get(
                 c["ns"], "http://127.0.0.1:9100/-/healthy", timeout=5)[0] == 200, 60)
-        for p in [c["api"] for c in CLUSTERS] + [self.obs_api, self.direct_api]:
+        for p in [c["api"] for c in ALL] + [self.obs_api, self.direct_api]:
             wait_until(p.name + " ready", p.ready, 60)
         for c in CLUSTERS:
-            def dp_open(c=c):
-                with netns(OBS_NS):
-                    socket.create_connection((c["data"], 9090), timeout=2).close()
-                return True
-            wait_until("%s data plane %s:9090" % (c["name"], c["data"]), dp_open, 20)
-        log("started: 3 namespaces, %d processes; ringlet %s; %s%s" % (
-            len(PROCS), self.ringlet_version, self.prom_version,
+            self.wait_data_plane(c)
+        log("started: %d namespaces, %d processes; ringlet %s; %s%s" % (
+            len(NAMESPACES), len(PROCS), self.ringlet_version, self.prom_version,
             "; nginx %s" % self.nginx_version if INGRESS else ""))
         if INGRESS:
             self.check_ingress_path()
+
+    def wait_data_plane(self, c):
+        def dp_open():
+            with netns(OBS_NS):
+                socket.create_connection((c["data"], c["data_port"]), timeout=2).close()
+            return True
+        wait_until("%s data plane %s" % (c["name"], c["tunnel_addr"]), dp_open, 20)
+
+    def tunnels_yaml(self, clusters):
+        """The exit node's tunnels file (engine/tenant.h): one tunnel per client cluster,
+        named after it, its own token file, port 9090 bound at its own port."""
+        y = "tunnels:\n"
+        for c in clusters:
+            y += ("  - name: %s\n    tokenFile: %s\n    ports:\n      - port: 9090\n"
+                  "        listen: \"%s\"\n" % (c["name"], c["token_file"], c["tunnel_addr"]))
+        return y
+
+    def swap_tunnels(self, version, clusters):
+        """Write tunnels-v<version>.yaml and point the tunnels.yaml symlink at it atomically,
+        as the kubelet swaps a mounted ConfigMap's ..data: the server sees it with inotify."""
+        path = os.path.join(self.tunnels_dir, "tunnels-v%d.yaml" % version)
+        with open(path, "w") as f:
+            f.write(self.tunnels_yaml(clusters))
+        tmp = self.tunnels_file + ".tmp"
+        os.symlink(os.path.basename(path), tmp)
+        os.replace(tmp, self.tunnels_file)
+        return path
+
+    def start_exit_node(self, operator_token):
+        """One ringlet server for every client cluster: --tunnels, each cluster a named tunnel
+        with its own token file; the operator token only reads /status and /metrics."""
+        self.tunnels_dir = os.path.join(self.tmp, "tunnels")
+        tokdir = os.path.join(self.tmp, "tokens")
+        os.makedirs(self.tunnels_dir)
+        os.makedirs(tokdir)
+        for c in ALL:
+            c["token_file"] = os.path.join(tokdir, c["name"])
+            with open(c["token_file"], "w") as f:
+                f.write(secrets.token_hex(20) + "\n")
+        self.tunnels_file = os.path.join(self.tunnels_dir, "tunnels.yaml")
+        self.swap_tunnels(1, CLUSTERS)
+        self.exit_node = Proc("exit-ringlet-server", OBS_NS, [
+            self.inlets, "tcp", "server", "--auto-tls=false", "--token-from=" + operator_token,
+            "--control-addr=" + EXIT_IP, "--control-port=%d" % CONTROL_PORT,
+            "--data-addr=" + EXIT_DATA, "--tunnels=" + self.tunnels_file], self.logdir)
+        for c in ALL:
+            c["server"] = self.exit_node
+        self.exit_node.wait_log("msg=", 10)
 
     def start_ingress(self):
         """nginx in the observability namespace on INGRESS_IP:443, one TLS server block per
@@ -812,6 +932,31 @@ class Scenario:
             if p.returncode != 0 or out.decode() != "200":
                 raise Fail("curl %s: exit %d, HTTP %s %s" % (url, p.returncode, out.decode(), err.decode()[-200:]))
 
+    def check_series(self, c):
+        """The observability Prometheus holds exactly c's series matched by the selectors,
+        their own labels kept (honor_labels) plus cluster=<name>; none outside them."""
+        obs, n = self.obs_api, c["name"]
+        src = c["api"].series(self.selectors)
+        check(len(src) == c["expected"], "%s: its Prometheus holds %d series matched by %s" % (
+            n, c["expected"], ", ".join(self.selectors)), "it holds %d" % len(src))
+        want = {labelset(s, {"cluster": n}) for s in src}
+        got = {labelset(s) for s in obs.series(['{cluster="%s"}' % n])}
+        missing, extra = want - got, got - want
+        check(not missing and not extra,
+              "%s: the observability Prometheus holds exactly those %d series, original labels "
+              "(job, instance, app, pod...) and cluster=\"%s\"" % (n, len(want), n),
+              "%d missing (e.g. %s), %d unexpected (e.g. %s)" % (
+                  len(missing), [fmt_series(x) for x in list(missing)[:3]],
+                  len(extra), [fmt_series(x) for x in list(extra)[:3]]))
+        c["metric_names"] = sorted({dict(s)["__name__"] for s in got})
+        apps = {dict(s)["app"] for s in got}
+        jobs = {dict(s)["job"] for s in got}
+        check(apps == {"node-exporter", "kube-state-metrics", "kube-eagle"} and jobs == {"kubernetes-pods"},
+              "%s: honor_labels kept job=\"kubernetes-pods\" and the app labels" % n, "apps %s jobs %s" % (apps, jobs))
+        notfed = c["api"].value('count({job="prometheus"})') or 0
+        check(notfed > 0 and obs.value('count({cluster="%s",job="prometheus"})' % n) is None,
+              "%s: the %d series outside the selectors (job=\"prometheus\") were not federated" % (n, notfed))
+
     # -- phase A: federation in steady state --
 
     def steady(self):
@@ -834,32 +979,13 @@ class Scenario:
             m1 = self.ringlet_metrics(c)
             if m0[c["name"]] is not None and m1 is not None:
                 c["ringlet_delta"] = {k: v - m0[c["name"]].get(k, 0) for k, v in m1.items()
-                                      if "bytes_total" in k or k.startswith("tcp_dataplane_connections_total")}
+                                      if ("bytes_total" in k or k.startswith("tcp_dataplane_connections_total"))
+                                      and (not TENANTS or 'tunnel="%s"' % c["name"] in k)}
         window = int(t_end - t_start)
         obs = self.obs_api
         for c in CLUSTERS:
             n = c["name"]
-            # Every series the selectors match at the client, with its labels, plus cluster.
-            src = c["api"].series(self.selectors)
-            check(len(src) == c["expected"], "%s: its Prometheus holds %d series matched by %s" % (
-                n, c["expected"], ", ".join(self.selectors)), "it holds %d" % len(src))
-            want = {labelset(s, {"cluster": n}) for s in src}
-            got = {labelset(s) for s in obs.series(['{cluster="%s"}' % n])}
-            missing, extra = want - got, got - want
-            check(not missing and not extra,
-                  "%s: the observability Prometheus holds exactly those %d series, original labels "
-                  "(job, instance, app, pod...) and cluster=\"%s\"" % (n, len(want), n),
-                  "%d missing (e.g. %s), %d unexpected (e.g. %s)" % (
-                      len(missing), [fmt_series(x) for x in list(missing)[:3]],
-                      len(extra), [fmt_series(x) for x in list(extra)[:3]]))
-            c["metric_names"] = sorted({dict(s)["__name__"] for s in got})
-            apps = {dict(s)["app"] for s in got}
-            jobs = {dict(s)["job"] for s in got}
-            check(apps == {"node-exporter", "kube-state-metrics", "kube-eagle"} and jobs == {"kubernetes-pods"},
-                  "%s: honor_labels kept job=\"kubernetes-pods\" and the app labels" % n, "apps %s jobs %s" % (apps, jobs))
-            notfed = c["api"].value('count({job="prometheus"})') or 0
-            check(notfed > 0 and obs.value('count({cluster="%s",job="prometheus"})' % n) is None,
-                  "%s: the %d series outside the selectors (job=\"prometheus\") were not federated" % (n, notfed))
+            self.check_series(c)
             fresh = self.fresh_count(c, t_start)
             check(fresh == c["expected"], "%s: all %d federated series have samples newer than the steady-state start" % (
                 n, c["expected"]), "%s fresh" % fresh)
@@ -880,7 +1006,7 @@ class Scenario:
     def fetches(self):
         """/federate through the tunnel and direct, with curl from the observability namespace."""
         for c in CLUSTERS:
-            tun = "http://%s/federate" % c["target"]
+            tun = "http://%s/federate" % c["tunnel_addr"]
             dir_ = "http://%s/federate" % c["direct_target"]
             f = {}
             f["plain"], _ = self.curl(tun, [])
@@ -932,6 +1058,105 @@ class Scenario:
             c["fetch"] = f
             log("      %s: /federate %d bytes plain, %d gzip; curl --compressed median %.3f s through "
                 "ringlet, %.3f s direct" % (c["name"], f["plain"], f["gzip"], f["curl_tunnel"], f["curl_direct"]))
+
+    def check_bindings(self, clusters):
+        """TENANTS: the observability Prometheus scrapes each cluster at its tunnel's binding on
+        the exit node, under the seed's Service name (relabel_configs)."""
+        ts = self.obs_api.api("/api/v1/targets", {"state": "active"})["activeTargets"]
+        by = {t["labels"].get("instance"): t for t in ts if t["labels"].get("job") == "federated-clusters"}
+        for c in clusters:
+            t = by.get(c["target"])
+            url = t and t.get("scrapeUrl", "")
+            check(t is not None and url.startswith("http://%s/federate?" % c["tunnel_addr"]),
+                  "%s: its target %s (instance label kept) is scraped at the tunnel's binding %s" % (
+                      c["name"], c["target"], c["tunnel_addr"]), "target %s" % t)
+
+    # -- phase T (E2E_TENANTS): a live reload of the exit node adds a fourth cluster --
+
+    def add_cluster(self):
+        c = LATE[0]
+        obs = self.obs_api
+        # The observability side first, as an operator would: the fourth Service's target is
+        # added to the job (rewritten config, SIGHUP to Prometheus). Until the tunnel exists
+        # nothing listens at its binding: the target is down. The window in which the other
+        # three must not fail starts after this, so a glitch of Prometheus' own reload cannot
+        # count against ringlet.
+        self.write("prometheus-observability.yml", self.global_yaml() + self.tenants_job(ALL))
+        self.obs.send(signal.SIGHUP)
+        t_prom = time.time()
+        sel4 = 'job="federated-clusters",instance="%s"' % c["target"]
+        s = self.wait_scrapes(c, t_prom, 1, "a scrape of %s's new target" % c["name"])
+        check(all(u == 0 for _, u in s), "%s: the observability Prometheus reloaded with its target %s; it is down "
+              "(up=0) while the exit node has no such tunnel" % (c["name"], c["target"]))
+        t_after = time.time()
+        for o in CLUSTERS:
+            self.wait_scrapes(o, t_after, 1, "a scrape of %s after Prometheus' reload" % o["name"])
+        connects = {o["name"]: self.exit_node.text().count('msg="client connected" tunnel=%s ' % o["name"])
+                    for o in CLUSTERS}
+
+        # The reload: a new version of the tunnels file with the fourth tunnel, swapped in as
+        # the kubelet swaps a ConfigMap (no signal: the server sees it with inotify).
+        t0 = time.time()
+        mark = len(self.exit_node.text())
+        self.swap_tunnels(2, ALL)
+        reloaded = 'msg="tunnels file reloaded" why=file-changed tunnels=%d added=1 removed=0 token_changed=0 rebound=0' % len(ALL)
+        wait_until("the exit node's reload", lambda: reloaded in self.exit_node.text()[mark:], 15, every=0.1)
+        t_reload = time.time()
+        check(True, "the exit node saw the swapped tunnels file (inotify) and reloaded it %.2f s later: %d tunnels, "
+              "one added, nothing removed, no token changed, nothing rebound" % (t_reload - t0, len(ALL)))
+        c["client"] = Proc(c["short"] + "-ringlet-client", c["ns"], c["client_argv"], self.logdir)
+        c["client"].wait_log('msg="connected to the server"', 30)
+        self.exit_node.wait_log('msg="client connected" tunnel=%s ' % c["name"], 10)
+        t_conn = time.time()
+        self.wait_data_plane(c)
+        log("      %s's ringlet client connected %.2f s after the reload; waiting for its series" % (
+            c["name"], t_conn - t_reload))
+        wait_until("%s: %d series matched by the selectors in its own Prometheus" % (c["name"], c["expected"]),
+                   lambda: c["api"].value("count(%s)" % " or ".join(self.selectors)) == c["expected"], 60, every=1)
+        wait_until("%s: %d federated series at the observability Prometheus" % (c["name"], c["expected"]),
+                   lambda: self.fed_count(c) == c["expected"], 3 * INTERVAL + 30, every=1)
+        t_series = time.time()
+        # Three more scrapes of everyone, so the window is closed by scrapes after the fourth's
+        # series arrived.
+        for o in ALL:
+            self.wait_scrapes(o, t_series, 3, "3 scrapes of %s after %s's series arrived" % (o["name"], c["name"]))
+        t1 = time.time()
+        w = int(t1 - t0) + 1
+
+        self.check_bindings(ALL)
+        self.check_series(c)
+        check(obs.value("scrape_samples_scraped{%s}" % sel4) == c["expected"] and obs.value("up{%s}" % sel4) == 1,
+              "%s: up, its last scrape through the new tunnel carried all %d samples" % (c["name"], c["expected"]))
+        fresh = self.fresh_count(c, t_series)
+        check(fresh == c["expected"], "%s: all %d series fresh" % (c["name"], c["expected"]), "%s fresh" % fresh)
+        others = {}
+        for o in CLUSTERS:
+            sel = 'job="federated-clusters",instance="%s"' % o["target"]
+            n_scr = int(obs.value("count_over_time(up{%s}[%ds])" % (sel, w)) or 0)
+            lo = obs.value("min_over_time(up{%s}[%ds])" % (sel, w))
+            smin = obs.value("min_over_time(scrape_samples_scraped{%s}[%ds])" % (sel, w))
+            smax = obs.value("max_over_time(scrape_samples_scraped{%s}[%ds])" % (sel, w))
+            check(lo == 1.0 and n_scr >= int(w / INTERVAL) - 1,
+                  "%s: no failed scrape across the reload: %d scrapes in %d s, every one up" % (o["name"], n_scr, w),
+                  "min up %s, %d scrapes (expected at least %d)" % (lo, n_scr, int(w / INTERVAL) - 1))
+            check(smin == smax == o["expected"], "%s: every one of them carried all %d samples (scrape_samples_scraped)" % (
+                o["name"], o["expected"]), "min %s max %s" % (smin, smax))
+            fresh = self.fresh_count(o, t_series)
+            check(fresh == o["expected"], "%s: all %d series still fresh" % (o["name"], o["expected"]), "%s fresh" % fresh)
+            again = self.exit_node.text().count('msg="client connected" tunnel=%s ' % o["name"]) - connects[o["name"]]
+            drops = o["client"].text().count("disconnected from the server")
+            check(again == 0 and drops == 0 and o["client"].alive(),
+                  "%s: its ringlet client stayed connected (no reconnect, no disconnect)" % o["name"],
+                  "%d new connects at the server, %d disconnects logged by the client" % (again, drops))
+            others[o["name"]] = n_scr
+        check("tunnels file not reloaded" not in self.exit_node.text()[mark:], "no failed reload at the exit node")
+        counts = {r["metric"].get("cluster", ""): int(float(r["value"][1]))
+                  for r in obs.query('count by (cluster) ({job="kubernetes-pods"})')}
+        want = {x["name"]: x["expected"] for x in ALL}
+        check(counts == want, "the observability Prometheus: %s, every series of the clusters with its cluster label" % (
+            ", ".join("%s %d" % kv for kv in sorted(counts.items()))), "want %s" % want)
+        self.rep["reload"] = {"reload_secs": t_reload - t0, "connect_secs": t_conn - t_reload,
+                              "series_secs": t_series - t_conn, "window": w, "scrapes": others}
 
     # -- phase B: kill a ringlet client during a scrape, restart it --
 
@@ -1084,6 +1309,12 @@ class Scenario:
                      "TLS with a test CA (openssl), one server block per domain proxying to the server's control "
                      "plane; clients `--url=wss://<cluster>.prometheus.example.com/connect --auto-tls=false "
                      "--ca-file=<test CA>`" % (self.nginx_version, INGRESS_IP, INGRESS_PORT))
+        elif TENANTS:
+            r.append("- variant: **tenants** (E2E_TENANTS=1): one exit node `tcp server --tunnels` for %d client clusters "
+                     "(%s), then a fourth; each a named tunnel with its own token file, port 9090 bound at %s:%d.. ; the seed's job "
+                     "verbatim plus the further targets and relabel_configs mapping each Service name to its binding; "
+                     "%s added by a live reload (symlink swap seen by inotify)" % (
+                         len(CLUSTERS), ", ".join(c["name"] for c in CLUSTERS), EXIT_DATA, BIND_BASE + 1, LATE[0]["name"]))
         else:
             r.append("- variant: plain (clients `--url=ws://<cluster>.prometheus.example.com:%d/connect` straight "
                      "to the server's control port; E2E_INGRESS=1 runs the ingress variant)" % CONTROL_PORT)
@@ -1140,6 +1371,14 @@ class Scenario:
                          "up to %.1f s long; %d bytes to the client (%d from the ringlet server), %d bytes to the "
                          "ringlet server" % (ing["lines"], "/".join(ing["tls"]), ing["secs"], ing["bytes_to_client"],
                                              ing["bytes_from_upstream"], ing["bytes_to_upstream"]))
+        rl = self.rep.get("reload")
+        if rl:
+            r.append("\n## Reload: %s added to the exit node\n" % LATE[0]["name"])
+            r.append("- the server applied the swapped tunnels file %.2f s after the swap; the new client connected "
+                     "%.2f s later; its %d series were all at the observability Prometheus %.1f s after that" % (
+                         rl["reload_secs"], rl["connect_secs"], LATE[0]["expected"], rl["series_secs"]))
+            r.append("- over the %d s from the swap to three scrapes after that: %s; every scrape up with all samples, "
+                     "no client reconnected" % (rl["window"], ", ".join("%s %d scrapes" % kv for kv in rl["scrapes"].items())))
         s = self.rep.get("stop")
         if s:
             r.append("\n## Fault: orion-equinix stopped entirely (prometheus, ringlet client, exporter)\n")
@@ -1187,10 +1426,15 @@ def main():
         sc.start()
         log("phase 1: federation through the tunnels")
         sc.steady()
-        log("phase 2: kill orion-aws's ringlet client during a scrape, restart it")
-        sc.kill_during_scrape()
-        log("phase 3: stop orion-equinix entirely")
-        sc.stop_cluster()
+        if TENANTS:
+            sc.check_bindings(CLUSTERS)
+            log("phase 2: a live reload of the exit node's tunnels file adds %s" % LATE[0]["name"])
+            sc.add_cluster()
+        else:
+            log("phase 2: kill orion-aws's ringlet client during a scrape, restart it")
+            sc.kill_during_scrape()
+            log("phase 3: stop orion-equinix entirely")
+            sc.stop_cluster()
         status, rc = "PASS", 0
     except Skip as e:
         print(str(e))

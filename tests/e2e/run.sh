@@ -4,27 +4,37 @@
 #
 #   SERIES=10000 RINGLET_BUILD=build sh tests/e2e/run.sh
 #   E2E_INGRESS=1 sh tests/e2e/run.sh      (or: sh tests/e2e/run.sh --ingress)
+#   E2E_TENANTS=1 sh tests/e2e/run.sh      (or: sh tests/e2e/run.sh --tenants)
 #
 # E2E_INGRESS=1 / --ingress: the clients connect through an nginx ingress (TLS, test CA) in
 # the observability namespace with wss://<cluster>.prometheus.example.com/connect, the seed's
 # exact URL; without it they dial ws://<cluster>.prometheus.example.com:8123/connect.
+# E2E_TENANTS=1 / --tenants: three client clusters behind one multi-tenant exit node
+# (--tunnels), a fourth added by a live reload of its tunnels file.
 # Environment: SERIES (exporter series per client cluster, default 10000), RINGLET_BUILD
 # (build directory, default build) or RINGLET_BIN (the binary itself, wins), SCRAPE_INTERVAL
 # (default 15s, the seed's), E2E_REPORT (report file; default $RINGLET_BUILD/e2e-report.md,
-# or e2e-ingress-report.md with E2E_INGRESS, when RINGLET_BIN is not given), E2E_TIMEOUT
+# or e2e-ingress-report.md / e2e-tenants-report.md with E2E_INGRESS / E2E_TENANTS, when
+# RINGLET_BIN is not given), E2E_TIMEOUT
 # (seconds, default 900), E2E_KEEP=1.
 # Exit status: 0 pass, 77 skipped (the reason is the last line), anything else: fail.
 set -u
 for arg in "$@"; do
 	case $arg in
 	--ingress) E2E_INGRESS=1 ;;
-	--plain) E2E_INGRESS=0 ;;
-	*) echo "usage: $0 [--ingress|--plain]" >&2; exit 2 ;;
+	--plain) E2E_INGRESS=0 E2E_TENANTS=0 ;;
+	--tenants) E2E_TENANTS=1 ;;
+	*) echo "usage: $0 [--ingress|--tenants|--plain]" >&2; exit 2 ;;
 	esac
 done
-: "${E2E_INGRESS:=0}"
+: "${E2E_INGRESS:=0}" "${E2E_TENANTS:=0}"
 case $E2E_INGRESS in '' | 0 | no | false) E2E_INGRESS=0 ;; *) E2E_INGRESS=1 ;; esac
-export E2E_INGRESS
+case $E2E_TENANTS in '' | 0 | no | false) E2E_TENANTS=0 ;; *) E2E_TENANTS=1 ;; esac
+if [ "$E2E_INGRESS" = 1 ] && [ "$E2E_TENANTS" = 1 ]; then
+	echo "$0: E2E_INGRESS and E2E_TENANTS together are not supported (yet): pick one" >&2
+	exit 2
+fi
+export E2E_INGRESS E2E_TENANTS
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 : "${SERIES:=10000}"
@@ -34,6 +44,8 @@ if [ -z "${RINGLET_BIN:-}" ]; then
 	RINGLET_BIN=$build/ringlet
 	if [ "$E2E_INGRESS" = 1 ]; then
 		: "${E2E_REPORT:=$build/e2e-ingress-report.md}"
+	elif [ "$E2E_TENANTS" = 1 ]; then
+		: "${E2E_REPORT:=$build/e2e-tenants-report.md}"
 	else
 		: "${E2E_REPORT:=$build/e2e-report.md}"
 	fi
