@@ -112,7 +112,8 @@ struct tunnel_table {
 	uint64_t seen[CFG_MAX_SHARDS]; /* the gen each shard has applied (its own element) */
 	uint64_t reloads_ok, reloads_failed; /* atomics */
 	int ino;                             /* inotify, -1: none */
-	char last_err[512]; /* the last reload's error (main thread), "" after one */
+	char last_err[512];  /* the last reload's error (main thread), "" after one */
+	int64_t loaded_unix; /* when the running set was loaded (under the lock) */
 };
 
 /* Load --tunnels and watch it (set-up). 0, or the process exit status. */

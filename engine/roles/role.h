@@ -126,6 +126,7 @@ struct tunnels_stats {
 	size_t failed;     /* of them, with a binding that could not be bound */
 	uint64_t reloads_ok, reloads_failed; /* since start */
 	char sha256[65];                     /* of the loaded file, hex */
+	int64_t loaded_unix;                 /* when it was loaded (start or last reload) */
 };
 bool server_tunnels_stats(const struct server *srv, struct tunnels_stats *out);
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/log.h"
@@ -87,6 +88,7 @@ bool server_tunnels_stats(const struct server *srv, struct tunnels_stats *out)
 	}
 	for (int i = 0; i < 32; i++)
 		snprintf(out->sha256 + 2 * i, 3, "%02x", tt->set->sha256[i]);
+	out->loaded_unix = tt->loaded_unix;
 	pthread_mutex_unlock(&srv->reg->mu);
 	out->reloads_ok = __atomic_load_n(&tt->reloads_ok, __ATOMIC_RELAXED);
 	out->reloads_failed = __atomic_load_n(&tt->reloads_failed, __ATOMIC_RELAXED);
@@ -276,6 +278,7 @@ static void apply(struct server *srv, struct tenant_set *set, uint64_t gen, int 
 	tenants_free(tt->set);
 	free(tt->set);
 	tt->set = set;
+	tt->loaded_unix = time(NULL);
 }
 
 /* Re-read the file and apply it. Main thread. */
@@ -430,6 +433,7 @@ int tunnels_start(struct engine *e, struct server *srv)
 	}
 	if (!assign_ids(tt, tt->set))
 		return 1;
+	tt->loaded_unix = time(NULL);
 	for (size_t i = 0; i < tt->set->n; i++) {
 		tt->ids[tt->set->t[i].id - 1].index = (int32_t)i;
 		tt->ids[tt->set->t[i].id - 1].max_streams = tt->set->t[i].max_streams;

@@ -358,6 +358,11 @@ static void tunnels_metrics(struct sb *b, struct engine *e)
 	head(b, "ringlet_tunnels_file_info", "gauge",
 	     "The loaded tunnels file's SHA-256 (always 1).");
 	sb_printf(b, "ringlet_tunnels_file_info{sha256=\"%s\"} 1\n", ts.sha256);
+	head(b, "ringlet_tunnels_file_loaded_timestamp_seconds", "gauge",
+	     "When the running tunnels file was loaded (start or last applied reload), Unix "
+	     "time.");
+	sb_printf(b, "ringlet_tunnels_file_loaded_timestamp_seconds %lld\n",
+	          (long long)ts.loaded_unix);
 }
 
 /* Resets, round trips, handshake failures, and the client's reconnects. */

@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ringlet_test as rt
 
 N = 8 << 20
+SMALL = 1 << 20
 UPSTREAMS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 NAMES = ["orion-aws", "vega-gcp", "lyra-onprem"]
 
@@ -165,6 +166,29 @@ def body(h):
     h.check(rc == 0 and len(rows) == 3 and all(" 1 " in r for r in rows) and "capped" in out,
             "ringlet status prints the tunnel table, one client each:\n%s" % out)
 
+
+    # Replicas: a second client of orion-aws (its own upstream) shares the binding;
+    # connections alternate between the two, and never reach another tunnel's upstream.
+    rep_up = "127.0.0.8"
+    h.service(rep_up, port, rt.source_handler(140, SMALL), "source-orion-replica")
+    h.start_client(srv.control_port, [port], upstream=rep_up, name="client-orion-replica",
+                   token_file=files[0])
+    seen = {"primary": 0, "replica": 0, "other": 0}
+
+    for _ in range(4):
+        s = rt.connect("127.0.0.1", binds[0], timeout=30)
+        n, d = rt.recv_all(s)
+        s.close()
+        if d == rt.Pattern(140).digest(SMALL):
+            seen["replica"] += 1
+        elif n == N and d == rt.Pattern(40).digest(N):
+            seen["primary"] += 1
+        else:
+            seen["other"] += 1
+    h.check(seen["primary"] == 2 and seen["replica"] == 2 and seen["other"] == 0,
+            "orion-aws's two replicas share its binding round-robin (%s)" % seen)
+    h.check(all(len(src.results) == 1 for src in srcs[1:]),
+            "no other tunnel's upstream saw those connections")
 
     # Listener lifetime: a tunnel whose client left keeps its binding, and a connection
     # there fails fast (reset at once), as a Service in front expects - it does not hang.
