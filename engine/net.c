@@ -34,27 +34,56 @@ static int parse_host(const char *addr, char *out, size_t cap)
 	return 0;
 }
 
-int net_listen(const char *addr, uint16_t port, int *fd_out)
+/* addr:port as a socket address (net_listen's forms of addr). 0 or -EINVAL. */
+static int listen_addr(const char *addr, uint16_t port, struct sockaddr_storage *ss,
+                       socklen_t *len)
 {
 	char host[INET6_ADDRSTRLEN + 1];
 	if (parse_host(addr, host, sizeof(host)))
 		return -EINVAL;
-	struct sockaddr_storage ss;
-	socklen_t len;
-	memset(&ss, 0, sizeof(ss));
-	struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+	memset(ss, 0, sizeof(*ss));
+	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
 	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
 		a4->sin_family = AF_INET;
 		a4->sin_port = htons(port);
-		len = sizeof(*a4);
+		*len = sizeof(*a4);
 	} else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
 		a6->sin6_family = AF_INET6;
 		a6->sin6_port = htons(port);
-		len = sizeof(*a6);
+		*len = sizeof(*a6);
 	} else {
 		return -EINVAL;
 	}
+	return 0;
+}
+
+int net_port_free(const char *addr, uint16_t port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int err = listen_addr(addr, port, &ss, &len);
+	if (err)
+		return err;
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -errno;
+	/* SO_REUSEADDR only passes TIME_WAIT; without SO_REUSEPORT the bind fails on any
+	 * socket bound there, ours (the control port) or another process's. */
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	err = bind(fd, (struct sockaddr *)&ss, len) == -1 ? -errno : 0;
+	close(fd);
+	return err;
+}
+
+int net_listen(const char *addr, uint16_t port, int *fd_out)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int perr = listen_addr(addr, port, &ss, &len);
+	if (perr)
+		return perr;
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		return -errno;

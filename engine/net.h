@@ -22,6 +22,11 @@ struct addrlist {
  * a trailing ':' (as in "127.0.0.1:") is accepted. 0 or -errno. */
 int net_listen(const char *addr, uint16_t port, int *fd_out);
 
+/* Is addr:port free for a listener of ours alone: nothing bound there, neither another
+ * process (with or without SO_REUSEPORT) nor one of our own sockets? 0, -EADDRINUSE, or
+ * another -errno. A probe: it binds and closes, so a race with another binder remains. */
+int net_port_free(const char *addr, uint16_t port);
+
 /* Resolve host (name or address; brackets allowed) to up to 4 addresses, IPv4 first,
  * with port. Blocking (getaddrinfo). 0, or a negative EAI_* code (see gai_strerror). */
 int net_resolve(const char *host, uint16_t port, struct addrlist *out);

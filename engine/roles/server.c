@@ -49,6 +49,19 @@ static uint16_t port_open(struct shard *s, struct registry *r, uint16_t tunnel, 
 		return TUN_PORT_IN_USE;
 	}
 	struct engine *e = s->eng;
+	/* The listeners share the port among our shards (SO_REUSEPORT), which would also let
+	 * them share it with another process that set it, or with our own control port: a
+	 * client could take connections meant for those. Only a free port is opened. */
+	int busy = net_port_free(addr, port);
+	if (busy) {
+		char a[80];
+		snprintf(a, sizeof(a), "%s:%u", addr ? addr : "0.0.0.0", port);
+		log_error("cannot open data-plane port: something listens there already",
+		          "addr=%s err=%s", a, log_q(strerror(-busy)));
+		return busy == -EADDRINUSE ? TUN_PORT_IN_USE
+		       : busy == -EACCES   ? TUN_PORT_DENIED
+		                           : TUN_PORT_ERROR;
+	}
 	int fds[CFG_MAX_SHARDS];
 	for (int i = 0; i < e->nshards; i++) {
 		int err = net_listen(addr, port, &fds[i]);
