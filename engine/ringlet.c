@@ -3,6 +3,7 @@
  * operations and shard hooks — and runs the engine. This file sits above every layer. */
 #include <openssl/rand.h>
 #include <stdio.h>
+#include <sys/resource.h>
 
 #include "engine/log.h"
 #include "engine/loop/engine.h"
@@ -10,6 +11,20 @@
 #include "engine/ringlet.h"
 #include "engine/roles/role.h"
 #include "engine/svc/httpd.h"
+
+/* Raise the soft open-file limit to the hard one: every connection is a descriptor, and
+ * a default soft limit of 1024 runs out long before the connection table does. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rlim_t was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+		log_info("open-file limit raised", "from=%llu to=%llu", (unsigned long long)was,
+		         (unsigned long long)rl.rlim_max);
+}
 
 /* Register every layer's operations, and hang their shard hooks on e in layer order
  * (mux, role, service: each starts after the one below it and stops before it). */
@@ -23,6 +38,7 @@ static void assemble(struct engine *e, const struct loop_hooks *role_hooks)
 
 int ringlet_server_run(const struct cfg *c)
 {
+	raise_nofile();
 	struct engine e = {.cfg = c, .nshards = cfg_shard_count(c), .watch_fd = -1};
 	struct server srv;
 	int status = 1;
@@ -44,6 +60,7 @@ int ringlet_server_run(const struct cfg *c)
 
 int ringlet_client_run(const struct cfg *conf)
 {
+	raise_nofile();
 	/* A client id that stays the same across reconnects of this process. */
 	struct cfg local = *conf;
 	const struct cfg *c = &local;

@@ -172,20 +172,57 @@ void listen_here(struct shard *s, int fd, listen_fn on_accept, uint16_t aux)
 	arm_accept(s, c);
 }
 
+#define ACCEPT_PAUSE_MIN_MS 250  /* one tick */
+#define ACCEPT_PAUSE_MAX_MS 8000 /* the pause doubles up to this while it recurs */
+
+/* accept failed for lack of descriptors or memory: re-arming at once would fail again at
+ * once (a spin, and a log line each time). Pause this listener instead, with a growing
+ * back-off; the tick resumes it (loop_resume_listeners). Said once per pause at warn
+ * level (they are rare and bounded by the back-off), counted. */
+static void pause_accept(struct shard *s, struct conn *c, int err)
+{
+	uint32_t d = c->u.listen.backoff_ms ? c->u.listen.backoff_ms * 2 : ACCEPT_PAUSE_MIN_MS;
+	c->u.listen.backoff_ms = d > ACCEPT_PAUSE_MAX_MS ? ACCEPT_PAUSE_MAX_MS : d;
+	c->u.listen.paused = true;
+	c->u.listen.resume_ms = s->now_ms + c->u.listen.backoff_ms;
+	STAT_ADD(s, accept_paused, 1);
+	log_warn("cannot accept: pausing the listener", "aux=%u err=%s pause_ms=%u",
+	         c->u.listen.aux, log_q(strerror(-err)), c->u.listen.backoff_ms);
+}
+
+void loop_resume_listeners(struct shard *s)
+{
+	for (uint32_t i = 0; i < s->hiwater; i++) {
+		struct conn *c = &s->conns[i];
+		if (c->kind == CK_LISTEN && !c->closing && c->u.listen.paused &&
+		    s->now_ms >= c->u.listen.resume_ms) {
+			c->u.listen.paused = false;
+			arm_accept(s, c);
+		}
+	}
+}
+
 void loop_on_accept(struct shard *s, struct conn *c, struct tok t, struct io_uring_cqe *cqe)
 {
 	(void)t;
-	if (!(cqe->flags & IORING_CQE_F_MORE) && !c->closing)
-		arm_accept(s, c);
-	if (cqe->res < 0) {
-		if (cqe->res != -ECANCELED)
+	int res = cqe->res;
+	bool starved = res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM;
+	if (!(cqe->flags & IORING_CQE_F_MORE) && !c->closing) {
+		if (starved)
+			pause_accept(s, c, res);
+		else
+			arm_accept(s, c);
+	}
+	if (res < 0) {
+		if (res != -ECANCELED && !starved)
 			log_warn("accept failed", "aux=%u err=%s", c->u.listen.aux,
-			         log_q(strerror(-cqe->res)));
+			         log_q(strerror(-res)));
 		return;
 	}
+	c->u.listen.backoff_ms = 0; /* accepting again: the next pause starts short */
 	if (c->closing) {
-		close(cqe->res);
+		close(res);
 		return;
 	}
-	c->u.listen.on_accept(s, c->u.listen.aux, cqe->res);
+	c->u.listen.on_accept(s, c->u.listen.aux, res);
 }

@@ -16,6 +16,9 @@ void conn_finalize(struct shard *s, struct conn *c);
 void loop_flush_deferred(struct shard *s);
 void loop_reap(struct shard *s);
 
+/* Re-arm the listeners whose pause is over (every tick). */
+void loop_resume_listeners(struct shard *s);
+
 /* OP_ACCEPT on a listener. */
 void loop_on_accept(struct shard *s, struct conn *c, struct tok t, struct io_uring_cqe *cqe);
 

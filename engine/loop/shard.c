@@ -232,6 +232,7 @@ static void on_tick(struct shard *s)
 		if (k && k->tick && !c->closing)
 			k->tick(s, c);
 	}
+	loop_resume_listeners(s);
 	FOR_HOOKS(s->eng, h)
 	if (h->tick)
 		h->tick(s);

@@ -99,6 +99,9 @@ struct conn {
 		struct {
 			listen_fn on_accept;
 			uint16_t aux;
+			bool paused; /* accept stopped for lack of descriptors or memory */
+			uint32_t backoff_ms; /* the current pause (doubles while it recurs) */
+			uint64_t resume_ms;  /* when to accept again */
 		} listen;
 		void *ctx; /* the kind's state on the heap, owned by the kind's layer */
 		_Alignas(8) unsigned char priv[CONN_PRIV]; /* or inline */

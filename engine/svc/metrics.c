@@ -417,6 +417,11 @@ static void health_metrics(struct sb *b, struct engine *e)
 	scalar(b, "ringlet_dataplane_refused_total", "counter",
 	       "Data-plane connections closed because no client offered the port.",
 	       SUM(e, dataplane_refused));
+	scalar(b, "ringlet_accept_paused_total", "counter",
+	       "Times a listener paused accepting for lack of descriptors or memory (it "
+	       "resumes "
+	       "by itself, after a pause that doubles while it recurs).",
+	       SUM(e, accept_paused));
 	scalar(b, "ringlet_dataplane_denied_total", "counter",
 	       "Data-plane connections refused because their address is not in --allow-ips.",
 	       SUM(e, dataplane_denied));
