@@ -442,9 +442,11 @@ def free_port(*hosts, taken=set()):
 
 
 def _accepts(host, port):
+    """Something listens on host:port. A TCP self-connect (the kernel picking port itself as
+    the source of a dial to a free loopback port) is not a listener."""
     try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
+        with socket.create_connection((host, port), timeout=1.0) as s:
+            return s.getsockname() != s.getpeername()
     except OSError:
         return False
 
@@ -741,11 +743,18 @@ class Tunnel(Path):
             self.commands["cgroup"] = self.cgroup
         self.procs = {"server": start(self.name + "-server", srv, ctx.logdir)}
         # Start the client once the server accepts on the control port, so it does not
-        # begin with a refused dial and a reconnect back-off. (If it never does, the
-        # readiness check below reports it.)
+        # begin with a refused dial and a reconnect back-off, and (TLS) once the server's
+        # CA file exists: the client loads it at start and refuses to run without it. A
+        # connect alone is not proof (a parallel test can briefly hold a port free_port
+        # handed out). (If it never does, the readiness check below reports it.)
         ctl = vals["control_port"]
-        wait_until(lambda: not self.procs["server"].alive() or _accepts(PUBLIC_HOST, ctl),
-                   10, 0.02)
+        ca = os.path.join(self.state_dir, "ca.crt")
+
+        def server_up():
+            if not _accepts(PUBLIC_HOST, ctl):
+                return False
+            return not self.tls or os.path.exists(ca)
+        wait_until(lambda: not self.procs["server"].alive() or server_up(), 10, 0.02)
         self.procs["client"] = start(self.name + "-client", cli, ctx.logdir)
 
     def ready(self, timeout=15.0):

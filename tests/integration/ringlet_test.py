@@ -88,14 +88,17 @@ def free_port_on(*addrs):
 
 
 def wait_port(addr, port, timeout=10.0):
-    """Wait until something accepts connections on addr:port."""
+    """Wait until something accepts connections on addr:port (a TCP self-connect, the
+    kernel picking the port itself as the dial's source, does not count)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection((addr, port), timeout=1):
-                return True
+            with socket.create_connection((addr, port), timeout=1) as s:
+                if s.getsockname() != s.getpeername():
+                    return True
         except OSError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     return False
 
 
