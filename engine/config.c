@@ -194,6 +194,60 @@ const char *cfg_parse_url(struct cfg *c, const char *url)
 	return NULL;
 }
 
+/* One port number at *p (1..65535); advances *p. Returns 0 when there is none. */
+static uint32_t parse_port_num(const char **p)
+{
+	uint32_t v = 0;
+	const char *q = *p;
+	while (*q >= '0' && *q <= '9' && v <= 65535)
+		v = v * 10 + (uint32_t)(*q++ - '0');
+	if (q == *p || v > 65535)
+		return 0;
+	*p = q;
+	return v;
+}
+
+const char *cfg_parse_allow_ports(struct cfg *c, const char *spec)
+{
+	const char *p = spec;
+	for (;;) {
+		while (*p == ' ')
+			p++;
+		uint32_t lo = parse_port_num(&p), hi = lo;
+		if (!lo)
+			return "not a port (1-65535) or a range of ports (LOW-HIGH)";
+		if (*p == '-') {
+			p++;
+			hi = parse_port_num(&p);
+			if (!hi)
+				return "not a port (1-65535) or a range of ports (LOW-HIGH)";
+			if (hi < lo)
+				return "a range must go from the lower port to the higher";
+		}
+		while (*p == ' ')
+			p++;
+		if (*p && *p != ',')
+			return "not a port (1-65535) or a range of ports (LOW-HIGH)";
+		if (c->n_allow_ports == CFG_MAX_PORT_RANGES)
+			return "too many ports or ranges (at most 64)";
+		c->allow_ports[c->n_allow_ports++] =
+		        (struct cfg_port_range){.lo = (uint16_t)lo, .hi = (uint16_t)hi};
+		if (!*p)
+			return NULL;
+		p++;
+	}
+}
+
+bool cfg_port_allowed(const struct cfg *c, uint16_t port)
+{
+	if (!c->n_allow_ports)
+		return port >= CFG_PRIVILEGED_PORTS;
+	for (size_t i = 0; i < c->n_allow_ports; i++)
+		if (port >= c->allow_ports[i].lo && port <= c->allow_ports[i].hi)
+			return true;
+	return false;
+}
+
 int cfg_shard_count(const struct cfg *c)
 {
 	long n;

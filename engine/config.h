@@ -42,6 +42,13 @@ enum cfg_sockmap {
 #define CFG_DEFAULT_HANDSHAKE_MS 10000 /* tunnel connect + upgrade + HELLO */
 #define CFG_DEFAULT_MAX_CONNS 16384    /* connection slots per shard */
 #define CFG_MAX_SHARDS 64
+#define CFG_MAX_PORT_RANGES 64    /* --allow-ports entries */
+#define CFG_PRIVILEGED_PORTS 1024 /* below: only when --allow-ports names them */
+
+/* An inclusive range of TCP ports (lo == hi: one port). */
+struct cfg_port_range {
+	uint16_t lo, hi;
+};
 
 struct cfg {
 	enum cfg_mode mode;
@@ -69,6 +76,10 @@ struct cfg {
 	char *lb_proxy_protocol; /* "", "v1", "v2" */
 	char **allow_ips;
 	size_t n_allow_ips;
+	/* --allow-ports: the data-plane ports a client without --tunnels may ask for; none
+	 * given: every port from CFG_PRIVILEGED_PORTS up (cfg_port_allowed). */
+	struct cfg_port_range allow_ports[CFG_MAX_PORT_RANGES];
+	size_t n_allow_ports;
 	bool client_forwarding;
 	char *tunnels_file; /* --tunnels: named tunnels (engine/tenant.h); NULL or "": none */
 
@@ -103,6 +114,14 @@ void cfg_free(struct cfg *c);
 /* Parse a tunnel URL (ws:// or wss://, optional port, optional path) into c->url_*.
  * Returns NULL on success or a static message naming the problem. */
 const char *cfg_parse_url(struct cfg *c, const char *url);
+
+/* Add the ports of spec ("80", "9000-9100", comma-separated) to c->allow_ports. Returns
+ * NULL on success or a static message naming the problem. */
+const char *cfg_parse_allow_ports(struct cfg *c, const char *spec);
+
+/* Whether the server's port policy lets a client open port: within --allow-ports when
+ * given, else any port from CFG_PRIVILEGED_PORTS up. */
+bool cfg_port_allowed(const struct cfg *c, uint16_t port);
 
 /* Number of shards to run: c->shards, or the online CPUs when 0, capped. */
 int cfg_shard_count(const struct cfg *c);

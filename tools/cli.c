@@ -35,6 +35,8 @@ struct parse_state {
 	char *sockmap;   /* --sockmap */
 	char *ignored;   /* --license, --license-file, --license-env */
 	int max_conns;
+	char **allow_ports; /* --allow-ports, parsed into cfg.allow_ports by validate_server */
+	size_t n_allow_ports;
 };
 
 static void errf(char *err, size_t errlen, const char *fmt, ...)
@@ -273,6 +275,17 @@ static size_t server_flags(struct flag *tab, struct cli_cmd *cmd, struct parse_s
 	                .usage = "accept data-plane connections only from these IP "
 	                         "addresses or CIDR ranges; repeatable or comma-separated; "
 	                         "none: accept all"});
+	n = add(tab, n,
+	        (struct flag){
+	                .name = "allow-ports",
+	                .type = FLAG_STRINGS,
+	                .dst = &st->allow_ports,
+	                .count = &st->n_allow_ports,
+	                .usage = "the data-plane ports clients may ask for: ports and "
+	                         "ranges (80,443,9000-9100); repeatable or comma-separated; "
+	                         "none: every port from 1024 up (a port below 1024 must be "
+	                         "named here); never the server's own ports. With --tunnels "
+	                         "the tunnels file decides instead"});
 	n = add(tab, n,
 	        (struct flag){.name = "tunnels",
 	                      .type = FLAG_STRING,
@@ -758,6 +771,15 @@ static int validate_server(struct cli_cmd *cmd, struct parse_state *st, char *er
 			return -1;
 		}
 	}
+	for (size_t i = 0; i < st->n_allow_ports; i++) {
+		const char *why = cfg_parse_allow_ports(c, st->allow_ports[i]);
+		if (why) {
+			errf(err, errlen,
+			     "invalid argument \"%s\" for \"--allow-ports\" flag: %s",
+			     st->allow_ports[i], why);
+			return -1;
+		}
+	}
 	if (c->tls_cert && !*c->tls_cert) {
 		free(c->tls_cert);
 		c->tls_cert = NULL;
@@ -942,6 +964,9 @@ static void state_free(struct parse_state *st)
 	free(st->data_path);
 	free(st->sockmap);
 	free(st->ignored);
+	for (size_t i = 0; i < st->n_allow_ports; i++)
+		free(st->allow_ports[i]);
+	free(st->allow_ports);
 	memset(st, 0, sizeof(*st));
 }
 

@@ -328,9 +328,9 @@ static void on_welcome(struct shard *s, struct conn *c, const struct tun_welcome
 			                       pl ? "," : "", w->ports[i].port);
 		else
 			log_error(w->ports[i].status == TUN_PORT_NOT_ALLOWED
-			                  ? "the server refused a port: this client's tunnel "
-			                    "does "
-			                    "not declare it (the server's --tunnels file)"
+			                  ? "the server refused a port: its port policy does "
+			                    "not allow it (the server's --allow-ports, or this "
+			                    "client's tunnel in its --tunnels file)"
 			                  : "the server could not open a port",
 			          "port=%u reason=%s", w->ports[i].port,
 			          w->ports[i].status == TUN_PORT_IN_USE   ? "in-use"

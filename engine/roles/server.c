@@ -100,14 +100,15 @@ static uint16_t port_open(struct shard *s, struct registry *r, uint16_t tunnel, 
 	return TUN_PORT_OK;
 }
 
-/* Open what a client offers on its tunnel: without --tunnels, port itself at --data-addr;
- * with, the tunnel's binding for it, and TUN_PORT_NOT_ALLOWED for a port the tunnel does
- * not declare. */
+/* Open what a client offers on its tunnel: without --tunnels, port itself at --data-addr
+ * when --allow-ports lets it; with, the tunnel's binding for it. TUN_PORT_NOT_ALLOWED for a
+ * port the policy refuses or the tunnel does not declare. */
 static uint16_t port_offer(struct shard *s, struct registry *r, uint32_t tunnel, uint16_t port)
 {
 	const char *dflt = s->cfg->data_addr && s->cfg->data_addr[0] ? s->cfg->data_addr : NULL;
 	if (tunnel == 0)
-		return port_open(s, r, 0, port, dflt, port);
+		return cfg_port_allowed(s->cfg, port) ? port_open(s, r, 0, port, dflt, port)
+		                                      : TUN_PORT_NOT_ALLOWED;
 	const struct tenant *t = tunnel_by_id(server_of(s->eng), tunnel);
 	const struct tenant_port *tp = t ? tenant_port(t, port) : NULL;
 	if (!tp)
@@ -512,10 +513,18 @@ static void on_session(struct shard *s, struct conn *c, const struct tun_hello *
 	tname = tname ? tname_buf : NULL;
 	for (uint16_t i = 0; i < h->nports; i++) {
 		uint16_t st = port_offer(s, r, sl->tunnel, h->ports[i]);
-		if (st == TUN_PORT_NOT_ALLOWED)
+		if (st == TUN_PORT_NOT_ALLOWED && sl->tunnel)
 			log_warn("client offered a port its tunnel does not declare: refused",
 			         "tunnel=%s client_id=%s port=%u", log_q(tname ? tname : "-"),
 			         log_q(t->client_id), h->ports[i]);
+		else if (st == TUN_PORT_NOT_ALLOWED)
+			log_warn("client offered a port --allow-ports does not allow: refused",
+			         "client_id=%s port=%u hint=%s", log_q(t->client_id),
+			         h->ports[i],
+			         h->ports[i] < CFG_PRIVILEGED_PORTS
+			                 ? log_q("a port below 1024 must be named in "
+			                         "--allow-ports")
+			                 : "-");
 		w->ports[w->nports].port = h->ports[i];
 		w->ports[w->nports].status = st;
 		w->nports++;

@@ -1,5 +1,6 @@
-/* tests/engine/config.c — defaults, tunnel URL parsing, shard count. */
+/* tests/engine/config.c — defaults, tunnel URL parsing, --allow-ports, shard count. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -136,4 +137,52 @@ Test(config, shard_count)
 	cr_assert_eq(cfg_shard_count(&c),
 	             cpus < 1 ? 1 : (cpus > CFG_MAX_SHARDS ? CFG_MAX_SHARDS : (int)cpus));
 	cr_assert_geq(cfg_shard_count(&c), 1);
+}
+
+Test(config, allow_ports_default_refuses_privileged_ports)
+{
+	cr_assert_not(cfg_port_allowed(&c, 1));
+	cr_assert_not(cfg_port_allowed(&c, 80));
+	cr_assert_not(cfg_port_allowed(&c, 1023));
+	cr_assert(cfg_port_allowed(&c, 1024));
+	cr_assert(cfg_port_allowed(&c, 9090));
+	cr_assert(cfg_port_allowed(&c, 65535));
+}
+
+Test(config, allow_ports_lists_and_ranges)
+{
+	cr_assert_null(cfg_parse_allow_ports(&c, "80, 443,9000-9002"));
+	cr_assert_null(cfg_parse_allow_ports(&c, "65535"));
+	cr_assert_eq(c.n_allow_ports, 4);
+	const uint16_t yes[] = {80, 443, 9000, 9001, 9002, 65535};
+	const uint16_t no[] = {1, 79, 81, 442, 444, 1024, 8999, 9003, 65534};
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+		cr_assert(cfg_port_allowed(&c, yes[i]), "refused %u", yes[i]);
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		cr_assert_not(cfg_port_allowed(&c, no[i]), "allowed %u", no[i]);
+}
+
+Test(config, allow_ports_errors)
+{
+	const char *bad[] = {"",       "0",   "65536", "80-", "-80",   "90-80",
+	                     "80,,81", "80,", "abc",   "80x", "1-2-3", "99999999999"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct cfg d;
+		cfg_defaults(&d, CFG_SERVER);
+		cr_assert_not_null(cfg_parse_allow_ports(&d, bad[i]), "accepted \"%s\"",
+		                   bad[i]);
+		cfg_free(&d);
+	}
+	cr_assert(strstr(cfg_parse_allow_ports(&c, "90-80"), "lower"));
+}
+
+Test(config, allow_ports_capacity_is_bounded)
+{
+	char spec[16];
+	for (unsigned i = 0; i < CFG_MAX_PORT_RANGES; i++) {
+		snprintf(spec, sizeof(spec), "%u", 2000 + i);
+		cr_assert_null(cfg_parse_allow_ports(&c, spec));
+	}
+	cr_assert(strstr(cfg_parse_allow_ports(&c, "3000"), "too many"));
+	cr_assert_eq(c.n_allow_ports, CFG_MAX_PORT_RANGES);
 }

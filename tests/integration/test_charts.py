@@ -192,7 +192,7 @@ def check_generate(h, rendered):
     tok = h.write("gen-token", "t\n")
     cases = (
         ("server", ["tcp", "server", "--auto-tls=false", "--token-from=" + tok,
-                    "--control-port=8123", "--drain-timeout=30s"],
+                    "--control-port=8123", "--drain-timeout=30s", "--allow-ports=9090"],
          ["--set", "nameOverride=", "--set", "ingress.enabled=false"],
          "ringlet-server-control-plane"),
         ("client", ["tcp", "client", "--url=wss://orion-aws.prometheus.example.com/connect",

@@ -139,8 +139,12 @@ Test(cli, server_all_flags)
 	                   "--allow-ips=10.0.0.0/8,192.168.1.1", "--allow-ips", "::1/128",
 	                   "--client-forwarding", "--shards=4", "--log-level=debug",
 	                   "--log-file=/tmp/x.log", "--drain-timeout=5s", "--window=1m",
-	                   "--max-conns=1000"),
+	                   "--max-conns=1000", "--allow-ports=80,443", "--allow-ports",
+	                   "9000-9100"),
 	             CLI_SERVER, "%s", err);
+	cr_assert_eq(cmd.cfg.n_allow_ports, 3);
+	cr_assert_eq(cmd.cfg.allow_ports[2].lo, 9000);
+	cr_assert_eq(cmd.cfg.allow_ports[2].hi, 9100);
 	cr_assert_str_eq(cmd.cfg.control_addr, "::1");
 	cr_assert_str_eq(cmd.cfg.data_addr, "10.1.2.3");
 	cr_assert_eq(cmd.cfg.n_tls_san, 4);
@@ -168,6 +172,9 @@ Test(cli, server_bad_values)
 	cr_assert_eq(PARSE("ringlet", "server", "--token=a", "--allow-ips=10.0.0.0/33"),
 	             CLI_ERROR);
 	cr_assert(strstr(err, "--allow-ips"), "%s", err);
+	cr_assert_eq(PARSE("ringlet", "server", "--token=a", "--allow-ports=9100-9000"),
+	             CLI_ERROR);
+	cr_assert(strstr(err, "--allow-ports") && strstr(err, "9100-9000"), "%s", err);
 	cr_assert_eq(PARSE("ringlet", "server", "--token=a", "--control-port=0"), CLI_ERROR);
 	cr_assert(strstr(err, "--control-port"), "%s", err);
 	cr_assert_eq(PARSE("ringlet", "server", "--token=a", "--log-level=loud"), CLI_ERROR);
@@ -544,6 +551,7 @@ Test(cli_help, every_flag_documented)
 	                                     "--proxy-protocol ",
 	                                     "--lb-proxy-protocol ",
 	                                     "--allow-ips ",
+	                                     "--allow-ports ",
 	                                     "--client-forwarding ",
 	                                     "--generate ",
 	                                     "--shards ",

@@ -158,3 +158,19 @@ control port; within a tunnel, unique Service ports and offered ports). Renders 
 {{- end }}
 {{- end }}
 {{- end }}
+{{/*
+--allow-ports without --tunnels: .Values.allowPorts when set, else the dataPlane
+targetPorts (a client may open exactly the ports the data-plane Service carries).
+*/}}
+{{- define "ringlet.allowPorts" -}}
+{{- $ports := list }}
+{{- if .Values.allowPorts }}
+{{- range .Values.allowPorts }}{{ $ports = append $ports (toString .) }}{{ end }}
+{{- else }}
+{{- range .Values.dataPlane.ports }}{{ $ports = append $ports (toString (int .targetPort)) }}{{ end }}
+{{- end }}
+{{- if not $ports }}
+{{- fail "dataPlane.ports is empty and allowPorts unset: no client could open a port" }}
+{{- end }}
+{{- join "," $ports }}
+{{- end }}
