@@ -543,14 +543,25 @@ static int port_entry(struct parser *p, struct tenant *t)
 	return 0;
 }
 
-static int ports_value(struct parser *p, struct tenant *t)
+/* A tunnel's list (ports, allowIPs): `what` is its key, *arr gets room for cap items of
+ * size bytes, item() reads one element and counts it in *count (read through n(t)); an
+ * empty list is refused with `empty`. */
+struct seq_spec {
+	const char *what, *empty;
+	size_t cap, size;
+	void **arr;
+	size_t (*n)(const struct tenant *t);
+	int (*item)(struct parser *p, struct tenant *t);
+};
+
+static int seq_value(struct parser *p, struct tenant *t, const struct seq_spec *q)
 {
 	int line = line_of(&p->ev);
 
-	if (expect(p, YAML_SEQUENCE_START_EVENT, "ports"))
+	if (expect(p, YAML_SEQUENCE_START_EVENT, q->what))
 		return -1;
-	t->ports = calloc(TUN_MAX_PORTS, sizeof(*t->ports));
-	if (!t->ports) {
+	*q->arr = calloc(q->cap, q->size);
+	if (!*q->arr) {
 		perr(p, line, "out of memory");
 		return -1;
 	}
@@ -559,61 +570,76 @@ static int ports_value(struct parser *p, struct tenant *t)
 			return -1;
 		if (p->ev.type == YAML_SEQUENCE_END_EVENT)
 			break;
-		if (t->nports == TUN_MAX_PORTS) {
-			perr(p, line_of(&p->ev), "more than %d ports in one tunnel",
-			     TUN_MAX_PORTS);
+		if (q->n(t) == q->cap) {
+			perr(p, line_of(&p->ev), "more than %zu %s in one tunnel", q->cap,
+			     q->what);
 			return -1;
 		}
-		if (expect(p, YAML_MAPPING_START_EVENT, "a port") || port_entry(p, t))
+		if (q->item(p, t))
 			return -1;
 	}
-	if (t->nports == 0) {
-		perr(p, line, "ports is empty: a tunnel needs at least one");
+	if (q->n(t) == 0) {
+		perr(p, line, "%s is empty: %s", q->what, q->empty);
 		return -1;
 	}
-	shrink((void **)&t->ports, t->nports * sizeof(*t->ports));
+	shrink(q->arr, q->n(t) * q->size);
 	return 0;
+}
+
+static size_t n_ports(const struct tenant *t)
+{
+	return t->nports;
+}
+
+static size_t n_allow(const struct tenant *t)
+{
+	return t->n_allow;
+}
+
+static int port_item(struct parser *p, struct tenant *t)
+{
+	return expect(p, YAML_MAPPING_START_EVENT, "a port") || port_entry(p, t) ? -1 : 0;
+}
+
+static int allow_item(struct parser *p, struct tenant *t)
+{
+	char b[48];
+
+	if (string_value(p, "allowIPs"))
+		return -1;
+	if (net_cidr_parse(sval(p), &t->allow[t->n_allow])) {
+		perr(p, line_of(&p->ev),
+		     "allowIPs: \"%s\" is not an address or a network (10.0.0.0/8, "
+		     "2001:db8::/32)",
+		     show(sval(p), slen(p), b));
+		return -1;
+	}
+	t->n_allow++;
+	return 0;
+}
+
+static int ports_value(struct parser *p, struct tenant *t)
+{
+	const struct seq_spec q = {.what = "ports",
+	                           .empty = "a tunnel needs at least one",
+	                           .cap = TUN_MAX_PORTS,
+	                           .size = sizeof(*t->ports),
+	                           .arr = (void **)&t->ports,
+	                           .n = n_ports,
+	                           .item = port_item};
+	return seq_value(p, t, &q);
 }
 
 static int allow_value(struct parser *p, struct tenant *t)
 {
-	int line = line_of(&p->ev);
-	char b[48];
-
-	if (expect(p, YAML_SEQUENCE_START_EVENT, "allowIPs"))
-		return -1;
-	t->allow = calloc(TENANT_ALLOW_MAX, sizeof(*t->allow));
-	if (!t->allow) {
-		perr(p, line, "out of memory");
-		return -1;
-	}
-	for (;;) {
-		if (next(p))
-			return -1;
-		if (p->ev.type == YAML_SEQUENCE_END_EVENT)
-			break;
-		if (t->n_allow == TENANT_ALLOW_MAX) {
-			perr(p, line_of(&p->ev), "more than %d allowIPs in one tunnel",
-			     TENANT_ALLOW_MAX);
-			return -1;
-		}
-		if (string_value(p, "allowIPs"))
-			return -1;
-		if (net_cidr_parse(sval(p), &t->allow[t->n_allow])) {
-			perr(p, line_of(&p->ev),
-			     "allowIPs: \"%s\" is not an address or a network (10.0.0.0/8, "
-			     "2001:db8::/32)",
-			     show(sval(p), slen(p), b));
-			return -1;
-		}
-		t->n_allow++;
-	}
-	if (t->n_allow == 0) {
-		perr(p, line, "allowIPs is empty: leave it out to allow any address");
-		return -1;
-	}
-	shrink((void **)&t->allow, t->n_allow * sizeof(*t->allow));
-	return 0;
+	const struct seq_spec q = {.what = "allowIPs",
+	                           .empty = "leave it out to allow any address",
+	                           .cap = TENANT_ALLOW_MAX,
+	                           .size = sizeof(*t->allow),
+	                           .arr = (void **)&t->allow,
+	                           .n = n_allow,
+	                           .item = allow_item};
+	return seq_value(p, t, &q);
 }
 
 /* ---- tunnels -------------------------------------------------------------------------- */

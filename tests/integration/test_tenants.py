@@ -106,7 +106,7 @@ def body(h):
     held[1][0].close()
 
     # The undeclared port: refused with the reason, the declared one kept.
-    h.check(clients[0].wait_log(r'does not declare it.*port=%d' % extra, 5),
+    h.check(clients[0].wait_log(r'port policy does not allow it.*port=%d reason=not-allowed' % extra, 5),
             "the client offering an undeclared port is told why")
     h.check(srv.wait_log(r'does not declare: refused.*tunnel="?%s"?.*port=%d' %
                          (NAMES[0], extra), 5),
