@@ -38,6 +38,7 @@ void names_init(void);
 struct fwd_target {
 	char name[TUN_MAX_STR + 1];
 	struct name_copy nc;
+	uint32_t steered; /* --sockmap: the answer (nc.gen) whose addresses were named */
 };
 
 /* The server's state of one tunnel (lane): the tunnel's owner. Freed with the tunnel. */

@@ -87,8 +87,13 @@ void stream_open_forwarded(struct shard *s, struct conn *tc, const struct tun_ms
 	}
 	struct fwd_target *f = fwd_find(s, t->owner, target);
 	struct resolve_view v = {.busy = false};
-	if (f && names_sync(s, &f->nc, &v) && net_addrs_local(&f->nc.al))
-		steer_endpoint(s->eng, &f->nc.al, o->port, SM_EP_DIAL);
+	if (f)
+		names_sync(s, &f->nc, &v);
+	if (f && f->nc.al.n && f->steered != f->nc.gen) {
+		f->steered = f->nc.gen;
+		if (net_addrs_local(&f->nc.al))
+			steer_endpoint(s->eng, &f->nc.al, o->port, SM_EP_DIAL);
+	}
 	const char *why = NULL;
 	struct conn *sc = NULL;
 	if (!f) {
