@@ -131,7 +131,10 @@ def enter_netns(h, ns):
 
 def echo_once(port, n, seed, addr="127.0.0.1", timeout=10):
     """n bytes through addr:port to an echo; True when they come back byte-exact."""
-    s = rt.connect(addr, port, timeout=timeout)
+    try:
+        s = rt.connect(addr, port, timeout=timeout)
+    except OSError:  # refused: reset at once
+        return False
     try:
         sent = rt.send_pattern(s, seed, n)
         s.shutdown(socket.SHUT_WR)
@@ -145,7 +148,10 @@ def echo_once(port, n, seed, addr="127.0.0.1", timeout=10):
 
 def refused(port):
     """A stream through the data plane ends without a byte (EOF or reset) within 10 s."""
-    s = rt.connect("127.0.0.1", port)
+    try:
+        s = rt.connect("127.0.0.1", port)
+    except ConnectionResetError:
+        return True
     try:
         s.sendall(b"hello?")
         return s.recv(100) == b""
