@@ -182,7 +182,7 @@ integration: $(BUILD)/ringlet $(BUILD)/inlets-pro $(BENCH_BIN)
 	$(Q)RINGLET_BUILD=$(BUILD) bash tests/run-integration.sh
 
 # The data-path tests also run against an ASan+UBSan build of the binary.
-SAN_INTEGRATION := test_datapath\|test_halfclose\|test_lifecycle\|test_proxy\|test_reconnect\|test_sockmap\|test_tenants
+SAN_INTEGRATION := test_datapath\|test_halfclose\|test_lifecycle\|test_proxy\|test_reconnect\|test_resolve\|test_sockmap\|test_tenants
 
 # The multi-shard tests also run against a ThreadSanitizer build, every server and client
 # with two shards (several lanes over ws:// and wss://, the upgrade handoff between shards,

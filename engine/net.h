@@ -1,5 +1,6 @@
 /* engine/net.h — socket set-up helpers (listeners, name resolution). These are called at
- * start-up, on a client's HELLO, or on a lane's (re)connect: never per byte. */
+ * start-up, on a client's HELLO, on a lane's (re)connect or by the resolver's thread: never
+ * per byte. */
 #ifndef RINGLET_ENGINE_NET_H
 #define RINGLET_ENGINE_NET_H
 
@@ -28,7 +29,8 @@ int net_listen(const char *addr, uint16_t port, int *fd_out);
 int net_port_free(const char *addr, uint16_t port);
 
 /* Resolve host (name or address; brackets allowed) to up to 4 addresses, IPv4 first,
- * with port. Blocking (getaddrinfo). 0, or a negative EAI_* code (see gai_strerror). */
+ * with port. Blocking (getaddrinfo): called at start-up and by the resolver's thread
+ * (engine/resolve.h), never on a shard. 0, or a negative EAI_* code (see gai_strerror). */
 int net_resolve(const char *host, uint16_t port, struct addrlist *out);
 
 /* Are all of al's addresses this host's: loopback, or assigned to one of its interfaces

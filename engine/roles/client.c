@@ -2,9 +2,11 @@
  * WebSocket, say HELLO, and dial the upstream for each stream the server opens.
  *
  * A lane reconnects forever with capped, jittered exponential backoff (250 ms doubling
- * to 4 s; each wait is drawn uniformly from [d/2, d]). Name resolution (the server's host
- * and the upstream) happens on the lane's shard when the lane (re)connects, while the lane
- * carries no streams; it is not repeated per stream.
+ * to 4 s; each wait is drawn uniformly from [d/2, d]). The server's host and the upstream
+ * are resolved off the loop (engine/resolve.h, names.c): a lane connects with the server's
+ * last answer and waits while its first resolution runs; a stream dials the upstream's last
+ * answer, waits while its first resolution runs, and is refused (and the name tried again)
+ * when there is none.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -100,32 +102,40 @@ static bool lane_tls_ready(struct shard *s, struct lane *l)
 	return true;
 }
 
+/* Bring the lane's copy of the upstream's answer up to date (--sockmap: its addresses are
+ * hop endpoints with every port). */
+static void lane_sync_upstream(struct shard *s, struct lane *l, struct resolve_view *v)
+{
+	const struct cfg *cfg = s->cfg;
+	if (!names_sync(s, &l->upstream, v))
+		return;
+	for (size_t i = 0; i < cfg->nports && l->upstream.al.n; i++)
+		steer_endpoint(s->eng, &l->upstream.al, cfg->ports[i], SM_EP_DIAL);
+}
+
 static void lane_connect(struct shard *s, struct lane *l)
 {
 	const struct cfg *cfg = s->cfg;
+	struct resolve_view v;
+	names_sync(s, &l->server, &v);
+	if (!l->server.al.n && v.busy)
+		return; /* its first answer wakes this shard (OP_NAMES), or the tick tries again
+		         */
 	if (l->attempts++)
 		STAT_ADD(s, reconnects, 1);
 	if (!lane_tls_ready(s, l)) {
 		lane_schedule(s, l);
 		return;
 	}
-	int err = net_resolve(cfg->url_host, cfg->url_port, &l->server);
-	if (err) {
-		lane_problem(l, "cannot resolve the server", gai_strerror(err));
+	if (!l->server.al.n) {
+		lane_problem(l, "cannot resolve the server", gai_strerror(v.err));
+		resolver_kick(role_of(s->eng)->res, l->server.id);
 		lane_schedule(s, l);
 		return;
 	}
-	err = net_resolve(cfg->upstream ? cfg->upstream : "localhost", 0, &l->upstream);
-	if (err) {
-		log_warn("cannot resolve the upstream: streams will be refused until it "
-		         "resolves",
-		         "upstream=%s err=%s", log_q(cfg->upstream), log_q(gai_strerror(err)));
-		l->upstream.n = 0;
-	}
-	for (size_t i = 0; i < cfg->nports && l->upstream.n; i++)
-		steer_endpoint(s->eng, &l->upstream, cfg->ports[i], SM_EP_DIAL);
-	int fd = socket(l->server.addr[0].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	                0);
+	lane_sync_upstream(s, l, &v);
+	struct addrlist *srv = &l->server.al;
+	int fd = socket(srv->addr[0].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1) {
 		lane_problem(l, "cannot create a socket", strerror(errno));
 		lane_schedule(s, l);
@@ -149,12 +159,12 @@ static void lane_connect(struct shard *s, struct lane *l)
 	t->state = TS_CONNECTING;
 	snprintf(t->client_id, sizeof(t->client_id), "%s",
 	         cfg->client_id ? cfg->client_id : "");
-	addr_format((struct sockaddr *)&l->server.addr[0], t->remote, sizeof(t->remote));
+	addr_format((struct sockaddr *)&srv->addr[0], t->remote, sizeof(t->remote));
 	l->up = true;
 	l->idx = c->idx;
 	l->gen = c->gen;
 	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_TUN_CONNECT, 0);
-	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&l->server.addr[0], l->server.len[0]);
+	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&srv->addr[0], srv->len[0]);
 	sqe->flags |= IOSQE_IO_LINK;
 	sqe = shard_sqe(s, c, OP_LINK_TIMEOUT, 0);
 	io_uring_prep_link_timeout(sqe, &s->handshake_ts, 0);
@@ -372,6 +382,27 @@ static void on_welcome(struct shard *s, struct conn *c, const struct tun_welcome
 		tunnel_goaway(s, c, TUN_GOAWAY_NORMAL, "client is shutting down");
 }
 
+/* A stream the server opened: dial the upstream's last answer; while its first resolution
+ * runs, the stream waits for it (names_park); with no answer and none coming, it is refused
+ * at once and the name tried again soon. */
+static void client_open_stream(struct shard *s, struct conn *c, const struct tun_msg *m)
+{
+	struct lane *l = lane_of(s, conn_tun(c));
+	struct resolve_view v;
+	lane_sync_upstream(s, l, &v);
+	if (!l->upstream.al.n && !v.busy) {
+		resolver_kick(role_of(s->eng)->res, l->upstream.id);
+		log_debug("stream refused: the upstream does not resolve", "stream=%u err=%s",
+		          m->stream, log_q(gai_strerror(v.err)));
+		tunnel_send_rst(s, c, m->stream, TUN_RST_UNREACHABLE,
+		                "the upstream does not resolve");
+		return;
+	}
+	struct conn *sc = stream_open_client(s, c, m->stream, &m->u.open, &l->upstream.al);
+	if (sc && !l->upstream.al.n)
+		names_park(s, sc, &l->upstream);
+}
+
 static void client_on_tunnel_msg(struct shard *s, struct conn *c, const struct tun_msg *m)
 {
 	struct tunnel *t = conn_tun(c);
@@ -393,7 +424,7 @@ static void client_on_tunnel_msg(struct shard *s, struct conn *c, const struct t
 			                offered ? "shutting down" : "port not offered");
 			return;
 		}
-		stream_open_client(s, c, m->stream, &m->u.open, &lane_of(s, t)->upstream);
+		client_open_stream(s, c, m);
 		return;
 	}
 	case TUN_GOAWAY:
@@ -503,6 +534,8 @@ static void on_tun_connect(struct shard *s, struct conn *c, struct tok tk,
 		STAT_ADD(s, hs_fail[HS_CONNECT], 1);
 		lane_problem(l, "cannot connect to the server",
 		             cqe->res == -ECANCELED ? "timed out" : strerror(-cqe->res));
+		/* The name may point elsewhere by now: resolve it again before long. */
+		resolver_kick(role_of(s->eng)->res, l->server.id);
 		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, "connect failed");
 		return;
 	}
@@ -582,6 +615,7 @@ static int client_shard_start(struct shard *s)
 		if (fd >= 0)
 			listen_here(s, fd, client_on_local_accept, (uint16_t)i);
 	}
+	names_arm(s);
 	if (cli->lanes[0].shard == s->id)
 		lane_connect(s, &cli->lanes[0]); /* the others follow its WELCOME */
 	return 0;
@@ -712,6 +746,31 @@ static int open_local(struct client *cli, const struct cfg *c)
 	return 0;
 }
 
+/* The server's host and the upstream, watched by each lane's shard: their first
+ * resolutions start now, on the resolver's thread. 0 or -1 (logged). */
+static int watch_names(struct engine *e, struct client *cli)
+{
+	const struct cfg *c = e->cfg;
+	if (names_setup(e) != 0)
+		return -1;
+	role_of(e)->on_resolved = client_on_tick;
+	for (int i = 0; i < cli->nlanes; i++) {
+		struct lane *l = &cli->lanes[i];
+		l->server.id = resolver_watch(role_of(e)->res, NULL, c->url_host, c->url_port,
+		                              l->shard);
+		l->upstream.id =
+		        resolver_watch(role_of(e)->res, "upstream",
+		                       c->upstream ? c->upstream : "localhost", 0, l->shard);
+		if (l->server.id < 0 || l->upstream.id < 0) {
+			log_error("cannot watch the server's or the upstream's name",
+			          "server=%s upstream=%s", log_q(c->url_host),
+			          log_q(c->upstream));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 const struct loop_hooks *client_setup(struct engine *e, struct client *cli, int *status)
 {
 	const struct cfg *c = e->cfg;
@@ -753,12 +812,18 @@ const struct loop_hooks *client_setup(struct engine *e, struct client *cli, int 
 		cli->lanes[i].shard = i;
 		cli->lanes[i].backoff_ms = BACKOFF_MIN_MS;
 	}
+	if (watch_names(e, cli) != 0) {
+		*status = 1;
+		client_teardown(e);
+		return NULL;
+	}
 	return &client_hooks;
 }
 
 void client_teardown(struct engine *e)
 {
 	struct client *cli = client_of(e);
+	names_stop(e);
 	steer_stop(e);
 	tls_ctx_free(cli->tls_client);
 	cli->tls_client = NULL;

@@ -47,8 +47,8 @@ void stream_dial(struct shard *s, struct conn *sc)
 	st->connecting = true;
 }
 
-void stream_open_client(struct shard *s, struct conn *tc, uint32_t id, const struct tun_open *o,
-                        const struct addrlist *upstream)
+struct conn *stream_open_client(struct shard *s, struct conn *tc, uint32_t id,
+                                const struct tun_open *o, const struct addrlist *upstream)
 {
 	uint16_t port = o->port;
 	uint16_t slot = 0;
@@ -58,7 +58,7 @@ void stream_open_client(struct shard *s, struct conn *tc, uint32_t id, const str
 	struct conn *sc = stream_new(s, tc, -1, id, port, slot);
 	if (!sc) {
 		tunnel_send_rst(s, tc, id, TUN_RST_INTERNAL, "no slots");
-		return;
+		return NULL;
 	}
 	struct stream *st = conn_st(sc);
 	st->dial = upstream;
@@ -74,11 +74,16 @@ void stream_open_client(struct shard *s, struct conn *tc, uint32_t id, const str
 			log_warn("cannot build a PROXY header for the upstream",
 			         "remote=%s local=%s", log_q(rs), log_q(ls));
 			stream_reset(s, sc, TUN_RST_INTERNAL, true);
-			return;
+			return NULL;
 		}
 		st->pre_len = (uint16_t)n;
 	}
+	if (!upstream->n) {
+		st->connecting = true; /* its name is being resolved: names_park() */
+		return sc;
+	}
 	stream_dial(s, sc);
+	return sc->closing ? NULL : sc;
 }
 
 /* OP_STREAM_CONNECT. */

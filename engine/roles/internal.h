@@ -3,16 +3,42 @@
 #ifndef RINGLET_ENGINE_ROLES_INTERNAL_H
 #define RINGLET_ENGINE_ROLES_INTERNAL_H
 
+#include "engine/resolve.h"
 #include "engine/roles/registry.h"
 #include "engine/roles/role.h"
 #include "engine/tenant.h"
 
 #define FWD_MAX 16 /* distinct --local targets a server resolves per client lane */
 
-/* A --local target the server resolved for a lane (client forwarding). */
+/* ---- names (names.c): the shards' side of the resolver (engine/resolve.h) -------------- */
+
+/* A shard's copy of a watched name's answer: what its streams dial. */
+struct name_copy {
+	int id;             /* the resolver's name id (-1: none) */
+	uint32_t gen;       /* the answer's generation al holds */
+	struct addrlist al; /* n == 0: no answer yet */
+};
+
+/* Set up the resolver for the role (nshards subscribers) and each shard's side. 0 or -1
+ * (logged). names_stop frees both (after the shards are joined). */
+int names_setup(struct engine *e);
+void names_stop(struct engine *e);
+/* Watch this shard's resolver eventfd on its ring (once; OP_NAMES). */
+void names_arm(struct shard *s);
+/* Bring nc up to date with the resolver; v gets the resolver's view. True when nc->al
+ * changed. */
+bool names_sync(struct shard *s, struct name_copy *nc, struct resolve_view *v);
+/* Hold stream sc (created with fd -1, `connecting`) until nc's name answers: then it is
+ * dialled, or reset if the resolution failed or took longer than the dial timeout. nc
+ * must outlive the stream (it belongs to the stream's lane). */
+void names_park(struct shard *s, struct conn *sc, struct name_copy *nc);
+void names_init(void);
+
+/* A --local target the server resolves for a lane (client forwarding). */
 struct fwd_target {
 	char name[TUN_MAX_STR + 1];
-	struct addrlist al;
+	struct name_copy nc;
+	uint32_t steered; /* --sockmap: the answer (nc.gen) whose addresses were named */
 };
 
 /* The server's state of one tunnel (lane): the tunnel's owner. Freed with the tunnel. */
@@ -25,8 +51,8 @@ struct srv_lane {
 	uint64_t session_id; /* the session this lane belongs to */
 	uint32_t conn_idx;   /* this tunnel's slot, as the registry knows it */
 	uint16_t conn_gen;
-	struct fwd_target *fwd; /* --local targets resolved so far (heap, FWD_MAX) */
-	int nfwd;
+	struct fwd_target *fwd; /* --local targets watched so far (heap, FWD_MAX) */
+	int nfwd;               /* each holds a resolver watch: fwd_release() drops them */
 };
 
 /* A --local forward of the client: connections to local_addr:lport go through the server
@@ -52,8 +78,8 @@ struct lane {
 	uint64_t next_try_ms;
 	uint32_t backoff_ms;
 	uint64_t ready_ms; /* when the current connection got WELCOME, 0 if it did not */
-	struct addrlist upstream;
-	struct addrlist server;
+	struct name_copy upstream; /* this shard's copy of the upstream's answer */
+	struct name_copy server;   /* of the server's */
 	char last_error[160];
 	unsigned failures;
 	unsigned attempts;
@@ -69,9 +95,10 @@ struct cli_conn {
 
 /* dial.c: dial sc's st->dial addresses in turn (the stream's port). */
 void stream_dial(struct shard *s, struct conn *sc);
-/* Client: a server-opened stream arrived; dial the upstream. */
-void stream_open_client(struct shard *s, struct conn *tc, uint32_t id, const struct tun_open *o,
-                        const struct addrlist *upstream);
+/* Client: a server-opened stream arrived; dial the upstream (when it has no address yet,
+ * the stream is left `connecting`, for names_park). The stream, or NULL (refused). */
+struct conn *stream_open_client(struct shard *s, struct conn *tc, uint32_t id,
+                                const struct tun_open *o, const struct addrlist *upstream);
 void dial_init(void);
 
 /* server_streams.c: carry a new data-plane connection fd on tunnel tc. Takes fd. */
@@ -86,6 +113,8 @@ void server_streams_init(void);
 void stream_open_local(struct shard *s, struct conn *tc, int fd, const char *target,
                        uint16_t rport);
 void stream_open_forwarded(struct shard *s, struct conn *tc, const struct tun_msg *m);
+/* Server: a lane goes: drop its --local targets' watches and free them. */
+void fwd_release(struct engine *e, struct srv_lane *sl);
 
 /* ---- named tunnels (tunnels.c) --------------------------------------------------------- */
 

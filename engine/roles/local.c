@@ -30,14 +30,14 @@ void stream_open_local(struct shard *s, struct conn *tc, int fd, const char *tar
 	stream_start(s, sc);
 }
 
-/* The target's addresses, resolved on first use on this tunnel (blocking: once per distinct
- * target per client connection). NULL if it does not resolve. */
-static const struct addrlist *fwd_resolve(struct engine *e, struct srv_lane *t,
-                                          const char *target)
+/* The target's copy of its answer on lane t, watched (off the loop) on first use: once
+ * per distinct target per client connection. NULL when the target is malformed or no more
+ * can be watched. */
+static struct fwd_target *fwd_find(struct shard *s, struct srv_lane *t, const char *target)
 {
 	for (int i = 0; i < t->nfwd; i++)
 		if (strcmp(t->fwd[i].name, target) == 0)
-			return &t->fwd[i].al;
+			return &t->fwd[i];
 	if (!t->fwd) {
 		t->fwd = calloc(FWD_MAX, sizeof(*t->fwd));
 		if (!t->fwd)
@@ -52,13 +52,24 @@ static const struct addrlist *fwd_resolve(struct engine *e, struct srv_lane *t,
 	if (port <= 0 || port > 65535)
 		return NULL;
 	struct fwd_target *f = &t->fwd[t->nfwd];
-	if (net_resolve(host, (uint16_t)port, &f->al) != 0)
+	memset(f, 0, sizeof(*f));
+	f->nc.id = resolver_watch(role_of(s->eng)->res, "--local target", host, (uint16_t)port,
+	                          s->id);
+	if (f->nc.id < 0)
 		return NULL;
 	snprintf(f->name, sizeof(f->name), "%s", target);
 	t->nfwd++;
-	if (net_addrs_local(&f->al))
-		steer_endpoint(e, &f->al, (uint16_t)port, SM_EP_DIAL);
-	return &f->al;
+	names_arm(s);
+	return f;
+}
+
+void fwd_release(struct engine *e, struct srv_lane *sl)
+{
+	for (int i = 0; sl->fwd && i < sl->nfwd; i++)
+		resolver_unwatch(role_of(e)->res, sl->fwd[i].nc.id);
+	free(sl->fwd);
+	sl->fwd = NULL;
+	sl->nfwd = 0;
 }
 
 void stream_open_forwarded(struct shard *s, struct conn *tc, const struct tun_msg *m)
@@ -74,22 +85,41 @@ void stream_open_forwarded(struct shard *s, struct conn *tc, const struct tun_ms
 		            "an id in use");
 		return;
 	}
-	const struct addrlist *al = fwd_resolve(s->eng, t->owner, target);
-	struct conn *sc =
-	        al ? stream_new(s, tc, -1, m->stream, o->port, STATS_PORTS - 1) : NULL;
-	if (!sc) {
+	struct fwd_target *f = fwd_find(s, t->owner, target);
+	struct resolve_view v = {.busy = false};
+	if (f)
+		names_sync(s, &f->nc, &v);
+	if (f && f->nc.al.n && f->steered != f->nc.gen) {
+		f->steered = f->nc.gen;
+		if (net_addrs_local(&f->nc.al))
+			steer_endpoint(s->eng, &f->nc.al, o->port, SM_EP_DIAL);
+	}
+	const char *why = NULL;
+	struct conn *sc = NULL;
+	if (!f) {
+		why = "cannot watch the target's name";
+	} else if (!f->nc.al.n && !v.busy) {
+		why = "target does not resolve";
+		resolver_kick(role_of(s->eng)->res, f->nc.id); /* try it again soon */
+	} else {
+		sc = stream_new(s, tc, -1, m->stream, o->port, STATS_PORTS - 1);
+		why = sc ? NULL : "no slots";
+	}
+	if (why) {
 		log_warn("cannot forward a client connection (--local)",
-		         "client_id=%s target=%s "
-		         "why=%s",
-		         log_q(t->client_id), log_q(target),
-		         al ? "no slots" : "does not resolve");
-		tunnel_send_rst(s, tc, m->stream, TUN_RST_UNREACHABLE,
-		                al ? "no slots" : "target does not resolve");
+		         "client_id=%s target=%s why=%s", log_q(t->client_id), log_q(target),
+		         log_q(why));
+		tunnel_send_rst(s, tc, m->stream, TUN_RST_UNREACHABLE, why);
 		return;
 	}
 	struct stream *st = conn_st(sc);
-	st->dial = al;
+	st->dial = &f->nc.al;
 	log_debug("forwarding a client connection", "client_id=%s stream=%u target=%s",
 	          log_q(t->client_id), st->id, log_q(target));
-	stream_dial(s, sc);
+	if (f->nc.al.n) {
+		stream_dial(s, sc);
+		return;
+	}
+	st->connecting = true; /* its first resolution runs: wait for it */
+	names_park(s, sc, &f->nc);
 }

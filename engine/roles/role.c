@@ -6,4 +6,5 @@ void role_init(void)
 	server_init();
 	client_init();
 	dial_init();
+	names_init();
 }

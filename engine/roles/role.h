@@ -30,6 +30,8 @@ struct lane;
 struct local_fwd;
 struct tunnel_table;
 struct tenant_port;
+struct resolver;
+struct names_shard;
 
 /* Operations of the roles (numbered after the mux's). */
 enum role_op {
@@ -37,8 +39,10 @@ enum role_op {
 	OP_STREAM_CONNECT,           /* dial of an upstream or --local target */
 	OP_STREAM_PROXY,             /* server: recv of a load balancer's PROXY header */
 	OP_XFER,                     /* from another shard: a data-plane fd for a tunnel here */
-	OP_LISTEN,  /* from another shard: a data-plane listener to accept on */
-	OP_HANDOFF, /* from another shard: an upgraded connection for a lane */
+	OP_LISTEN,      /* from another shard: a data-plane listener to accept on */
+	OP_HANDOFF,     /* from another shard: an upgraded connection for a lane */
+	OP_NAMES,       /* the resolver's eventfd of this shard is readable (names.c) */
+	OP_NAMES_TIMER, /* streams wait for a name: check their deadline (names.c) */
 	OP_ROLE_MAX,
 };
 
@@ -68,6 +72,12 @@ struct role_common {
 	const struct role_ops *ops;
 	struct sockmap *sm; /* the steering programs, NULL when not in use */
 	char sm_why[256];   /* --sockmap auto: why it is not in use ("" when it is) */
+	/* Names resolved off the loop (engine/resolve.h; one subscriber per shard) and each
+	 * shard's side of it (heap, one per shard, each its shard's; names.c). on_resolved:
+	 * a name this shard watches got an answer or a failure (NULL: nothing more to do). */
+	struct resolver *res;
+	struct names_shard *names;
+	void (*on_resolved)(struct shard *s);
 };
 
 /* The server's process-wide state (e->role). */

@@ -652,10 +652,9 @@ static void server_on_tunnel_closed(struct shard *s, struct conn *c)
 
 static void server_on_tunnel_release(struct shard *s, struct conn *c)
 {
-	(void)s;
 	struct srv_lane *sl = conn_tun(c)->owner;
 	if (sl)
-		free(sl->fwd);
+		fwd_release(s->eng, sl);
 	free(sl);
 }
 
@@ -791,6 +790,8 @@ const struct loop_hooks *server_setup(struct engine *e, struct server *srv, int 
 		*status = tunnels_start(e, srv);
 	if (*status == 0 && steer_start(e) != 0)
 		*status = 1;
+	if (*status == 0 && names_setup(e) != 0)
+		*status = 1; /* --local targets are resolved off the loop */
 	if (*status) {
 		server_teardown(e);
 		return NULL;
@@ -801,6 +802,7 @@ const struct loop_hooks *server_setup(struct engine *e, struct server *srv, int 
 void server_teardown(struct engine *e)
 {
 	struct server *srv = server_of(e);
+	names_stop(e);
 	steer_stop(e);
 	if (srv->reg) {
 		for (int i = 0; i < CFG_MAX_SHARDS; i++)
