@@ -13,6 +13,7 @@ before. Then 100 more over wss:// (auto-TLS) with two lanes, and 100 more with
 """
 import os
 import random
+import re
 import socket
 import ssl
 import struct
@@ -130,8 +131,14 @@ def body(h):
     if not cl.wait_log(r'msg="connected to the server"', timeout=20):
         h.fail("the wss client did not connect")
     h.wait_data_port(srv, port)
-    run(h, srv, cl, port, m_client, N // 2, label="wss: ",
-        ca=os.path.join(h.dir, "certs", "ca.crt"))
+    ca = os.path.join(h.dir, "certs", "ca.crt")
+    # The descriptor baseline is taken once both lanes are up (the second connects after
+    # the first's WELCOME): a lane arriving later would count as a leak.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and status_lanes(h, cp, ca) != 2:
+        time.sleep(0.1)
+    h.check(status_lanes(h, cp, ca) == 2, "wss: the client's two lanes are up")
+    run(h, srv, cl, port, m_client, N // 2, label="wss: ", ca=ca)
 
     # The same with --data-path splice on both ends.
     port = rt.free_port_on("127.0.0.1", up)
@@ -147,6 +154,19 @@ def body(h):
     spliced = rt.metric(text.decode(), "ringlet_tunnel_spliced_bytes_total")
     h.check(code == 200 and spliced and spliced > 0,
             "splice: the server spliced payloads out of the tunnel (%s bytes)" % spliced)
+
+
+def status_lanes(h, port, ca):
+    """The lanes the TLS server's /status counts over all its clients (None: no answer)."""
+    ctx = ssl.create_default_context(cafile=ca)
+    req = urllib.request.Request("https://127.0.0.1:%d/status" % port,
+                                 headers={"Authorization": "Bearer " + h.token})
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=5) as r:
+            text = r.read().decode()
+    except (OSError, ValueError):
+        return None
+    return sum(int(x) for x in re.findall(r'"lanes":(\d+)', text))
 
 
 def fd_targets(pid):
