@@ -55,6 +55,7 @@ struct shard_stats {
 	uint64_t dataplane_refused; /* data-plane connections with no client to carry them */
 	uint64_t dataplane_denied;  /* data-plane connections from outside --allow-ips */
 	uint64_t accept_paused;     /* listeners paused: out of descriptors or memory */
+	uint64_t control_evicted;   /* pending control connections closed to make room */
 	uint64_t rtt_bucket[STATS_RTT_BUCKETS]; /* cumulative counts are made at scrape time */
 	uint64_t rtt_count;
 	uint64_t rtt_sum_ns;

@@ -1,6 +1,8 @@
 /* engine/loop/conn.c — connection slots, counted close, the turn-end lists (reap, defer)
  * and listeners. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -158,9 +160,11 @@ static void arm_accept(struct shard *s, struct conn *c)
 {
 	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_ACCEPT, 0);
 	io_uring_prep_multishot_accept(sqe, c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	c->u.listen.armed = true;
 }
 
-void listen_here(struct shard *s, int fd, listen_fn on_accept, uint16_t aux)
+void listen_here_flags(struct shard *s, int fd, listen_fn on_accept, uint16_t aux,
+                       uint16_t flags)
 {
 	struct conn *c = conn_alloc(s, CK_LISTEN, fd);
 	if (!c) {
@@ -169,11 +173,35 @@ void listen_here(struct shard *s, int fd, listen_fn on_accept, uint16_t aux)
 	}
 	c->u.listen.on_accept = on_accept;
 	c->u.listen.aux = aux;
+	c->u.listen.flags = flags;
 	arm_accept(s, c);
+}
+
+void listen_here(struct shard *s, int fd, listen_fn on_accept, uint16_t aux)
+{
+	listen_here_flags(s, fd, on_accept, aux, 0);
+}
+
+bool loop_fd_near_limit(const struct shard *s, int fd, int margin)
+{
+	int lim = s->eng->fd_limit;
+	return lim > 0 && fd >= lim - margin;
+}
+
+/* The lowest free descriptor number right now (INT_MAX when none is free): a lower bound
+ * of the descriptors the process holds, and what the next accept would get. */
+static int fd_level(int any_fd)
+{
+	int fd = fcntl(any_fd, F_DUPFD_CLOEXEC, 0);
+	if (fd == -1)
+		return INT_MAX;
+	close(fd);
+	return fd;
 }
 
 #define ACCEPT_PAUSE_MIN_MS 250  /* one tick */
 #define ACCEPT_PAUSE_MAX_MS 8000 /* the pause doubles up to this while it recurs */
+#define YIELD_LOG_MS 10000       /* at most one warning per listener this often */
 
 /* accept failed for lack of descriptors or memory: re-arming at once would fail again at
  * once (a spin, and a log line each time). Pause this listener instead, with a growing
@@ -190,15 +218,56 @@ static void pause_accept(struct shard *s, struct conn *c, int err)
 	         c->u.listen.aux, log_q(strerror(-err)), c->u.listen.backoff_ms);
 }
 
+/* A yielding listener got fd within the descriptor reserve: refuse it (reset) and stop
+ * accepting (cancel the multishot accept) until the tick sees descriptors below the
+ * reserve again. Counted as a pause; a warning at most every YIELD_LOG_MS. */
+static void yield_accept(struct shard *s, struct conn *c, int fd)
+{
+	fd_reset_close(fd);
+	if (c->u.listen.paused)
+		return; /* already; the cancel is on its way */
+	c->u.listen.paused = c->u.listen.yielded = true;
+	c->u.listen.resume_ms = s->now_ms;
+	STAT_ADD(s, accept_paused, 1);
+	if (c->u.listen.armed) {
+		struct io_uring_sqe *sqe = shard_sqe(s, c, OP_CANCEL, 0);
+		io_uring_prep_cancel_fd(sqe, c->fd, 0);
+	}
+	bool say = !c->u.listen.yield_logged_ms ||
+	           s->now_ms - c->u.listen.yield_logged_ms >= YIELD_LOG_MS;
+	if (say)
+		c->u.listen.yield_logged_ms = s->now_ms;
+	if (say || log_enabled(LOG_DEBUG))
+		log_kv(say ? LOG_WARN : LOG_DEBUG,
+		       "descriptors low: pausing the listener to keep the reserve",
+		       "aux=%u fd=%d limit=%d reserve=%d", c->u.listen.aux, fd,
+		       s->eng->fd_limit, s->eng->fd_reserve);
+}
+
+/* May a yielding listener accept again? Not until the next descriptor is a quarter of
+ * the reserve below it (so that one freed descriptor does not resume it to pause again). */
+static bool yield_over(struct shard *s, struct conn *c)
+{
+	const struct engine *e = s->eng;
+	if (!(c->u.listen.flags & LISTEN_YIELD) || e->fd_limit <= 0)
+		return true;
+	return fd_level(c->fd) < e->fd_limit - e->fd_reserve - e->fd_reserve / 4;
+}
+
 void loop_resume_listeners(struct shard *s)
 {
 	for (uint32_t i = 0; i < s->hiwater; i++) {
 		struct conn *c = &s->conns[i];
-		if (c->kind == CK_LISTEN && !c->closing && c->u.listen.paused &&
-		    s->now_ms >= c->u.listen.resume_ms) {
-			c->u.listen.paused = false;
-			arm_accept(s, c);
-		}
+		if (c->kind != CK_LISTEN || c->closing || !c->u.listen.paused ||
+		    c->u.listen.armed || s->now_ms < c->u.listen.resume_ms)
+			continue;
+		if (!yield_over(s, c))
+			continue; /* looked at again next tick */
+		if (c->u.listen.yielded)
+			log_debug("descriptors below the reserve: the listener accepts again",
+			          "aux=%u", c->u.listen.aux);
+		c->u.listen.paused = c->u.listen.yielded = false;
+		arm_accept(s, c);
 	}
 }
 
@@ -207,11 +276,14 @@ void loop_on_accept(struct shard *s, struct conn *c, struct tok t, struct io_uri
 	(void)t;
 	int res = cqe->res;
 	bool starved = res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM;
-	if (!(cqe->flags & IORING_CQE_F_MORE) && !c->closing) {
-		if (starved)
-			pause_accept(s, c, res);
-		else
-			arm_accept(s, c);
+	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+		c->u.listen.armed = false;
+		if (!c->closing && !c->u.listen.paused) {
+			if (starved)
+				pause_accept(s, c, res);
+			else
+				arm_accept(s, c);
+		}
 	}
 	if (res < 0) {
 		if (res != -ECANCELED && !starved)
@@ -222,6 +294,11 @@ void loop_on_accept(struct shard *s, struct conn *c, struct tok t, struct io_uri
 	c->u.listen.backoff_ms = 0; /* accepting again: the next pause starts short */
 	if (c->closing) {
 		close(res);
+		return;
+	}
+	if ((c->u.listen.flags & LISTEN_YIELD) &&
+	    loop_fd_near_limit(s, res, s->eng->fd_reserve)) {
+		yield_accept(s, c, res);
 		return;
 	}
 	c->u.listen.on_accept(s, c->u.listen.aux, res);

@@ -1,6 +1,7 @@
 /* engine/loop/engine.c — start the shards, handle signals, drain, join; messages between
  * shards. */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,6 +72,19 @@ static bool all_stopped(struct engine *e)
 	return true;
 }
 
+/* Read the open-file limit (after the entry points raised it) and size the reserve the
+ * yielding listeners leave: LOOP_FD_RESERVE, at most a quarter of the limit. */
+static void fd_budget(struct engine *e)
+{
+	struct rlimit rl;
+	e->fd_limit = e->fd_reserve = 0;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur > INT_MAX)
+		return;
+	e->fd_limit = (int)rl.rlim_cur;
+	e->fd_reserve = e->fd_limit / 4 < LOOP_FD_RESERVE ? e->fd_limit / 4 : LOOP_FD_RESERVE;
+}
+
 int engine_run(struct engine *e)
 {
 	const char *missing = NULL;
@@ -82,6 +97,7 @@ int engine_run(struct engine *e)
 	log_debug("io_uring features", "single_issuer=%d defer_taskrun=%d coop_taskrun=%d",
 	          uring_feat.single_issuer, uring_feat.defer_taskrun, uring_feat.coop_taskrun);
 	e->start_unix = (uint64_t)time(NULL);
+	fd_budget(e);
 	e->shards = calloc((size_t)e->nshards, sizeof(*e->shards));
 	if (!e->shards)
 		return -ENOMEM;

@@ -32,6 +32,10 @@ struct engine {
 	void (*on_hup)(struct engine *e);
 	int watch_fd;
 	void (*on_watch)(struct engine *e);
+	/* The open-file limit (soft) and the descriptors kept back from the listeners that
+	 * yield (LISTEN_YIELD): read by engine_run() before the shards start, read-only
+	 * afterwards. fd_limit 0: unknown (nothing is kept back). */
+	int fd_limit, fd_reserve;
 };
 
 /* Wake every shard (its loop hooks' wake run). Main thread. */

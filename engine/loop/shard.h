@@ -99,9 +99,13 @@ struct conn {
 		struct {
 			listen_fn on_accept;
 			uint16_t aux;
-			bool paused; /* accept stopped for lack of descriptors or memory */
+			uint16_t flags; /* LISTEN_* */
+			bool armed;     /* the multishot accept is in flight */
+			bool paused;    /* accept stopped for lack of descriptors or memory */
+			bool yielded;   /* paused because descriptors reached the reserve */
 			uint32_t backoff_ms; /* the current pause (doubles while it recurs) */
 			uint64_t resume_ms;  /* when to accept again */
+			uint64_t yield_logged_ms; /* the last warning about the reserve */
 		} listen;
 		void *ctx; /* the kind's state on the heap, owned by the kind's layer */
 		_Alignas(8) unsigned char priv[CONN_PRIV]; /* or inline */
@@ -269,6 +273,25 @@ void conn_defer(struct shard *s, struct conn *c);
 /* A listener slot on this shard accepting with multishot accept; each accepted fd goes to
  * on_accept(s, aux, fd). Takes ownership of fd. */
 void listen_here(struct shard *s, int fd, listen_fn on_accept, uint16_t aux);
+
+/* Descriptors kept back for the listeners that do not yield (the control port) and for
+ * the connections the process makes itself: a LISTEN_YIELD listener stops accepting while
+ * the process's descriptors are within this many of the open-file limit (at most a
+ * quarter of the limit). */
+#define LOOP_FD_RESERVE 64
+enum listen_flags {
+	LISTEN_YIELD = 1, /* leave the reserve alone: pause at it (a data-plane listener) */
+};
+/* listen_here() with flags (LISTEN_*). A yielding listener that accepts a descriptor
+ * within the reserve closes it with a reset, pauses, and resumes by itself (checked
+ * every tick) once the process's descriptors are below the reserve again. */
+void listen_here_flags(struct shard *s, int fd, listen_fn on_accept, uint16_t aux,
+                       uint16_t flags);
+
+/* Is fd (just allocated) within margin of the open-file limit? Descriptors are
+ * allocated lowest first, so the process holds at least fd of them. false when the
+ * limit is unknown. */
+bool loop_fd_near_limit(const struct shard *s, int fd, int margin);
 
 /* Four random bytes (masking keys). */
 void shard_random4(struct shard *s, uint8_t out[4]);

@@ -39,19 +39,46 @@ static struct cli_conn *cc_of(struct tunnel *t)
 	return t->owner;
 }
 
-/* Log a connection problem once per distinct message, then at debug level, so a server
- * that stays down does not flood the log. */
+/* Log a failed connection attempt with its reason: one line per attempt (the first
+ * problem it met; more go to debug), at error level when the reason differs from the
+ * previous attempt's, at warn level when it repeats. No rate limit of its own: the
+ * reconnect back-off bounds it (a failing lane's waits double from [125, 250] ms to
+ * [2, 4] s), so a server that stays down costs one line every 2 to 4 s per lane. */
 static void lane_problem(struct lane *l, const char *msg, const char *detail)
 {
+	if (l->attempt_said) {
+		log_debug(msg, "lane=%d detail=%s", l->id, log_q(detail));
+		return;
+	}
+	l->attempt_said = true;
 	char key[160];
 	snprintf(key, sizeof(key), "%s: %s", msg, detail);
 	l->failures++;
-	if (strcmp(key, l->last_error) == 0) {
-		log_debug(msg, "detail=%s attempt=%u", log_q(detail), l->failures);
-		return;
-	}
+	bool again = strcmp(key, l->last_error) == 0;
 	snprintf(l->last_error, sizeof(l->last_error), "%s", key);
-	log_error(msg, "detail=%s attempt=%u", log_q(detail), l->failures);
+	log_kv(again ? LOG_WARN : LOG_ERROR, msg, "lane=%d detail=%s attempt=%u", l->id,
+	       log_q(detail), l->failures);
+}
+
+/* Why a lane's connection ended before WELCOME, from how far it got. */
+static const char *closed_reason(struct shard *s, struct conn *c)
+{
+	bool late = s->now_ms - c->started_ms > (uint64_t)s->cfg->handshake_ms;
+	switch (conn_tun(c)->state) {
+	case TS_CONNECTING:
+		return late ? "timed out" : "closed before the connection was made";
+	case TS_TLS:
+		return late ? "no TLS handshake within the handshake timeout"
+		            : "closed by the server during the TLS handshake";
+	case TS_UPGRADING:
+		return late ? "no upgrade response within the handshake timeout"
+		            : "closed by the server before the upgrade response";
+	case TS_HELLO:
+		return late ? "no WELCOME within the handshake timeout"
+		            : "closed by the server before WELCOME";
+	default:
+		return "closed";
+	}
 }
 
 static void lane_schedule(struct shard *s, struct lane *l)
@@ -123,6 +150,7 @@ static void lane_connect(struct shard *s, struct lane *l)
 		         */
 	if (l->attempts++)
 		STAT_ADD(s, reconnects, 1);
+	l->attempt_said = false;
 	if (!lane_tls_ready(s, l)) {
 		lane_schedule(s, l);
 		return;
@@ -455,6 +483,8 @@ static void client_on_tunnel_closed(struct shard *s, struct conn *c)
 	l->up = false;
 	if (l->ready_ms)
 		__atomic_fetch_sub(&client_of(s->eng)->connected, 1, __ATOMIC_RELAXED);
+	else if (!s->draining && (l->id == 0 || __atomic_load_n(&l->wanted, __ATOMIC_ACQUIRE)))
+		lane_problem(l, "connection to the server failed", closed_reason(s, c));
 	if (l->id == 0) {
 		/* The session ends with its primary lane: the other lanes close and rejoin the
 		 * next session. */

@@ -83,6 +83,7 @@ struct lane {
 	char last_error[160];
 	unsigned failures;
 	unsigned attempts;
+	bool attempt_said; /* the current attempt's failure was logged */
 };
 
 /* The client's state of one connection of a lane (the tunnel's owner; freed with it). */

@@ -88,7 +88,7 @@ static uint16_t port_open(struct shard *s, struct registry *r, uint16_t tunnel, 
 	for (int i = 0; i < e->nshards; i++) {
 		rp->fds[i] = fds[i];
 		if (i == s->id) {
-			listen_here(s, fds[i], server_on_data_accept, port);
+			listen_here_flags(s, fds[i], server_on_data_accept, port, LISTEN_YIELD);
 		} else {
 			struct tok t = {.op = OP_LISTEN, .aux = port};
 			if (engine_msg(s, i, t, fds[i]) != 0)
@@ -227,7 +227,7 @@ static void on_listen(struct shard *s, struct conn *none, struct tok t,
                       struct io_uring_cqe *cqe)
 {
 	(void)none;
-	listen_here(s, cqe->res, server_on_data_accept, t.aux);
+	listen_here_flags(s, cqe->res, server_on_data_accept, t.aux, LISTEN_YIELD);
 }
 
 static void listen_undelivered(struct shard *s, uint32_t fd)

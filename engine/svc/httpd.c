@@ -1,6 +1,7 @@
 /* engine/svc/httpd.c — control-port HTTP: read one request, route it, answer, close. */
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,9 @@ const char *const httpd_path_names[RP_MAX] = {"other",   "/connect", "/healthz",
 
 /* The service's per-shard state (s->svc). */
 struct svc_shard {
-	uint32_t http_live; /* CK_HTTP connections (control requests being read) */
+	struct pending pend;      /* control connections reading a request or in a handshake */
+	uint64_t evicted;         /* evictions not yet said in a warning */
+	uint64_t evict_logged_ms; /* when the last warning was */
 };
 static inline struct svc_shard *SVC(struct shard *s)
 {
@@ -38,9 +41,9 @@ void http_conn_release(struct shard *s, struct conn *c)
 		free(h->resp);
 		free(h->cbuf);
 		xprt_release(&h->x);
+		pend_remove(&SVC(s)->pend, &h->pend);
 		free(h);
 		c->u.ctx = NULL;
-		SVC(s)->http_live--;
 	}
 }
 
@@ -106,6 +109,7 @@ void httpd_respond(struct shard *s, struct conn *c, int status, const char *ctyp
                    const char *extra, const char *body, size_t body_len)
 {
 	struct http_conn *h = conn_http(c);
+	pend_remove(&SVC(s)->pend, &h->pend); /* being answered: no longer evictable */
 	count_request(s, h->path, status);
 	size_t cap = body_len + 1024 + (extra ? strlen(extra) : 0);
 	h->resp = malloc(cap);
@@ -295,7 +299,50 @@ static void parse(struct shard *s, struct conn *c)
 	route(s, c, &req);
 }
 
-/* A control listener accepted fd. */
+#define HTTP_FD_MARGIN 8        /* descriptors below the limit: a control accept evicts */
+#define HTTP_EVICT_LOG_MS 10000 /* at most one warning about evictions this often */
+
+/* Say that pending connections are being evicted: a warning at most every
+ * HTTP_EVICT_LOG_MS per shard (an attack would otherwise write a line per connection),
+ * with how many since the last one; the rest at debug level. */
+static void note_eviction(struct shard *s, const char *remote, uint32_t held)
+{
+	struct svc_shard *v = SVC(s);
+	v->evicted++;
+	if (v->evict_logged_ms && s->now_ms - v->evict_logged_ms < HTTP_EVICT_LOG_MS) {
+		log_debug("pending control connection evicted", "remote=%s held=%u", remote,
+		          held);
+		return;
+	}
+	log_warn("control port: pending connections evicted to make room (a source over its "
+	         "share, or the slots or descriptors used up)",
+	         "shard=%d evicted=%llu last_remote=%s its_pending=%u", s->id,
+	         (unsigned long long)v->evicted, remote, held);
+	v->evicted = 0;
+	v->evict_logged_ms = s->now_ms;
+}
+
+/* Make room for a control connection from src accepted as fd: close (reset) the pending
+ * connection the table names, if any (pending.h says which). */
+static void make_room(struct shard *s, const struct pend_key *src, int fd)
+{
+	struct pending *p = &SVC(s)->pend;
+	struct pend_node *n = pend_victim(p, src, loop_fd_near_limit(s, fd, HTTP_FD_MARGIN));
+	if (!n)
+		return;
+	struct http_conn *vh =
+	        (struct http_conn *)((char *)n - offsetof(struct http_conn, pend));
+	uint32_t held = p->src[n->src].n;
+	pend_remove(p, n);
+	STAT_ADD(s, control_evicted, 1);
+	note_eviction(s, vh->remote, held);
+	vh->conn->rst = true;
+	conn_close(s, vh->conn);
+}
+
+/* A control listener accepted fd. Every connection gets in: when its source holds its
+ * share, or the shard's pending slots (or the descriptors) are used up, an older pending
+ * one makes room. Each has until the handshake timeout to complete its request. */
 static void on_ctl_accept(struct shard *s, uint16_t aux, int fd)
 {
 	(void)aux;
@@ -303,15 +350,13 @@ static void on_ctl_accept(struct shard *s, uint16_t aux, int fd)
 		close(fd);
 		return;
 	}
-	if (SVC(s)->http_live >= HTTP_MAX_PENDING) {
-		/* A flood of connections that never finish their request (or TLS handshake)
-		 * must not starve the tunnels: refuse beyond the limit. */
-		STAT_ADD(s, hs_fail[HS_TIMEOUT], 1);
-		log_debug("too many pending control connections: refusing one", "shard=%d",
-		          s->id);
-		close(fd);
-		return;
-	}
+	struct sockaddr_storage ra;
+	socklen_t rl = sizeof(ra);
+	if (getpeername(fd, (struct sockaddr *)&ra, &rl) != 0)
+		ra.ss_family = AF_UNSPEC;
+	struct pend_key src;
+	pend_key_from(&src, (struct sockaddr *)&ra);
+	make_room(s, &src, fd);
 	struct conn *c = conn_alloc(s, CK_HTTP, fd);
 	struct http_conn *h = c ? malloc(sizeof(*h)) : NULL;
 	if (!h) {
@@ -328,23 +373,22 @@ static void on_ctl_accept(struct shard *s, uint16_t aux, int fd)
 	h->sending = h->parse_after_send = false;
 	xprt_init_plain(&h->x);
 	h->cbuf = NULL;
-	SVC(s)->http_live++;
-	struct tls_ctx *tctx = role_of(s->eng)->ops->control_tls(s->eng);
-	if (tctx) {
-		h->cbuf = malloc(HTTP_BUF);
-		if (xprt_init_tls(&h->x, tctx, NULL) || !h->cbuf) {
-			c->u.ctx = h;
-			conn_close(s, c);
-			return;
-		}
-	}
-	struct sockaddr_storage ra;
-	socklen_t rl = sizeof(ra);
-	if (getpeername(fd, (struct sockaddr *)&ra, &rl) == 0)
+	h->conn = c;
+	h->pend.linked = false;
+	if (ra.ss_family != AF_UNSPEC)
 		addr_format((struct sockaddr *)&ra, h->remote, sizeof(h->remote));
 	else
 		snprintf(h->remote, sizeof(h->remote), "unknown");
 	c->u.ctx = h;
+	pend_add(&SVC(s)->pend, &h->pend, &src); /* make_room made room */
+	struct tls_ctx *tctx = role_of(s->eng)->ops->control_tls(s->eng);
+	if (tctx) {
+		h->cbuf = malloc(HTTP_BUF);
+		if (xprt_init_tls(&h->x, tctx, NULL) || !h->cbuf) {
+			conn_close(s, c);
+			return;
+		}
+	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	http_arm_recv(s, c);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "engine/roles/role.h"
+#include "engine/svc/pending.h"
 #include "engine/xprt/xprt.h"
 #include "proto/http.h"
 
@@ -25,7 +26,8 @@ enum svc_op {
 
 #define HTTP_BUF 16384
 
-#define HTTP_MAX_PENDING 256 /* control connections per shard still reading a request */
+/* How many control connections per shard may still be reading a request or be in a TLS
+ * handshake, and the share one source may hold: engine/svc/pending.h. */
 
 struct http_conn {
 	char buf[HTTP_BUF]; /* the request (plaintext) */
@@ -36,9 +38,11 @@ struct http_conn {
 	bool sending;
 	bool parse_after_send;
 	char remote[72];
-	struct xprt x;    /* plain, or TLS (the server terminates TLS itself) */
-	uint8_t *cbuf;    /* received bytes to decrypt (TLS), NULL for plain */
-	struct iovec iov; /* the response, as the transport's flush takes it */
+	struct xprt x;         /* plain, or TLS (the server terminates TLS itself) */
+	uint8_t *cbuf;         /* received bytes to decrypt (TLS), NULL for plain */
+	struct iovec iov;      /* the response, as the transport's flush takes it */
+	struct conn *conn;     /* the connection this is the state of */
+	struct pend_node pend; /* linked while pending (until it is answered or upgraded) */
 };
 
 static inline struct http_conn *conn_http(const struct conn *c)

@@ -422,6 +422,11 @@ static void health_metrics(struct sb *b, struct engine *e)
 	       "resumes "
 	       "by itself, after a pause that doubles while it recurs).",
 	       SUM(e, accept_paused));
+	scalar(b, "ringlet_control_evicted_total", "counter",
+	       "Pending control connections (no complete request or TLS handshake yet) closed "
+	       "to make room for a new one: their source held its share, or the shard's "
+	       "pending slots or the descriptors were used up.",
+	       SUM(e, control_evicted));
 	scalar(b, "ringlet_dataplane_denied_total", "counter",
 	       "Data-plane connections refused because their address is not in --allow-ips.",
 	       SUM(e, dataplane_denied));

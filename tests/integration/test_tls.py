@@ -242,8 +242,11 @@ asyncio.run(main())
     s.close()
     # A stalled handshake: connect and send nothing. The server closes it after 10 s.
     # Alongside it, a flood of 600 more half-open connections (more than the 256 pending
-    # control connections a shard accepts): the existing tunnel must not notice.
-    stalled = socket.create_connection(("127.0.0.1", cp), timeout=20)
+    # control connections a shard accepts): the existing tunnel must not notice. The
+    # stalled one comes from another address (127.0.0.3): the flood's own oldest make
+    # room for it once the flood's address holds its share of the pending slots.
+    stalled = socket.create_connection(("127.0.0.1", cp), timeout=20,
+                                       source_address=("127.0.0.3", 0))
     t0 = time.monotonic()
     flood = []
     for _ in range(600):
