@@ -61,9 +61,10 @@ size_t frame_header(struct shard *s, struct tunnel *t, uint8_t *out, uint8_t op,
 void queue_item(struct shard *s, struct conn *c, struct outitem *it)
 {
 	struct tunnel *t = conn_tun(c);
-	if (t->close_sent) {
-		/* Nothing may follow a Close frame (RFC 6455 §5.5.1): this is the one place
-		 * every queued item passes, so no caller can break it. */
+	if (t->close_sent || c->closing) {
+		/* Nothing may follow a Close frame (RFC 6455 §5.5.1), nor go on a closing
+		 * connection: this is the one place every queued item passes, so no caller
+		 * can break it. */
 		item_done(s, it);
 		return;
 	}
