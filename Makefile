@@ -250,7 +250,12 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g -D_GNU_SOURCE -fsanitize=fuzzer,address,undefin
 # A driver of an engine part names its sources (and libraries) here.
 FUZZ_EXTRA_reasm := engine/mux/reasm.c
 FUZZ_EXTRA_tenant := engine/tenant.c engine/tenant_parse.c engine/net.c -lyaml
-build-fuzz/%: fuzz/%.c $(PROTO_SRC) $(wildcard proto/*.h) $(wildcard engine/mux/reasm.[ch]) \
+# One lane of the mux on a shard without a ring (fuzz/lane.c plays the kernel).
+FUZZ_EXTRA_lane := $(sort $(wildcard engine/mux/*.c)) engine/loop/shard.c engine/loop/conn.c \
+                   engine/loop/uring.c engine/xprt/xprt.c engine/tls.c engine/log.c \
+                   engine/idmap.c -luring -lssl -pthread
+build-fuzz/%: fuzz/%.c $(PROTO_SRC) $(wildcard proto/*.h) $(wildcard engine/mux/*.[ch]) \
+              $(wildcard engine/loop/*.[ch] engine/xprt/*.[ch] engine/tls.[ch] engine/log.[ch]) \
               $(wildcard engine/tenant*.[ch] engine/net.[ch])
 	$(call msg,FUZZ,$@)
 	@mkdir -p $(@D)

@@ -307,6 +307,22 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
 		conn_finalize(s, c);
 }
 
+void shard_dispatch(struct shard *s, struct io_uring_cqe *cqe)
+{
+	dispatch(s, cqe);
+}
+
+void shard_tick(struct shard *s)
+{
+	on_tick(s);
+}
+
+void shard_turn_end(struct shard *s)
+{
+	loop_flush_deferred(s);
+	loop_reap(s);
+}
+
 static int shard_setup(struct shard *s)
 {
 	int ret = uring_ring_init(&s->ring, SHARD_ENTRIES);

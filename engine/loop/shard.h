@@ -293,6 +293,14 @@ void listen_here_flags(struct shard *s, int fd, listen_fn on_accept, uint16_t au
  * limit is unknown. */
 bool loop_fd_near_limit(const struct shard *s, int fd, int margin);
 
+/* For a driver that runs a shard without its thread (fuzz/lane.c: no sockets, the driver
+ * plays the kernel): deliver one completion as the loop does, run the 250 ms tick, end a
+ * loop turn (flush the deferred connections, finalize the reaped ones). shard_main does
+ * the same; these only expose it. */
+void shard_dispatch(struct shard *s, struct io_uring_cqe *cqe);
+void shard_tick(struct shard *s);
+void shard_turn_end(struct shard *s);
+
 /* Four random bytes (masking keys). */
 void shard_random4(struct shard *s, uint8_t out[4]);
 

@@ -148,11 +148,57 @@ static void deliver(struct shard *s, struct conn *c, const uint8_t *p, size_t n,
 
 /* ---- what reassembly reports (struct rx_ctx is the context) ----------------------------- */
 
+/* What is wrong with a message the peer sent, from its header and the lane's state, or
+ * NULL (docs/PROTOCOL.md §3.1, §2.1, §4.1): the first message on a lane is HELLO (to a
+ * server) or WELCOME or GOAWAY (to a client), and neither comes again; DATA names a
+ * stream; an OPEN carries its sender's id parity (odd: the server's, even: the client's). */
+static const char *header_problem(const struct tunnel *t, const struct tun_msg *mh)
+{
+	bool server = t->role == WS_ROLE_SERVER;
+	if (t->state == TS_HELLO) {
+		if (server && mh->type != TUN_HELLO)
+			return "first message is not HELLO";
+		if (!server && mh->type != TUN_WELCOME && mh->type != TUN_GOAWAY)
+			return "first message is not WELCOME";
+		return NULL;
+	}
+	switch (mh->type) {
+	case TUN_HELLO:
+		return server ? "HELLO twice" : "HELLO from the server";
+	case TUN_WELCOME:
+		return server ? "WELCOME from a client" : "WELCOME twice";
+	case TUN_DATA:
+		return mh->stream == 0 ? "DATA on stream 0" : NULL;
+	case TUN_OPEN:
+		if (server && (mh->stream & 1))
+			return "client OPEN with a server stream id (odd)";
+		if (!server && !(mh->stream & 1))
+			return "server OPEN with a client stream id (even)";
+		return NULL;
+	default:
+		return NULL;
+	}
+}
+
+/* Is the lane past its Close (ours queued, or the peer's answered)? What still arrives
+ * is read and dropped: nothing may be sent in reply. */
+static bool rx_closed(const struct tunnel *t)
+{
+	return t->close_sent || t->state == TS_CLOSING;
+}
+
 static bool rx_msg_start(void *ctx, const struct tun_msg *mh)
 {
 	struct rx_ctx *x = ctx;
 	struct tunnel *t = conn_tun(x->c);
 	t->dst_idx = NO_SLOT;
+	if (rx_closed(t))
+		return true;
+	const char *why = header_problem(t, mh);
+	if (why) {
+		tunnel_protocol_error(x->s, x->c, why);
+		return false;
+	}
 	struct conn *sc;
 	if (mh->type == TUN_DATA && tunnel_lookup_stream(x->s, t, mh->stream, &sc)) {
 		t->dst_idx = sc->idx;
@@ -177,11 +223,13 @@ static bool rx_ctl(void *ctx, const uint8_t *m, size_t len)
 	struct tunnel *t = conn_tun(x->c);
 	struct tun_msg msg;
 	const char *why = NULL;
+	if (rx_closed(t))
+		return true;
 	if (tun_decode(m, len, &msg, &why) != TUN_OK) {
 		log_warn("malformed tunnel message", "client_id=%s type=%s why=%s",
 		         log_q(t->client_id), tun_type_name(t->rx.mh.type),
 		         log_q(why ? why : "?"));
-		tunnel_fail(x->s, x->c, WS_CLOSE_PROTOCOL, why ? why : "malformed message");
+		tunnel_protocol_error(x->s, x->c, why ? why : "malformed message");
 		return false;
 	}
 	handle_msg(x->s, x->c, &msg);
@@ -208,7 +256,7 @@ static bool rx_ws_control(void *ctx, uint8_t opcode, uint8_t *p, size_t len)
 		tunnel_fail(s, c, cc, "bad close frame");
 		return false;
 	}
-	if (t->state == TS_CLOSING) {
+	if (rx_closed(t)) {
 		conn_close(s, c); /* the answer to our close */
 		return false;
 	}
@@ -227,7 +275,11 @@ static bool rx_ws_control(void *ctx, uint8_t opcode, uint8_t *p, size_t len)
 static void rx_error(void *ctx, enum ws_close code, const char *why)
 {
 	struct rx_ctx *x = ctx;
-	tunnel_fail(x->s, x->c, code, why);
+	/* A tunnel-level protocol error is announced with GOAWAY(PROTOCOL) first (§8). */
+	if (code == WS_CLOSE_PROTOCOL && !rx_closed(conn_tun(x->c)))
+		tunnel_protocol_error(x->s, x->c, why);
+	else
+		tunnel_fail(x->s, x->c, code, why);
 }
 
 static const struct reasm_ops rx_ops = {

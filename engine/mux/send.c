@@ -61,6 +61,13 @@ size_t frame_header(struct shard *s, struct tunnel *t, uint8_t *out, uint8_t op,
 void queue_item(struct shard *s, struct conn *c, struct outitem *it)
 {
 	struct tunnel *t = conn_tun(c);
+	if (t->close_sent || c->closing) {
+		/* Nothing may follow a Close frame (RFC 6455 §5.5.1), nor go on a closing
+		 * connection: this is the one place every queued item passes, so no caller
+		 * can break it. */
+		item_done(s, it);
+		return;
+	}
 	it->next = NULL;
 	if (t->q_tail)
 		t->q_tail->next = it;
@@ -74,6 +81,8 @@ void queue_item(struct shard *s, struct conn *c, struct outitem *it)
 static int send_frame(struct shard *s, struct conn *c, uint8_t op, const uint8_t *m, size_t len)
 {
 	struct tunnel *t = conn_tun(c);
+	if (t->close_sent)
+		return -EPIPE; /* dropped: a Close is queued (queue_item) */
 	struct outitem *it = item_get(s);
 	if (!it)
 		return -ENOMEM;
@@ -98,6 +107,8 @@ static int send_frame(struct shard *s, struct conn *c, uint8_t op, const uint8_t
 		it->data_len = (uint32_t)len;
 	}
 	queue_item(s, c, it);
+	if (op == WS_OP_CLOSE)
+		t->close_sent = true;
 	return 0;
 }
 

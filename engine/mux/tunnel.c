@@ -114,6 +114,22 @@ void tunnel_fail(struct shard *s, struct conn *c, enum ws_close code, const char
 	conn_close(s, c);
 }
 
+void tunnel_protocol_error(struct shard *s, struct conn *c, const char *why)
+{
+	struct tunnel *t = conn_tun(c);
+	if (c->closing || t->close_sent)
+		return;
+	log_warn("protocol error: closing the tunnel", "client_id=%s remote=%s why=%s",
+	         log_q(t->client_id[0] ? t->client_id : "-"), t->remote, log_q(why));
+	tunnel_goaway(s, c, TUN_GOAWAY_PROTOCOL, why);
+	tunnel_fail(s, c, WS_CLOSE_PROTOCOL, why);
+}
+
+bool tunnel_closing(const struct conn *c)
+{
+	return c->closing || conn_tun(c)->close_sent || conn_tun(c)->state == TS_CLOSING;
+}
+
 void tunnel_goaway(struct shard *s, struct conn *c, uint16_t reason, const char *text)
 {
 	struct tunnel *t = conn_tun(c);
@@ -276,6 +292,14 @@ void handle_msg(struct shard *s, struct conn *c, const struct tun_msg *m)
 			__atomic_store_n(&t->ctr->rtt_ns, t->rtt_ns, __ATOMIC_RELAXED);
 		return;
 	}
+	case TUN_OPEN:
+		/* The id's parity was checked with the header (recv.c); an id still open
+		 * here cannot be opened again (§4.1). */
+		if (tunnel_lookup_stream(s, t, m->stream, &sc)) {
+			tunnel_protocol_error(s, c, "OPEN for a stream id in use");
+			return;
+		}
+		break;
 	case TUN_GOAWAY:
 		t->goaway_received = true;
 		log_info("peer is going away", "client_id=%s reason=%u text=%s",

@@ -185,7 +185,8 @@ struct tunnel {
 	bool send_inflight;
 	bool recv_armed;
 	bool goaway_sent, goaway_received;
-	bool zero_mask;       /* client: mask with the all-zero key (granted by the server) */
+	bool close_sent; /* a WebSocket Close is queued: nothing more is (RFC 6455 §5.5.1) */
+	bool zero_mask;  /* client: mask with the all-zero key (granted by the server) */
 	bool closed_notified; /* the owner heard that this tunnel is ending */
 	bool pollout_armed;   /* splice path: waiting for the socket to take more */
 	bool rx_inline;       /* splice path: read inline on readiness (no recv in flight) */
@@ -259,7 +260,8 @@ struct tunnel *tunnel_new(struct shard *s, struct conn *c, enum ws_role role,
  * the HTTP head and belong to the frame stream. */
 void tunnel_start(struct shard *s, struct conn *c, const uint8_t *early, size_t n);
 
-/* Queue one tunnel message (already encoded) as a binary frame. 0 or -ENOMEM. */
+/* Queue one tunnel message (already encoded) as a binary frame. 0, -ENOMEM, or -EPIPE
+ * when the tunnel's Close is queued already (nothing may follow it: dropped). */
 int tunnel_send_msg(struct shard *s, struct conn *c, const uint8_t *m, size_t len);
 
 /* Queue an RST for stream id (counted in the rst_sent metric). */
@@ -280,6 +282,14 @@ void tunnel_goaway(struct shard *s, struct conn *c, uint16_t reason, const char 
 
 /* End the tunnel now: reset its streams, send a WebSocket close (best effort), close. */
 void tunnel_fail(struct shard *s, struct conn *c, enum ws_close code, const char *why);
+
+/* The peer broke the protocol (docs/PROTOCOL.md §8): log why, queue GOAWAY(PROTOCOL, why)
+ * (unless a GOAWAY went already), then fail the tunnel with close 1002. */
+void tunnel_protocol_error(struct shard *s, struct conn *c, const char *why);
+
+/* Is the tunnel ending (closed, or its WebSocket Close queued)? A role that failed the
+ * tunnel in a callback checks this before it goes on. */
+bool tunnel_closing(const struct conn *c);
 
 /* Is c a tunnel that carries new streams (open, past HELLO/WELCOME, not closing)? */
 bool tunnel_ready(const struct conn *c);

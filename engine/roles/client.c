@@ -262,6 +262,14 @@ static void client_on_tls_failed(struct shard *s, struct conn *c, const char *wh
 		lane_problem(l, "TLS handshake with the server failed", why);
 }
 
+/* The capabilities this client offers in HELLO (a WELCOME grants a subset of them). */
+static uint32_t client_caps(struct shard *s)
+{
+	return (s->cfg->zero_mask ? TUN_CAP_ZERO_MASK : 0) | TUN_CAP_WINDOW |
+	       (client_of(s->eng)->nfwd ? TUN_CAP_CLIENT_FORWARD : 0) |
+	       (client_of(s->eng)->nlanes > 1 ? TUN_CAP_LANES : 0);
+}
+
 static void send_hello(struct shard *s, struct conn *c)
 {
 	const struct cfg *cfg = s->cfg;
@@ -270,9 +278,7 @@ static void send_hello(struct shard *s, struct conn *c)
 	struct tun_hello h = {
 	        .version_min = TUN_VERSION_MIN,
 	        .version_max = TUN_VERSION,
-	        .caps = (cfg->zero_mask ? TUN_CAP_ZERO_MASK : 0) | TUN_CAP_WINDOW |
-	                (client_of(s->eng)->nfwd ? TUN_CAP_CLIENT_FORWARD : 0) |
-	                (client_of(s->eng)->nlanes > 1 ? TUN_CAP_LANES : 0),
+	        .caps = client_caps(s),
 	        .window = t->my_window,
 	        .max_frame = CFG_DEFAULT_MAX_FRAME,
 	        .lane = (uint16_t)lane_id,
@@ -353,9 +359,15 @@ static void on_welcome(struct shard *s, struct conn *c, const struct tun_welcome
 {
 	struct tunnel *t = conn_tun(c);
 	struct lane *l = lane_of(s, t);
+	if (w->version < TUN_VERSION_MIN || w->version > TUN_VERSION) {
+		tunnel_protocol_error(s, c,
+		                      "WELCOME with a version this client does not speak");
+		return;
+	}
 	t->state = TS_READY;
-	t->caps = w->caps;
-	t->zero_mask = w->caps & TUN_CAP_ZERO_MASK;
+	/* Only what was offered counts: a bit granted beyond the offer is ignored (§3.3). */
+	t->caps = w->caps & client_caps(s);
+	t->zero_mask = t->caps & TUN_CAP_ZERO_MASK;
 	t->peer_window = w->window ? w->window : CFG_DEFAULT_WINDOW;
 	t->peer_max_frame = w->max_frame;
 	char ports[TUN_MAX_PORTS * 6 + 1] = "";
@@ -383,8 +395,8 @@ static void on_welcome(struct shard *s, struct conn *c, const struct tun_welcome
 		/* The primary lane: open the others the server suggests (or --lanes), each on
 		 * its own shard; their shards start them on their next tick. */
 		int want = s->cfg->lanes > 0 ? s->cfg->lanes
-		                             : (w->caps & TUN_CAP_LANES ? w->lanes : 1);
-		if (!(w->caps & TUN_CAP_LANES))
+		                             : (t->caps & TUN_CAP_LANES ? w->lanes : 1);
+		if (!(t->caps & TUN_CAP_LANES))
 			want = 1;
 		if (want > client_of(e)->nlanes)
 			want = client_of(e)->nlanes;

@@ -577,8 +577,8 @@ static void on_hello(struct shard *s, struct conn *c, const struct tun_hello *h)
 		on_join(s, c, h, &w);
 	else
 		on_session(s, c, h, &w);
-	if (c->closing)
-		return;
+	if (tunnel_closing(c))
+		return; /* refused: GOAWAY and Close are queued, nothing may follow */
 	uint8_t m[TUN_HEADER_LEN + 32 + 4 * TUN_MAX_PORTS];
 	tunnel_send_msg(s, c, m, tun_encode_welcome(m, sizeof(m), &w));
 	t->state = TS_READY;
@@ -608,15 +608,13 @@ void server_rebind(struct shard *s, struct conn *c)
 	         log_q(t->client_id));
 }
 
+/* The mux checked the order already (recv.c): HELLO comes first and once, no WELCOME
+ * comes from a client, a client OPEN carries an even id that is not in use. */
 static void server_on_tunnel_msg(struct shard *s, struct conn *c, const struct tun_msg *m)
 {
 	struct tunnel *t = conn_tun(c);
 	switch (m->type) {
 	case TUN_HELLO:
-		if (t->state != TS_HELLO) {
-			tunnel_fail(s, c, WS_CLOSE_PROTOCOL, "HELLO twice");
-			return;
-		}
 		on_hello(s, c, &m->u.hello);
 		return;
 	case TUN_GOAWAY:
@@ -624,10 +622,6 @@ static void server_on_tunnel_msg(struct shard *s, struct conn *c, const struct t
 		lane_unregister(server_of(s->eng), t);
 		return;
 	case TUN_OPEN:
-		if (t->state != TS_READY) {
-			tunnel_fail(s, c, WS_CLOSE_PROTOCOL, "OPEN before HELLO");
-			return;
-		}
 		if (!(t->caps & TUN_CAP_CLIENT_FORWARD)) {
 			tunnel_send_rst(s, c, m->stream, TUN_RST_REFUSED,
 			                "client forwarding is disabled on the server");
@@ -635,12 +629,7 @@ static void server_on_tunnel_msg(struct shard *s, struct conn *c, const struct t
 		}
 		stream_open_forwarded(s, c, m);
 		return;
-	case TUN_WELCOME:
-		tunnel_fail(s, c, WS_CLOSE_PROTOCOL, "unexpected message from client");
-		return;
 	default:
-		if (t->state != TS_READY && m->type != TUN_PING && m->type != TUN_PONG)
-			tunnel_fail(s, c, WS_CLOSE_PROTOCOL, "message before HELLO");
 		return; /* unknown types are ignored */
 	}
 }
