@@ -366,13 +366,15 @@ class Tunnel:
         self.seed = 100
 
     def start_client(self, name="client", wait=True):
-        extra = list(self.client_extra)
-        if self.url:
-            extra += ["--url", self.url]  # the last --url wins
-        cl = self.c.start_client(self.ctl, [self.p_echo, self.p_src], upstream=UP,
-                                 name=name, extra=extra, wait=wait)
+        url = self.url or "ws://127.0.0.1:%d" % self.ctl
+        argv = [self.c.bin, "client", "--url", url, "--token-file", self.c.token_file,
+                "--upstream", UP, "--ports", "%d,%d" % (self.p_echo, self.p_src),
+                "--auto-tls=false"] + self.client_extra
+        cl = self.c.spawn(name, argv)
         self.client = cl
         if wait:
+            if not cl.wait_log(r'msg="connected to the server"', timeout=15):
+                self.c.fail("%s did not log 'connected to the server'" % name)
             self.ports_open()
         return cl
 
