@@ -594,3 +594,58 @@ def raw_lane(port, token, ports=(), addr="127.0.0.1"):
                 raise OSError("first message is not WELCOME: %r" % p[:40])
             return s, fr, w
     raise OSError("no WELCOME")
+
+
+class NetnsTunnel:
+    """The client (and its upstreams) in one network namespace, the server (and the
+    data-plane users) in another, a veth pair between them (10.77.0.1/30 on the client's
+    side "va", 10.77.0.2/30 on the server's "vb"): the link can be taken down, or slowed,
+    without touching the host's network. Nothing leaves the two namespaces."""
+
+    CTL = 8123
+    P_ECHO, P_SRC = 9001, 9002
+
+    def __init__(self, c):
+        self.c = c
+        remove_stale_netns()
+        self.ns_a = make_netns(c, "a")
+        self.ns_b = make_netns(c, "b")
+        sh(c, "ip", "-n", self.ns_a, "link", "add", "va", "type", "veth", "peer", "name",
+           "vb", "netns", self.ns_b)
+        sh(c, "ip", "-n", self.ns_a, "addr", "add", "10.77.0.1/30", "dev", "va")
+        sh(c, "ip", "-n", self.ns_b, "addr", "add", "10.77.0.2/30", "dev", "vb")
+        sh(c, "ip", "-n", self.ns_a, "link", "set", "va", "up")
+        sh(c, "ip", "-n", self.ns_b, "link", "set", "vb", "up")
+        with in_netns(self.ns_a):
+            c.service(UP, self.P_ECHO, rt.echo_handler, "echo")
+            c.service(UP, self.P_SRC, source_handler, "source")
+        self.server = c.spawn("server", [
+            "ip", "netns", "exec", self.ns_b, c.bin, "server", "--auto-tls=false",
+            "--token-file", c.token_file, "--control-port", str(self.CTL),
+            "--control-addr", "10.77.0.2", "--data-addr", "127.0.0.1"])
+        if not self.server.wait_log(r'msg="server listening"', 15):
+            c.fail("the server (in %s) did not start" % self.ns_b)
+        self.client = c.spawn("client", [
+            "ip", "netns", "exec", self.ns_a, c.bin, "client", "--url",
+            "ws://10.77.0.2:%d" % self.CTL, "--token-file", c.token_file, "--upstream", UP,
+            "--ports", "%d,%d" % (self.P_ECHO, self.P_SRC), "--auto-tls=false"])
+        if not self.client.wait_log(r'msg="connected to the server"', 15):
+            c.fail("the client (in %s) did not connect" % self.ns_a)
+        for p in (self.P_ECHO, self.P_SRC):
+            c.wait_data_port(self.server, p)
+        self.sockf = netns_socket(self.ns_b)
+        self.seed = 200
+
+    def probe(self, n=256 << 10):
+        return echo_probe(self.P_ECHO, n, sockf=self.sockf)
+
+    def transfer(self, size=64 * MIB, rate=32 * MIB, start_at=2 * MIB):
+        self.seed += 1
+        t = Transfer(self.P_SRC, self.seed, size, rate=rate, start_at=start_at,
+                     sockf=self.sockf)
+        t.start()
+        return t
+
+    def link(self, state):
+        """Take the veth pair's client side down or up."""
+        sh(self.c, "ip", "-n", self.ns_a, "link", "set", "va", state)
