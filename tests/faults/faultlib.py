@@ -328,6 +328,20 @@ class Transfer(threading.Thread):
         return not self.is_alive()
 
 
+def warm_up(c, tun):
+    """Touch the buffers transfers use before the first snapshot, so that a later growth
+    means something: a 4 MiB echo, an unpaced 64 MiB download, and SLOW_N slow readers at
+    once (each stream's queue fills up to its credit window), all byte-exact."""
+    c.check(tun.probe(4 * MIB)(), "a 4 MiB echo through the tunnel is byte-exact")
+    check_transfers(c, "warm-up", [tun.transfer(64 * MIB, rate=1 << 40)], must_complete=True,
+                    timeout=60)
+    slow = [tun.transfer(8 * MIB, rate=4 * MIB, start_at=0) for _ in range(SLOW_N)]
+    check_transfers(c, "warm-up, slow readers", slow, must_complete=True, timeout=60)
+
+
+SLOW_N = 16
+
+
 def check_transfers(c, what, transfers, must_complete=False, timeout=120):
     """Every transfer ended (bounded); every one that completed is byte-exact and every one
     cut short delivered an exact prefix; must_complete: all of them completed."""
@@ -399,11 +413,7 @@ class Tunnel:
         return t
 
     def warm_up(self):
-        """Touch the buffers a transfer uses before the first snapshot: a 4 MiB echo and an
-        unpaced 64 MiB download, both byte-exact."""
-        self.c.check(self.probe(4 * MIB)(), "a 4 MiB echo through the tunnel is byte-exact")
-        t = self.transfer(64 * MIB, rate=1 << 40)
-        check_transfers(self.c, "warm-up", [t], must_complete=True, timeout=60)
+        warm_up(self.c, self)
 
 
 # ---- network namespaces -------------------------------------------------------------------------
@@ -638,6 +648,9 @@ class NetnsTunnel:
 
     def probe(self, n=256 << 10):
         return echo_probe(self.P_ECHO, n, sockf=self.sockf)
+
+    def warm_up(self):
+        warm_up(self.c, self)
 
     def transfer(self, size=64 * MIB, rate=32 * MIB, start_at=2 * MIB):
         self.seed += 1
