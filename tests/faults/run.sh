@@ -20,6 +20,7 @@ cases=$( (for f in $first; do [ -f "$f" ] && echo "$f"; done
 	ls tests/faults/case_*.py 2>/dev/null | sort | grep -vxF "$(printf '%s\n' $first)") )
 [ -n "${ONLY:-}" ] && cases=$(printf '%s\n' $cases | grep -- "$ONLY")
 
+t_all=$(date +%s)
 running=0
 for t in $cases; do
 	(
@@ -65,6 +66,6 @@ cat "$logdir"/*.log 2>/dev/null | grep '^FAULT-RESULT ' >"$logdir/results.txt"
 echo "fault figures (case, bound, measured; all in $logdir/results.txt):"
 sed 's/^FAULT-RESULT /  /' "$logdir/results.txt"
 echo "faults: $pass passed, $fail failed, $skip skipped, $xfail expected failures (XFAIL)," \
-	"$xpass unexpected passes (XPASS) (logs in $logdir)"
+	"$xpass unexpected passes (XPASS) in $(($(date +%s) - t_all)) s (logs in $logdir)"
 [ "$xfail" -eq 0 ] || echo "faults: XFAIL cases wait for fixes on other branches; flip them once merged"
 [ "$fail" -eq 0 ]
