@@ -91,7 +91,6 @@ class Case(rt.Harness):
         super().__init__("fault-" + name)
         self.case = name
         self.xfail = xfail
-        self.netns = []  # names of namespaces made by this case (removed at cleanup)
 
     def fail(self, what):
         if not self.xfail:
@@ -178,14 +177,6 @@ class Case(rt.Harness):
         self.check(dt <= bound, "%s: recovered in %.2f s (bound %.1f s, %d tries)" %
                    (what, dt, bound, tries))
         return dt
-
-    def cleanup(self):
-        try:
-            super().cleanup()
-        finally:
-            for ns in reversed(self.netns):
-                subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
-            self.netns = []
 
 
 def main(name, body, xfail=None):
@@ -464,7 +455,9 @@ def make_netns(c, tag):
     r = subprocess.run(["ip", "netns", "add", ns], stderr=subprocess.PIPE)
     if r.returncode != 0:
         skip("cannot create a network namespace: %s" % r.stderr.decode().strip())
-    c.netns.append(ns)
+    # Run at cleanup, after the processes are killed, even when the case fails.
+    c.on_cleanup.append(lambda: subprocess.run(["ip", "netns", "del", ns],
+                                               stderr=subprocess.DEVNULL))
     sh(c, "ip", "-n", ns, "link", "set", "lo", "up")
     return ns
 
