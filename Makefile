@@ -2,8 +2,8 @@
 #
 #   make            build build/ringlet (and the build/inlets-pro link)
 #   make deps       install the Debian packages the build and the tests need
-#   make test       unit tests (plain and ASan+UBSan) and integration tests (plain, ASan+UBSan,
-#                   ThreadSanitizer)
+#   make test       unit tests (plain and ASan+UBSan), integration tests (plain, ASan+UBSan,
+#                   ThreadSanitizer) and the fault matrix (make faults)
 #   make demo       server + client + sample upstream on loopback, traffic through it
 #   make image      the OCI image build/ringlet-image.oci.tar (no Docker engine: tools/image.py)
 #   make fuzz       libFuzzer drivers (clang); FUZZ_SECONDS=N runs each for N seconds
@@ -91,7 +91,7 @@ FUZZ_BIN   := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 10
 TEST_FUZZ_SECONDS ?= 5 # each driver's share of `make test`
 
-.PHONY: all deps test units integration tsan-integration demo fuzz bench bench-refactor e2e clean format install check-layers image
+.PHONY: all deps test units integration faults tsan-integration demo fuzz bench bench-refactor e2e clean format install check-layers image
 all: $(BUILD)/ringlet $(BUILD)/inlets-pro
 
 deps:
@@ -181,6 +181,11 @@ units: $(UNIT_BIN)
 integration: $(BUILD)/ringlet $(BUILD)/inlets-pro $(BENCH_BIN)
 	$(Q)RINGLET_BUILD=$(BUILD) bash tests/run-integration.sh
 
+# The fault matrix (tests/faults/, docs/RELIABILITY.md): kills, stops, ingress reloads,
+# upstream and link faults, descriptor limits, bad frames; ONLY=regex selects cases.
+faults: $(BUILD)/ringlet $(BUILD)/inlets-pro
+	$(Q)RINGLET_BUILD=$(BUILD) bash tests/faults/run.sh
+
 # The data-path tests also run against an ASan+UBSan build of the binary.
 SAN_INTEGRATION := test_datapath\|test_halfclose\|test_lifecycle\|test_proxy\|test_reconnect\|test_resolve\|test_sockmap\|test_tenants
 
@@ -205,6 +210,7 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory SANITIZE=thread all
 	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 	$(Q)$(MAKE) --no-print-directory integration
+	$(Q)$(MAKE) --no-print-directory faults
 	$(Q)RINGLET_BUILD=build-san ONLY='$(SAN_INTEGRATION)' bash tests/run-integration.sh
 	$(Q)$(MAKE) --no-print-directory tsan-integration
 
