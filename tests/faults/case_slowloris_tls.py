@@ -9,5 +9,4 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import faultlib as fl
 import slowloris
 
-fl.main("slowloris_tls", lambda c: slowloris.run(c, tls=True),
-        xfail="waits for per-source pending-slot fairness (slowloris)")
+fl.main("slowloris_tls", lambda c: slowloris.run(c, tls=True))
