@@ -42,6 +42,8 @@ enum cfg_sockmap {
 #define CFG_DEFAULT_HANDSHAKE_MS 10000 /* tunnel connect + upgrade + HELLO */
 #define CFG_DEFAULT_MAX_CONNS 16384    /* connection slots per shard */
 #define CFG_MAX_SHARDS 64
+#define CFG_DEFAULT_AUTH_FAIL_MAX 10   /* failed authentications per source ... */
+#define CFG_DEFAULT_AUTH_FAIL_MS 60000 /* ... per this long, then refused as long */
 
 struct cfg {
 	enum cfg_mode mode;
@@ -55,6 +57,8 @@ struct cfg {
 	uint32_t max_frame;
 	uint32_t max_conns; /* per shard */
 	int ping_ms, dead_ms, drain_ms, dial_ms, handshake_ms;
+	unsigned log_rate_burst; /* --log-rate: lines per message per interval (0: no limit) */
+	int log_rate_ms;
 
 	/* server */
 	char *control_addr; /* default "0.0.0.0" */
@@ -71,6 +75,8 @@ struct cfg {
 	size_t n_allow_ips;
 	bool client_forwarding;
 	char *tunnels_file; /* --tunnels: named tunnels (engine/tenant.h); NULL or "": none */
+	unsigned auth_fail_max; /* --auth-fail-limit: failures per source (0: no limit) */
+	int auth_fail_ms;       /* ... within this long; the source is refused as long */
 
 	/* client */
 	char *url;      /* as given */

@@ -1,0 +1,103 @@
+/* engine/svc/authlimit.c — failed authentications per source address (see authlimit.h). */
+#include "engine/svc/authlimit.h"
+
+#include <openssl/rand.h>
+#include <openssl/siphash.h>
+#include <pthread.h>
+#include <string.h>
+
+struct authlimit_entry {
+	uint64_t src;           /* 0: free */
+	uint64_t start_ms;      /* the window: opened by the first failure */
+	uint64_t last_ms;       /* the last failure (which entry a new source takes) */
+	uint64_t refused_until; /* 0: not refused */
+	uint32_t failures;      /* in the window */
+};
+
+static pthread_mutex_t al_mu = PTHREAD_MUTEX_INITIALIZER;
+/* Under al_mu (the key: written once by authlimit_init, before the shards). */
+static struct authlimit_entry al_tab[AUTHLIMIT_SETS][AUTHLIMIT_WAYS];
+static uint64_t al_key[2];
+
+void authlimit_init(void)
+{
+	pthread_mutex_lock(&al_mu);
+	RAND_bytes((uint8_t *)al_key, sizeof(al_key));
+	memset(al_tab, 0, sizeof(al_tab));
+	pthread_mutex_unlock(&al_mu);
+}
+
+uint64_t authlimit_key(const char *peer, const char *fwd, size_t fwd_len)
+{
+	uint8_t buf[160];
+	size_t n = strnlen(peer, 72);
+
+	memcpy(buf, peer, n);
+	if (fwd_len) {
+		if (fwd_len > sizeof(buf) - n - 1)
+			fwd_len = sizeof(buf) - n - 1;
+		buf[n++] = '|';
+		memcpy(buf + n, fwd, fwd_len);
+		n += fwd_len;
+	}
+	uint64_t h = SIPHASH_24(al_key, buf, n);
+	return h ? h : 1;
+}
+
+/* src's entry, or NULL when it has none. Under al_mu. */
+static struct authlimit_entry *find(uint64_t src)
+{
+	struct authlimit_entry *set = al_tab[src % AUTHLIMIT_SETS];
+
+	for (int i = 0; i < AUTHLIMIT_WAYS; i++)
+		if (set[i].src == src)
+			return &set[i];
+	return NULL;
+}
+
+uint32_t authlimit_refused(uint64_t src, uint64_t now_ms, unsigned max)
+{
+	uint32_t wait = 0;
+
+	if (!max)
+		return 0;
+	pthread_mutex_lock(&al_mu);
+	struct authlimit_entry *e = find(src);
+	if (e && e->refused_until > now_ms)
+		wait = (uint32_t)((e->refused_until - now_ms + 999) / 1000);
+	pthread_mutex_unlock(&al_mu);
+	return wait;
+}
+
+bool authlimit_failed(uint64_t src, uint64_t now_ms, unsigned max, unsigned interval_ms)
+{
+	bool now_refused = false;
+
+	if (!max)
+		return false;
+	pthread_mutex_lock(&al_mu);
+	struct authlimit_entry *e = find(src);
+	if (!e) {
+		/* A free entry, else the one whose last failure is oldest. */
+		struct authlimit_entry *set = al_tab[src % AUTHLIMIT_SETS];
+
+		e = &set[0];
+		for (int i = 0; i < AUTHLIMIT_WAYS && e->src; i++)
+			if (!set[i].src || set[i].last_ms < e->last_ms)
+				e = &set[i];
+		memset(e, 0, sizeof(*e));
+		e->src = src;
+	}
+	if (!e->failures || now_ms - e->start_ms >= interval_ms) {
+		e->start_ms = now_ms;
+		e->failures = 0;
+	}
+	e->last_ms = now_ms;
+	if (++e->failures >= max && e->refused_until <= now_ms) {
+		e->refused_until = now_ms + interval_ms;
+		e->failures = 0;
+		now_refused = true;
+	}
+	pthread_mutex_unlock(&al_mu);
+	return now_refused;
+}
