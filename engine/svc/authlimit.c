@@ -1,6 +1,7 @@
 /* engine/svc/authlimit.c — failed authentications per source address (see authlimit.h). */
 #include "engine/svc/authlimit.h"
 
+#include <arpa/inet.h>
 #include <openssl/rand.h>
 #include <openssl/siphash.h>
 #include <pthread.h>
@@ -27,12 +28,46 @@ void authlimit_init(void)
 	pthread_mutex_unlock(&al_mu);
 }
 
+/* The address of peer ("1.2.3.4:port", "[v6]:port", or without the port) as bytes: an
+ * IPv4 address (also IPv4-mapped) its 4 bytes, an IPv6 address its /64 (one host's
+ * usual share); anything else its text. Returns the length written to out[0..64). */
+static size_t peer_bytes(const char *peer, uint8_t out[64])
+{
+	char host[64];
+	const char *end = NULL;
+	uint8_t a6[16];
+
+	if (peer[0] == '[') {
+		peer++;
+		end = strchr(peer, ']');
+	} else if ((end = strchr(peer, ':')) && strchr(end + 1, ':')) {
+		end = NULL; /* a bare IPv6 address */
+	}
+	size_t n = end ? (size_t)(end - peer) : strnlen(peer, sizeof(host) - 1);
+	if (n > sizeof(host) - 1)
+		n = sizeof(host) - 1;
+	memcpy(host, peer, n);
+	host[n] = 0;
+	if (inet_pton(AF_INET, host, out) == 1)
+		return 4;
+	if (inet_pton(AF_INET6, host, a6) == 1) {
+		static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+		if (!memcmp(a6, mapped, sizeof(mapped))) {
+			memcpy(out, a6 + 12, 4);
+			return 4;
+		}
+		memcpy(out, a6, 8);
+		return 8;
+	}
+	memcpy(out, host, n);
+	return n;
+}
+
 uint64_t authlimit_key(const char *peer, const char *fwd, size_t fwd_len)
 {
-	uint8_t buf[160];
-	size_t n = strnlen(peer, 72);
+	uint8_t buf[192];
+	size_t n = peer_bytes(peer, buf);
 
-	memcpy(buf, peer, n);
 	if (fwd_len) {
 		if (fwd_len > sizeof(buf) - n - 1)
 			fwd_len = sizeof(buf) - n - 1;

@@ -6,9 +6,11 @@
  * token not checked — for `interval_ms` from its max-th failure. Default 10 per 60 s
  * (--auth-fail-limit); max 0 turns the limit off.
  *
- * A source is the peer's address, and with an X-Forwarded-For header (behind an ingress)
- * the pair (peer, first entry of the header): clients behind one ingress are told apart,
- * and an attacker there cannot lock the others out without knowing their addresses.
+ * A source is the peer's address (an IPv6 peer: its /64, what one host usually has), and
+ * with an X-Forwarded-For header (behind an ingress) the pair (peer, first entry of the
+ * header): clients behind one ingress are told apart, and an attacker there cannot lock
+ * the others out without knowing their addresses (but can dodge the limit by varying the
+ * header; the tokens' entropy, not this limit, is what keeps them unguessable).
  *
  * The table is fixed: AUTHLIMIT_SETS sets of AUTHLIMIT_WAYS entries (4096 sources, 128
  * KiB), a source placed by a keyed hash (SipHash with a random key, so an attacker cannot
@@ -31,7 +33,8 @@
 /* Pick the hash key and empty the table. Once, before the shards start. */
 void authlimit_init(void);
 
-/* The source of a request: peer is the peer's address as text; fwd[0..fwd_len) the first
+/* The source of a request: peer is the peer's address as text (addr_format's
+ * "1.2.3.4:port" or "[v6]:port"; the port is ignored); fwd[0..fwd_len) the first
  * X-Forwarded-For entry (fwd_len 0: none). Never 0. */
 uint64_t authlimit_key(const char *peer, const char *fwd, size_t fwd_len);
 

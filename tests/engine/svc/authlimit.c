@@ -47,6 +47,13 @@ Test(authlimit, sources_apart)
 	uint64_t f2 = authlimit_key("10.1.1.1", "203.0.113.6", 11);
 
 	cr_assert_neq(a, b);
+	cr_assert_eq(a, authlimit_key("127.0.0.1:41000", NULL, 0),
+	             "the port is not the source");
+	cr_assert_eq(a, authlimit_key("[::ffff:127.0.0.1]:9", NULL, 0), "nor the family");
+	cr_assert_eq(authlimit_key("[2001:db8:1:2::5]:80", NULL, 0),
+	             authlimit_key("[2001:db8:1:2:ffff::9]:81", NULL, 0), "an IPv6 /64 is one");
+	cr_assert_neq(authlimit_key("[2001:db8:1:2::5]:80", NULL, 0),
+	              authlimit_key("[2001:db8:1:3::5]:80", NULL, 0));
 	cr_assert_neq(f1, f2, "behind one ingress, forwarded clients are told apart");
 	cr_assert_neq(f1, authlimit_key("10.1.1.1", NULL, 0));
 	for (int i = 0; i < 3; i++)
