@@ -320,7 +320,8 @@ static size_t server_flags(struct flag *tab, struct cli_cmd *cmd, struct parse_s
 	                      .type = FLAG_STRING,
 	                      .dst = &st->auth_fail,
 	                      .usage = "after N failed authentications (wrong or missing token "
-	                               "on /connect, /status or /metrics) from one address "
+	                               "on /connect, /status or /metrics; a wrong token the "
+	                               "address sent lately counts once) from one address "
 	                               "within INTERVAL, answer that address 429 (Retry-After) "
 	                               "without checking its token for INTERVAL, as "
 	                               "N/INTERVAL; 0 or off: no limit",

@@ -8,11 +8,13 @@
 #include <string.h>
 
 struct authlimit_entry {
-	uint64_t src;           /* 0: free */
-	uint64_t start_ms;      /* the window: opened by the first failure */
-	uint64_t last_ms;       /* the last failure (which entry a new source takes) */
-	uint64_t refused_until; /* 0: not refused */
-	uint32_t failures;      /* in the window */
+	uint64_t src;                    /* 0: free */
+	uint64_t start_ms;               /* the window: opened by the first failure */
+	uint64_t last_ms;                /* the last failure (which entry a new source takes) */
+	uint64_t refused_until;          /* 0: not refused */
+	uint32_t failures;               /* in the window */
+	uint32_t toks[AUTHLIMIT_TOKENS]; /* the last wrong tokens' fingerprints */
+	uint32_t ntoks;                  /* how many were seen (the next goes to ntoks % N) */
 };
 
 static pthread_mutex_t al_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -79,6 +81,24 @@ uint64_t authlimit_key(const char *peer, const char *fwd, size_t fwd_len)
 	return h ? h : 1;
 }
 
+uint32_t authlimit_token(const char *tok, size_t len)
+{
+	uint64_t h = SIPHASH_24(al_key, (const uint8_t *)(len ? tok : ""), len);
+	return (uint32_t)(h ^ (h >> 32));
+}
+
+/* Is tok among e's last wrong tokens? If not, remember it. */
+static bool seen_token(struct authlimit_entry *e, uint32_t tok)
+{
+	uint32_t n = e->ntoks < AUTHLIMIT_TOKENS ? e->ntoks : AUTHLIMIT_TOKENS;
+
+	for (uint32_t i = 0; i < n; i++)
+		if (e->toks[i] == tok)
+			return true;
+	e->toks[e->ntoks++ % AUTHLIMIT_TOKENS] = tok;
+	return false;
+}
+
 /* src's entry, or NULL when it has none. Under al_mu. */
 static struct authlimit_entry *find(uint64_t src)
 {
@@ -104,7 +124,8 @@ uint32_t authlimit_refused(uint64_t src, uint64_t now_ms, unsigned max)
 	return wait;
 }
 
-bool authlimit_failed(uint64_t src, uint64_t now_ms, unsigned max, unsigned interval_ms)
+bool authlimit_failed(uint64_t src, uint32_t tok, uint64_t now_ms, unsigned max,
+                      unsigned interval_ms)
 {
 	bool now_refused = false;
 
@@ -123,16 +144,19 @@ bool authlimit_failed(uint64_t src, uint64_t now_ms, unsigned max, unsigned inte
 		memset(e, 0, sizeof(*e));
 		e->src = src;
 	}
+	e->last_ms = now_ms;
+	if (seen_token(e, tok))
+		goto out;
 	if (!e->failures || now_ms - e->start_ms >= interval_ms) {
 		e->start_ms = now_ms;
 		e->failures = 0;
 	}
-	e->last_ms = now_ms;
 	if (++e->failures >= max && e->refused_until <= now_ms) {
 		e->refused_until = now_ms + interval_ms;
 		e->failures = 0;
 		now_refused = true;
 	}
+out:
 	pthread_mutex_unlock(&al_mu);
 	return now_refused;
 }

@@ -148,7 +148,9 @@ void httpd_unauthorized(struct shard *s, struct conn *c, const struct http_reque
 		STAT_ADD(s, hs_fail[HS_UNAUTHORIZED], 1);
 	STAT_ADD(s, auth_failures, 1);
 	const struct cfg *cf = s->cfg;
-	if (authlimit_failed(h->src, s->now_ms, cf->auth_fail_max, (unsigned)cf->auth_fail_ms))
+	uint32_t tok = authlimit_token(req->bearer.p, req->bearer.len);
+	if (authlimit_failed(h->src, tok, s->now_ms, cf->auth_fail_max,
+	                     (unsigned)cf->auth_fail_ms))
 		log_warn("too many failed authentications: refusing the address",
 		         "remote=%s failures=%u refused_ms=%d", h->remote, cf->auth_fail_max,
 		         cf->auth_fail_ms);

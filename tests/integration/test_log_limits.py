@@ -9,7 +9,9 @@
 - The same against a server with the default --auth-fail-limit (10/60s): the first 10 get
   401, the other 990 get 429 with Retry-After, unchecked; /metrics counts 10 failures and
   990 refusals. The right token from that address is refused too, while another source
-  address (127.0.0.2) authenticates and upgrades with it.
+  address (127.0.0.2) authenticates and upgrades with it. One wrong token repeated (a
+  client with a stale token) is counted once: 30 of them from one address all get 401,
+  and the right token still upgrades from there.
 - A client whose upstream refuses every dial, 200 streams: its log grows by a bounded
   number of lines, and ringlet_upstream_dial_failures_total counts all 200.
 """
@@ -134,6 +136,7 @@ def per_address_limit(h):
     srv = h.start_server(name="server")
     ctl = srv.control_port
     before = len(srv.lines())
+    # Each attempt a different token, as guessing would be.
     res = [upgrade(ctl, "wrong-token-%d" % i) for i in range(ATTEMPTS)]
     codes = [r[0] for r in res]
     h.check(codes[:AUTH_MAX] == [401] * AUTH_MAX, "the first %d wrong tokens get 401" %
@@ -165,6 +168,14 @@ def per_address_limit(h):
     h.check(grown <= 20, "the log grew by %d lines for %d attempts" % (grown, ATTEMPTS))
     st, _, _ = upgrade(ctl, None, source="127.0.0.3")
     h.check(st == 401, "a third address is not refused (%s)" % st)
+    # A client left with a stale token repeats it: that is not guessing, and must not get
+    # its address (and the clients behind it) refused.
+    codes = [upgrade(ctl, "stale-token", source="127.0.0.4")[0] for _ in range(3 * AUTH_MAX)]
+    h.check(codes == [401] * (3 * AUTH_MAX), "the same wrong token %d times: 401 each (%s)" %
+            (3 * AUTH_MAX, {c: codes.count(c) for c in set(codes)}))
+    st, _, sock = upgrade(ctl, h.token, source="127.0.0.4")
+    h.check(st == 101, "and the right token from that address still upgrades (%s)" % st)
+    sock.close()
 
 
 def refused_dials(h):
