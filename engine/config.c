@@ -36,6 +36,11 @@ void cfg_defaults(struct cfg *c, enum cfg_mode mode)
 	c->drain_ms = CFG_DEFAULT_DRAIN_MS;
 	c->dial_ms = CFG_DEFAULT_DIAL_MS;
 	c->handshake_ms = CFG_DEFAULT_HANDSHAKE_MS;
+	c->log_rate_burst = LOG_RATE_BURST;
+	c->log_rate_ms = LOG_RATE_INTERVAL_MS;
+	/* The limit is the server's control port; a client's --metrics-addr has none. */
+	c->auth_fail_max = mode == CFG_SERVER ? CFG_DEFAULT_AUTH_FAIL_MAX : 0;
+	c->auth_fail_ms = CFG_DEFAULT_AUTH_FAIL_MS;
 
 	c->control_addr = dup_or_die("0.0.0.0");
 	c->control_port = CFG_DEFAULT_CONTROL_PORT;

@@ -42,8 +42,10 @@ enum cfg_sockmap {
 #define CFG_DEFAULT_HANDSHAKE_MS 10000 /* tunnel connect + upgrade + HELLO */
 #define CFG_DEFAULT_MAX_CONNS 16384    /* connection slots per shard */
 #define CFG_MAX_SHARDS 64
-#define CFG_MAX_PORT_RANGES 64    /* --allow-ports entries */
-#define CFG_PRIVILEGED_PORTS 1024 /* below: only when --allow-ports names them */
+#define CFG_DEFAULT_AUTH_FAIL_MAX 10   /* failed authentications per source ... */
+#define CFG_DEFAULT_AUTH_FAIL_MS 60000 /* ... per this long, then refused as long */
+#define CFG_MAX_PORT_RANGES 64         /* --allow-ports entries */
+#define CFG_PRIVILEGED_PORTS 1024      /* below: only when --allow-ports names them */
 
 /* An inclusive range of TCP ports (lo == hi: one port). */
 struct cfg_port_range {
@@ -62,6 +64,8 @@ struct cfg {
 	uint32_t max_frame;
 	uint32_t max_conns; /* per shard */
 	int ping_ms, dead_ms, drain_ms, dial_ms, handshake_ms;
+	unsigned log_rate_burst; /* --log-rate: lines per message per interval (0: no limit) */
+	int log_rate_ms;
 
 	/* server */
 	char *control_addr; /* default "0.0.0.0" */
@@ -82,6 +86,8 @@ struct cfg {
 	size_t n_allow_ports;
 	bool client_forwarding;
 	char *tunnels_file; /* --tunnels: named tunnels (engine/tenant.h); NULL or "": none */
+	unsigned auth_fail_max; /* --auth-fail-limit: failures per source (0: no limit) */
+	int auth_fail_ms;       /* ... within this long; the source is refused as long */
 
 	/* client */
 	char *url;      /* as given */

@@ -4,13 +4,19 @@
  * different shards never interleave. The destination is a descriptor number that never
  * changes while the process runs: log_reopen() opens the file again and dup3()s the new
  * description onto that number, so writers never see a closed or reused descriptor and
- * need no lock (and log_reopen stays async-signal-safe: open, dup3, close). */
+ * need no lock (and log_reopen stays async-signal-safe: open, dup3, close).
+ *
+ * The rate limit (log.h) keeps a fixed table of classes under one mutex; summary lines
+ * are written while it is held, so a class's summary comes before its next line. */
 #include "engine/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -25,6 +31,25 @@ static atomic_int log_fd = STDERR_FILENO;
 static char log_path[PATH_MAX]; /* empty: stderr */
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+#define LOG_RATE_MSG 96 /* bytes of a class's message kept for its summary line */
+
+/* One class of the rate limit: a message text and its current window. */
+struct rate_class {
+	uint64_t hash; /* of the message text; 0: a free slot */
+	char msg[LOG_RATE_MSG];
+	int level;           /* of the class's lines, for its summary */
+	bool open;           /* a window is running */
+	uint64_t start_ms;   /* when it started (CLOCK_MONOTONIC) */
+	uint32_t written;    /* lines written in it */
+	uint64_t suppressed; /* lines left out in it, not yet summarised */
+};
+
+static pthread_mutex_t rate_mu = PTHREAD_MUTEX_INITIALIZER;
+/* All below: under rate_mu. */
+static unsigned rate_burst = LOG_RATE_BURST, rate_interval_ms = LOG_RATE_INTERVAL_MS;
+static struct rate_class rate_tab[LOG_RATE_CLASSES];
+static struct rate_class rate_other = {.hash = 1, .msg = "other messages"};
 
 static int open_log_file(const char *path)
 {
@@ -214,20 +239,17 @@ static enum quote_state quote_state_at(const char *line, size_t end)
 	return st;
 }
 
-void log_kv(enum log_level level, const char *msg, const char *kv, ...)
+/* Format and write one line (no rate limit). lvl is a valid level. */
+static void emit(int lvl, const char *msg, const char *kv, va_list ap)
 {
 	static const char cut_mark[] = " truncated=true\n";
 	char line[LOG_LINE_MAX];
 	struct timespec ts;
 	struct tm tm;
 	size_t n, room;
-	int w, lvl = (int)level;
+	int w;
 	bool cut = false;
 
-	if (!log_enabled(level))
-		return;
-	if (lvl < LOG_DEBUG || lvl > LOG_ERROR)
-		lvl = LOG_ERROR;
 	/* Everything but the cut mark must fit in room bytes (plus the NUL). */
 	room = sizeof(line) - sizeof(cut_mark);
 
@@ -241,12 +263,8 @@ void log_kv(enum log_level level, const char *msg, const char *kv, ...)
 	if (n + 1 >= room)
 		cut = true;
 	if (kv && !cut) {
-		va_list ap;
-
 		line[n++] = ' ';
-		va_start(ap, kv);
 		w = vsnprintf(line + n, room - n, kv, ap);
-		va_end(ap);
 		if (w < 0) {
 			n--;
 		} else if ((size_t)w >= room - n) {
@@ -285,4 +303,152 @@ void log_kv(enum log_level level, const char *msg, const char *kv, ...)
 			off += (size_t)r;
 		}
 	}
+}
+
+static void emitf(int lvl, const char *msg, const char *kv, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static void emitf(int lvl, const char *msg, const char *kv, ...)
+{
+	va_list ap;
+
+	va_start(ap, kv);
+	emit(lvl, msg, kv, ap);
+	va_end(ap);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* FNV-1a of the text, never 0 (0 marks a free slot) nor 1 (the overflow class). */
+static uint64_t msg_hash(const char *m)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (; *m; m++)
+		h = (h ^ (unsigned char)*m) * 1099511628211ull;
+	return h > 1 ? h : h + 2;
+}
+
+/* The class of msg: found, or a new one in a free slot, or the overflow class when the
+ * table is full. Under rate_mu. */
+static struct rate_class *rate_find(const char *msg, int lvl)
+{
+	uint64_t h = msg_hash(msg);
+	size_t i = (size_t)(h % LOG_RATE_CLASSES);
+
+	for (size_t k = 0; k < LOG_RATE_CLASSES; k++, i = (i + 1) % LOG_RATE_CLASSES) {
+		struct rate_class *c = &rate_tab[i];
+
+		if (c->hash == h)
+			return c;
+		if (!c->hash) {
+			memset(c, 0, sizeof(*c));
+			c->hash = h;
+			snprintf(c->msg, sizeof(c->msg), "%s", msg);
+			c->level = lvl;
+			return c;
+		}
+	}
+	if (lvl > rate_other.level)
+		rate_other.level = lvl;
+	return &rate_other;
+}
+
+/* Write c's summary if lines were left out, and forget them. Under rate_mu. */
+static int rate_summary(struct rate_class *c)
+{
+	if (!c->suppressed)
+		return 0;
+	emitf(c->level, "suppressed similar lines", "similar=%s suppressed=%llu interval_ms=%u",
+	      log_q(c->msg), (unsigned long long)c->suppressed, rate_interval_ms);
+	c->suppressed = 0;
+	return 1;
+}
+
+/* Whether a line of msg may be written now; counts it either way. */
+static bool rate_admit(const char *msg, int lvl)
+{
+	uint64_t now = mono_ms();
+	bool ok;
+
+	pthread_mutex_lock(&rate_mu);
+	if (!rate_burst) {
+		pthread_mutex_unlock(&rate_mu);
+		return true;
+	}
+	struct rate_class *c = rate_find(msg, lvl);
+
+	if (c->open && now - c->start_ms >= rate_interval_ms) {
+		rate_summary(c);
+		c->open = false;
+	}
+	if (!c->open) {
+		c->open = true;
+		c->start_ms = now;
+		c->written = 0;
+	}
+	ok = c->written < rate_burst;
+	if (ok)
+		c->written++;
+	else
+		c->suppressed++;
+	pthread_mutex_unlock(&rate_mu);
+	return ok;
+}
+
+void log_rate_set(unsigned burst, unsigned interval_ms)
+{
+	pthread_mutex_lock(&rate_mu);
+	rate_burst = burst;
+	rate_interval_ms = interval_ms ? interval_ms : 1;
+	memset(rate_tab, 0, sizeof(rate_tab));
+	rate_other.open = false;
+	rate_other.suppressed = 0;
+	rate_other.level = LOG_DEBUG;
+	pthread_mutex_unlock(&rate_mu);
+}
+
+int log_rate_flush(bool all)
+{
+	uint64_t now = mono_ms();
+	int n = 0;
+
+	pthread_mutex_lock(&rate_mu);
+	for (size_t i = 0; i <= LOG_RATE_CLASSES; i++) {
+		struct rate_class *c = i < LOG_RATE_CLASSES ? &rate_tab[i] : &rate_other;
+		bool ended = c->open && now - c->start_ms >= rate_interval_ms;
+
+		if (!c->hash || !c->open)
+			continue;
+		if (ended || all)
+			n += rate_summary(c);
+		if (ended)
+			c->open = false;
+	}
+	pthread_mutex_unlock(&rate_mu);
+	return n;
+}
+
+void log_kv(int level, const char *msg, const char *kv, ...)
+{
+	int lvl = level & ~LOG_LIMITED;
+	va_list ap;
+
+	if (lvl < LOG_DEBUG || lvl > LOG_ERROR)
+		lvl = LOG_ERROR;
+	if (!log_enabled((enum log_level)lvl))
+		return;
+	if (!msg)
+		msg = "";
+	if ((lvl >= LOG_WARN || (level & LOG_LIMITED)) && !rate_admit(msg, lvl))
+		return;
+	va_start(ap, kv);
+	emit(lvl, msg, kv, ap);
+	va_end(ap);
 }

@@ -56,6 +56,8 @@ struct shard_stats {
 	uint64_t dataplane_denied;  /* data-plane connections from outside --allow-ips */
 	uint64_t accept_paused;     /* listeners paused: out of descriptors or memory */
 	uint64_t control_evicted;   /* pending control connections closed to make room */
+	uint64_t auth_failures;     /* control requests with a wrong or missing token (401) */
+	uint64_t auth_refused;      /* control requests refused unchecked (429, authlimit.h) */
 	uint64_t rtt_bucket[STATS_RTT_BUCKETS]; /* cumulative counts are made at scrape time */
 	uint64_t rtt_count;
 	uint64_t rtt_sum_ns;

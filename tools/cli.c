@@ -33,6 +33,8 @@ struct parse_state {
 	char *log_level;
 	char *data_path; /* --data-path */
 	char *sockmap;   /* --sockmap */
+	char *log_rate;  /* --log-rate */
+	char *auth_fail; /* --auth-fail-limit */
 	char *ignored;   /* --license, --license-file, --license-env */
 	int max_conns;
 	char **allow_ports; /* --allow-ports, parsed into cfg.allow_ports by validate_server */
@@ -112,6 +114,15 @@ static size_t engine_flags(struct flag *tab, size_t n, struct cfg *c, struct par
 	                      .usage = "append logfmt lines to this file (created with mode "
 	                               "0640; reopened on SIGHUP, for log rotation) instead of "
 	                               "standard error"});
+	n = add(tab, n,
+	        (struct flag){.name = "log-rate",
+	                      .type = FLAG_STRING,
+	                      .dst = &st->log_rate,
+	                      .usage = "at most N warning or error lines with the same message "
+	                               "per interval, as N/INTERVAL; the rest are counted and "
+	                               "reported in one \"suppressed similar lines\" line when "
+	                               "the interval ends; 0 or off: no limit",
+	                      .def = "5/10s"});
 	n = add(tab, n,
 	        (struct flag){.name = "data-path",
 	                      .type = FLAG_STRING,
@@ -317,6 +328,17 @@ static size_t server_flags(struct flag *tab, struct cli_cmd *cmd, struct parse_s
 	                         "open connections to finish before closing them (e.g. "
 	                         "30s, 500ms, 2m; a bare number is seconds)",
 	                .def = "30s"});
+	n = add(tab, n,
+	        (struct flag){.name = "auth-fail-limit",
+	                      .type = FLAG_STRING,
+	                      .dst = &st->auth_fail,
+	                      .usage = "after N failed authentications (wrong or missing token "
+	                               "on /connect, /status or /metrics; a wrong token the "
+	                               "address sent lately counts once) from one address "
+	                               "within INTERVAL, answer that address 429 (Retry-After) "
+	                               "without checking its token for INTERVAL, as "
+	                               "N/INTERVAL; 0 or off: no limit",
+	                      .def = "10/60s"});
 	n = add(tab, n,
 	        (struct flag){.name = "max-conns",
 	                      .type = FLAG_INT,
@@ -615,6 +637,35 @@ static int resolve_token(struct flag *tab, size_t n, struct cfg *c, struct parse
 	return 0;
 }
 
+/* Parse an N/INTERVAL flag value ("5/10s"; "0" or "off": *n = 0). NULL s: unchanged. */
+static int parse_rate(const char *s, const char *flag, unsigned *n, int *ms, char *err,
+                      size_t errlen)
+{
+	const char *slash = s ? strchr(s, '/') : NULL;
+	char *end = NULL;
+	long long d;
+
+	if (!s)
+		return 0;
+	if (!strcmp(s, "0") || !strcmp(s, "off")) {
+		*n = 0;
+		return 0;
+	}
+	errno = 0;
+	unsigned long v = slash && isdigit((unsigned char)*s) ? strtoul(s, &end, 10) : 0;
+	if (!slash || end != slash || errno || v < 1 || v > 1000000 ||
+	    flags_parse_duration_ms(slash + 1, &d) || d < 1) {
+		errf(err, errlen,
+		     "invalid argument \"%s\" for \"--%s\" flag: want N/INTERVAL (e.g. "
+		     "10/60s, N from 1 to 1000000) or 0 (off)",
+		     s, flag);
+		return -1;
+	}
+	*n = (unsigned)v;
+	*ms = (int)d;
+	return 0;
+}
+
 static int resolve_log_level(struct cfg *c, struct parse_state *st, char *err, size_t errlen)
 {
 	int lvl = log_level_parse(st->log_level);
@@ -653,6 +704,11 @@ static int resolve_log_level(struct cfg *c, struct parse_state *st, char *err, s
 		return -1;
 	}
 	c->log_level = lvl;
+	if (parse_rate(st->log_rate, "log-rate", &c->log_rate_burst, &c->log_rate_ms, err,
+	               errlen) ||
+	    parse_rate(st->auth_fail, "auth-fail-limit", &c->auth_fail_max, &c->auth_fail_ms,
+	               err, errlen))
+		return -1;
 	if (c->log_file && !*c->log_file) {
 		free(c->log_file);
 		c->log_file = NULL;
@@ -963,6 +1019,8 @@ static void state_free(struct parse_state *st)
 	free(st->log_level);
 	free(st->data_path);
 	free(st->sockmap);
+	free(st->log_rate);
+	free(st->auth_fail);
 	free(st->ignored);
 	for (size_t i = 0; i < st->n_allow_ports; i++)
 		free(st->allow_ports[i]);
@@ -1385,8 +1443,10 @@ int cli_main(int argc, char **argv)
 			rc = usage_error(&cmd, err);
 			break;
 		}
+		log_rate_set(cmd.cfg.log_rate_burst, (unsigned)cmd.cfg.log_rate_ms);
 		rc = cmd.kind == CLI_SERVER ? ringlet_server_run(&cmd.cfg)
 		                            : ringlet_client_run(&cmd.cfg);
+		log_rate_flush(true); /* what the last intervals left out */
 		break;
 	default:
 		rc = 2;

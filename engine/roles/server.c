@@ -465,8 +465,8 @@ static void on_join(struct shard *s, struct conn *c, const struct tun_hello *h,
 		rs = NULL;
 	if (!rs || h->lane >= REG_MAX_LANES || !(t->caps & TUN_CAP_LANES)) {
 		pthread_mutex_unlock(&r->mu);
-		log_info("lane refused: no such session", "remote=%s lane=%u", t->remote,
-		         h->lane);
+		log_info_limited("lane refused: no such session", "remote=%s lane=%u",
+		                 t->remote, h->lane);
 		tunnel_goaway(s, c, TUN_GOAWAY_PROTOCOL, "no such session");
 		tunnel_fail(s, c, WS_CLOSE_POLICY, "no such session");
 		return;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "engine/log.h"
+#include "engine/svc/authlimit.h"
 #include "engine/svc/httpd.h"
 #include "engine/svc/metrics.h"
 #include "engine/tls.h"
@@ -149,8 +150,32 @@ void httpd_unauthorized(struct shard *s, struct conn *c, const struct http_reque
 	         req->authorization.len ? "wrong-token" : "no-token");
 	if (h->path == RP_CONNECT)
 		STAT_ADD(s, hs_fail[HS_UNAUTHORIZED], 1);
+	STAT_ADD(s, auth_failures, 1);
+	const struct cfg *cf = s->cfg;
+	uint32_t tok = authlimit_token(req->bearer.p, req->bearer.len);
+	if (authlimit_failed(h->src, tok, s->now_ms, cf->auth_fail_max,
+	                     (unsigned)cf->auth_fail_ms))
+		log_warn("too many failed authentications: refusing the address",
+		         "remote=%s failures=%u refused_ms=%d", h->remote, cf->auth_fail_max,
+		         cf->auth_fail_ms);
 	httpd_respond(s, c, 401, "text/plain; charset=utf-8",
 	              "WWW-Authenticate: Bearer realm=\"ringlet\"\r\n", "unauthorized\n", 13);
+}
+
+bool httpd_auth_refused(struct shard *s, struct conn *c)
+{
+	struct http_conn *h = conn_http(c);
+	uint32_t wait = authlimit_refused(h->src, s->now_ms, s->cfg->auth_fail_max);
+	if (!wait)
+		return false;
+	STAT_ADD(s, auth_refused, 1);
+	log_debug_limited("too many failed authentications: request refused",
+	                  "remote=%s path=%s", h->remote, httpd_path_names[h->path]);
+	char extra[48];
+	snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", wait);
+	httpd_respond(s, c, 429, "text/plain; charset=utf-8", extra,
+	              "too many failed authentications\n", 32);
+	return true;
 }
 
 void httpd_serve_generated(struct shard *s, struct conn *c, const char *ctype,
@@ -170,12 +195,13 @@ void httpd_serve_generated(struct shard *s, struct conn *c, const char *ctype,
 static void route(struct shard *s, struct conn *c, const struct http_request *req)
 {
 	struct http_conn *h = conn_http(c);
+	size_t fwd = 0; /* the first X-Forwarded-For entry's length */
+	while (fwd < req->forwarded_for.len && req->forwarded_for.p[fwd] != ',')
+		fwd++;
+	h->src = authlimit_key(h->remote, req->forwarded_for.p, fwd);
 	if (req->forwarded_for.len) {
 		/* Behind an ingress: the first X-Forwarded-For entry is the client. */
-		size_t n = 0;
-		while (n < req->forwarded_for.len && req->forwarded_for.p[n] != ',' &&
-		       n < sizeof(h->remote) - 1)
-			n++;
+		size_t n = fwd < sizeof(h->remote) - 1 ? fwd : sizeof(h->remote) - 1;
 		memcpy(h->remote, req->forwarded_for.p, n);
 		h->remote[n] = 0;
 	}
@@ -194,6 +220,8 @@ static void route(struct shard *s, struct conn *c, const struct http_request *re
 		              "method not allowed\n", 19);
 		return;
 	}
+	if (r->auth && httpd_auth_refused(s, c))
+		return;
 	if (r->auth && !httpd_authorized(s, req)) {
 		httpd_unauthorized(s, c, req);
 		return;
@@ -427,8 +455,8 @@ static void http_tick(struct shard *s, struct conn *c)
 {
 	if (s->now_ms - c->started_ms > (uint64_t)s->cfg->handshake_ms) {
 		STAT_ADD(s, hs_fail[HS_TIMEOUT], 1);
-		log_debug("control connection timed out before a complete request", "remote=%s",
-		          conn_http(c)->remote);
+		log_debug_limited("control connection timed out before a complete request",
+		                  "remote=%s", conn_http(c)->remote);
 		conn_close(s, c);
 	}
 }
@@ -447,6 +475,14 @@ static int svc_shard_start(struct shard *s)
 	return 0;
 }
 
+/* Shard 0 writes the summary lines of the log's rate limit (log.h) whose interval has
+ * ended, so they come even when their message is not logged again. */
+static void svc_shard_tick(struct shard *s)
+{
+	if (s->id == 0)
+		log_rate_flush(false);
+}
+
 static void svc_shard_stop(struct shard *s)
 {
 	free(s->svc);
@@ -460,6 +496,7 @@ static const struct kind_ops http_kind = {
 static const struct loop_hooks svc_hooks = {
         .start = svc_shard_start,
         .stop = svc_shard_stop,
+        .tick = svc_shard_tick,
 };
 
 const struct loop_hooks *svc_init(enum cfg_mode mode)
@@ -468,5 +505,6 @@ const struct loop_hooks *svc_init(enum cfg_mode mode)
 	loop_on(OP_HTTP_SEND, op_http_send);
 	loop_kind(CK_HTTP, &http_kind);
 	routes = svc_routes(mode, &nroutes);
+	authlimit_init();
 	return &svc_hooks;
 }

@@ -38,6 +38,7 @@ struct http_conn {
 	bool sending;
 	bool parse_after_send;
 	char remote[72];
+	uint64_t src;          /* the source, for failed authentications (authlimit.h) */
 	struct xprt x;         /* plain, or TLS (the server terminates TLS itself) */
 	uint8_t *cbuf;         /* received bytes to decrypt (TLS), NULL for plain */
 	struct iovec iov;      /* the response, as the transport's flush takes it */
@@ -81,8 +82,13 @@ const struct route *svc_routes(enum cfg_mode mode, size_t *n);
 /* Does the request carry the configured bearer token (constant-time compare)? */
 bool httpd_authorized(struct shard *s, const struct http_request *req);
 
-/* Answer 401 (and log it, counted as a handshake failure for /connect). */
+/* Answer 401 (and log it, counted as a handshake failure for /connect); count the failure
+ * against the request's source (authlimit.h). */
 void httpd_unauthorized(struct shard *s, struct conn *c, const struct http_request *req);
+
+/* Is the request's source refused for failed authentications? Then answer 429 (with
+ * Retry-After) and return true; the token must not be checked. */
+bool httpd_auth_refused(struct shard *s, struct conn *c);
 
 /* Count a response sent outside httpd_respond (the 101 of an upgrade). */
 void httpd_count(struct shard *s, struct conn *c, int code);

@@ -412,6 +412,14 @@ static void health_metrics(struct sb *b, struct engine *e)
 		       "Connection attempts to the server after the first.",
 		       SUM(e, reconnects));
 	}
+	scalar(b, "ringlet_auth_failures_total", "counter",
+	       "Control-port requests with a wrong or missing token (answered 401).",
+	       SUM(e, auth_failures));
+	if (server)
+		scalar(b, "ringlet_auth_refused_total", "counter",
+		       "Control-port requests refused without checking the token (429): their "
+		       "address failed to authenticate too often (--auth-fail-limit).",
+		       SUM(e, auth_refused));
 	scalar(b, "ringlet_upstream_dial_failures_total", "counter",
 	       "Upstream connections that could not be made (client).", SUM(e, dial_failures));
 	scalar(b, "ringlet_dataplane_refused_total", "counter",

@@ -44,6 +44,8 @@ static void serve_ca(struct shard *s, struct conn *c, const struct http_request 
 static void serve_connect(struct shard *s, struct conn *c, const struct http_request *req)
 {
 	struct http_conn *h = conn_http(c);
+	if (httpd_auth_refused(s, c))
+		return;
 	/* The token names the tunnel (the server's one token without --tunnels). */
 	int tenant =
 	        role_of(s->eng)->ops->tunnel_for_token(s->eng, req->bearer.p, req->bearer.len);

@@ -191,6 +191,45 @@ Test(cli, server_bad_values)
 	cr_assert(strstr(err, "--drain-timeout"), "%s", err);
 }
 
+/* --log-rate and --auth-fail-limit: N/INTERVAL, 0 or off, the defaults, the errors. */
+Test(cli, rate_limit_flags)
+{
+	cr_assert_eq(PARSE("ringlet", "server", "--token=a"), CLI_SERVER);
+	cr_assert_eq(cmd.cfg.log_rate_burst, LOG_RATE_BURST);
+	cr_assert_eq(cmd.cfg.log_rate_ms, LOG_RATE_INTERVAL_MS);
+	cr_assert_eq(cmd.cfg.auth_fail_max, 10);
+	cr_assert_eq(cmd.cfg.auth_fail_ms, 60000);
+	cr_assert_eq(PARSE("ringlet", "server", "--token=a", "--log-rate=20/1m",
+	                   "--auth-fail-limit", "3/500ms"),
+	             CLI_SERVER);
+	cr_assert_eq(cmd.cfg.log_rate_burst, 20);
+	cr_assert_eq(cmd.cfg.log_rate_ms, 60000);
+	cr_assert_eq(cmd.cfg.auth_fail_max, 3);
+	cr_assert_eq(cmd.cfg.auth_fail_ms, 500);
+	cr_assert_eq(PARSE("ringlet", "server", "--token=a", "--log-rate=0",
+	                   "--auth-fail-limit=off"),
+	             CLI_SERVER);
+	cr_assert_eq(cmd.cfg.log_rate_burst, 0);
+	cr_assert_eq(cmd.cfg.auth_fail_max, 0);
+	const char *bad[] = {"5", "5/", "/10s", "0/10s", "x/10s", "5/soon", "-1/1s", "5/0s"};
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		char arg[64];
+
+		snprintf(arg, sizeof(arg), "--auth-fail-limit=%s", bad[k]);
+		cr_assert_eq(PARSE("ringlet", "server", "--token=a", arg), CLI_ERROR, "%s",
+		             arg);
+		cr_assert(strstr(err, "--auth-fail-limit"), "%s", err);
+	}
+	cr_assert_eq(PARSE("ringlet", "client", "--url=ws://h:8123", "--token=a", "--ports=80",
+	                   "--log-rate=1/1s"),
+	             CLI_CLIENT);
+	cr_assert_eq(cmd.cfg.log_rate_burst, 1);
+	cr_assert_eq(cmd.cfg.auth_fail_max, 0, "a client's --metrics-addr has no limit");
+	cr_assert_eq(PARSE("ringlet", "client", "--url=ws://h:8123", "--token=a", "--ports=80",
+	                   "--auth-fail-limit=1/1s"),
+	             CLI_ERROR);
+}
+
 Test(cli, server_generate_parsed)
 {
 	cr_assert_eq(PARSE("ringlet", "server", "--token=a", "--generate=systemd"), CLI_SERVER);
