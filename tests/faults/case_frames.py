@@ -88,9 +88,9 @@ def body(c):
         c.result("bad-frame-close", CLOSE_BOUND, worst)
         c.check(worst <= CLOSE_BOUND, "every bad lane ended within %.2f s of its Close being "
                 "answered (bound %.1f s)" % (worst, CLOSE_BOUND))
-        if no_goaway:
-            fl.log("   note: 1002 without GOAWAY(PROTOCOL) first (PROTOCOL.md §8 says a lane "
-                   "protocol error sends it): %s" % "; ".join(no_goaway))
+        c.check(not no_goaway, "every lane closed with 1002 got GOAWAY(PROTOCOL) first "
+                "(PROTOCOL.md §8.1)%s" % (": not %s" % "; ".join(no_goaway) if no_goaway
+                                          else ""))
         dt, end, _ = one(c, t.ctl, "oversized frame, Close not answered", VARIANTS[0][1],
                          1009, answer=False)
         c.result("bad-frame-unanswered-close", UNANSWERED_BOUND, dt)
