@@ -48,6 +48,24 @@ async def wave(port, size):
     return ok, len(pending), time.monotonic() - t0
 
 
+def diagnose(h, srv, m_client):
+    """Before failing: both ends' stream, lane and buffer figures (which end holds what)."""
+    want = ("ringlet_streams_active", "ringlet_tunnels_active", "ringlet_bufring_exhausted",
+            "ringlet_upstream", "ringlet_dataplane", "tcp_dataplane", "ringlet_stream",
+            "ringlet_credit", "ringlet_lane", "ringlet_tunnel_")
+    for name, port in (("client", m_client), ("server", srv.control_port)):
+        try:
+            code, _, text = rt.scrape(port, "/metrics", h.token)
+        except OSError as e:
+            rt.log("   %s /metrics: %r" % (name, e))
+            continue
+        for line in text.decode(errors="replace").splitlines():
+            if line.startswith(want):
+                rt.log("   %s: %s" % (name, line))
+    code, _, text = rt.scrape(srv.control_port, "/status", h.token)
+    rt.log("   server /status: %s" % text.decode(errors="replace")[:2000])
+
+
 def body(h):
     up = "127.0.0.2"
     port = rt.free_port_on("127.0.0.1", up)
@@ -59,6 +77,8 @@ def body(h):
     h.wait_data_port(srv, port)
     for k, size in enumerate((100, SIZE, 100, SIZE)):
         ok, stuck, secs = asyncio.run(wave(port, size))
+        if ok != N:
+            diagnose(h, srv, m_client)
         h.check(ok == N, "wave %d: %d connections send %d+ bytes at once: %d echoed "
                 "byte-exact, %d stuck after 30 s (%.1f s)" % (k + 1, N, size, ok, stuck, secs))
 
