@@ -440,7 +440,7 @@ static void client_open_stream(struct shard *s, struct conn *c, const struct tun
 	}
 	struct conn *sc = stream_open_client(s, c, m->stream, &m->u.open, &l->upstream.al);
 	if (sc && !l->upstream.al.n)
-		names_park(s, sc, &l->upstream);
+		names_park(s, sc, &l->upstream, NULL);
 }
 
 static void client_on_tunnel_msg(struct shard *s, struct conn *c, const struct tun_msg *m)

@@ -28,10 +28,13 @@ void names_arm(struct shard *s);
 /* Bring nc up to date with the resolver; v gets the resolver's view. True when nc->al
  * changed. */
 bool names_sync(struct shard *s, struct name_copy *nc, struct resolve_view *v);
-/* Hold stream sc (created with fd -1, `connecting`) until nc's name answers: then it is
- * dialled, or reset if the resolution failed or took longer than the dial timeout. nc
- * must outlive the stream (it belongs to the stream's lane). */
-void names_park(struct shard *s, struct conn *sc, struct name_copy *nc);
+/* Run for a parked stream once its name answered, just before it is dialled. */
+typedef void (*names_ready_fn)(struct shard *s, struct conn *sc, struct name_copy *nc);
+/* Hold stream sc (created with fd -1, `connecting`) until nc's name answers: then ready
+ * (may be NULL) runs and it is dialled, or it is reset if the resolution failed or took
+ * longer than the dial timeout. nc must outlive the stream (it belongs to the stream's
+ * lane). */
+void names_park(struct shard *s, struct conn *sc, struct name_copy *nc, names_ready_fn ready);
 void names_init(void);
 
 /* A --local target the server resolves for a lane (client forwarding). */

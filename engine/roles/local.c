@@ -1,5 +1,6 @@
 /* engine/roles/local.c — --local (client forwarding): the client carries connections
  * accepted on its --local listeners to targets that the server dials. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,25 @@ void fwd_release(struct engine *e, struct srv_lane *sl)
 	sl->nfwd = 0;
 }
 
+/* --sockmap: name the target's current addresses as dial endpoints of port, once per
+ * answer, so the hop to a local target is steered from its first stream on. */
+static void fwd_steer(struct shard *s, struct fwd_target *f, uint16_t port)
+{
+	if (f->nc.al.n && f->steered != f->nc.gen) {
+		f->steered = f->nc.gen;
+		if (net_addrs_local(&f->nc.al))
+			steer_endpoint(s->eng, &f->nc.al, port, SM_EP_DIAL);
+	}
+}
+
+/* A stream that waited for its target's first answer: steer it before the dial. */
+static void fwd_ready(struct shard *s, struct conn *sc, struct name_copy *nc)
+{
+	struct fwd_target *f =
+	        (struct fwd_target *)((char *)nc - offsetof(struct fwd_target, nc));
+	fwd_steer(s, f, conn_st(sc)->port);
+}
+
 void stream_open_forwarded(struct shard *s, struct conn *tc, const struct tun_msg *m)
 {
 	struct tunnel *t = conn_tun(tc);
@@ -89,11 +109,8 @@ void stream_open_forwarded(struct shard *s, struct conn *tc, const struct tun_ms
 	struct resolve_view v = {.busy = false};
 	if (f)
 		names_sync(s, &f->nc, &v);
-	if (f && f->nc.al.n && f->steered != f->nc.gen) {
-		f->steered = f->nc.gen;
-		if (net_addrs_local(&f->nc.al))
-			steer_endpoint(s->eng, &f->nc.al, o->port, SM_EP_DIAL);
-	}
+	if (f)
+		fwd_steer(s, f, o->port);
 	const char *why = NULL;
 	struct conn *sc = NULL;
 	if (!f) {
@@ -121,5 +138,5 @@ void stream_open_forwarded(struct shard *s, struct conn *tc, const struct tun_ms
 		return;
 	}
 	st->connecting = true; /* its first resolution runs: wait for it */
-	names_park(s, sc, &f->nc);
+	names_park(s, sc, &f->nc, fwd_ready);
 }

@@ -15,6 +15,7 @@ struct name_wait {
 	uint16_t gen;
 	uint64_t since_ms;
 	struct name_copy *nc;
+	names_ready_fn ready; /* NULL: none */
 };
 
 /* One shard's side (touched only by its shard). */
@@ -83,7 +84,7 @@ static void arm_timer(struct shard *s, struct names_shard *ns)
 	ns->timer = true;
 }
 
-void names_park(struct shard *s, struct conn *sc, struct name_copy *nc)
+void names_park(struct shard *s, struct conn *sc, struct name_copy *nc, names_ready_fn ready)
 {
 	struct names_shard *ns = ns_of(s);
 	if (ns->n == ns->cap) {
@@ -96,8 +97,11 @@ void names_park(struct shard *s, struct conn *sc, struct name_copy *nc)
 		ns->w = w;
 		ns->cap = cap;
 	}
-	ns->w[ns->n++] = (struct name_wait){
-	        .idx = sc->idx, .gen = sc->gen, .since_ms = s->now_ms, .nc = nc};
+	ns->w[ns->n++] = (struct name_wait){.idx = sc->idx,
+	                                    .gen = sc->gen,
+	                                    .since_ms = s->now_ms,
+	                                    .nc = nc,
+	                                    .ready = ready};
 	names_arm(s);
 	arm_timer(s, ns);
 }
@@ -115,6 +119,8 @@ static bool settle(struct shard *s, struct name_wait *w)
 	if (w->nc->al.n) {
 		st->dial = &w->nc->al;
 		st->addr_try = 0;
+		if (w->ready)
+			w->ready(s, sc, w->nc);
 		stream_dial(s, sc);
 		return true;
 	}
