@@ -186,8 +186,8 @@ integration: $(BUILD)/ringlet $(BUILD)/inlets-pro $(BENCH_BIN)
 faults: $(BUILD)/ringlet $(BUILD)/inlets-pro
 	$(Q)RINGLET_BUILD=$(BUILD) bash tests/faults/run.sh
 
-# The data-path tests also run against an ASan+UBSan build of the binary.
-SAN_INTEGRATION := test_datapath\|test_halfclose\|test_lifecycle\|test_proxy\|test_reconnect\|test_resolve\|test_sockmap\|test_tenants
+# The data-path tests (and the abuse tests that parse what a peer sends) also run against an ASan+UBSan build of the binary.
+SAN_INTEGRATION := test_datapath\|test_halfclose\|test_lifecycle\|test_log_limits\|test_pending_fair\|test_proxy\|test_reconnect\|test_resolve\|test_sockmap\|test_strict\|test_tenants
 
 # The multi-shard tests also run against a ThreadSanitizer build, every server and client
 # with two shards (several lanes over ws:// and wss://, the upgrade handoff between shards,
@@ -198,7 +198,7 @@ SAN_INTEGRATION := test_datapath\|test_halfclose\|test_lifecycle\|test_proxy\|te
 # history_size=7 keeps enough history that both stacks of a race are printed. With gcc 12's
 # TSan and a kernel whose vm.mmap_rnd_bits is above 28, TSan cannot map its shadow memory
 # ("unexpected memory mapping"): the step then runs without ASLR (setarch -R).
-TSAN_INTEGRATION := test_bulk\|test_datapath\|test_lifecycle\|test_manystreams\|test_ops\|test_tls\|test_tenants
+TSAN_INTEGRATION := test_bulk\|test_datapath\|test_lifecycle\|test_log_limits\|test_manystreams\|test_ops\|test_resolve\|test_tls\|test_tenants
 TSAN_TEST_OPTIONS ?= halt_on_error=1:exitcode=66:second_deadlock_stack=1:history_size=7
 TSAN_JOBS ?= 2
 
