@@ -186,7 +186,8 @@ integration: $(BUILD)/ringlet $(BUILD)/inlets-pro $(BENCH_BIN)
 faults: $(BUILD)/ringlet $(BUILD)/inlets-pro
 	$(Q)RINGLET_BUILD=$(BUILD) bash tests/faults/run.sh
 
-# The data-path tests (and the abuse tests that parse what a peer sends) also run against an ASan+UBSan build of the binary.
+# The data-path tests, and the abuse tests that parse what a peer sends, also run against
+# an ASan+UBSan build of the binary.
 SAN_INTEGRATION := test_datapath\|test_halfclose\|test_lifecycle\|test_log_limits\|test_pending_fair\|test_proxy\|test_reconnect\|test_resolve\|test_sockmap\|test_strict\|test_tenants
 
 # The multi-shard tests also run against a ThreadSanitizer build, every server and client
