@@ -289,6 +289,13 @@ fuzz-campaign: $(FUZZ_BIN) $(FUZZ_COV_BIN)
 	$(Q)nice -n 10 python3 fuzz/campaign.py --runs $(FUZZ_RUNS) --jobs $(FUZZ_JOBS) \
 		--dir $(CAMPAIGN_DIR) --record '$(CAMPAIGN_RECORD)' --only '$(CAMPAIGN_DRIVERS)' $(FUZZ_BIN)
 
+# The soak (docs/RELIABILITY.md, "Soak"; tests/soak/soak.py): SOAK_MINUTES of mixed load
+# through one server and two clients, under nice -n SOAK_NICE; results in $(BUILD)/soak/<time>/.
+SOAK_MINUTES ?= 30
+SOAK_NICE ?= 5
+soak: all
+	$(Q)RINGLET_BUILD=$(BUILD) nice -n $(SOAK_NICE) python3 tests/soak/soak.py --minutes $(SOAK_MINUTES)
+
 PREFIX ?= /usr/local
 DOCDIR := $(DESTDIR)$(PREFIX)/share/doc/ringlet
 install: all
