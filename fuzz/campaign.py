@@ -37,7 +37,8 @@ def log(msg):
 def under_test(name):
     """The project sources a driver exercises (see the module comment)."""
     out = []
-    with open(os.path.join(REPO, "fuzz", name + ".c")) as f:
+    src = os.path.join(REPO, "fuzz", name + ".c")
+    with open(src if os.path.isfile(src) else os.devnull) as f:
         for inc in re.findall(r'^#include "([^"]+)\.h"', f.read(), re.M):
             if os.path.isfile(os.path.join(REPO, inc + ".c")):
                 out.append(inc + ".c")
@@ -125,6 +126,9 @@ def minimise(binary, name, a):
 def coverage(name, corpus, a):
     """Step 3; returns the llvm-cov summary totals of the code under test (or None)."""
     cov_bin = os.path.join(REPO, "build-fuzz-cov", name)
+    if not os.access(cov_bin, os.X_OK):
+        log("           no coverage build %s: coverage skipped" % cov_bin)
+        return None
     outd = os.path.join(a.dir, "coverage")
     prof = os.path.join(outd, "raw", name)
     shutil.rmtree(prof, ignore_errors=True)
@@ -175,9 +179,15 @@ def table(rows, a, started):
                          pct(t, "branches") if t else "-", ", ".join(r["files"]) or "-"))
     crashes = [(r["name"], c) for r in rows for c in r["crashes"]]
     tail = "\nCrashes: %s.\n" % ("none" if not crashes else "; ".join(
-        "%s: %s" % (n, os.path.relpath(c, REPO) if c.startswith("/") else c)
+        "%s: %s" % (n, show(c) if c.startswith("/") else c)
         for n, c in crashes))
     return head + "\n".join(lines) + "\n" + tail
+
+
+def show(path):
+    """path relative to the repository when inside it."""
+    rel = os.path.relpath(path, REPO)
+    return path if rel.startswith("..") else rel
 
 
 def git_rev():
@@ -241,7 +251,7 @@ def main():
     text = table(rows, a, started)
     text += ("\nReports: %s/coverage/<driver>.txt (llvm-cov report, every linked project "
              "file) and %s/coverage/<driver>/index.html.\n" %
-             (os.path.relpath(a.dir, REPO), os.path.relpath(a.dir, REPO)))
+             (show(a.dir), show(a.dir)))
     with open(os.path.join(a.dir, "summary.md"), "w") as f:
         f.write(text)
     log("\n" + text)
