@@ -271,12 +271,14 @@ fuzz: $(FUZZ_BIN)
 # its corpus grown in CAMPAIGN_DIR; then the corpora replayed through a clang source-based
 # coverage build of each driver (build-fuzz-cov/, no sanitizers) for llvm-cov reports. Prints
 # the summary table and writes it into docs/RELIABILITY.md (CAMPAIGN_RECORD= to skip that).
-# CAMPAIGN_DRIVERS=a,b runs only those drivers.
+# CAMPAIGN_DRIVERS=a,b runs only those drivers; CAMPAIGN_RESUME=1 does not fuzz again a
+# driver whose last run in CAMPAIGN_DIR completed (its recorded figures go in the table).
 FUZZ_RUNS ?= 10000000
 FUZZ_JOBS ?= 1
 CAMPAIGN_DIR ?= build-fuzz/campaign
 CAMPAIGN_RECORD ?= docs/RELIABILITY.md
 CAMPAIGN_DRIVERS ?=
+CAMPAIGN_RESUME ?=
 FUZZ_COV_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz-cov/%)
 FUZZ_COV_CFLAGS := -std=gnu11 -O1 -g -D_GNU_SOURCE -fsanitize=fuzzer -fprofile-instr-generate \
                    -fcoverage-mapping -I. -isystem $(LLHTTP_INC) -isystem $(BSSL_INC)
@@ -287,7 +289,8 @@ build-fuzz-cov/%: fuzz/%.c $(FUZZ_DEPS)
 
 fuzz-campaign: $(FUZZ_BIN) $(FUZZ_COV_BIN)
 	$(Q)nice -n 10 python3 fuzz/campaign.py --runs $(FUZZ_RUNS) --jobs $(FUZZ_JOBS) \
-		--dir $(CAMPAIGN_DIR) --record '$(CAMPAIGN_RECORD)' --only '$(CAMPAIGN_DRIVERS)' $(FUZZ_BIN)
+		--dir $(CAMPAIGN_DIR) --record '$(CAMPAIGN_RECORD)' --only '$(CAMPAIGN_DRIVERS)' \
+		$(if $(CAMPAIGN_RESUME),--resume) $(FUZZ_BIN)
 
 # The soak (docs/RELIABILITY.md, "Soak"; tests/soak/soak.py): SOAK_MINUTES of mixed load
 # through one server and two clients, under nice -n SOAK_NICE; results in $(BUILD)/soak/<time>/.

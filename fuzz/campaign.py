@@ -50,9 +50,10 @@ def under_test(name):
 
 
 def stats(logs):
-    """Executions, exec/s, peak RSS and the last cov:/ft: figures from libFuzzer logs (one
-    per job); a job that died before its final stats counts its last status line."""
-    ex = rate = rss = cov = ft = 0
+    """Executions, exec/s, peak RSS, the last cov:/ft: figures and the longest job's seconds
+    from libFuzzer logs (one per job); a job that died before its final stats counts its
+    last status line."""
+    ex = rate = rss = cov = ft = secs = 0
     for path in logs:
         try:
             text = open(path, errors="replace").read()
@@ -64,14 +65,16 @@ def stats(logs):
         else:
             st = re.findall(r"^#(\d+)\s", text, re.M)
             ex += int(st[-1]) if st else 0
-        m = re.search(r"stat::average_exec_per_sec: (\d+)", text)
+        m = re.search(r"stat::average_exec_per_sec:\s+(\d+)", text)
         rate += int(m.group(1)) if m else 0
-        m = re.search(r"stat::peak_rss_mb: (\d+)", text)
+        m = re.search(r"^Done \d+ runs in (\d+) second", text, re.M)
+        secs = max(secs, int(m.group(1)) if m else 0)
+        m = re.search(r"stat::peak_rss_mb:\s+(\d+)", text)
         rss = max(rss, int(m.group(1)) if m else 0)
         c = re.findall(r" cov: (\d+) ft: (\d+)", text)
         if c:
             cov, ft = max(cov, int(c[-1][0])), max(ft, int(c[-1][1]))
-    return ex, rate, rss, cov, ft
+    return ex, rate, rss, cov, ft, secs
 
 
 def corpus_size(d):
@@ -109,6 +112,19 @@ def fuzz(binary, name, a):
         found = ["(exit %d, no artifact: see %s)" % (rc, logdir)]
     logs = glob.glob(os.path.join(logdir, "fuzz-*.log" if a.jobs > 1 else "main.log"))
     return stats(logs), secs, found
+
+
+def from_logs(name, a):
+    """A completed run's figures from its logs alone (a run by an earlier version of this
+    script, which kept no result.json); {} if the logs show no completed run."""
+    d = os.path.join(a.dir, "logs", name)
+    jobs = glob.glob(os.path.join(d, "fuzz-*.log"))
+    ex, rate, _, cov, ft, secs = stats(jobs or [os.path.join(d, "main.log")])
+    crashes = glob.glob(os.path.join(a.dir, "crashes", name, "*"))
+    if not secs or crashes:
+        return {}
+    return dict(ex=ex, rate=rate, cov=cov, ft=ft, secs=secs, crashes=[],
+                jobs=max(1, len(jobs)))
 
 
 def minimise(binary, name, a):
@@ -161,10 +177,10 @@ def pct(t, key):
 
 
 def table(rows, a, started):
-    head = ("Campaign of %s on %s (%s, %d CPUs, shared), %s executions per driver, "
-            "%d job(s), nice -n 10; git %s.\n\n" %
+    head = ("Campaign of %s on %s (%s, %d CPUs, shared with other work), %s executions "
+            "per driver, nice -n 10; git %s.\n\n" %
             (started, platform.node() or "?", platform.machine(), os.cpu_count() or 0,
-             "{:,}".format(a.runs), a.jobs, git_rev()))
+             "{:,}".format(a.runs), git_rev()))
     lines = ["| driver | executions | exec/s | time | corpus (grown → with seeds, minimised) | "
              "edges (cov/ft) | lines | branches | code under test |",
              "|---|---:|---:|---:|---|---|---|---|---|"]
@@ -173,7 +189,9 @@ def table(rows, a, started):
         lines.append("| %s | %s | %s | %s | %d files, %d KiB → %d files, %d KiB | %d / %d "
                      "| %s | %s | %s |" % (
                          r["name"], "{:,}".format(r["ex"]), "{:,}".format(r["rate"]),
-                         "%d m %02d s" % divmod(int(r["secs"]), 60), r["grown"][0],
+                         "%d m %02d s, %d job%s" % (int(r["secs"]) // 60, int(r["secs"]) % 60,
+                                                    r["jobs"], "s" if r["jobs"] > 1 else ""),
+                         r["grown"][0],
                          r["grown"][1] // 1024, r["min"][0], r["min"][1] // 1024, r["cov"],
                          r["ft"], pct(t, "lines") if t else "-",
                          pct(t, "branches") if t else "-", ", ".join(r["files"]) or "-"))
@@ -223,6 +241,9 @@ def main():
     ap.add_argument("--dir", default="build-fuzz/campaign")
     ap.add_argument("--record", default="", help="document to write the table into")
     ap.add_argument("--only", default="", help="comma-separated driver names")
+    ap.add_argument("--resume", action="store_true",
+                    help="a driver whose last run in --dir reached --runs cleanly is not "
+                         "fuzzed again (its recorded figures are used)")
     ap.add_argument("drivers", nargs="+", help="build-fuzz/<name> binaries")
     a = ap.parse_args()
     a.dir = os.path.abspath(a.dir)
@@ -233,16 +254,29 @@ def main():
         name = os.path.basename(binary)
         if only and name not in only:
             continue
-        log("  CAMPAIGN %s: %s executions" % (name, "{:,}".format(a.runs)))
-        (ex, rate, _, cov, ft), secs, crashes = fuzz(binary, name, a)
-        if not rate and secs > 0:
-            rate = int(ex / secs)
+        res = os.path.join(a.dir, "logs", name, "result.json")
+        done = json.load(open(res)) if a.resume and os.path.isfile(res) else {}
+        if a.resume and not done:
+            done = from_logs(name, a)
+        if done.get("ex", 0) >= a.runs and not done.get("crashes"):
+            log("  CAMPAIGN %s: done before (%s executions)" % (name, "{:,}".format(done["ex"])))
+            ex, rate, cov, ft, secs, crashes, jobs = (done[k] for k in (
+                "ex", "rate", "cov", "ft", "secs", "crashes", "jobs"))
+        else:
+            log("  CAMPAIGN %s: %s executions" % (name, "{:,}".format(a.runs)))
+            (ex, rate, _, cov, ft, _), secs, crashes = fuzz(binary, name, a)
+            if not rate and secs > 0:
+                rate = int(ex / secs)
+            jobs = a.jobs
+            with open(res, "w") as f:
+                json.dump(dict(ex=ex, rate=rate, cov=cov, ft=ft, secs=secs, crashes=crashes,
+                               jobs=jobs), f)
         for c in crashes:
             log("  CRASH    %s: %s" % (name, c))
         mind = minimise(binary, name, a)
         got = coverage(name, mind, a)
         totals, files = got if got else (None, under_test(name))
-        rows.append(dict(name=name, ex=ex, rate=rate, secs=secs, cov=cov, ft=ft,
+        rows.append(dict(name=name, ex=ex, rate=rate, secs=secs, cov=cov, ft=ft, jobs=jobs,
                          grown=corpus_size(os.path.join(a.dir, "corpus", name)),
                          min=corpus_size(mind), totals=totals, files=files,
                          crashes=crashes))
