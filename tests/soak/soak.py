@@ -278,9 +278,14 @@ class Soak:
             self.procs[role] = p
 
     def sampler(self):
+        """Every second: a row per process into self.samples and samples.csv (written as
+        it goes, so a run that breaks off keeps its samples)."""
         last = {}
         nxt = time.monotonic()
+        csvf = open(os.path.join(self.a.out, "samples.csv"), "w")
+        csvf.write("t_s,role,pid,rss_kib,fds,cpu_pct\n")
         while not self.load.stop.is_set():
+            csvf.flush()
             nxt += 1.0
             time.sleep(max(0.0, nxt - time.monotonic()))
             t = self.now()
@@ -300,6 +305,8 @@ class Soak:
                 last[role] = (p.pid, t, s[2])
                 if cpu is not None:
                     self.samples.append((t, role, p.pid, s[0], s[1], cpu))
+                    csvf.write("%.1f,%s,%d,%d,%d,%.1f\n" % self.samples[-1])
+        csvf.close()
 
     def restarter(self):
         i = 0
@@ -469,10 +476,6 @@ def check(soak):
 
 
 def write_outputs(soak, verdict, limits, a):
-    with open(os.path.join(a.out, "samples.csv"), "w") as f:
-        f.write("t_s,role,pid,rss_kib,fds,cpu_pct\n")
-        for x in soak.samples:
-            f.write("%.1f,%s,%d,%d,%d,%.1f\n" % x)
     svgplot.write(os.path.join(a.out, "soak.svg"), soak.samples, ROLES + ("load",),
                   soak.restarts,
                   (soak.warm_end, soak.warm_resume), limits,

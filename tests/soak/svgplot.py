@@ -1,5 +1,6 @@
 """A dependency-free SVG plot of the soak's samples: three panels (RSS, descriptors, CPU)
-against minutes, one line per process role, the warm-up shaded, client restarts as dashed
+against minutes, one line per ringlet process (the highest sample per 2 px; the load
+generator's line in the CPU panel only), the warm-up shaded, client restarts as dotted
 vertical lines and each role's RSS and descriptor bounds as dashed horizontal lines."""
 from xml.sax.saxutils import escape
 
@@ -19,6 +20,18 @@ def _nice_max(v):
     return float(v)
 
 
+def _thin(pts, px=2.0):
+    """One point per px of x: the highest value (the smallest y) in each, so peaks stay."""
+    out = []
+    for x, y in pts:
+        if out and int(x / px) == int(out[-1][0] / px):
+            if y < out[-1][1]:
+                out[-1] = (out[-1][0], y)
+        else:
+            out.append((x, y))
+    return out
+
+
 def write(path, samples, roles, restarts, warm, limits, title):
     tmax = max([x[0] for x in samples] + [1.0])
     out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
@@ -32,7 +45,9 @@ def write(path, samples, roles, restarts, warm, limits, title):
 
     for i, (col, label, scale, lim_idx) in enumerate(PANELS):
         top = MT + i * (PH + GAP)
-        vals = [x[col] * scale for x in samples]
+        # The load generator's own RSS and descriptors would only squash the scale.
+        shown = [r for r in roles if r != "load" or lim_idx is None]
+        vals = [x[col] * scale for x in samples if x[1] in shown]
         lims = [v[lim_idx] * scale for v in limits.values()] if lim_idx is not None else []
         vmax = _nice_max(max(vals + lims + [0.0]) * 1.05)
 
@@ -50,10 +65,10 @@ def write(path, samples, roles, restarts, warm, limits, title):
         out.append('<text x="%d" y="%d" font-weight="bold">%s</text>' % (ML, top - 6, label))
         for t, role, _ in restarts:
             out.append('<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="%s" '
-                       'stroke-dasharray="3,3"/>' % (X(t), X(t), top, top + PH,
+                       'stroke-dasharray="2,3"/>' % (X(t), X(t), top, top + PH,
                                                      COLORS.get(role, "#888")))
-        for role in roles:
-            pts = [(X(x[0]), Y(x[col] * scale)) for x in samples if x[1] == role]
+        for role in shown:
+            pts = _thin([(X(x[0]), Y(x[col] * scale)) for x in samples if x[1] == role])
             if pts:
                 out.append('<polyline fill="none" stroke="%s" stroke-width="1.2" points="%s"/>'
                            % (COLORS.get(role, "#000"),
