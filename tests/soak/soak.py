@@ -7,6 +7,8 @@ streams over both tunnels) to upstreams on 127.0.0.2, all on loopback, under a m
   rr     request/response: 1 KiB echoed on RR_CONNS persistent connections
   bulk   an echo stream of 16-64 MiB both ways at once, one after another
   fed    federation-sized HTTP responses (100, 200 and 300 MiB) from an upstream HTTP server
+(bulk and fed transfers each start at another offset into their pattern: no two
+consecutive ones carry the same bytes)
 Every transfer is checked byte-exact by sha256; one cut short by a client restart counts as
 interrupted, and even then what arrived must be a prefix of what was sent (else: corrupt).
 A client is restarted (SIGKILL and SIGTERM in turn, then started again) every
@@ -45,6 +47,9 @@ RR_CONNS, RR_RATE, RR_BYTES = 4, 50, 1024
 BULK_SIZES = [16 * MIB + 11, 32 * MIB + 13, 64 * MIB + 17]
 FED_SIZES = [100 * MIB + 1, 200 * MIB + 3, 300 * MIB + 5]
 BULK_PAUSE, FED_PAUSE = 2.0, 10.0
+# Transfer i starts at OFFSETS[i % 4] into its pattern (and is SIZES[i % 3] long), so
+# consecutive bulk or federation transfers never carry the same bytes.
+OFFSETS = [0, 4099, 2 * 8191, 3 * 65537]
 DRAIN_WAIT = 45  # a SIGTERM'd client drains for up to 30 s (its --drain-timeout default)
 BOUNDS = dict(rss_factor=1.5, rss_slack_kib=16 * 1024, fd_slack=32, cpu_factor=2.0,
               cpu_slack=20.0, cpu_window=60, idle_fd_slack=8, idle_cpu=5.0)
@@ -156,19 +161,31 @@ def rr(load, port, tid):
         s.close()
 
 
+class Expect:
+    """sha256 of the first n bytes of Pattern(seed, offset), computed once each."""
+
+    def __init__(self):
+        self.lock, self.cache = threading.Lock(), {}
+
+    def __call__(self, seed, off, n):
+        with self.lock:
+            if (seed, off, n) not in self.cache:
+                self.cache[seed, off, n] = rt.Pattern(seed, off).digest(n)
+            return self.cache[seed, off, n]
+
+
 def bulk(load, port, expect):
     i = 0
     while load.enter():
-        n = BULK_SIZES[i % len(BULK_SIZES)]
+        n, off = BULK_SIZES[i % len(BULK_SIZES)], OFFSETS[i % len(OFFSETS)]
         i += 1
-        got, sent_ok = (0, ""), [False]
+        got = (0, "")
         try:
             with rt.connect("127.0.0.1", port, timeout=30) as s:
                 def writer():
                     try:
-                        rt.send_pattern(s, 41, n)
+                        rt.send_pattern(s, 41, n, off)
                         s.shutdown(socket.SHUT_WR)
-                        sent_ok[0] = True
                     except OSError:
                         pass
                 w = threading.Thread(target=writer, daemon=True)
@@ -179,23 +196,24 @@ def bulk(load, port, expect):
                     w.join(60)
         except OSError:
             pass
-        verdict(load, "bulk", (41, 0), n, got, expect[n])
+        verdict(load, "bulk", (41, off), n, got, expect(41, off, n))
         load.leave()
         time.sleep(BULK_PAUSE)
 
 
 def fed_handler(c, svc):
-    """The upstream HTTP server: GET /<size> answers size bytes of Pattern(43)."""
+    """The upstream HTTP server: GET /<size>/<offset> answers size bytes of
+    Pattern(43, offset)."""
     head = b""
     while b"\r\n\r\n" not in head and len(head) < 8192:
         b = c.recv(4096)
         if not b:
             return
         head += b
-    n = int(head.split(b" ")[1].strip(b"/"))
+    n, off = (int(x) for x in head.split(b" ")[1].strip(b"/").split(b"/"))
     c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
               b"Content-Length: %d\r\nConnection: close\r\n\r\n" % n)
-    rt.send_pattern(c, 43, n)
+    rt.send_pattern(c, 43, n, off)
     c.shutdown(socket.SHUT_WR)
     c.settimeout(10)
     rt.recv_all(c)
@@ -204,12 +222,13 @@ def fed_handler(c, svc):
 def fed(load, port, expect):
     i = 0
     while load.enter():
-        n = FED_SIZES[i % len(FED_SIZES)]
+        n, off = FED_SIZES[i % len(FED_SIZES)], OFFSETS[i % len(OFFSETS)]
         i += 1
         got = (0, "")
         try:
             with rt.connect("127.0.0.1", port, timeout=30) as s:
-                s.sendall(b"GET /%d HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n" % n)
+                s.sendall(b"GET /%d/%d HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n"
+                          % (n, off))
                 head = b""
                 while b"\r\n\r\n" not in head and len(head) < 8192:
                     b = s.recv(1)
@@ -220,7 +239,7 @@ def fed(load, port, expect):
                     got = recv_hash(s, n + 1)
         except OSError:
             pass
-        verdict(load, "fed", (43, 0), n, got, expect[n])
+        verdict(load, "fed", (43, off), n, got, expect(43, off, n))
         load.leave()
         time.sleep(FED_PAUSE)
 
@@ -375,9 +394,7 @@ def setup(h, soak):
 def run(h, a):
     soak = Soak(h, a)
     ports = setup(h, soak)
-    rt.log("soak: hashing the expected bulk and federation payloads")
-    expect = {n: rt.Pattern(41).digest(n) for n in BULK_SIZES}
-    expect.update({n: rt.Pattern(43).digest(n) for n in FED_SIZES})
+    expect = Expect()
     soak.t0 = time.monotonic()
     load = soak.load
     threads = [threading.Thread(target=soak.sampler), threading.Thread(target=soak.restarter)]
