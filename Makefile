@@ -7,6 +7,10 @@
 #   make demo       server + client + sample upstream on loopback, traffic through it
 #   make image      the OCI image build/ringlet-image.oci.tar (no Docker engine: tools/image.py)
 #   make fuzz       libFuzzer drivers (clang); FUZZ_SECONDS=N runs each for N seconds
+#   make fuzz-campaign  every driver for FUZZ_RUNS (10 million) executions, then llvm-cov
+#                   coverage of the grown corpora; the table goes into docs/RELIABILITY.md
+#   make soak       SOAK_MINUTES=N (30): one server, two clients, mixed load, clients
+#                   restarted; RSS, descriptors and CPU sampled and bounded (tests/soak/)
 #   make bench      benchmark harness (see bench/README.md); BENCH_BASE=<rev> adds path
 #                   ringlet-base, ringlet built at that git revision
 #   make bench-refactor BENCH_BASE=<rev>   ringlet against that revision: bulk,
@@ -91,7 +95,7 @@ FUZZ_BIN   := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 10
 TEST_FUZZ_SECONDS ?= 5 # each driver's share of `make test`
 
-.PHONY: all deps test units integration faults tsan-integration demo fuzz bench bench-refactor e2e clean format install check-layers image
+.PHONY: all deps test units integration faults tsan-integration demo fuzz fuzz-campaign soak bench bench-refactor e2e clean format install check-layers image
 all: $(BUILD)/ringlet $(BUILD)/inlets-pro
 
 deps:
@@ -261,16 +265,51 @@ FUZZ_EXTRA_tenant := engine/tenant.c engine/tenant_parse.c engine/net.c -lyaml
 FUZZ_EXTRA_lane := $(sort $(wildcard engine/mux/*.c)) engine/loop/shard.c engine/loop/conn.c \
                    engine/loop/uring.c engine/xprt/xprt.c engine/tls.c engine/log.c \
                    engine/idmap.c -luring -lssl -pthread
-build-fuzz/%: fuzz/%.c $(PROTO_SRC) $(wildcard proto/*.h) $(wildcard engine/mux/*.[ch]) \
-              $(wildcard engine/loop/*.[ch] engine/xprt/*.[ch] engine/tls.[ch] engine/log.[ch]) \
-              $(wildcard engine/tenant*.[ch] engine/net.[ch])
+FUZZ_DEPS := $(PROTO_SRC) $(wildcard proto/*.h) $(wildcard engine/mux/*.[ch]) \
+             $(wildcard engine/loop/*.[ch] engine/xprt/*.[ch] engine/tls.[ch] engine/log.[ch]) \
+             $(wildcard engine/idmap.[ch] engine/tenant*.[ch] engine/net.[ch])
+FUZZ_LINK = $< $(FUZZ_EXTRA_$*) $(PROTO_SRC) $(LLHTTP_SRC)/llhttp.c $(LLHTTP_SRC)/api.c \
+            $(LLHTTP_SRC)/http.c -L$(BSSL_LIB) -Wl,-rpath,$(BSSL_LIB) -lcrypto -o $@
+build-fuzz/%: fuzz/%.c $(FUZZ_DEPS)
 	$(call msg,FUZZ,$@)
 	@mkdir -p $(@D)
-	$(Q)clang $(FUZZ_CFLAGS) $< $(FUZZ_EXTRA_$*) $(PROTO_SRC) $(LLHTTP_SRC)/llhttp.c $(LLHTTP_SRC)/api.c \
-		$(LLHTTP_SRC)/http.c -L$(BSSL_LIB) -Wl,-rpath,$(BSSL_LIB) -lcrypto -o $@
+	$(Q)clang $(FUZZ_CFLAGS) $(FUZZ_LINK)
 
 fuzz: $(FUZZ_BIN)
 	$(Q)sh fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+# The fuzz campaign (docs/RELIABILITY.md, "Fuzz campaign"): every driver in fuzz/, one at a
+# time under nice -n 10, for FUZZ_RUNS executions each (FUZZ_JOBS parallel jobs share them),
+# its corpus grown in CAMPAIGN_DIR; then the corpora replayed through a clang source-based
+# coverage build of each driver (build-fuzz-cov/, no sanitizers) for llvm-cov reports. Prints
+# the summary table and writes it into docs/RELIABILITY.md (CAMPAIGN_RECORD= to skip that).
+# CAMPAIGN_DRIVERS=a,b runs only those drivers; CAMPAIGN_RESUME=1 does not fuzz again a
+# driver whose last run in CAMPAIGN_DIR completed (its recorded figures go in the table).
+FUZZ_RUNS ?= 10000000
+FUZZ_JOBS ?= 1
+CAMPAIGN_DIR ?= build-fuzz/campaign
+CAMPAIGN_RECORD ?= docs/RELIABILITY.md
+CAMPAIGN_DRIVERS ?=
+CAMPAIGN_RESUME ?=
+FUZZ_COV_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz-cov/%)
+FUZZ_COV_CFLAGS := -std=gnu11 -O1 -g -D_GNU_SOURCE -fsanitize=fuzzer -fprofile-instr-generate \
+                   -fcoverage-mapping -I. -isystem $(LLHTTP_INC) -isystem $(BSSL_INC)
+build-fuzz-cov/%: fuzz/%.c $(FUZZ_DEPS)
+	$(call msg,FUZZCOV,$@)
+	@mkdir -p $(@D)
+	$(Q)clang $(FUZZ_COV_CFLAGS) $(FUZZ_LINK)
+
+fuzz-campaign: $(FUZZ_BIN) $(FUZZ_COV_BIN)
+	$(Q)nice -n 10 python3 fuzz/campaign.py --runs $(FUZZ_RUNS) --jobs $(FUZZ_JOBS) \
+		--dir $(CAMPAIGN_DIR) --record '$(CAMPAIGN_RECORD)' --only '$(CAMPAIGN_DRIVERS)' \
+		$(if $(CAMPAIGN_RESUME),--resume) $(FUZZ_BIN)
+
+# The soak (docs/RELIABILITY.md, "Soak"; tests/soak/soak.py): SOAK_MINUTES of mixed load
+# through one server and two clients, under nice -n SOAK_NICE; results in $(BUILD)/soak/<time>/.
+SOAK_MINUTES ?= 30
+SOAK_NICE ?= 5
+soak: all
+	$(Q)RINGLET_BUILD=$(BUILD) nice -n $(SOAK_NICE) python3 tests/soak/soak.py --minutes $(SOAK_MINUTES)
 
 PREFIX ?= /usr/local
 DOCDIR := $(DESTDIR)$(PREFIX)/share/doc/ringlet
@@ -289,6 +328,6 @@ format:
 		tests/*/*.c tests/engine/*/*.c fuzz/*.c)
 
 clean:
-	rm -rf build build-san build-tsan build-fuzz
+	rm -rf build build-san build-tsan build-fuzz build-fuzz-cov
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
