@@ -542,6 +542,28 @@ const struct http_slice *http_header_get(const struct http_request *req, const c
 	return NULL;
 }
 
+bool http_retry_after(const struct http_response *resp, uint32_t max, uint32_t *secs)
+{
+	size_t n = resp->nheaders < HTTP_MAX_KEEP ? resp->nheaders : HTTP_MAX_KEEP;
+	for (size_t i = 0; i < n; i++) {
+		if (!slice_is(resp->headers[i].name, "retry-after"))
+			continue;
+		struct http_slice v = resp->headers[i].value;
+		if (!v.len)
+			return false;
+		uint64_t x = 0;
+		for (size_t k = 0; k < v.len; k++) {
+			if (v.p[k] < '0' || v.p[k] > '9')
+				return false;
+			if (x <= max)
+				x = x * 10 + (uint64_t)(v.p[k] - '0');
+		}
+		*secs = x > max ? max : (uint32_t)x;
+		return true;
+	}
+	return false;
+}
+
 /* ---- the RFC 6455 handshake ------------------------------------------------------------ */
 
 static bool ws_key_valid(struct http_slice key)

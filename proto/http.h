@@ -124,6 +124,10 @@ struct http_response {
 enum http_status http_parse_response(const char *buf, size_t len, const struct http_limits *lim,
                                      struct http_response *resp);
 
+/* A response's Retry-After in delta-seconds (RFC 9110 §10.2.3), capped at max: true and
+ * *secs when present and a number; false otherwise (absent, or an HTTP-date). */
+bool http_retry_after(const struct http_response *resp, uint32_t max, uint32_t *secs);
+
 /* Why a response is not the 101 that answers our key, or NULL when it is. */
 const char *http_upgrade_response_problem(const struct http_response *resp, const char *key);
 

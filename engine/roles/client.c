@@ -25,6 +25,7 @@
 
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 4000
+#define RETRY_AFTER_MAX_S 300 /* a server's Retry-After is honoured up to this long */
 
 static const struct tunnel_cbs client_cbs;
 
@@ -90,6 +91,9 @@ static void lane_schedule(struct shard *s, struct lane *l)
 	shard_random4(s, r);
 	uint32_t rnd = (uint32_t)r[0] << 24 | (uint32_t)r[1] << 16 | (uint32_t)r[2] << 8 | r[3];
 	uint32_t wait = d / 2 + rnd % (d / 2 + 1);
+	if (l->hold_ms > wait)
+		wait = l->hold_ms; /* the server asked for it (Retry-After) */
+	l->hold_ms = 0;
 	l->next_try_ms = s->now_ms + wait;
 	l->backoff_ms = d * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : d * 2;
 	l->ready_ms = 0;
@@ -336,8 +340,16 @@ static void client_on_head_bytes(struct shard *s, struct conn *c, const uint8_t 
 	}
 	const char *problem = http_upgrade_response_problem(&resp, cc->ws_key);
 	if (problem) {
-		char detail[128];
-		snprintf(detail, sizeof(detail), "%s (HTTP %d)", problem, resp.status);
+		char detail[160];
+		uint32_t secs = 0;
+		bool hold = (resp.status == 429 || resp.status == 503) &&
+		            http_retry_after(&resp, RETRY_AFTER_MAX_S, &secs);
+		int k = snprintf(detail, sizeof(detail), "%s (HTTP %d)", problem, resp.status);
+		if (hold && k > 0 && (size_t)k < sizeof(detail))
+			snprintf(detail + k, sizeof(detail) - (size_t)k,
+			         "; the server asks to retry in %u s", secs);
+		if (hold && l)
+			l->hold_ms = secs * 1000;
 		if (l)
 			lane_problem(l, "the server did not accept the WebSocket upgrade",
 			             detail);

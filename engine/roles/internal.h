@@ -80,6 +80,8 @@ struct lane {
 	uint16_t gen;
 	uint64_t next_try_ms;
 	uint32_t backoff_ms;
+	uint32_t
+	        hold_ms; /* the server's Retry-After (429, 503): the next try waits this long */
 	uint64_t ready_ms; /* when the current connection got WELCOME, 0 if it did not */
 	struct name_copy upstream; /* this shard's copy of the upstream's answer */
 	struct name_copy server;   /* of the server's */

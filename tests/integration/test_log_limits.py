@@ -212,9 +212,32 @@ def refused_dials(h):
             (STREAMS, n))
 
 
+def client_honours_retry_after(h):
+    """A ringlet client answered 429 waits the Retry-After the server gave before its next
+    try (instead of its 250 ms back-off, which would make several refused tries)."""
+    srv = h.start_server(name="server-short", extra=["--auth-fail-limit=2/6s"])
+    ctl = srv.control_port
+    codes = [upgrade(ctl, "guess-%d" % i)[0] for i in range(3)]
+    h.check(codes == [401, 401, 429], "two wrong tokens, then 429 (%s)" % codes)
+    port = rt.free_port_on("127.0.0.1", "127.0.0.2")
+    t0 = time.monotonic()
+    cl = h.start_client(ctl, [port], name="client-held", wait=False)
+    line = cl.wait_log(r'HTTP 429\).*retry in (\d+) s', 10)
+    h.check(line, "the client logs the 429 and the server's Retry-After (%s)" % line)
+    secs = int(re.search(r'retry in (\d+) s', line).group(1))
+    h.check(cl.wait_log(r'msg="connected to the server"', secs + 10),
+            "it connects once the server's interval has passed")
+    took = time.monotonic() - t0
+    tries = len([x for x in cl.lines() if "did not accept the WebSocket upgrade" in x])
+    h.check(tries == 1 and took >= secs - 1, "one refused try, then it waited %d s as asked "
+            "(%d refused tries, connected after %.1f s)" % (secs, tries, took))
+    cl.stop()
+
+
 def body(h):
     wrong_token_floods(h)
     per_address_limit(h)
+    client_honours_retry_after(h)
     refused_dials(h)
 
 

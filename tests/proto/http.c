@@ -442,6 +442,25 @@ Test(http_response, valid_101)
 	cr_assert_null(http_upgrade_response_problem(&resp, rfc_key));
 }
 
+Test(http_response, retry_after)
+{
+	uint32_t secs = 1234;
+	parse_resp_ok("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\n"
+	              "Content-Length: 0\r\n\r\n");
+	cr_assert(http_retry_after(&resp, 300, &secs));
+	cr_assert_eq(secs, 7);
+	parse_resp_ok("HTTP/1.1 503 Unavailable\r\nretry-after:   99999999999999\r\n\r\n");
+	cr_assert(http_retry_after(&resp, 300, &secs));
+	cr_assert_eq(secs, 300, "capped: %u", secs);
+	parse_resp_ok("HTTP/1.1 503 Unavailable\r\n"
+	              "Retry-After: Fri, 31 Dec 1999 23:59:59 GMT\r\n\r\n");
+	cr_assert_not(http_retry_after(&resp, 300, &secs), "an HTTP-date is not delta-seconds");
+	parse_resp_ok("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 5x\r\n\r\n");
+	cr_assert_not(http_retry_after(&resp, 300, &secs));
+	parse_resp_ok("HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n");
+	cr_assert_not(http_retry_after(&resp, 300, &secs));
+}
+
 Test(http_response, rejected)
 {
 	const char *why;
