@@ -42,8 +42,9 @@ void queue_release(struct shard *s, struct tunnel *t);
 
 /* ---- spipe.c: pipes for splice(2) ----------------------------------------------------- */
 
-/* A pipe of PIPE_SIZE bytes, one reference; NULL when none can be had (then copy). */
-struct spipe *spipe_new(void);
+/* A pipe of PIPE_SIZE bytes, one reference; NULL when none can be had, or when its two
+ * descriptors would eat into the process's descriptor reserve (then copy). */
+struct spipe *spipe_new(const struct shard *s);
 void spipe_put(struct spipe *p);
 /* Is the socket's next byte TCP urgent data? splice(2) stops there. */
 bool at_urgent_mark(int fd);
@@ -84,7 +85,7 @@ void stream_eof(struct shard *s, struct conn *sc, struct conn *tc);
 void stream_grant(struct shard *s, struct conn *tc, struct stream *st);
 void stream_maybe_recv(struct shard *s, struct conn *sc);
 void stream_maybe_send(struct shard *s, struct conn *sc);
-void stream_use_splice(struct stream *st);
+void stream_use_splice(struct shard *s, struct stream *st);
 void stream_wake_waiters(struct shard *s);
 void on_stream_poll(struct shard *s, struct conn *sc, int res);
 void on_stream_recv(struct shard *s, struct conn *sc, struct io_uring_cqe *cqe);

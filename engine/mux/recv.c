@@ -151,7 +151,8 @@ static void deliver(struct shard *s, struct conn *c, const uint8_t *p, size_t n,
 /* What is wrong with a message the peer sent, from its header and the lane's state, or
  * NULL (docs/PROTOCOL.md §3.1, §2.1, §4.1): the first message on a lane is HELLO (to a
  * server) or WELCOME or GOAWAY (to a client), and neither comes again; DATA names a
- * stream; an OPEN carries its sender's id parity (odd: the server's, even: the client's). */
+ * stream; an OPEN carries its sender's id parity (odd: the server's, even: the client's)
+ * and an id other than 0 and 4294967295. */
 static const char *header_problem(const struct tunnel *t, const struct tun_msg *mh)
 {
 	bool server = t->role == WS_ROLE_SERVER;
@@ -170,6 +171,10 @@ static const char *header_problem(const struct tunnel *t, const struct tun_msg *
 	case TUN_DATA:
 		return mh->stream == 0 ? "DATA on stream 0" : NULL;
 	case TUN_OPEN:
+		/* 0 is the lane's own, and the id map keeps UINT32_MAX for itself: an OPEN
+		 * for either could never be found again (FIN, RST, WINDOW would miss it). */
+		if (mh->stream == 0 || mh->stream == UINT32_MAX)
+			return "OPEN with a reserved stream id (0 or 4294967295)";
 		if (server && (mh->stream & 1))
 			return "client OPEN with a server stream id (odd)";
 		if (!server && !(mh->stream & 1))

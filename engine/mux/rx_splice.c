@@ -43,7 +43,7 @@ static struct conn *rx_splice_target(struct shard *s, struct conn *c, uint32_t *
 	if (!dbuf_pipe_open(&st->down) || st->connecting || st->pre ||
 	    t->rx.fr_left > st->outstanding)
 		return NULL;
-	if (!st->dpipe && !(st->dpipe = spipe_new()))
+	if (!st->dpipe && !(st->dpipe = spipe_new(s)))
 		return NULL;
 	*len = (uint32_t)t->rx.fr_left;
 	return sc;

@@ -8,18 +8,27 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "engine/loop/engine.h"
 #include "engine/mux/internal.h"
 
 /* ---- splice path ----------------------------------------------------------------- */
 
 #define PIPE_SIZE (256 * 1024) /* >= STREAM_QUEUE_LIMIT + one read */
 
-struct spipe *spipe_new(void)
+struct spipe *spipe_new(const struct shard *s)
 {
 	struct spipe *p = malloc(sizeof(*p));
 	if (!p)
 		return NULL;
 	if (pipe2(p->fd, O_NONBLOCK | O_CLOEXEC) == -1) {
+		free(p);
+		return NULL;
+	}
+	/* The descriptors kept for the control port are not the splice path's to take: a
+	 * stream without a pipe still moves its bytes by copying. */
+	if (loop_fd_near_limit(s, p->fd[1], s->eng->fd_reserve)) {
+		close(p->fd[0]);
+		close(p->fd[1]);
 		free(p);
 		return NULL;
 	}

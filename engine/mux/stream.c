@@ -44,7 +44,7 @@ void stream_link(struct shard *s, struct conn *tc, struct conn *sc)
 	 * them as they are, and frames from a client only with the all-zero masking key. */
 	if (s->cfg->data_path == CFG_DP_SPLICE && t->can_splice &&
 	    (t->role == WS_ROLE_SERVER || t->zero_mask))
-		stream_use_splice(st);
+		stream_use_splice(s, st);
 }
 
 void stream_unlink(struct shard *s, struct conn *sc)

@@ -68,12 +68,12 @@ void stream_maybe_recv(struct shard *s, struct conn *sc)
 }
 
 /* Move a stream's up side to splice(2); it stays on copy if no pipe can be had. */
-void stream_use_splice(struct stream *st)
+void stream_use_splice(struct shard *s, struct stream *st)
 {
 	if (st->splice)
 		return;
 	if (!st->pipe)
-		st->pipe = spipe_new();
+		st->pipe = spipe_new(s);
 	st->splice = st->pipe != NULL;
 }
 

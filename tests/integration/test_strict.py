@@ -292,6 +292,10 @@ def server_cases(h):
     p.send(hello())
     expect_refusal(h, p, "server: a second HELLO", 1002)
 
+    p = server_lane(h, ctl)
+    p.send(open_msg(0, 80))
+    expect_refusal(h, p, "server: a client OPEN for stream 0 (the lane's own)", 1002)
+
     h.check(srv.alive(), "the server is still running")
 
 
@@ -341,6 +345,13 @@ def client_cases(h):
     p.send(welcome(ports=[data_port]))
     p.send(open_msg(2, data_port))
     expect_refusal(h, p, "client: an OPEN with the client's (even) id parity", 1002)
+
+    # 4294967295 is odd, but the id map keeps it: OPENed twice it made two streams no
+    # message could reach (found by fuzz/lane.c).
+    p = accept_lane()
+    p.send(welcome(ports=[data_port]))
+    p.send(open_msg(0xFFFFFFFF, data_port))
+    expect_refusal(h, p, "client: an OPEN for the reserved stream id 4294967295", 1002)
 
     p = accept_lane()
     p.send(welcome(ports=[data_port]))
