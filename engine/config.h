@@ -17,9 +17,12 @@ enum cfg_mode {
 
 /* How stream payloads go from a socket into the tunnel (docs/DESIGN.md). */
 enum cfg_data_path {
-	CFG_DP_AUTO,   /* the measured best here: copy (bench/README.md, "Data paths") */
-	CFG_DP_COPY,   /* recv into provided buffers, sendmsg from them */
-	CFG_DP_SPLICE, /* splice(2) socket -> pipe -> tunnel socket, on plain tunnels */
+	CFG_DP_AUTO,    /* the measured best here: forward (bench/README.md, "Data paths") */
+	CFG_DP_COPY,    /* recv into provided buffers, sendmsg from them; payloads from the
+	                 * tunnel are copied into their stream's buffer */
+	CFG_DP_FORWARD, /* as copy, but payloads from the tunnel go to their stream's socket
+	                 * from where they arrived; only what it does not take is copied */
+	CFG_DP_SPLICE,  /* splice(2) socket -> pipe -> tunnel socket, on plain tunnels */
 };
 
 /* Whether local hops are steered through the kernel by the sockmap programs (ebpf/). */

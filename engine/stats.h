@@ -43,6 +43,8 @@ struct shard_stats {
 	uint64_t bytes_spliced;      /* of bytes_up, those moved by splice(2) */
 	uint64_t bytes_spliced_down; /* of bytes_down, those moved by splice(2) */
 	uint64_t splice_fallbacks;   /* splice(2) stopped at TCP urgent data: read by copy */
+	uint64_t bytes_forwarded;    /* of bytes_down, sent from where they arrived (no copy) */
+	uint64_t forward_short; /* forwards the socket did not take whole (rest buffered) */
 	uint64_t streams_total;
 	uint64_t streams_active;
 	uint64_t rst_sent[STATS_RST_REASONS];

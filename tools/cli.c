@@ -127,11 +127,15 @@ static size_t engine_flags(struct flag *tab, size_t n, struct cfg *c, struct par
 	        (struct flag){.name = "data-path",
 	                      .type = FLAG_STRING,
 	                      .dst = &st->data_path,
-	                      .usage = "how payloads move between sockets and the tunnel: copy "
-	                               "(through provided buffers), splice (splice(2) through "
-	                               "pipes, both ways, on plain ws:// tunnels; a client's "
-	                               "payloads need the zero-mask capability), or auto (the "
-	                               "path measured fastest here: copy; see bench/README.md)",
+	                      .usage = "how payloads move between sockets and the tunnel: "
+	                               "forward (through provided buffers; payloads from the "
+	                               "tunnel are sent from where they arrived, copied only "
+	                               "when the socket does not take them), copy (as forward, "
+	                               "but always copied into the stream's buffer), splice "
+	                               "(splice(2) through pipes, both ways, on plain ws:// "
+	                               "tunnels; a client's payloads need the zero-mask "
+	                               "capability), or auto (the path measured fastest here: "
+	                               "forward; see bench/README.md)",
 	                      .def = "auto"});
 	n = add(tab, n,
 	        (struct flag){.name = "sockmap",
@@ -675,12 +679,14 @@ static int resolve_log_level(struct cfg *c, struct parse_state *st, char *err, s
 		c->data_path = CFG_DP_AUTO;
 	} else if (strcmp(dp, "copy") == 0) {
 		c->data_path = CFG_DP_COPY;
+	} else if (strcmp(dp, "forward") == 0) {
+		c->data_path = CFG_DP_FORWARD;
 	} else if (strcmp(dp, "splice") == 0) {
 		c->data_path = CFG_DP_SPLICE;
 	} else {
 		errf(err, errlen,
-		     "invalid argument \"%s\" for \"--data-path\" flag: use auto, copy or "
-		     "splice",
+		     "invalid argument \"%s\" for \"--data-path\" flag: use auto, forward, "
+		     "copy or splice",
 		     dp);
 		return -1;
 	}

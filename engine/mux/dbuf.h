@@ -1,7 +1,9 @@
 /* engine/mux/dbuf.h — a stream's down side (tunnel -> socket): a ring buffer of `cap`
  * bytes and, on the splice path, a pipe, with one order on the socket. Pure bookkeeping:
  * the caller moves the bytes (copy into dbuf_tail(), send from dbuf_next(), splice from
- * the pipe) and reports what moved. Tested in tests/engine/mux/dbuf.c.
+ * the pipe) and reports what moved, and allocates the buffer: it grows with what is held
+ * (dbuf_grow_to, dbuf_move) and may be freed whenever nothing is buffered (dbuf_drop).
+ * Tested in tests/engine/mux/dbuf.c.
  *
  * The ordering rule (haproxy's channel has the same one): a pipe takes new bytes only
  * while it is empty; the buffer's bytes that were there when it was filled go out first
@@ -14,9 +16,11 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 struct dbuf {
-	uint8_t *buf;   /* cap bytes (heap, allocated by the owner on first use) */
+	uint8_t *buf;   /* cap bytes (heap, allocated by the owner on demand), or NULL */
+	uint32_t cap;   /* 0 while buf is NULL */
 	uint32_t head;  /* offset of the oldest buffered byte */
 	uint32_t len;   /* buffered bytes */
 	uint32_t piped; /* bytes in the pipe */
@@ -31,8 +35,13 @@ static inline uint32_t dbuf_held(const struct dbuf *d)
 
 /* Where the next k <= *room buffered bytes go: *room is the contiguous free space from
  * there (0 when the buffer is full). Follow with dbuf_wrote(k). */
-static inline uint8_t *dbuf_tail(const struct dbuf *d, uint32_t cap, uint32_t *room)
+static inline uint8_t *dbuf_tail(const struct dbuf *d, uint32_t *room)
 {
+	uint32_t cap = d->cap;
+	if (!cap) {
+		*room = 0;
+		return d->buf;
+	}
 	uint32_t tail = (d->head + d->len) % cap;
 	*room = d->len == cap ? 0 : tail >= d->head ? cap - tail : d->head - tail;
 	return d->buf + tail;
@@ -61,9 +70,9 @@ enum dbuf_next {
 };
 
 /* What goes to the socket next. */
-static inline enum dbuf_next dbuf_next(const struct dbuf *d, uint32_t cap, uint8_t **p,
-                                       uint32_t *len)
+static inline enum dbuf_next dbuf_next(const struct dbuf *d, uint8_t **p, uint32_t *len)
 {
+	uint32_t cap = d->cap;
 	if (d->piped && d->first == 0)
 		return DBUF_PIPE;
 	if (d->len == 0) /* then first is 0 too: the pipe went above */
@@ -79,9 +88,9 @@ static inline enum dbuf_next dbuf_next(const struct dbuf *d, uint32_t cap, uint8
 }
 
 /* n buffered bytes (from dbuf_next's DBUF_BUF) reached the socket. */
-static inline void dbuf_sent_buf(struct dbuf *d, uint32_t cap, uint32_t n)
+static inline void dbuf_sent_buf(struct dbuf *d, uint32_t n)
 {
-	d->head = (d->head + n) % cap;
+	d->head = (d->head + n) % d->cap;
 	d->len -= n;
 	if (d->piped)
 		d->first -= n;
@@ -93,6 +102,56 @@ static inline void dbuf_sent_buf(struct dbuf *d, uint32_t cap, uint32_t n)
 static inline void dbuf_sent_pipe(struct dbuf *d, uint32_t n)
 {
 	d->piped -= n;
+}
+
+/* ---- sized by demand ----------------------------------------------------------------- */
+
+#define DBUF_MIN (16u * 1024) /* the smallest buffer allocated */
+
+/* The capacity to allocate so that n more bytes fit, never above max (the window: the
+ * credit keeps what is held within it), or 0 when they fit already. Powers of two from
+ * DBUF_MIN, so a stream that backs up grows in a few steps. */
+static inline uint32_t dbuf_grow_to(const struct dbuf *d, uint32_t n, uint32_t max)
+{
+	uint64_t need = (uint64_t)d->len + n;
+	if (need <= d->cap)
+		return 0;
+	uint64_t c = DBUF_MIN;
+	while (c < need)
+		c *= 2;
+	if (c > max)
+		c = max > need ? max : need;
+	return (uint32_t)c;
+}
+
+/* Move the buffered bytes, in order, to the start of to (cap bytes, >= d->len) and make it
+ * the buffer. Returns the old buffer, for the owner to free. */
+static inline uint8_t *dbuf_move(struct dbuf *d, uint8_t *to, uint32_t cap)
+{
+	uint8_t *old = d->buf;
+	uint32_t a = d->len;
+	if (a && d->head + a > d->cap)
+		a = d->cap - d->head;
+	if (a)
+		memcpy(to, d->buf + d->head, a);
+	if (d->len > a)
+		memcpy(to + a, d->buf, d->len - a);
+	d->buf = to;
+	d->cap = cap;
+	d->head = 0;
+	return old;
+}
+
+/* Nothing is buffered (pipe bytes may be): the buffer can go. Returns it, for the owner to
+ * free, or NULL. */
+static inline uint8_t *dbuf_drop(struct dbuf *d)
+{
+	if (d->len)
+		return NULL;
+	uint8_t *old = d->buf;
+	d->buf = NULL;
+	d->cap = d->head = 0;
+	return old;
 }
 
 #endif

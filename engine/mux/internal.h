@@ -91,6 +91,14 @@ void on_stream_poll(struct shard *s, struct conn *sc, int res);
 void on_stream_recv(struct shard *s, struct conn *sc, struct io_uring_cqe *cqe);
 void on_stream_pollout(struct shard *s, struct conn *sc, int res);
 void on_stream_send(struct shard *s, struct conn *sc, int res);
+/* The down side (tunnel -> socket). May payload go straight to the socket (nothing
+ * waits before it)? Then stream_forward sends what the socket takes now, without
+ * waiting, and returns how much (0..n; the rest is for the buffer). stream_down_reserve
+ * grows the buffer so that n more bytes fit (-ENOMEM). */
+bool stream_can_forward(struct conn *sc);
+size_t stream_forward(struct shard *s, struct conn *sc, struct conn *tc, const uint8_t *p,
+                      size_t n);
+int stream_down_reserve(struct stream *st, uint32_t n, uint32_t window);
 /* Queue a DATA item for stream sc: header inline, payload as the item already holds. */
 void queue_data(struct shard *s, struct conn *tc, struct conn *sc, struct outitem *it,
                 uint8_t *payload, size_t n);

@@ -100,7 +100,18 @@ bool tunnel_lookup_stream(struct shard *s, struct tunnel *t, uint32_t id, struct
 	return true;
 }
 
-/* DATA payload bytes for the current message's stream. */
+/* May DATA payload go from where it arrived straight to its stream's socket? Not when
+ * it must be unmasked on the way (a masking key other than zero), nor on the copy path
+ * (kept to measure against). */
+static bool payload_plain(const struct shard *s, const struct ws_frame *fr)
+{
+	return s->cfg->data_path != CFG_DP_COPY &&
+	       (!fr->masked || (fr->mask[0] | fr->mask[1] | fr->mask[2] | fr->mask[3]) == 0);
+}
+
+/* DATA payload bytes for the current message's stream: sent from where they lie when the
+ * stream has nothing waiting and its socket takes them; what it does not take is copied
+ * (unmasked) into the stream's buffer, which grows for it. */
 static void deliver(struct shard *s, struct conn *c, const uint8_t *p, size_t n,
                     const struct ws_frame *fr, uint64_t frame_off)
 {
@@ -113,7 +124,6 @@ static void deliver(struct shard *s, struct conn *c, const uint8_t *p, size_t n,
 		return;
 	}
 	struct stream *st = conn_st(sc);
-	uint32_t cap = t->my_window;
 	if (credit_overrun(st->outstanding, n)) {
 		log_warn("peer exceeded the stream's credit: resetting the stream",
 		         "client_id=%s stream=%u", log_q(t->client_id), st->id);
@@ -121,18 +131,25 @@ static void deliver(struct shard *s, struct conn *c, const uint8_t *p, size_t n,
 		t->dst_idx = NO_SLOT;
 		return;
 	}
-	if (!st->down.buf) {
-		st->down.buf = malloc(cap);
-		if (!st->down.buf) {
-			stream_reset(s, sc, TUN_RST_INTERNAL, true);
-			t->dst_idx = NO_SLOT;
-			return;
-		}
-	}
 	st->outstanding -= (uint32_t)n;
+	if (payload_plain(s, fr) && stream_can_forward(sc)) {
+		size_t k = stream_forward(s, sc, c, p, n);
+		if (sc->closing || c->closing)
+			return;
+		p += k;
+		n -= k;
+		frame_off += k;
+		if (!n)
+			return;
+	}
+	if (stream_down_reserve(st, (uint32_t)n, t->my_window)) {
+		stream_reset(s, sc, TUN_RST_INTERNAL, true);
+		t->dst_idx = NO_SLOT;
+		return;
+	}
 	while (n) {
 		uint32_t room;
-		uint8_t *to = dbuf_tail(&st->down, cap, &room);
+		uint8_t *to = dbuf_tail(&st->down, &room);
 		size_t k = n < room ? n : room;
 		if (fr->masked)
 			ws_mask_copy(to, p, k, fr->mask, frame_off);

@@ -88,6 +88,8 @@ void stream_release(struct shard *s, struct conn *sc)
 	}
 	free(st->down.buf);
 	st->down.buf = NULL;
+	free(st->down_old);
+	st->down_old = NULL;
 	free(st->pre);
 	st->pre = NULL;
 	spipe_put(st->pipe);

@@ -269,16 +269,15 @@ void stream_maybe_send(struct shard *s, struct conn *sc)
 	if (dbuf_held(&st->down) == 0)
 		return;
 	struct conn *tc = stream_tunnel(s, sc);
-	uint32_t cap = tc ? conn_tun(tc)->my_window : 0;
-	if (!cap)
+	if (!tc)
 		return;
 	uint8_t *p = NULL;
 	uint32_t chunk = 0;
-	enum dbuf_next next = dbuf_next(&st->down, cap, &p, &chunk);
+	enum dbuf_next next = dbuf_next(&st->down, &p, &chunk);
 	if (next == DBUF_PIPE) {
 		if (!stream_splice_out(s, sc, tc))
 			return;
-		next = dbuf_next(&st->down, cap, &p, &chunk);
+		next = dbuf_next(&st->down, &p, &chunk);
 	}
 	if (next != DBUF_BUF)
 		return;
@@ -291,6 +290,8 @@ void on_stream_send(struct shard *s, struct conn *sc, int res)
 {
 	struct stream *st = conn_st(sc);
 	st->sending = 0;
+	free(st->down_old); /* the send that read it is done */
+	st->down_old = NULL;
 	if (sc->closing)
 		return;
 	struct conn *tc = stream_tunnel(s, sc);
@@ -314,8 +315,51 @@ void on_stream_send(struct shard *s, struct conn *sc, int res)
 		stream_check_done(s, sc);
 		return;
 	}
-	dbuf_sent_buf(&st->down, conn_tun(tc)->my_window, (uint32_t)res);
+	dbuf_sent_buf(&st->down, (uint32_t)res);
+	free(dbuf_drop(&st->down)); /* drained: the memory goes back until it backs up again */
 	stream_sent(s, sc, tc, (uint32_t)res);
 	stream_maybe_send(s, sc);
 	stream_check_done(s, sc);
+}
+
+/* ---- the down side's buffer, and forwarding past it ------------------------------------ */
+
+bool stream_can_forward(struct conn *sc)
+{
+	const struct stream *st = conn_st(sc);
+	return dbuf_held(&st->down) == 0 && !st->sending && !st->pollout_armed &&
+	       !st->connecting && !st->held && !st->pre && sc->fd >= 0;
+}
+
+size_t stream_forward(struct shard *s, struct conn *sc, struct conn *tc, const uint8_t *p,
+                      size_t n)
+{
+	ssize_t k = send(sc->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (k <= 0) {
+		/* A full socket (EAGAIN), or an error the send from the buffer will meet and
+		 * report: either way the bytes are buffered. */
+		STAT_ADD(s, forward_short, 1);
+		return 0;
+	}
+	STAT_ADD(s, bytes_forwarded, (uint64_t)k);
+	if ((size_t)k < n)
+		STAT_ADD(s, forward_short, 1);
+	stream_sent(s, sc, tc, (uint32_t)k);
+	return (size_t)k;
+}
+
+int stream_down_reserve(struct stream *st, uint32_t n, uint32_t window)
+{
+	uint32_t cap = dbuf_grow_to(&st->down, n, window);
+	if (!cap)
+		return 0;
+	uint8_t *to = malloc(cap);
+	if (!to)
+		return -ENOMEM;
+	uint8_t *old = dbuf_move(&st->down, to, cap);
+	if (st->sending && !st->sending_pre && !st->down_old)
+		st->down_old = old; /* the send in flight reads it: freed when it completes */
+	else
+		free(old);
+	return 0;
 }

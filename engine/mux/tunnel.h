@@ -105,9 +105,11 @@ struct stream {
 	bool eof;  /* socket EOF seen, FIN queued */
 	bool held; /* the role reads the socket first (a PROXY header): not read, not sent */
 
-	/* down: tunnel -> socket: a buffer of `window` bytes (allocated on the first DATA)
-	 * and, on the splice path, dpipe, in one order (dbuf.h) */
+	/* down: tunnel -> socket: a buffer that grows with what waits for the socket, up to
+	 * the window (freed when it drains), and, on the splice path, dpipe, in one order
+	 * (dbuf.h) */
 	struct dbuf down;
+	uint8_t *down_old;    /* a buffer the send in flight still reads (it grew): freed then */
 	uint32_t sending;     /* bytes of the send in flight */
 	uint32_t unacked;     /* bytes written to the socket not yet granted back */
 	uint32_t outstanding; /* credit granted and not yet used up by DATA received */

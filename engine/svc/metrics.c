@@ -322,6 +322,14 @@ static void traffic_metrics(struct sb *b, struct engine *e)
 	       "Stream payload bytes moved from the tunnel's socket to local sockets by "
 	       "splice(2), never copied into ringlet (--data-path splice).",
 	       SUM(e, bytes_spliced_down));
+	scalar(b, "ringlet_forwarded_bytes_total", "counter",
+	       "Stream payload bytes sent to local sockets straight from where they arrived "
+	       "from the tunnel, never copied in ringlet (--data-path auto, forward).",
+	       SUM(e, bytes_forwarded));
+	scalar(b, "ringlet_forward_short_total", "counter",
+	       "Forwards the local socket did not take whole: the rest waited in the stream's "
+	       "buffer (a slow reader).",
+	       SUM(e, forward_short));
 	scalar(b, "ringlet_splice_urgent_fallbacks_total", "counter",
 	       "Times splice(2) stopped at TCP urgent data and the bytes were read by copy "
 	       "instead (--data-path splice).",

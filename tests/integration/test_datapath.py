@@ -11,9 +11,11 @@ import hashlib
 import re
 import os
 import socket
+import ssl
 import sys
 import threading
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ringlet_test as rt
@@ -123,8 +125,28 @@ def run_mode(h, name, server_extra, client_extra, url_scheme="ws"):
                 "%s: TCP urgent data mid-stream: the normal bytes arrive in order (%d of %d), "
                 "no busy loop (%.2f CPU s)" % (name, len(got), len(want), spent))
     # Which data path carried each side: socket -> tunnel, and tunnel -> socket.
-    s_body = rt.scrape(srv.control_port, "/metrics", h.token)[2].decode()
+    if url_scheme == "wss":
+        # The control port speaks TLS: read the metrics with the CA the server wrote.
+        ctx = ssl.create_default_context(cafile=os.path.join(h.dir, "certs", "ca.crt"))
+        req = urllib.request.Request("https://127.0.0.1:%d/metrics" % srv.control_port,
+                                     headers={"Authorization": "Bearer " + h.token})
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+            s_body = r.read().decode()
+    else:
+        s_body = rt.scrape(srv.control_port, "/metrics", h.token)[2].decode()
     c_body = rt.scrape(m_client, "/metrics", h.token)[2].decode()
+    # Payloads from the tunnel go to their socket from where they arrived (no copy) unless
+    # the path is copy, or the frames carry a masking key other than zero (client -> server).
+    mode = server_extra[server_extra.index("--data-path") + 1] if "--data-path" in server_extra \
+        else "auto"
+    if mode != "splice":
+        zero = "--zero-mask=false" not in client_extra
+        for who, body, want in (("server", s_body, mode != "copy" and zero),
+                                ("client", c_body, mode != "copy")):
+            fwd = rt.metric(body, "ringlet_forwarded_bytes_total")
+            h.check(fwd is not None and (fwd > 0) == want,
+                    "%s: the %s forwarded %s from the tunnel without copying (%s bytes)" %
+                    (name, who, "some" if want else "nothing", fwd))
     if "--data-path" in server_extra:
         s_splice = server_extra[server_extra.index("--data-path") + 1] == "splice"
         c_splice = client_extra[client_extra.index("--data-path") + 1] == "splice"
@@ -155,7 +177,11 @@ def main():
     c = run_mode(h, "lanesN-randommask", ["--shards", "2"], ["--zero-mask=false"])
     h.check("lanes=2 mask=random" in c.text(), "lanesN-randommask: two lanes, random keys")
     run_mode(h, "lanesN-tls", ["--shards", "2"] + tls, [], url_scheme="wss")
+    run_mode(h, "lanesN-tls-copy", ["--shards", "2", "--data-path", "copy"] + tls,
+             ["--data-path", "copy"], url_scheme="wss")
     for lanes in ("1", "2"):
+        run_mode(h, "lanes%s-forward" % lanes, ["--shards", "2", "--data-path", "forward"],
+                 ["--lanes", lanes, "--data-path", "forward"])
         run_mode(h, "lanes%s-copy" % lanes, ["--shards", "2", "--data-path", "copy"],
                  ["--lanes", lanes, "--data-path", "copy"])
         run_mode(h, "lanes%s-splice" % lanes, ["--shards", "2", "--data-path", "splice"],

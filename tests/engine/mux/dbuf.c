@@ -26,6 +26,7 @@ static void init(struct model *m)
 {
 	memset(m, 0, sizeof(*m));
 	m->d.buf = m->mem;
+	m->d.cap = CAP;
 }
 
 /* n bytes arrive and are buffered (as much as fits: the window keeps it within). */
@@ -34,7 +35,7 @@ static uint32_t buffer_in(struct model *m, uint32_t n)
 	uint32_t done = 0;
 	while (done < n) {
 		uint32_t room;
-		uint8_t *to = dbuf_tail(&m->d, CAP, &room);
+		uint8_t *to = dbuf_tail(&m->d, &room);
 		if (!room)
 			break;
 		uint32_t k = n - done < room ? n - done : room;
@@ -65,7 +66,7 @@ static bool drain_once(struct model *m, uint32_t take)
 {
 	uint8_t *p;
 	uint32_t len;
-	switch (dbuf_next(&m->d, CAP, &p, &len)) {
+	switch (dbuf_next(&m->d, &p, &len)) {
 	case DBUF_NONE:
 		return false;
 	case DBUF_PIPE: {
@@ -83,7 +84,7 @@ static bool drain_once(struct model *m, uint32_t take)
 		uint32_t k = len < take ? len : take;
 		memcpy(m->sock + m->nsock, p, k);
 		m->nsock += k;
-		dbuf_sent_buf(&m->d, CAP, k);
+		dbuf_sent_buf(&m->d, k);
 		return true;
 	}
 	}
@@ -120,9 +121,9 @@ Test(dbuf, pipe_alone_and_empty)
 	init(&m);
 	uint8_t *p;
 	uint32_t len;
-	cr_assert_eq(dbuf_next(&m.d, CAP, &p, &len), DBUF_NONE);
+	cr_assert_eq(dbuf_next(&m.d, &p, &len), DBUF_NONE);
 	cr_assert(pipe_in(&m, 9));
-	cr_assert_eq(dbuf_next(&m.d, CAP, &p, &len), DBUF_PIPE);
+	cr_assert_eq(dbuf_next(&m.d, &p, &len), DBUF_PIPE);
 	while (drain_once(&m, 4))
 		;
 	check_order(&m);
@@ -172,4 +173,81 @@ Test(dbuf, any_mix_keeps_the_order)
 		cr_assert_eq(m.nsock, m.sent, "seed %u", seed);
 		check_order(&m);
 	}
+}
+
+/* ---- sized by demand ---------------------------------------------------------------- */
+
+Test(dbuf, grows_in_powers_of_two_from_the_minimum_never_past_the_window)
+{
+	struct dbuf d = {0};
+	cr_assert_eq(dbuf_grow_to(&d, 1, 1u << 20), DBUF_MIN, "the first allocation");
+	cr_assert_eq(dbuf_grow_to(&d, DBUF_MIN + 1, 1u << 20), 2 * DBUF_MIN);
+	cr_assert_eq(dbuf_grow_to(&d, 300 * 1024, 1u << 20), 512 * 1024);
+	cr_assert_eq(dbuf_grow_to(&d, 700 * 1024, 1u << 20), 1u << 20, "capped at the window");
+	cr_assert_eq(dbuf_grow_to(&d, 5000, 6000), 6000, "a window below the minimum");
+	d.cap = DBUF_MIN;
+	d.len = 100;
+	cr_assert_eq(dbuf_grow_to(&d, DBUF_MIN - 100, 1u << 20), 0, "fits: no growth");
+	cr_assert_eq(dbuf_grow_to(&d, DBUF_MIN - 99, 1u << 20), 2 * DBUF_MIN);
+}
+
+/* Growing a wrapped buffer keeps every byte, in order, and the pipe's place. */
+Test(dbuf, moving_a_wrapped_buffer_keeps_order_and_the_pipe_in_its_place)
+{
+	static struct model m;
+	init(&m);
+	buffer_in(&m, 50);
+	while (m.nsock < 40)
+		drain_once(&m, 40 - m.nsock);
+	buffer_in(&m, 40); /* wraps: head 40, 50 bytes held */
+	cr_assert(pipe_in(&m, 5));
+	buffer_in(&m, 4); /* behind the pipe */
+	cr_assert_gt(m.d.head + m.d.len, CAP, "the buffered bytes wrap");
+	static uint8_t big[4 * CAP];
+	uint32_t cap = dbuf_grow_to(&m.d, 100, 4 * CAP);
+	cr_assert_eq(cap, 4 * CAP);
+	uint8_t *old = dbuf_move(&m.d, big, cap);
+	cr_assert_eq(old, m.mem, "the old buffer is handed back to free");
+	cr_assert_eq(m.d.head, 0);
+	cr_assert_eq(m.d.cap, cap);
+	/* drain_once checks chunks against m->mem: point the model at the new buffer. */
+	uint32_t before = m.nsock;
+	uint8_t *p;
+	uint32_t len;
+	while (dbuf_held(&m.d)) {
+		enum dbuf_next nx = dbuf_next(&m.d, &p, &len);
+		if (nx == DBUF_PIPE) {
+			memcpy(m.sock + m.nsock, m.pipe + m.pipe_off, m.d.piped);
+			m.nsock += m.d.piped;
+			dbuf_sent_pipe(&m.d, m.d.piped);
+		} else {
+			cr_assert_eq(nx, DBUF_BUF);
+			cr_assert_leq(p + len, big + cap);
+			memcpy(m.sock + m.nsock, p, len);
+			m.nsock += len;
+			dbuf_sent_buf(&m.d, len);
+		}
+	}
+	cr_assert_eq(m.nsock - before, 59);
+	check_order(&m);
+}
+
+Test(dbuf, dropped_only_when_nothing_is_buffered)
+{
+	static struct model m;
+	init(&m);
+	buffer_in(&m, 3);
+	cr_assert_null(dbuf_drop(&m.d), "bytes are buffered: the buffer stays");
+	cr_assert(pipe_in(&m, 2));
+	while (m.d.len)
+		drain_once(&m, 1);
+	cr_assert_eq(dbuf_drop(&m.d), m.mem, "empty buffer goes, pipe bytes stay counted");
+	cr_assert_eq(m.d.cap, 0);
+	cr_assert_eq(dbuf_held(&m.d), 2);
+	uint32_t room;
+	dbuf_tail(&m.d, &room);
+	cr_assert_eq(room, 0, "no buffer, no room: the owner grows it first");
+	uint8_t *p;
+	uint32_t len;
+	cr_assert_eq(dbuf_next(&m.d, &p, &len), DBUF_PIPE);
 }
