@@ -303,6 +303,27 @@ def rss_kib(pid, tree=False):
     return sum(vals) if vals else None
 
 
+def reset_peak(pid, tree=False):
+    """Start a new peak-RSS measurement: writing 5 to /proc/PID/clear_refs resets VmHWM
+    (proc(5)). False when it cannot be (then no peak is reported)."""
+    ok = True
+    for q in [pid] + (_children(pid) if tree else []):
+        try:
+            with open("/proc/%d/clear_refs" % q, "w") as f:
+                f.write("5")
+        except OSError:
+            ok = False
+    return ok
+
+
+def peak_kib(pid, tree=False):
+    """VmHWM of pid (and its children with tree): the peak RSS since reset_peak."""
+    pids = [pid] + (_children(pid) if tree else [])
+    vals = [status_kib(p, "VmHWM") for p in pids]
+    vals = [v for v in vals if v is not None]
+    return sum(vals) if vals else None
+
+
 def thread_cpu(pid):
     """utime+stime seconds of each shard thread of a ringlet process: {shard: seconds}
     (threads named ringlet-sN, /proc/PID/task/*/comm)."""
@@ -1486,8 +1507,14 @@ class Runner:
         """One `loadgen bulk` run through p (scenarios 1 and 9): (argv, rc, result, stderr
         tail, wall seconds, metrics)."""
         argv = self.lg("bulk", p, "--dir", d, "--streams", n, "--seconds", secs)
+        procs = getattr(p, "procs", {}) or {}
+        peaks = {r: reset_peak(q.pid, p.tree) for r, q in procs.items()}
         rc, res, err, wall, cpu = self.run_measured(p, argv, secs)
         m = {}
+        for r, q in procs.items():
+            v = peak_kib(q.pid, p.tree) if peaks.get(r) else None
+            if v is not None:  # the process's peak RSS while it carried this case
+                m["%s_peak_rss_mib" % ("server" if r == "proxy" else r)] = v / 1024
         if res and "gbps" in res:
             m["gbps"] = res["gbps"]
             if res.get("bytes") and res.get("seconds"):

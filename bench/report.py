@@ -317,11 +317,13 @@ def summary(res):
           "machine while the bytes moved (load generator, upstream and path): its busy "
           "share of all CPUs, and its busy CPU seconds per GB. `×direct at full CPU` is "
           "direct's host CPU s/GB over the path's: the ×direct the path would reach if "
-          "both kept every CPU busy, the ceiling its own cost sets on this machine." %
+          "both kept every CPU busy, the ceiling its own cost sets on this machine. "
+          "Peak RSS: each process's VmHWM while it carried the case (reset before it; "
+          "server = the proxy for one-hop paths)." %
           P.get("bulk_s"))
         w("")
         t = Table(["case", "path", "Gbit/s", "×direct", "CPU s/GB", "host busy %",
-                   "host CPU s/GB", "×direct at full CPU"])
+                   "host CPU s/GB", "×direct at full CPU", "peak RSS MiB server / client"])
         for case in A["bulk"]:
             byp = A["bulk"][case]
             base = (byp.get("direct") or {}).get("gbps")
@@ -329,9 +331,12 @@ def summary(res):
             for p in path_order(byp):
                 m = byp[p]
                 h = m.get("host_cpu_s_per_gb")
+                pk = " / ".join(fig(m.get(k)) for k in ("server_peak_rss_mib",
+                                                        "client_peak_rss_mib") if m.get(k))
                 t.add(case, p, fig(m.get("gbps")), ratio(m.get("gbps"), base),
                       fig(m.get("cpu_s_per_gb")), fig(m.get("host_busy_pct")), fig(h),
-                      "%.2f" % (hbase["median"] / h["median"]) if h and hbase else "–")
+                      "%.2f" % (hbase["median"] / h["median"]) if h and hbase else "–",
+                      pk or "–")
         w(t.md())
         cal = []
         for case in A["bulk"]:
