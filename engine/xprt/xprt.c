@@ -80,28 +80,37 @@ const struct xprt_ops xprt_plain = {
 
 /* ---- TLS (memory BIOs) ------------------------------------------------------------------ */
 
-/* Decrypt and deliver what the session holds. The shard's scratch buffer is free here:
- * what reads it (the user's on_plain) never reads a socket inline on a TLS transport. */
+/* Decrypt and deliver what the session holds, a scratch buffer at a time: records are
+ * gathered until the buffer is nearly full (a TLS record's plaintext is at most 16 KiB), so
+ * the user gets large runs of plaintext (the mux sends a DATA payload on from where it lies:
+ * one send per run, not one per record). The shard's scratch buffer is free here: what
+ * reads it (the user's on_plain) never reads a socket inline on a TLS transport. */
+#define TLS_RECORD_MAX (16u * 1024)
 static int tls_drain(struct xprt *x, struct shard *s, const struct xprt_up *up, void *ctx)
 {
 	if (x->in_read)
 		return XPRT_OK;
 	x->in_read = true;
 	int ret = XPRT_OK;
+	size_t fill = 0;
 	for (;;) {
-		int r = tls_read(x->tls, s->scratch, SHARD_SCRATCH);
+		int r = tls_read(x->tls, s->scratch + fill, SHARD_SCRATCH - fill);
 		if (r > 0) {
-			if (!up->on_plain(ctx, s->scratch, (size_t)r)) {
-				ret = XPRT_STOP;
-				break;
-			}
-			continue;
-		}
-		if (r == -2)
+			fill += (size_t)r;
+			if (SHARD_SCRATCH - fill >= TLS_RECORD_MAX)
+				continue;
+		} else if (r == -2) {
 			ret = XPRT_CLOSED;
-		else if (r < 0)
+		} else if (r < 0) {
 			ret = XPRT_FAILED;
-		break;
+		}
+		if (fill && !up->on_plain(ctx, s->scratch, fill)) {
+			ret = XPRT_STOP;
+			break;
+		}
+		fill = 0;
+		if (r <= 0)
+			break;
 	}
 	x->in_read = false;
 	return ret;
