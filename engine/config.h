@@ -25,6 +25,16 @@ enum cfg_data_path {
 	CFG_DP_SPLICE,  /* splice(2) socket -> pipe -> tunnel socket, on plain tunnels */
 };
 
+/* What auto means (bench/README.md, "Data paths"): the path measured best here. */
+#define CFG_DP_AUTO_MEANS CFG_DP_FORWARD
+
+/* Does the configuration ask for splice(2) where the transport allows it? */
+static inline bool cfg_wants_splice(int data_path)
+{
+	return data_path == CFG_DP_SPLICE ||
+	       (data_path == CFG_DP_AUTO && CFG_DP_AUTO_MEANS == CFG_DP_SPLICE);
+}
+
 /* Whether local hops are steered through the kernel by the sockmap programs (ebpf/). */
 enum cfg_sockmap {
 	CFG_SM_OFF,  /* never (the default) */

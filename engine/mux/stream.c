@@ -42,7 +42,7 @@ void stream_link(struct shard *s, struct conn *tc, struct conn *sc)
 	STAT_ADD(s, port[st->port_slot].conns_active, 1);
 	/* Only bytes that need no transformation are spliced: a transport that can carry
 	 * them as they are, and frames from a client only with the all-zero masking key. */
-	if (s->cfg->data_path == CFG_DP_SPLICE && t->can_splice &&
+	if (cfg_wants_splice(s->cfg->data_path) && t->can_splice &&
 	    (t->role == WS_ROLE_SERVER || t->zero_mask))
 		stream_use_splice(s, st);
 }

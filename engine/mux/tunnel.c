@@ -45,7 +45,7 @@ void tunnel_start(struct shard *s, struct conn *c, const uint8_t *early, size_t 
 	t->last_ping_ms = s->now_ms;
 	/* Read inline on readiness, so that DATA payloads can be spliced straight from the
 	 * socket: frames are then checked one by one (a payload needs no unmasking). */
-	if (s->cfg->data_path == CFG_DP_SPLICE && t->can_splice) {
+	if (cfg_wants_splice(s->cfg->data_path) && t->can_splice) {
 		/* A client's multishot recv (the upgrade response) ends first: its last
 		 * completion starts the inline reads, so no byte is read out of order. */
 		t->rx_inline = true;

@@ -79,7 +79,7 @@ int steer_start(struct engine *e)
 	}
 	log_info("steering local hops with sockmap", "cgroup=%s",
 	         log_q(sockmap_cgroup(rc->sm)));
-	if (c->data_path == CFG_DP_SPLICE)
+	if (cfg_wants_splice(c->data_path))
 		log_info(
 		        "--data-path splice: steered hops are read by copy (splice cannot read "
 		        "a steered socket)",
