@@ -1,9 +1,11 @@
 /* fuzz/lane.c — structure-aware libFuzzer driver for one lane of the mux (engine/mux/),
- * in-process: no sockets, no ring. The shard is real (engine/loop/ slots, counted close,
- * deferred flushes, ticks) but its submission queue is a plain array the driver reads,
- * playing the kernel: it completes the requests the mux makes when the input says so.
- * The lane's transport is a fake (struct xprt_ops) that takes every byte the mux flushes
- * and parses it back into WebSocket frames and tunnel messages.
+ * in-process: no ring; each stream's socket is one end of a local socket pair with a small
+ * buffer whose other end the driver drains at the end of every turn, so DATA is forwarded
+ * (sent from the lane's buffer) or, when the socket is full, buffered, as in the engine. The
+ * shard is real (engine/loop/ slots, counted close, deferred flushes, ticks) but its submission
+ * queue is a plain array the driver reads, playing the kernel: it completes the requests the
+ * mux makes when the input says so. The lane's transport is a fake (struct xprt_ops) that takes
+ * every byte the mux flushes and parses it back into WebSocket frames and tunnel messages.
  *
  * Input: byte 0 picks the lane's role (bit 0: server, else client); then records
  *   op (1) | flags (1) | stream selector (2, big-endian) | length L (1) | L payload bytes
@@ -19,10 +21,12 @@
  * and the lane's stream count matches its list and its slots; the send queue is empty at
  * the end of every turn (bounded memory); at the end every slot is freed. ASan/UBSan
  * catch the rest (use after free, overflows). */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "engine/log.h"
@@ -68,6 +72,8 @@ static struct {
 	uint16_t kfree[RING_BUFS]; /* buffers the "kernel" holds */
 	int nkfree;
 	int devnull;
+	int sink[MAX_CONNS + 8]; /* the other ends of the streams' sockets, drained */
+	int nsink;
 
 	/* the lane */
 	struct conn *c;
@@ -76,6 +82,7 @@ static struct {
 	enum ws_role role;
 	uint32_t peer_win;
 	/* what the lane sent, parsed */
+	uint8_t drain[65536];
 	uint8_t out[1 << 20];
 	size_t out_len;
 	bool close_out;
@@ -83,6 +90,39 @@ static struct {
 	struct track tr[TRACK];
 	uint8_t mask_ctr;
 } G;
+
+/* ---- the streams' sockets ---------------------------------------------------------- */
+
+/* A stream's socket: one end of a pair with a small buffer (forwards often come up short);
+ * the driver keeps the other end. */
+static int stream_sock(void)
+{
+	int sp[2];
+	if (G.nsink == (int)(sizeof(G.sink) / sizeof(G.sink[0])) ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp))
+		return dup(G.devnull);
+	int small = 4096;
+	setsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	setsockopt(sp[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	G.sink[G.nsink++] = sp[1];
+	return sp[0];
+}
+
+/* Read what the streams wrote; close the ends whose stream closed its socket. */
+static void drain_sinks(void)
+{
+	for (int i = 0; i < G.nsink;) {
+		ssize_t r;
+		while ((r = recv(G.sink[i], G.drain, sizeof(G.drain), MSG_DONTWAIT)) > 0)
+			;
+		if (r == 0 || (r < 0 && errno != EAGAIN)) {
+			close(G.sink[i]);
+			G.sink[i] = G.sink[--G.nsink];
+			continue;
+		}
+		i++;
+	}
+}
 
 /* The mux counts RTTs in these buckets; they are defined with /metrics (engine/svc/),
  * which this driver does not link. */
@@ -249,7 +289,7 @@ static struct conn *lane(void)
 
 static void open_stream(struct shard *s, struct conn *c, uint32_t id, uint16_t port)
 {
-	struct conn *sc = stream_new(s, c, dup(G.devnull), id, port, 0);
+	struct conn *sc = stream_new(s, c, stream_sock(), id, port, 0);
 	if (sc)
 		stream_start(s, sc);
 	else if (id)
@@ -613,7 +653,7 @@ static bool step(uint8_t op, uint8_t flags, uint16_t sel, const uint8_t *p, size
 		feed_frames(fop, p, k, 0);
 	} else if (op == 0xf3) {
 		if (tunnel_ready(c) && !conn_tun(c)->goaway_received) {
-			struct conn *sc = stream_new(s, c, dup(G.devnull), 0, 80, 0);
+			struct conn *sc = stream_new(s, c, stream_sock(), 0, 80, 0);
 			if (sc) {
 				struct tun_open o = {.port = 80,
 				                     .remote = tun_str_from("192.0.2.1:5"),
@@ -637,6 +677,7 @@ static bool step(uint8_t op, uint8_t flags, uint16_t sel, const uint8_t *p, size
 	}
 	shard_turn_end(s);
 	check_lane();
+	drain_sinks();
 	return lane() != NULL;
 }
 
@@ -660,9 +701,10 @@ static void init_once(void)
 	G.cfg.drain_ms = 5000;
 	G.cfg.dial_ms = 5000;
 	G.cfg.handshake_ms = 10000;
-	G.cfg.data_path = CFG_DP_COPY;
+	G.cfg.data_path = CFG_DP_FORWARD;
 	G.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	CHECK(G.devnull >= 0);
+
 	CHECK(posix_memalign((void **)&G.br, 4096, RING_BUFS * sizeof(struct io_uring_buf)) ==
 	      0);
 	G.mem = malloc((size_t)RING_BUFS * RING_BUFSZ);
@@ -746,6 +788,8 @@ static void lane_end(void)
 	CHECK(s->ring.sq.sqe_tail == s->ring.sq.sqe_head);
 	G.mux->stop(s);
 	shard_destroy(s);
+	drain_sinks();
+	CHECK(G.nsink == 0); /* every stream's socket was closed */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
