@@ -621,17 +621,48 @@ class Socat(Path):
 
 
 def parse_template(fn):
+    """A tunnel template (bench/tunnels/*.conf; format at the top of ringlet.conf) -> dict.
+    `key = <<WORD` starts a multi-line value: the lines up to one that is WORD alone, kept
+    as they are (a config file's body: server_config, client_config)."""
     t = {}
     with open(fn) as f:
-        for line in f:
-            line = line.strip()
-            if not line or line.startswith("#") or "=" not in line:
-                continue
-            k, v = line.split("=", 1)
-            t[k.strip()] = v.strip()
+        lines = iter(f.read().splitlines())
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        k, v = (x.strip() for x in line.split("=", 1))
+        m = re.fullmatch(r"<<\s*(\w+)", v)
+        if m:
+            body = []
+            for b in lines:
+                if b.strip() == m.group(1):
+                    break
+                body.append(b)
+            else:
+                raise ValueError("%s: %s: no line %r ends its value" % (fn, k, m.group(1)))
+            v = "\n".join(body) + "\n"
+        t[k] = v
     t.setdefault("name", os.path.splitext(os.path.basename(fn))[0])
     t["file"] = os.path.relpath(fn, REPO)
     return t
+
+
+# Template keys whose value is a config file's body, written into the path's {state_dir}
+# (placeholders substituted) before its server and client start; the placeholder of the
+# same name is that file's path. config_ext (default conf) is the files' extension.
+CONFIG_KEYS = ("server_config", "client_config")
+
+
+def peer_bin_path(env=None):
+    """PEER_BIN=dir[:dir...]: directories holding other tunnels' binaries (bench/README.md,
+    "Peer tunnels"), put in front of PATH for the templates' `requires` and commands.
+    Returns the new PATH, or None when PEER_BIN is unset."""
+    env = os.environ if env is None else env
+    dirs = [os.path.abspath(d) for d in env.get("PEER_BIN", "").split(":") if d]
+    if not dirs:
+        return None
+    return ":".join(dirs + [d for d in env.get("PATH", os.defpath).split(":") if d])
 
 
 def split_args(spec):
@@ -654,6 +685,7 @@ class Tunnel(Path):
         self.wrap = []  # prefix of the server's and client's command lines (in_cgroup)
         self.cgroup = None  # {cgroup} of the template (scenario 9)
         self.client_metrics_port = None  # {metrics_port}: the client's --metrics-addr port
+        self.configs = {}  # server_config / client_config key -> the file written for it
 
     def scaling_configs(self):
         """Scenario 8's configurations: [(label, server args, client args)] from the
@@ -736,7 +768,7 @@ class Tunnel(Path):
 
     def start(self, ctx):
         super().start(ctx)
-        vals = dict(control_port=free_port(PUBLIC_HOST), upstream_host=UPSTREAM_HOST,
+        vals = dict(control_port=None, upstream_host=UPSTREAM_HOST,
                     upstream_port=self.upstream_port, token_file=ctx.token_file,
                     token=ctx.token, ringlet=self.ringlet,
                     state_dir=os.path.join(ctx.workdir, re.sub(r"[^A-Za-z0-9_.-]", "_",
@@ -747,8 +779,12 @@ class Tunnel(Path):
             vals["metrics_port"] = free_port(PUBLIC_HOST)
         self.client_metrics_port = vals["metrics_port"] or None
         os.makedirs(vals["state_dir"], mode=0o700, exist_ok=True)
+        # control_port = N: a tunnel whose control port is fixed (bore: 7835).
+        vals["control_port"] = (int(self.subst(self.tpl["control_port"], vals))
+                                if "control_port" in self.tpl else free_port(PUBLIC_HOST))
         vals["public_port"] = (int(self.subst(self.tpl["public_port"], vals))
                                if "public_port" in self.tpl else free_port(PUBLIC_HOST))
+        self.write_configs(vals)
         self.host = self.subst(self.tpl.get("public_host", PUBLIC_HOST), vals)
         self.port = vals["public_port"]
         srv = self.wrap + shlex.split(self.subst(self.tpl["server"], vals)) + [
@@ -758,6 +794,9 @@ class Tunnel(Path):
         self.control_port, self.token = vals["control_port"], ctx.token
         self.state_dir = vals["state_dir"]
         self.commands = {"server": srv, "client": cli, "template": self.tpl["file"]}
+        for key, fn in self.configs.items():
+            with open(fn) as f:
+                self.commands[key] = f.read()
         if self.variant_of:
             self.commands["variant_of"] = self.variant_of
         if self.cgroup:
@@ -777,6 +816,22 @@ class Tunnel(Path):
             return not self.tls or os.path.exists(ca)
         wait_until(lambda: not self.procs["server"].alive() or server_up(), 10, 0.02)
         self.procs["client"] = start(self.name + "-client", cli, ctx.logdir)
+
+    def write_configs(self, vals):
+        """server_config / client_config: each written (placeholders substituted) into
+        {state_dir} as server.EXT / client.EXT; vals[key] becomes the file's path."""
+        ext = self.tpl.get("config_ext", "conf")
+        for key in CONFIG_KEYS:
+            vals[key] = ""
+        for key in CONFIG_KEYS:
+            if key not in self.tpl:
+                continue
+            fn = os.path.join(vals["state_dir"], "%s.%s" % (key.split("_")[0], ext))
+            fd = os.open(fn, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(self.subst(self.tpl[key], vals))
+            vals[key] = fn
+            self.configs[key] = fn
 
     def ready(self, timeout=15.0):
         pat = self.tpl.get("ready")
@@ -2613,6 +2668,12 @@ class Runner:
         }
         if self.base:
             results["machine"]["versions"][BASE_PATH] = self.base["version"]
+        # A template's `version = command` (the peer tunnels): its first output line.
+        for p in self.paths:
+            if isinstance(p, Tunnel) and p.tpl.get("version"):
+                results["machine"]["versions"][p.name] = cmd_version(
+                    shlex.split(p.tpl["version"]))
+        results["machine"]["peer_bin"] = os.environ.get("PEER_BIN") or None
         import report  # bench/report.py: summary.md and plots
         results["tls_vs_bssl"] = report.tls_rows(results)
         results["base_comparison"] = report.base_rows(results)
@@ -2629,6 +2690,9 @@ def main():
     sys.path.insert(0, BENCH)
     sys.dont_write_bytecode = True  # no __pycache__ in the source tree
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    path = peer_bin_path()
+    if path:  # PEER_BIN: the peer tunnels' binaries, found before anything on PATH
+        os.environ["PATH"] = path
     r = Runner()
     rc = 1
     try:

@@ -267,6 +267,12 @@ def summary(res):
         (V.get("ringlet") or "ringlet ?"), V.get("haproxy"), V.get("socat"), V.get("iperf3"),
         M.get("git", {}).get("head"), " (with uncommitted changes)" if M.get("git", {})
         .get("dirty") else ""))
+    peers = [(p["name"], V[p["name"]]) for p in res.get("paths", [])
+             if p.get("kind") == "tunnel" and V.get(p["name"])]
+    if peers:  # the templates' `version` commands (bench/README.md, "Peer tunnels")
+        w("Peer tunnels: %s%s." % ("; ".join("%s: %s" % pv for pv in peers),
+                                   " (PEER_BIN=%s)" % M["peer_bin"] if M.get("peer_bin")
+                                   else ""))
     if M.get("cpu_busy_pct_before") is not None:
         w("Other load: the CPUs were %s%% busy in the second before the run and %s%% in the "
           "second after it (load average at the end %s)%s." % (
