@@ -263,7 +263,7 @@ FUZZ_EXTRA_reasm := engine/mux/reasm.c
 FUZZ_EXTRA_tenant := engine/tenant.c engine/tenant_parse.c engine/net.c -lyaml
 # One lane of the mux on a shard without a ring (fuzz/lane.c plays the kernel).
 FUZZ_EXTRA_lane := $(sort $(wildcard engine/mux/*.c)) engine/loop/shard.c engine/loop/conn.c \
-                   engine/loop/uring.c engine/xprt/xprt.c engine/tls.c engine/log.c \
+                   engine/loop/bufring.c engine/loop/uring.c engine/xprt/xprt.c engine/tls.c engine/log.c \
                    engine/idmap.c -luring -lssl -pthread
 FUZZ_DEPS := $(PROTO_SRC) $(wildcard proto/*.h) $(wildcard engine/mux/*.[ch]) \
              $(wildcard engine/loop/*.[ch] engine/xprt/*.[ch] engine/tls.[ch] engine/log.[ch]) \

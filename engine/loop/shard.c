@@ -1,6 +1,7 @@
 /* engine/loop/shard.c — the shard event loop, the registration tables and the completion
  * dispatcher. */
 #include <errno.h>
+#include <malloc.h>
 #include <openssl/rand.h>
 #include <poll.h>
 #include <stdio.h>
@@ -224,8 +225,43 @@ static void on_wake(struct shard *s)
 	}
 }
 
+/* The rings' period: shrink what demand left unused; a shard whose every ring went idle
+ * releases memory once, at the end of the turn (rings_turn_end). */
+static void rings_tick(struct shard *s)
+{
+	bool quiet = true;
+	for (int i = 0; i < LOOP_RINGS; i++)
+		if (s->rings[i].br && !bufring_tick(&s->rings[i], s->now_ms))
+			quiet = false;
+	if (quiet && !s->rings_quiet)
+		s->rings_release = true;
+	s->rings_quiet = quiet;
+}
+
+/* End of a loop turn: the rings' demand; on going quiet, the pages of the buffers the
+ * kernel holds and the heap glibc keeps. The buffers may be released only while no request
+ * can be writing into them: every completion is reaped (a buffer in an unreaped CQE is
+ * in use) and, with IORING_SETUP_DEFER_TASKRUN, the kernel runs this ring's requests only
+ * inside io_uring_enter. Without it, they stay (parked buffers are released regardless). */
+static void rings_turn_end(struct shard *s, bool release)
+{
+	for (int i = 0; i < LOOP_RINGS; i++)
+		if (s->rings[i].br)
+			bufring_turn(&s->rings[i]);
+	if (!release || !s->rings_release)
+		return;
+	s->rings_release = false;
+	if (uring_feat.defer_taskrun && io_uring_cq_ready(&s->ring) == 0 &&
+	    !io_uring_cq_has_overflow(&s->ring))
+		for (int i = 0; i < LOOP_RINGS; i++)
+			if (s->rings[i].br)
+				bufring_release_idle(&s->rings[i]);
+	malloc_trim(0);
+}
+
 static void on_tick(struct shard *s)
 {
+	rings_tick(s);
 	for (uint32_t i = 0; i < s->hiwater; i++) {
 		struct conn *c = &s->conns[i];
 		const struct kind_ops *k = loop_kind_ops(c->kind);
@@ -321,6 +357,7 @@ void shard_turn_end(struct shard *s)
 {
 	loop_flush_deferred(s);
 	loop_reap(s);
+	rings_turn_end(s, false);
 }
 
 static int shard_setup(struct shard *s)
@@ -397,6 +434,7 @@ void *shard_main(void *arg)
 		io_uring_cq_advance(&s->ring, n);
 		loop_flush_deferred(s);
 		loop_reap(s);
+		rings_turn_end(s, true);
 		/* Only this thread writes them; scrapes read them (relaxed). */
 		STAT_SET(s, loops, s->stats.loops + 1);
 		STAT_SET(s, completions, s->stats.completions + n);

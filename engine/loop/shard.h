@@ -112,14 +112,29 @@ struct conn {
 	} u;
 };
 
-/* Provided buffer ring. */
+/* Provided buffer ring, sized by demand (engine/loop/bufring.c): registered with room for
+ * nbufs buffers, of which `target` circulate (in the kernel's ring or held above); the rest
+ * are parked, their pages released. target 0: every buffer circulates (a ring a driver set
+ * up by hand). */
 struct bufring {
 	struct io_uring_buf_ring *br;
 	uint8_t *mem;
 	uint32_t nbufs, bufsz;
 	uint16_t bgid;
 	uint32_t mask;
-	uint32_t out; /* buffers currently held by user space */
+	uint32_t out; /* buffers currently held by user space (counted by their holder) */
+	uint32_t min, target; /* the floor and the current number meant to circulate */
+	uint32_t nparked;     /* parked[0..nparked): bids neither in the kernel nor out */
+	uint16_t *parked;
+	/* Demand, per loop turn and per period (bufring_turn, bufring_tick). */
+	uint32_t turn_out, turn_puts; /* out when the turn began; puts during it */
+	uint32_t hw;                  /* most buffers out of the kernel at once this period */
+	uint32_t taken;               /* buffers taken from the kernel this period */
+	uint64_t period_ms;           /* when the period began */
+	bool starved;                 /* an -ENOBUFS this period */
+	bool grown;                   /* grown this turn */
+	bool idle;                    /* nothing taken in the last whole period */
+	bool released;                /* the kernel's buffers were released since it was busy */
 };
 #define LOOP_RINGS 4 /* buffer group ids 0..3 */
 
@@ -205,6 +220,8 @@ struct shard {
 	uint32_t nconns, hiwater, free_head, live;
 
 	struct bufring rings[LOOP_RINGS]; /* those registered with loop_ring() */
+	bool rings_quiet;                 /* every ring was idle for a whole period */
+	bool rings_release; /* went quiet: release idle buffers and the heap at the turn end */
 
 	/* Timeouts that SQEs point at until they complete: set at init, never rewritten. */
 	struct __kernel_timespec tick_ts, dial_ts, handshake_ts;
@@ -238,17 +255,46 @@ int uring_probe(const char **missing);
 /* Create a shard's ring with the best flags the kernel has. 0 or -errno. */
 int uring_ring_init(struct io_uring *ring, unsigned entries);
 
-/* Set up / tear down a provided buffer ring. 0 or -errno. */
+/* Provided buffer rings (engine/loop/bufring.c). */
+#define BUFRING_MIN 4          /* buffers a ring starts with and never shrinks below */
+#define BUFRING_PERIOD_MS 1000 /* how often a ring may shrink */
+
+/* Map, register and set up ring bgid of nbufs (a power of two) x bufsz; BUFRING_MIN of them
+ * circulate at first. 0 or -errno. bufring_free() undoes it. */
 int bufring_init(struct io_uring *ring, struct bufring *b, uint16_t bgid, uint32_t nbufs,
                  uint32_t bufsz);
 void bufring_free(struct io_uring *ring, struct bufring *b);
-/* Give buffer bid back to the kernel. */
+/* The bookkeeping of bufring_init without the kernel: ring br (nbufs entries) and buffer
+ * memory mem (nbufs x bufsz) are the caller's; the first min buffers go to the ring (its
+ * tail is published), the others are parked. 0, -EINVAL or -ENOMEM. bufring_teardown()
+ * frees what it allocated. */
+int bufring_setup(struct bufring *b, struct io_uring_buf_ring *br, uint8_t *mem, uint16_t bgid,
+                  uint32_t nbufs, uint32_t bufsz, uint32_t min);
+void bufring_teardown(struct bufring *b);
+/* Give buffer bid (counted in b->out) back: to the kernel, or parked (its pages released)
+ * while more than the target circulate. Never fails. */
 void bufring_put(struct bufring *b, uint16_t bid);
+/* A request on the ring found it empty (-ENOBUFS): grow the target (doubling, at most once
+ * per turn, up to nbufs); the buffers that brings go to the kernel now. */
+void bufring_starved(struct bufring *b);
+/* End of a loop turn: account the demand seen during it. */
+void bufring_turn(struct bufring *b);
+/* The shard's tick: once per BUFRING_PERIOD_MS, shrink a ring that was not starved and used
+ * less than half its target. true when nothing was taken in the last whole period. */
+bool bufring_tick(struct bufring *b, uint64_t now_ms);
+/* Release the pages of the buffers the kernel holds, once per idle spell; returns how many.
+ * Only when no request can be writing to them: the CQ is drained and the kernel runs no
+ * work for this ring outside io_uring_enter (IORING_SETUP_DEFER_TASKRUN). */
+uint32_t bufring_release_idle(struct bufring *b);
+/* Buffers in the kernel's ring now. */
+static inline uint32_t bufring_in_kernel(const struct bufring *b)
+{
+	return b->nbufs - b->nparked - b->out;
+}
 static inline uint8_t *bufring_addr(const struct bufring *b, uint16_t bid)
 {
 	return b->mem + (size_t)bid * b->bufsz;
 }
-
 /* Shard life. */
 int shard_init(struct shard *s, struct engine *e, int id);
 void shard_destroy(struct shard *s);

@@ -1,6 +1,5 @@
-/* engine/loop/uring.c — io_uring feature probing, ring set-up with fallbacks, and provided
- * buffer rings (liburing 2.3 lacks io_uring_setup_buf_ring; we map and register the ring
- * ourselves). */
+/* engine/loop/uring.c — io_uring feature probing and ring set-up with fallbacks (the
+ * provided buffer rings are in bufring.c). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,63 +142,4 @@ int uring_ring_init(struct io_uring *ring, unsigned entries)
 		ret = io_uring_queue_init_params(entries, ring, &p);
 	}
 	return ret;
-}
-
-int bufring_init(struct io_uring *ring, struct bufring *b, uint16_t bgid, uint32_t nbufs,
-                 uint32_t bufsz)
-{
-	memset(b, 0, sizeof(*b));
-	size_t ring_sz = (size_t)nbufs * sizeof(struct io_uring_buf);
-	void *rmem =
-	        mmap(NULL, ring_sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (rmem == MAP_FAILED)
-		return -errno;
-	void *mem = mmap(NULL, (size_t)nbufs * bufsz, PROT_READ | PROT_WRITE,
-	                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (mem == MAP_FAILED) {
-		int err = -errno;
-		munmap(rmem, ring_sz);
-		return err;
-	}
-	struct io_uring_buf_reg reg = {
-	        .ring_addr = (unsigned long)(uintptr_t)rmem,
-	        .ring_entries = nbufs,
-	        .bgid = bgid,
-	};
-	int ret = io_uring_register_buf_ring(ring, &reg, 0);
-	if (ret) {
-		munmap(mem, (size_t)nbufs * bufsz);
-		munmap(rmem, ring_sz);
-		return ret;
-	}
-	b->br = rmem;
-	b->mem = mem;
-	b->nbufs = nbufs;
-	b->bufsz = bufsz;
-	b->bgid = bgid;
-	b->mask = (uint32_t)io_uring_buf_ring_mask(nbufs);
-	io_uring_buf_ring_init(b->br);
-	for (uint32_t i = 0; i < nbufs; i++)
-		io_uring_buf_ring_add(b->br, bufring_addr(b, (uint16_t)i), bufsz, (uint16_t)i,
-		                      (int)b->mask, (int)i);
-	io_uring_buf_ring_advance(b->br, (int)nbufs);
-	return 0;
-}
-
-void bufring_free(struct io_uring *ring, struct bufring *b)
-{
-	if (!b->br)
-		return;
-	io_uring_unregister_buf_ring(ring, b->bgid);
-	munmap(b->mem, (size_t)b->nbufs * b->bufsz);
-	munmap(b->br, (size_t)b->nbufs * sizeof(struct io_uring_buf));
-	b->br = NULL;
-	b->mem = NULL;
-}
-
-void bufring_put(struct bufring *b, uint16_t bid)
-{
-	io_uring_buf_ring_add(b->br, bufring_addr(b, bid), b->bufsz, bid, (int)b->mask, 0);
-	io_uring_buf_ring_advance(b->br, 1);
-	b->out--;
 }

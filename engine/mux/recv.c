@@ -350,6 +350,7 @@ void on_tun_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
 	if (res < 0) {
 		if (res == -ENOBUFS) {
 			STAT_ADD(s, bufring_empty, 1);
+			bufring_starved(&s->rings[TUN_RING_BGID]);
 		} else if (res != -ECANCELED) {
 			tunnel_fail(s, c, WS_CLOSE_ABNORMAL, strerror(-res));
 			return;

@@ -32,8 +32,8 @@ static void wake_waiters(struct shard *s, uint32_t n)
 void stream_wake_waiters(struct shard *s)
 {
 	const struct bufring *b = &s->rings[STREAM_RING_BGID];
-	if (b->out < b->nbufs)
-		wake_waiters(s, b->nbufs - b->out);
+	if (bufring_in_kernel(b))
+		wake_waiters(s, bufring_in_kernel(b));
 }
 
 void stream_maybe_recv(struct shard *s, struct conn *sc)
@@ -182,6 +182,7 @@ void on_stream_recv(struct shard *s, struct conn *sc, struct io_uring_cqe *cqe)
 	}
 	if (res == -ENOBUFS) {
 		STAT_ADD(s, bufring_empty, 1);
+		bufring_starved(&s->rings[STREAM_RING_BGID]);
 		st->waiting_bufs = true;
 		st->wait_next = NO_SLOT;
 		if (MS(s)->wait_tail != NO_SLOT)

@@ -6,7 +6,6 @@
 
 void registry_init(struct registry *r)
 {
-	memset(r, 0, sizeof(*r));
 	pthread_mutex_init(&r->mu, NULL);
 	for (int i = 0; i < CFG_MAX_SHARDS; i++)
 		r->ctl_fds[i] = -1;

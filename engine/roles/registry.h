@@ -91,6 +91,8 @@ struct pick {
 	uint16_t tunnel; /* the port's tunnel (index + 1, 0 without --tunnels) */
 };
 
+/* r is zeroed memory (calloc): the tables are large (about 1.8 MiB) and a slot never
+ * used costs nothing then. */
 void registry_init(struct registry *r);
 void registry_destroy(struct registry *r);
 

@@ -761,7 +761,7 @@ const struct loop_hooks *server_setup(struct engine *e, struct server *srv, int 
 	srv->c.ops = &server_ops;
 	e->role = srv;
 	*status = 1;
-	srv->reg = malloc(sizeof(*srv->reg));
+	srv->reg = calloc(1, sizeof(*srv->reg));
 	if (!srv->reg)
 		return NULL;
 	registry_init(srv->reg);

@@ -21,12 +21,16 @@ static pthread_mutex_t al_mu = PTHREAD_MUTEX_INITIALIZER;
 /* Under al_mu (the key: written once by authlimit_init, before the shards). */
 static struct authlimit_entry al_tab[AUTHLIMIT_SETS][AUTHLIMIT_WAYS];
 static uint64_t al_key[2];
+static bool al_used; /* an entry was written: the table is not all zeros (under al_mu) */
 
 void authlimit_init(void)
 {
 	pthread_mutex_lock(&al_mu);
 	RAND_bytes((uint8_t *)al_key, sizeof(al_key));
-	memset(al_tab, 0, sizeof(al_tab));
+	/* Zero already unless used: clearing it would make all its pages resident. */
+	if (al_used)
+		memset(al_tab, 0, sizeof(al_tab));
+	al_used = false;
 	pthread_mutex_unlock(&al_mu);
 }
 
@@ -143,6 +147,7 @@ bool authlimit_failed(uint64_t src, uint32_t tok, uint64_t now_ms, unsigned max,
 				e = &set[i];
 		memset(e, 0, sizeof(*e));
 		e->src = src;
+		al_used = true;
 	}
 	e->last_ms = now_ms;
 	if (seen_token(e, tok))

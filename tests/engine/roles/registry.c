@@ -12,7 +12,7 @@ static struct registry *r;
 
 static void setup(void)
 {
-	r = malloc(sizeof(*r));
+	r = calloc(1, sizeof(*r));
 	cr_assert_not_null(r);
 	registry_init(r);
 }
