@@ -142,6 +142,20 @@ static inline uint8_t *dbuf_move(struct dbuf *d, uint8_t *to, uint32_t cap)
 	return old;
 }
 
+/* The capacity to move to when the buffer is mostly empty (at most a quarter used) and
+ * what it holds plus `room` more bytes (the credit the peer still has) fit in half of it
+ * or less, or 0 to keep it: a stream that backed up in a burst gives the memory back as
+ * its share of the window settles. */
+static inline uint32_t dbuf_shrink_to(const struct dbuf *d, uint32_t room)
+{
+	if (d->cap <= DBUF_MIN || d->len > d->cap / 4)
+		return 0;
+	uint64_t need = (uint64_t)d->len + room, c = DBUF_MIN;
+	while (c < need)
+		c *= 2;
+	return c <= d->cap / 2 ? (uint32_t)c : 0;
+}
+
 /* Nothing is buffered (pipe bytes may be): the buffer can go. Returns it, for the owner to
  * free, or NULL. */
 static inline uint8_t *dbuf_drop(struct dbuf *d)

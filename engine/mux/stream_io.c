@@ -287,6 +287,15 @@ void stream_maybe_send(struct shard *s, struct conn *sc)
 	io_uring_prep_send(sqe, sc->fd, p, chunk, MSG_NOSIGNAL);
 }
 
+/* No send in flight: move a mostly empty buffer into a smaller one (dbuf_shrink_to). */
+static void down_shrink(struct stream *st)
+{
+	uint32_t cap = dbuf_shrink_to(&st->down, st->outstanding);
+	uint8_t *to = cap ? malloc(cap) : NULL;
+	if (to)
+		free(dbuf_move(&st->down, to, cap));
+}
+
 void on_stream_send(struct shard *s, struct conn *sc, int res)
 {
 	struct stream *st = conn_st(sc);
@@ -319,6 +328,7 @@ void on_stream_send(struct shard *s, struct conn *sc, int res)
 	dbuf_sent_buf(&st->down, (uint32_t)res);
 	free(dbuf_drop(&st->down)); /* drained: the memory goes back until it backs up again */
 	stream_sent(s, sc, tc, (uint32_t)res);
+	down_shrink(st);
 	stream_maybe_send(s, sc);
 	stream_check_done(s, sc);
 }

@@ -251,3 +251,18 @@ Test(dbuf, dropped_only_when_nothing_is_buffered)
 	uint32_t len;
 	cr_assert_eq(dbuf_next(&m.d, &p, &len), DBUF_PIPE);
 }
+
+Test(dbuf, shrinks_when_mostly_empty_to_what_it_holds_plus_the_credit)
+{
+	struct dbuf d = {.cap = 1u << 20, .len = 1000};
+	cr_assert_eq(dbuf_shrink_to(&d, 200 * 1024), 256 * 1024,
+	             "held + credit, a power of two");
+	cr_assert_eq(dbuf_shrink_to(&d, 0), DBUF_MIN, "never below the minimum");
+	cr_assert_eq(dbuf_shrink_to(&d, 600 * 1024), 0,
+	             "the credit needs more than half: keep");
+	d.len = (1u << 18) + 1;
+	cr_assert_eq(dbuf_shrink_to(&d, 0), 0, "more than a quarter used: keep");
+	d.cap = DBUF_MIN;
+	d.len = 0;
+	cr_assert_eq(dbuf_shrink_to(&d, 0), 0, "the minimum stays");
+}
