@@ -316,7 +316,9 @@ void handle_msg(struct shard *s, struct conn *c, const struct tun_msg *m)
 
 /* ---- registration with the loop ------------------------------------------------------ */
 
-#define TUN_RING_BUFS 16
+/* A lane's buffers all come back within the loop turn that filled them (payloads are
+ * forwarded or copied at once), so a few suffice; an empty ring only costs a re-arm. */
+#define TUN_RING_BUFS 4
 #define TUN_RING_BUFSZ (256 * 1024)
 #define STREAM_RING_BUFS 32
 #define STREAM_RING_BUFSZ (256 * 1024) /* = CFG_DEFAULT_MAX_FRAME */
