@@ -229,7 +229,7 @@ struct shard {
 struct uring_features {
 	bool single_issuer, defer_taskrun, coop_taskrun, submit_all;
 	/* A multishot recv takes a per-completion length (sqe->len) and a total after which
-	 * it ends (sqe->optlen, IORING_RECV_MSHOT_LIM; Linux 6.16). */
+	 * it ends (sqe->optlen, IORING_RECV_MSHOT_LIM; newer kernels: 6.18 has it). */
 	bool recv_mshot_limit;
 };
 extern struct uring_features uring_feat;
