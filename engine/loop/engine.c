@@ -94,8 +94,10 @@ int engine_run(struct engine *e)
 		          log_q(missing));
 		return ret;
 	}
-	log_debug("io_uring features", "single_issuer=%d defer_taskrun=%d coop_taskrun=%d",
-	          uring_feat.single_issuer, uring_feat.defer_taskrun, uring_feat.coop_taskrun);
+	log_debug("io_uring features",
+	          "single_issuer=%d defer_taskrun=%d coop_taskrun=%d recv_mshot_limit=%d",
+	          uring_feat.single_issuer, uring_feat.defer_taskrun, uring_feat.coop_taskrun,
+	          uring_feat.recv_mshot_limit);
 	e->start_unix = (uint64_t)time(NULL);
 	fd_budget(e);
 	e->shards = calloc((size_t)e->nshards, sizeof(*e->shards));

@@ -245,6 +245,9 @@ struct shard {
  * before the shards start, read-only afterwards. */
 struct uring_features {
 	bool single_issuer, defer_taskrun, coop_taskrun, submit_all;
+	/* A multishot recv takes a per-completion length (sqe->len) and a total after which
+	 * it ends (sqe->optlen, IORING_RECV_MSHOT_LIM; newer kernels: 6.18 has it). */
+	bool recv_mshot_limit;
 };
 extern struct uring_features uring_feat;
 

@@ -4,8 +4,10 @@
  *
  * The receiving end grants a stream the whole window while it is alone on its lane, an
  * equal share when the lane carries several, never less than CREDIT_SHARE_MIN; it does so
- * by giving back less than was written (never nothing to a drained stream, so no stream
- * stalls). The sender sees only smaller WINDOW increments. */
+ * by giving back less than was written. It gives credit back in batches (an eighth of the
+ * share), so a stream carrying small requests does not cost a WINDOW message per request,
+ * and at once whenever the peer is about to run out with nothing buffered, so no stream
+ * stalls. The sender sees only fewer, smaller WINDOW increments. */
 #ifndef RINGLET_ENGINE_MUX_CREDIT_H
 #define RINGLET_ENGINE_MUX_CREDIT_H
 
@@ -27,8 +29,13 @@ static inline uint32_t credit_target(uint32_t window, uint32_t nstreams)
 
 /* How much credit to give back now, of `unacked` bytes written to the stream's socket and
  * not yet granted back, when the peer may still send `outstanding` and `buffered` bytes
- * wait to be written: up to the target, in batches of at least target / 8, or whatever is
- * due when nothing is buffered (a drained stream always gets credit). 0: not now. */
+ * wait to be written: up to the target, in batches of at least target / 8; or whatever is
+ * due when nothing is buffered and the peer's credit is low (under target / 8: a drained
+ * stream whose peer has run out always gets credit). 0: not now.
+ *
+ * A drained stream whose peer still holds target / 8 or more is not stalled: the peer can
+ * send, and the bytes it sends come back through here once written. Waiting for a batch
+ * spares a WINDOW message (often its own send and a wake-up of the peer) per small write. */
 static inline uint32_t credit_grant(uint32_t target, uint32_t outstanding, uint32_t buffered,
                                     uint32_t unacked)
 {
@@ -36,7 +43,8 @@ static inline uint32_t credit_grant(uint32_t target, uint32_t outstanding, uint3
 	uint32_t k = target > hold ? (uint32_t)(target - hold) : 0;
 	if (k > unacked)
 		k = unacked;
-	if (k && (k >= target / 8 || buffered == 0))
+	uint32_t batch = target / 8;
+	if (k && (k >= batch || (buffered == 0 && outstanding < batch)))
 		return k;
 	return 0;
 }

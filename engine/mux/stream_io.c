@@ -55,13 +55,30 @@ void stream_maybe_recv(struct shard *s, struct conn *sc)
 		st->poll_armed = true;
 		return;
 	}
-	uint32_t len = st->credit;
-	if (len > s->rings[STREAM_RING_BGID].bufsz)
-		len = s->rings[STREAM_RING_BGID].bufsz;
-	if (len > conn_tun(tc)->peer_max_frame)
-		len = conn_tun(tc)->peer_max_frame;
+	uint32_t cap = s->rings[STREAM_RING_BGID].bufsz;
+	if (cap > conn_tun(tc)->peer_max_frame)
+		cap = conn_tun(tc)->peer_max_frame;
 	struct io_uring_sqe *sqe = shard_sqe(s, sc, OP_STREAM_RECV, 0);
-	io_uring_prep_recv(sqe, sc->fd, NULL, len, 0);
+	uint32_t one = st->credit < cap ? st->credit : cap; /* what a single recv may read */
+	if (uring_feat.recv_mshot_limit) {
+		/* One recv for many reads (a request, then the next after its answer). It
+		 * ends after the read that reaches `total`, and each read takes at most
+		 * mcap, so it never reads past the credit, nor much past what the queue may
+		 * take (STREAM_QUEUE_LIMIT, as one read at a time allows); then it is armed
+		 * again here. mcap follows the reads (4 x the last, at least 64 KiB, at most
+		 * what a single recv would read): small reads leave room for many more. */
+		uint64_t want = 4ull * st->recv_last;
+		uint32_t mcap = want < 65536 ? 65536 : want < one ? (uint32_t)want : one;
+		if (mcap > one)
+			mcap = one;
+		uint32_t total = st->credit - mcap + 1;
+		if (total > STREAM_QUEUE_LIMIT)
+			total = STREAM_QUEUE_LIMIT;
+		io_uring_prep_recv_multishot(sqe, sc->fd, NULL, mcap, 0);
+		sqe->file_index = total; /* optlen in newer headers (IORING_RECV_MSHOT_LIM) */
+	} else {
+		io_uring_prep_recv(sqe, sc->fd, NULL, one, 0);
+	}
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = STREAM_RING_BGID;
 	st->recv_armed = true;
@@ -144,7 +161,7 @@ void on_stream_recv(struct shard *s, struct conn *sc, struct io_uring_cqe *cqe)
 {
 	struct stream *st = conn_st(sc);
 	int res = cqe->res;
-	st->recv_armed = false;
+	st->recv_armed = cqe->flags & IORING_CQE_F_MORE; /* a multishot recv goes on */
 	bool have_buf = cqe->flags & IORING_CQE_F_BUFFER;
 	uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 	if (have_buf)
@@ -158,6 +175,7 @@ void on_stream_recv(struct shard *s, struct conn *sc, struct io_uring_cqe *cqe)
 		return;
 	}
 	if (res > 0 && have_buf) {
+		st->recv_last = (uint32_t)res;
 		struct outitem *it = item_get(s);
 		if (!it) {
 			bufring_put(&s->rings[STREAM_RING_BGID], bid);

@@ -100,7 +100,8 @@ struct stream {
 	uint32_t credit; /* bytes the peer still accepts */
 	uint32_t queued; /* bytes handed to the tunnel not yet sent */
 	bool recv_armed;
-	bool waiting_bufs; /* on the shard's wait list for stream buffers */
+	uint32_t recv_last; /* bytes of the last read (sizes the next multishot recv's reads) */
+	bool waiting_bufs;  /* on the shard's wait list for stream buffers */
 	uint32_t wait_next;
 	bool eof;  /* socket EOF seen, FIN queued */
 	bool held; /* the role reads the socket first (a PROXY header): not read, not sent */

@@ -101,7 +101,9 @@ Test(credit_grant, nothing_at_or_over_the_target)
 	cr_assert_eq(credit_grant(t, t - 10, 10, MIB), 0, "outstanding + buffered == target");
 	cr_assert_eq(credit_grant(t, t + 1, 0, MIB), 0, "over the target");
 	cr_assert_eq(credit_grant(t, 0, t + 1, MIB), 0, "buffered alone over the target");
-	cr_assert_eq(credit_grant(t, t - 1, 0, MIB), 1, "one byte under: that byte");
+	cr_assert_eq(credit_grant(t, t - 1, 0, MIB), 0,
+	             "one byte under, the peer holding more than a batch: not yet");
+	cr_assert_eq(credit_grant(t, t - t / 8, 0, MIB), t / 8, "a batch under: the batch");
 }
 
 Test(credit_grant, nothing_unacked_nothing_granted)
@@ -150,32 +152,73 @@ Test(credit_grant, batches_of_an_eighth_while_buffered)
 	cr_assert_eq(credit_grant(7, 0, 1, 1), 1);
 }
 
-/* A drained stream (nothing buffered) gets whatever is due at once, however small: it may
- * be waiting for exactly that credit to send its next bytes. */
-Test(credit_grant, drained_stream_always_gets_credit)
+/* The invariant that keeps a stream from stalling: when nothing is buffered and the peer's
+ * remaining credit is under a batch (in particular when it is 0: the peer cannot send at
+ * all), whatever is due is granted at once, however small. */
+Test(credit_grant, drained_stream_whose_peer_runs_low_always_gets_credit)
 {
 	uint32_t t = MIB, b = t / 8;
 	cr_assert_eq(credit_grant(t, 0, 0, 1), 1);
 	cr_assert_eq(credit_grant(t, 0, 0, b - 1), b - 1);
-	cr_assert_eq(credit_grant(t, t - 1, 0, 1000), 1, "room of one byte");
+	cr_assert_eq(credit_grant(t, b - 1, 0, 1), 1, "outstanding one byte under a batch");
 
-	/* Every (target, hold, unacked) with hold < target and unacked > 0 grants. */
-	uint32_t ts[] = {1, 7, 8, 4 * KIB, CREDIT_SHARE_MIN, MIB, UINT32_MAX};
+	/* Every (target, outstanding under a batch, unacked) with unacked > 0 grants, and
+	 * outstanding 0 with unacked > 0 grants for every target > 0. */
+	uint32_t ts[] = {1, 7, 8, 9, 4 * KIB, CREDIT_SHARE_MIN, MIB, 3 * MIB + 7, UINT32_MAX};
 	for (size_t i = 0; i < sizeof(ts) / sizeof(ts[0]); i++) {
-		uint32_t holds[] = {0, 1, ts[i] / 8, ts[i] / 2, ts[i] - 1};
-		uint32_t acks[] = {1, 2, ts[i] / 8 ? ts[i] / 8 - 1 : 1, ts[i], UINT32_MAX};
-		for (size_t j = 0; j < sizeof(holds) / sizeof(holds[0]); j++) {
-			if (holds[j] >= ts[i])
+		uint32_t bt = ts[i] / 8;
+		uint32_t outs[] = {0, 1, bt / 2, bt ? bt - 1 : 0};
+		uint32_t acks[] = {1, 2, bt > 1 ? bt - 1 : 1, bt + 1, ts[i], UINT32_MAX};
+		for (size_t j = 0; j < sizeof(outs) / sizeof(outs[0]); j++) {
+			if (outs[j] && outs[j] >= bt)
 				continue;
 			for (size_t k = 0; k < sizeof(acks) / sizeof(acks[0]); k++) {
-				uint32_t g = credit_grant(ts[i], holds[j], 0, acks[k]);
-				uint32_t room = ts[i] - holds[j];
+				uint32_t g = credit_grant(ts[i], outs[j], 0, acks[k]);
+				uint32_t room = ts[i] - outs[j];
 				cr_assert_eq(g, acks[k] < room ? acks[k] : room,
 				             "target %u outstanding %u unacked %u", ts[i],
-				             holds[j], acks[k]);
+				             outs[j], acks[k]);
+				cr_assert_gt(g, 0);
 			}
 		}
 	}
+}
+
+/* A drained stream whose peer still holds a batch of credit or more is not stalled (the
+ * peer can send; what it sends comes back here once written): credit waits for a batch,
+ * so small requests do not each cost a WINDOW message. */
+Test(credit_grant, drained_stream_with_credit_left_waits_for_a_batch)
+{
+	uint32_t t = CREDIT_SHARE_MIN, b = t / 8;
+	cr_assert_eq(credit_grant(t, t - KIB, 0, KIB), 0, "1 KiB written: not yet");
+	cr_assert_eq(credit_grant(t, b, 0, b - 1), 0, "outstanding exactly a batch");
+	cr_assert_eq(credit_grant(t, t - b, 0, b), b, "a batch written: granted");
+	cr_assert_eq(credit_grant(t, t - b - 1, 0, b + 1), b + 1);
+}
+
+/* A request/response stream: the peer sends 1 KiB, the receiver writes it, again and
+ * again. Alone on a lane of a 256 KiB window it gets one WINDOW per batch (32 KiB), not
+ * one per request, and the peer's credit never runs out. */
+Test(credit_grant, small_writes_one_window_per_batch)
+{
+	uint32_t target = CREDIT_SHARE_MIN, outstanding = target, unacked = 0, credit = target;
+	uint32_t windows = 0, requests = 10000;
+	for (uint32_t r = 0; r < requests; r++) {
+		cr_assert_geq(credit, KIB, "request %u: the peer ran out of credit", r);
+		credit -= KIB;
+		outstanding -= KIB; /* DATA received */
+		unacked += KIB;     /* ... and written */
+		uint32_t k = credit_grant(target, outstanding, 0, unacked);
+		if (k) {
+			windows++;
+			unacked -= k;
+			outstanding += k;
+			credit += k;
+		}
+	}
+	cr_assert_leq(windows, requests / 32 + 1, "%u WINDOW messages for %u requests", windows,
+	              requests);
+	cr_assert_geq(windows, requests / 32 - 1);
 }
 
 /* outstanding + buffered is summed wide: a sum past 2^32 is over any target, never a
@@ -187,7 +230,11 @@ Test(credit_grant, no_overflow_past_32_bits)
 	             "sum is 2^32 exactly");
 	cr_assert_eq(credit_grant(MIB, UINT32_MAX, UINT32_MAX, UINT32_MAX), 0);
 	cr_assert_eq(credit_grant(UINT32_MAX, UINT32_MAX - 5, 5, 1), 0, "sum == target");
-	cr_assert_eq(credit_grant(UINT32_MAX, UINT32_MAX - 1, 0, 7), 1, "one byte of room");
+	cr_assert_eq(credit_grant(UINT32_MAX, UINT32_MAX - 1, 0, 7), 0,
+	             "one byte of room, the peer holding more than a batch");
+	cr_assert_eq(credit_grant(UINT32_MAX, 0, UINT32_MAX - 1, UINT32_MAX), 0,
+	             "one byte of room with bytes buffered: under a batch");
+	cr_assert_eq(credit_grant(UINT32_MAX, 1, 0, 7), 7, "the peer nearly out: all due");
 	cr_assert_eq(credit_grant(UINT32_MAX, 0, 0, UINT32_MAX), UINT32_MAX);
 }
 
