@@ -320,7 +320,7 @@ void handle_msg(struct shard *s, struct conn *c, const struct tun_msg *m)
  * forwarded or copied at once), so a few suffice; an empty ring only costs a re-arm. */
 #define TUN_RING_BUFS 4
 #define TUN_RING_BUFSZ (256 * 1024)
-#define STREAM_RING_BUFS 32
+#define STREAM_RING_BUFS 8
 #define STREAM_RING_BUFSZ (256 * 1024) /* = CFG_DEFAULT_MAX_FRAME */
 
 static void op_tun_recv(struct shard *s, struct conn *c, struct tok t, struct io_uring_cqe *cqe)
