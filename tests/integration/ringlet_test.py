@@ -60,8 +60,20 @@ def ringlet_bin():
 
 
 def free_port(addr="127.0.0.1"):
-    """A TCP port that is free on addr right now (bind port 0, read it, release it)."""
+    """A TCP port that is free on addr right now, picked at random below the kernel's
+    ephemeral range: a port the kernel hands out itself (bind to 0) may be taken by another
+    test's outgoing connection before the listener that was meant to get it binds."""
     fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rnd = random.SystemRandom()
+    for _ in range(100):
+        p = rnd.randrange(10000, max(low, 10001))
+        if port_free(addr, p):
+            return p
     with socket.socket(fam, socket.SOCK_STREAM) as s:
         s.bind((addr, 0))
         return s.getsockname()[1]
