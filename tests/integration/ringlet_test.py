@@ -59,6 +59,22 @@ def ringlet_bin():
 # ---- ports ---------------------------------------------------------------------------------
 
 
+def all_at_once(fn, args, timeout=120):
+    """fn(a) for every a in args, each in its own thread, all at once: the results, in
+    order (None for a call still running after timeout seconds)."""
+    results = [None] * len(args)
+
+    def one(i):
+        results[i] = fn(args[i])
+
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(len(args))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout)
+    return results
+
+
 def free_port(addr="127.0.0.1"):
     """A TCP port that is free on addr right now, picked at random below the kernel's
     ephemeral range: a port the kernel hands out itself (bind to 0) may be taken by another

@@ -105,16 +105,7 @@ def run_mode(h, name, server_extra, client_extra, url_scheme="ws"):
             (name, line[line.index("lanes="):], len(SIZES), SIZES[-1]) +
             ("" if not bad else "; wrong at %s" % bad))
     # The same sizes at once, each on its own stream.
-    results = [None] * len(SIZES)
-
-    def one(i):
-        results[i] = echo_once(port, SIZES[i])
-
-    ts = [threading.Thread(target=one, args=(i,)) for i in range(len(SIZES))]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(120)
+    results = rt.all_at_once(lambda n: echo_once(port, n), SIZES)
     h.check(all(results), "%s: the same sizes concurrently, byte-exact" % name)
     if "splice" in server_extra:
         c0 = cpu_s(srv.pid) + cpu_s(cli.pid)

@@ -113,16 +113,7 @@ def main():
     h.check(not bad, "window %d both ways: echo byte-exact at %d sizes up to %d" %
             (WINDOW, len(SIZES), SIZES[-1]) + ("" if not bad else "; wrong at %s" % bad))
 
-    results = [None] * len(SIZES)
-
-    def one(i):
-        results[i] = echo_once(echo_port, SIZES[i])
-
-    ts = [threading.Thread(target=one, args=(i,)) for i in range(len(SIZES))]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(120)
+    results = rt.all_at_once(lambda n: echo_once(echo_port, n), SIZES)
     h.check(all(results), "the same sizes at once, each on its own stream, byte-exact")
 
     got = rr_run(rr_port)
