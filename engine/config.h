@@ -15,9 +15,11 @@ enum cfg_mode {
 	CFG_CLIENT,
 };
 
-/* How stream payloads go from a socket into the tunnel (docs/DESIGN.md). */
+/* How stream payloads go from a socket into the tunnel (docs/DESIGN.md, "Data paths"). */
 enum cfg_data_path {
-	CFG_DP_AUTO,    /* the measured best here: forward (bench/README.md, "Data paths") */
+	CFG_DP_AUTO,    /* forward, with bulk moved by splice(2) where it can be: a stream that
+	                 * reads a whole buffer at once, and a lane receiving large DATA frames,
+	                 * switch to splice until their reads are small again */
 	CFG_DP_COPY,    /* recv into provided buffers, sendmsg from them; payloads from the
 	                 * tunnel are copied into their stream's buffer */
 	CFG_DP_FORWARD, /* as copy, but payloads from the tunnel go to their stream's socket
@@ -25,14 +27,16 @@ enum cfg_data_path {
 	CFG_DP_SPLICE,  /* splice(2) socket -> pipe -> tunnel socket, on plain tunnels */
 };
 
-/* What auto means (bench/README.md, "Data paths"): the path measured best here. */
-#define CFG_DP_AUTO_MEANS CFG_DP_FORWARD
-
-/* Does the configuration ask for splice(2) where the transport allows it? */
+/* Does the configuration ask for splice(2) at all times where the transport allows it? */
 static inline bool cfg_wants_splice(int data_path)
 {
-	return data_path == CFG_DP_SPLICE ||
-	       (data_path == CFG_DP_AUTO && CFG_DP_AUTO_MEANS == CFG_DP_SPLICE);
+	return data_path == CFG_DP_SPLICE;
+}
+
+/* Does it switch between forward and splice(2) by what the traffic looks like (auto)? */
+static inline bool cfg_adaptive(int data_path)
+{
+	return data_path == CFG_DP_AUTO;
 }
 
 /* Whether local hops are steered through the kernel by the sockmap programs (ebpf/). */

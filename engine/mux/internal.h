@@ -63,6 +63,8 @@ void on_tun_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cqe);
 
 void rx_count(struct shard *s, struct tunnel *t, size_t n);
 void tunnel_rx_inline(struct shard *s, struct conn *c);
+/* auto: after a multishot read, move the lane to inline reads if a large frame arrives. */
+void tunnel_rx_adapt(struct shard *s, struct conn *c);
 
 /* ---- tunnel.c: lane life and control messages ----------------------------------------- */
 
@@ -86,6 +88,8 @@ void stream_grant(struct shard *s, struct conn *tc, struct stream *st);
 void stream_maybe_recv(struct shard *s, struct conn *sc);
 void stream_maybe_send(struct shard *s, struct conn *sc);
 void stream_use_splice(struct shard *s, struct stream *st);
+/* May a stream of this tunnel read its socket by splice(2) (stream_use_splice)? */
+bool stream_may_splice(const struct tunnel *t);
 void stream_wake_waiters(struct shard *s);
 void on_stream_poll(struct shard *s, struct conn *sc, int res);
 void on_stream_recv(struct shard *s, struct conn *sc, struct io_uring_cqe *cqe);

@@ -343,6 +343,7 @@ void on_tun_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
 			rx_count(s, t, (size_t)res);
 			xprt_input(s, c, bufring_addr(&s->rings[TUN_RING_BGID], bid),
 			           (size_t)res);
+			tunnel_rx_adapt(s, c);
 		}
 		bufring_put(&s->rings[TUN_RING_BGID], bid);
 	}

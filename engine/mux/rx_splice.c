@@ -1,4 +1,5 @@
-/* engine/mux/rx_splice.c — the splice path's receive side: inline reads on readiness. */
+/* engine/mux/rx_splice.c — the splice path's receive side: inline reads on readiness
+ * (always with --data-path splice; with auto while large frames arrive). */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -60,6 +61,45 @@ static size_t rx_read_len(const struct tunnel *t, size_t cap)
 	return cap;
 }
 
+/* ---- auto: inline reads while large frames arrive ------------------------------------
+ * With --data-path auto a lane reads with its multishot recv (cheapest per small
+ * message) until a large plain DATA frame arrives (RX_ADAPT_MIN or more): then the recv is
+ * cancelled, and from its last completion on the lane reads inline as above, so the next
+ * large frames' payloads are spliced. It goes back to the multishot recv as soon as what
+ * comes next is not such a frame (a small message, a control frame, a stream that cannot
+ * take a splice now). */
+
+#define RX_ADAPT_MIN (128u * 1024) /* above a 64 KiB answer: those stay on the ring */
+
+void tunnel_rx_adapt(struct shard *s, struct conn *c)
+{
+	struct tunnel *t = conn_tun(c);
+	const struct ws_frame *fr = &t->rx.fr;
+	uint32_t len;
+	if (t->rx_inline || c->closing || !cfg_adaptive(s->cfg->data_path) || !t->can_splice)
+		return;
+	if (fr->opcode >= WS_OP_CLOSE || fr->payload_len < RX_ADAPT_MIN || !frame_plain(t))
+		return;
+	/* Inside the frame: only when its stream can take the rest by splice now. */
+	if (reasm_in_data(&t->rx) && !rx_splice_target(s, c, &len))
+		return;
+	t->rx_inline = true;
+	STAT_ADD(s, splice_switches, 1);
+	if (t->recv_armed) {
+		struct tok rt = {.op = OP_TUN_RECV, .gen = c->gen, .idx = c->idx};
+		struct io_uring_sqe *sqe = shard_sqe(s, c, OP_CANCEL, 0);
+		io_uring_prep_cancel64(sqe, tok_encode(rt), 0);
+	}
+}
+
+/* auto: is the lane past its large frames (the next bytes are not a large frame's
+ * payload, nor the headers right after one)? Then back to the multishot recv. */
+static bool rx_adapt_done(const struct shard *s, const struct tunnel *t)
+{
+	return cfg_adaptive(s->cfg->data_path) &&
+	       rx_read_len(t, SHARD_SCRATCH) == SHARD_SCRATCH;
+}
+
 /* n bytes came from the tunnel's socket (read, or spliced): a sign of life, and counted. */
 void rx_count(struct shard *s, struct tunnel *t, size_t n)
 {
@@ -107,6 +147,11 @@ void tunnel_rx_inline(struct shard *s, struct conn *c)
 				continue;
 			}
 		} else {
+			if (rx_adapt_done(s, t)) {
+				t->rx_inline = false;
+				tunnel_arm_recv(s, c);
+				return;
+			}
 			n = recv(c->fd, buf, rx_read_len(t, SHARD_SCRATCH), MSG_DONTWAIT);
 			if (n > 0) {
 				rx_count(s, t, (size_t)n);

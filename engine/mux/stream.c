@@ -40,11 +40,16 @@ void stream_link(struct shard *s, struct conn *tc, struct conn *sc)
 	STAT_ADD(s, streams_active, 1);
 	STAT_ADD(s, port[st->port_slot].conns_total, 1);
 	STAT_ADD(s, port[st->port_slot].conns_active, 1);
+	/* auto moves a stream to splice when it reads bulk (stream_io.c). */
+	if (cfg_wants_splice(s->cfg->data_path) && stream_may_splice(t))
+		stream_use_splice(s, st);
+}
+
+bool stream_may_splice(const struct tunnel *t)
+{
 	/* Only bytes that need no transformation are spliced: a transport that can carry
 	 * them as they are, and frames from a client only with the all-zero masking key. */
-	if (cfg_wants_splice(s->cfg->data_path) && t->can_splice &&
-	    (t->role == WS_ROLE_SERVER || t->zero_mask))
-		stream_use_splice(s, st);
+	return t->can_splice && (t->role == WS_ROLE_SERVER || t->zero_mask);
 }
 
 void stream_unlink(struct shard *s, struct conn *sc)

@@ -87,11 +87,51 @@ void stream_maybe_recv(struct shard *s, struct conn *sc)
 /* Move a stream's up side to splice(2); it stays on copy if no pipe can be had. */
 void stream_use_splice(struct shard *s, struct stream *st)
 {
-	if (st->splice)
+	if (st->splice || st->no_pipe)
 		return;
 	if (!st->pipe)
 		st->pipe = spipe_new(s);
 	st->splice = st->pipe != NULL;
+	st->no_pipe = !st->splice;
+	st->small = 0;
+}
+
+/* auto (cfg_adaptive): a read of at least UP_SPLICE_READ bytes means bulk, and the stream
+ * moves to splice(2); UP_RING_READS splice reads in a row under UP_SMALL_READ bytes move
+ * it back to the ring (requests and answers). A 64 KiB answer is read in reads of at most
+ * 64 KiB (each multishot read takes at most 4 x the last), so it stays on the ring. */
+#define UP_SPLICE_READ (128u * 1024)
+#define UP_SMALL_READ (16u * 1024)
+#define UP_RING_READS 4
+
+/* auto: a stream read n bytes on the ring. On a read of bulk it moves to splice: its
+ * multishot recv is cancelled, and the recv's last completion arms the poll. */
+static void up_adapt_ring(struct shard *s, struct conn *sc, struct conn *tc, uint32_t n)
+{
+	struct stream *st = conn_st(sc);
+	if (n < UP_SPLICE_READ || !cfg_adaptive(s->cfg->data_path) || st->splice ||
+	    !stream_may_splice(conn_tun(tc)))
+		return;
+	stream_use_splice(s, st);
+	if (!st->splice)
+		return;
+	STAT_ADD(s, splice_switches, 1);
+	if (st->recv_armed) {
+		struct tok rt = {.op = OP_STREAM_RECV, .gen = sc->gen, .idx = sc->idx};
+		struct io_uring_sqe *sqe = shard_sqe(s, sc, OP_CANCEL, 0);
+		io_uring_prep_cancel64(sqe, tok_encode(rt), 0);
+	}
+}
+
+/* auto: a stream spliced n bytes; after a run of small reads it goes back to the ring
+ * (its pipe is kept for the next bulk). */
+static void up_adapt_splice(struct shard *s, struct stream *st, size_t n)
+{
+	if (!cfg_adaptive(s->cfg->data_path))
+		return;
+	st->small = n < UP_SMALL_READ ? st->small + 1 : 0;
+	if (st->small >= UP_RING_READS)
+		st->splice = false;
 }
 
 /* Splice path: the socket is readable; move what the credit allows into the pipe and
@@ -154,6 +194,7 @@ void on_stream_poll(struct shard *s, struct conn *sc, int res)
 	st->queued += (uint32_t)n;
 	STAT_ADD(s, bytes_spliced, (uint64_t)n);
 	queue_data(s, tc, sc, it, NULL, (size_t)n);
+	up_adapt_splice(s, st, (size_t)n);
 	stream_maybe_recv(s, sc);
 }
 
@@ -189,6 +230,8 @@ void on_stream_recv(struct shard *s, struct conn *sc, struct io_uring_cqe *cqe)
 		st->queued += (uint32_t)res;
 		queue_data(s, tc, sc, it, bufring_addr(&s->rings[STREAM_RING_BGID], bid),
 		           (size_t)res);
+		if (!sc->closing)
+			up_adapt_ring(s, sc, tc, (uint32_t)res);
 		stream_maybe_recv(s, sc);
 		return;
 	}
@@ -213,8 +256,12 @@ void on_stream_recv(struct shard *s, struct conn *sc, struct io_uring_cqe *cqe)
 		stream_wake_waiters(s);
 		return;
 	}
-	if (res == -ECANCELED)
+	if (res == -ECANCELED) {
+		/* auto moved the stream to splice (up_adapt_ring): now its poll */
+		if (!st->recv_armed)
+			stream_maybe_recv(s, sc);
 		return;
+	}
 	stream_reset(s, sc, TUN_RST_RESET, true);
 }
 

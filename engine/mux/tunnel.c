@@ -339,7 +339,7 @@ static void op_tun_poll(struct shard *s, struct conn *c, struct tok t, struct io
 {
 	(void)t;
 	conn_tun(c)->rx_poll_armed = false;
-	if (c->closing || cqe->res == -ECANCELED)
+	if (c->closing || cqe->res == -ECANCELED || !conn_tun(c)->rx_inline)
 		return;
 	if (cqe->res < 0)
 		tunnel_fail(s, c, WS_CLOSE_ABNORMAL, strerror(-cqe->res));

@@ -131,7 +131,9 @@ struct stream {
 
 	/* splice path (up): socket -> pipe -> tunnel socket */
 	struct spipe *pipe;
-	bool splice; /* this stream reads with splice(2) */
+	bool splice;    /* this stream reads with splice(2) */
+	bool no_pipe;   /* no pipe could be had: it stays on the ring */
+	uint32_t small; /* auto: splice reads in a row that were small (stream_io.c) */
 	bool poll_armed;
 
 	/* splice path (down): tunnel socket -> dpipe -> socket (its bytes: down.piped) */

@@ -320,7 +320,7 @@ static void traffic_metrics(struct sb *b, struct engine *e)
 	       SUM(e, bytes_spliced));
 	scalar(b, "ringlet_tunnel_spliced_bytes_total", "counter",
 	       "Stream payload bytes moved from the tunnel's socket to local sockets by "
-	       "splice(2), never copied into ringlet (--data-path splice).",
+	       "splice(2), never copied into ringlet (--data-path splice, and auto for bulk).",
 	       SUM(e, bytes_spliced_down));
 	scalar(b, "ringlet_forwarded_bytes_total", "counter",
 	       "Stream payload bytes sent to local sockets straight from where they arrived "
@@ -330,6 +330,10 @@ static void traffic_metrics(struct sb *b, struct engine *e)
 	       "Forwards the local socket did not take whole: the rest waited in the stream's "
 	       "buffer (a slow reader).",
 	       SUM(e, forward_short));
+	scalar(b, "ringlet_splice_switches_total", "counter",
+	       "Times --data-path auto moved bulk to splice(2): a stream that read a whole "
+	       "buffer at once, a lane receiving a large DATA frame.",
+	       SUM(e, splice_switches));
 	scalar(b, "ringlet_splice_urgent_fallbacks_total", "counter",
 	       "Times splice(2) stopped at TCP urgent data and the bytes were read by copy "
 	       "instead (--data-path splice).",
