@@ -134,8 +134,10 @@ static size_t engine_flags(struct flag *tab, size_t n, struct cfg *c, struct par
 	                               "but always copied into the stream's buffer), splice "
 	                               "(splice(2) through pipes, both ways, on plain ws:// "
 	                               "tunnels; a client's payloads need the zero-mask "
-	                               "capability), or auto (the path measured fastest here: "
-	                               "forward; see bench/README.md)",
+	                               "capability), or auto (forward, with bulk moved to "
+	                               "splice where it can go: a stream reading 128 KiB at "
+	                               "once, a lane receiving frames of 128 KiB; small "
+	                               "requests stay on forward; see bench/README.md)",
 	                      .def = "auto"});
 	n = add(tab, n,
 	        (struct flag){.name = "sockmap",

@@ -67,7 +67,8 @@ static size_t rx_read_len(const struct tunnel *t, size_t cap)
  * cancelled, and from its last completion on the lane reads inline as above, so the next
  * large frames' payloads are spliced. It goes back to the multishot recv as soon as what
  * comes next is not such a frame (a small message, a control frame, a stream that cannot
- * take a splice now). */
+ * take a splice now) and the socket is empty, or a whole budget was read without a
+ * splice. */
 
 #define RX_ADAPT_MIN (128u * 1024) /* above a 64 KiB answer: those stay on the ring */
 
@@ -92,12 +93,14 @@ void tunnel_rx_adapt(struct shard *s, struct conn *c)
 	}
 }
 
-/* auto: is the lane past its large frames (the next bytes are not a large frame's
- * payload, nor the headers right after one)? Then back to the multishot recv. */
-static bool rx_adapt_done(const struct shard *s, const struct tunnel *t)
+/* auto: is the lane past its large frames (the next bytes are neither the headers right
+ * after one nor payload that can be spliced)? Then back to the multishot recv. */
+static bool rx_adapt_done(struct shard *s, struct conn *c)
 {
+	uint32_t len;
 	return cfg_adaptive(s->cfg->data_path) &&
-	       rx_read_len(t, SHARD_SCRATCH) == SHARD_SCRATCH;
+	       rx_read_len(conn_tun(c), SHARD_SCRATCH) == SHARD_SCRATCH &&
+	       !rx_splice_target(s, c, &len);
 }
 
 /* n bytes came from the tunnel's socket (read, or spliced): a sign of life, and counted. */
@@ -129,6 +132,7 @@ void tunnel_rx_inline(struct shard *s, struct conn *c)
 	struct tunnel *t = conn_tun(c);
 	size_t budget = RX_BUDGET;
 	bool copy_next = false; /* splice(2) stopped at TCP urgent data: recv() passes it */
+	bool spliced = false;
 	while (!c->closing && budget) {
 		uint32_t len;
 		ssize_t n;
@@ -138,6 +142,7 @@ void tunnel_rx_inline(struct shard *s, struct conn *c)
 			n = t->x.ops->splice_in(&t->x, c->fd, conn_st(sc)->dpipe->fd[1], len);
 			if (n > 0) {
 				rx_spliced(s, c, sc, (size_t)n);
+				spliced = true;
 				budget -= (size_t)n < budget ? (size_t)n : budget;
 				continue;
 			}
@@ -147,11 +152,6 @@ void tunnel_rx_inline(struct shard *s, struct conn *c)
 				continue;
 			}
 		} else {
-			if (rx_adapt_done(s, t)) {
-				t->rx_inline = false;
-				tunnel_arm_recv(s, c);
-				return;
-			}
 			n = recv(c->fd, buf, rx_read_len(t, SHARD_SCRATCH), MSG_DONTWAIT);
 			if (n > 0) {
 				rx_count(s, t, (size_t)n);
@@ -173,6 +173,15 @@ void tunnel_rx_inline(struct shard *s, struct conn *c)
 	}
 	if (c->closing || t->rx_poll_armed)
 		return;
+	/* auto: past the large frames, and the socket empty or a whole budget read without
+	 * a splice: back to the multishot recv. Small messages between large frames (answers
+	 * beside a download) are read inline, so the lane does not switch at each of them. */
+	bool emptied = budget > 0; /* the loop ended on EAGAIN, not on the budget */
+	if (rx_adapt_done(s, c) && (emptied || !spliced)) {
+		t->rx_inline = false;
+		tunnel_arm_recv(s, c);
+		return;
+	}
 	struct io_uring_sqe *sqe = shard_sqe(s, c, OP_TUN_POLL, 0);
 	io_uring_prep_poll_add(sqe, c->fd, POLLIN | POLLRDHUP);
 	t->rx_poll_armed = true;
