@@ -225,6 +225,10 @@ struct tunnel {
 
 	/* liveness */
 	uint64_t last_rx_ms, last_ping_ms, closing_ms;
+	/* auto: when a stream of this lane last read a small message (and which): bulk
+	 * beside such traffic stays on the ring (stream_io.c, "auto") */
+	uint64_t small_ms;
+	uint32_t small_idx;
 	uint64_t rtt_ns;
 
 	/* who the peer is, for logs */
