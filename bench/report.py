@@ -269,7 +269,7 @@ def summary(res):
         .get("dirty") else ""))
     peers = [(p["name"], V[p["name"]]) for p in res.get("paths", [])
              if p.get("kind") == "tunnel" and V.get(p["name"])]
-    if peers:  # the templates' `version` commands (bench/README.md, "Peer tunnels")
+    if peers:  # the templates' `version` commands (bench/PEERS.md)
         w("Peer tunnels: %s%s." % ("; ".join("%s: %s" % pv for pv in peers),
                                    " (PEER_BIN=%s)" % M["peer_bin"] if M.get("peer_bin")
                                    else ""))

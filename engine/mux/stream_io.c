@@ -100,8 +100,8 @@ void stream_use_splice(struct shard *s, struct stream *st)
  * moves to splice(2); UP_RING_READS splice reads in a row under UP_SMALL_READ bytes move
  * it back to the ring (requests and answers). A 64 KiB answer is read in reads of at most
  * 64 KiB (each multishot read takes at most 4 x the last), so it stays on the ring.
- * Bulk beside small messages on the same lane (another stream read one in the last
- * UP_MIXED_MS) stays on, or goes back to, the ring: spliced payloads leave in their own
+ * Bulk beside small messages on the same lane (another stream read two in a row, the
+ * last in the last UP_MIXED_MS) stays on, or goes back to, the ring: spliced payloads leave in their own
  * sends, and answers queued behind them waited longer (bench scenario 7: loaded p99 about
  * a third higher than with the ring). */
 #define UP_SPLICE_READ (128u * 1024)
@@ -123,7 +123,10 @@ static void up_adapt_ring(struct shard *s, struct conn *sc, struct conn *tc, uin
 	if (!cfg_adaptive(s->cfg->data_path))
 		return;
 	struct tunnel *t = conn_tun(tc);
-	if (n < UP_SMALL_READ) {
+	/* A stream of small messages: two small reads in a row (a bulk sender's first read,
+	 * a request before a download, is no sign of one). */
+	st->small = n < UP_SMALL_READ ? st->small + 1 : 0;
+	if (st->small >= 2) {
 		t->small_ms = s->now_ms;
 		t->small_idx = sc->idx;
 	}

@@ -12,7 +12,7 @@
    server and client agree (ports, token), then carry the public port to the upstream with
    socat. The path must become ready (a request through it answered) and a 64 KiB
    request/response must come back byte for byte. The real tools are not installed here
-   (bench/README.md, "Peer tunnels"), so this checks the harness's side: substitution, the
+   (bench/PEERS.md), so this checks the harness's side: substitution, the
    files, the ports it learns, and the lookup.
 Everything listens on 127.0.0.1/127.0.0.2. Exit 77 when socat is missing.
 """
