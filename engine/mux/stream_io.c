@@ -151,8 +151,10 @@ static void up_adapt_splice(struct shard *s, struct conn *sc, struct conn *tc, s
 	if (!cfg_adaptive(s->cfg->data_path))
 		return;
 	st->small = n < UP_SMALL_READ ? st->small + 1 : 0;
-	if (st->small >= UP_RING_READS || lane_mixed(s, conn_tun(tc), sc))
+	if (st->small >= UP_RING_READS || lane_mixed(s, conn_tun(tc), sc)) {
 		st->splice = false;
+		st->small = 0; /* the ring's count of small reads starts again */
+	}
 }
 
 /* Splice path: the socket is readable; move what the credit allows into the pipe and
