@@ -79,11 +79,10 @@ int steer_start(struct engine *e)
 	}
 	log_info("steering local hops with sockmap", "cgroup=%s",
 	         log_q(sockmap_cgroup(rc->sm)));
-	if (cfg_wants_splice(c->data_path))
-		log_info(
-		        "--data-path splice: steered hops are read by copy (splice cannot read "
-		        "a steered socket)",
-		        NULL);
+	if (cfg_wants_splice(c->data_path) || cfg_adaptive(c->data_path))
+		log_info("tunnels do not splice with --sockmap: splice cannot read a steered "
+		         "socket, so bulk stays on the ring path",
+		         "data_path=%s", cfg_wants_splice(c->data_path) ? "splice" : "auto");
 	return 0;
 }
 

@@ -232,11 +232,17 @@ def mixed_lane_stays_on_ring(h):
     th.join(30)
     h.check(big_ok and small_ok and all(small_ok),
             "auto, one lane: 4 MiB echoes beside %d 1 KiB request/answers, all byte-exact" % len(small_ok))
+    # The rule looks back 250 ms: this test's echo upstream and load share one Python
+    # process (and the CPUs with the other tests), so an answer may now and then take
+    # longer than that and a bulk read go to splice meanwhile. Without the rule every
+    # 4 MiB echo is spliced from its first large read on (nearly all of its bytes).
+    bulk = 3 * 4 * WINDOW
     for who, body in (("server", rt.scrape(srv.control_port, "/metrics", h.token)[2].decode()),
                       ("client", rt.scrape(m_client, "/metrics", h.token)[2].decode())):
         up_b = rt.metric(body, "ringlet_spliced_bytes_total")
-        h.check(up_b == 0, "auto, one lane: the %s read the bulk beside the answers on the "
-                "ring (%s bytes spliced into the tunnel)" % (who, up_b))
+        h.check(up_b is not None and up_b < bulk / 4,
+                "auto, one lane: the %s read the bulk beside the answers on the ring "
+                "(%s of %d bytes spliced into the tunnel; at most a quarter)" % (who, up_b, bulk))
     cli.stop()
     srv.stop()
 

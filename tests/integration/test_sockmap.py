@@ -318,6 +318,8 @@ def run_all(h, tool, cg, home, ns, cleanup, before):
     srv = h.start_server(extra=steer)
     h.check(srv.wait_log(r'msg="steering local hops with sockmap"', 10),
             "the server attaches its steering programs to the test's cgroup")
+    h.check(srv.wait_log(r'tunnels do not splice with --sockmap.*data_path=auto', 10),
+            "--sockmap on with the default data path (auto) says tunnels do not splice")
     clients = {}
     for name, upstream, port, mport in (("main", up, p_main, m_main), ("v6", "::1", p_v6, m_v6),
                                         ("out", up, p_out, m_out), ("ns", ns_ip, p_ns, m_ns)):
@@ -432,8 +434,8 @@ def run_all(h, tool, cg, home, ns, cleanup, before):
 
     # --data-path splice with steering: the steered sockets are read by copy.
     srv = h.start_server(name="server-splice", extra=steer + ["--data-path", "splice"])
-    h.check(srv.wait_log(r"steered hops are read by copy", 10),
-            "--data-path splice with --sockmap says steered hops are read by copy")
+    h.check(srv.wait_log(r'tunnels do not splice with --sockmap.*data_path=splice', 10),
+            "--data-path splice with --sockmap says tunnels do not splice")
     cl = h.start_client(srv.control_port, [p_main], upstream=up, name="client-splice",
                         extra=steer + ["--data-path", "splice"])
     h.wait_data_port(srv, p_main)
