@@ -43,7 +43,7 @@ struct shard_stats {
 	uint64_t bytes_spliced;      /* of bytes_up, those moved by splice(2) */
 	uint64_t bytes_spliced_down; /* of bytes_down, those moved by splice(2) */
 	uint64_t splice_fallbacks;   /* splice(2) stopped at TCP urgent data: read by copy */
-	uint64_t splice_switches;    /* auto: a stream's reads or a lane's receive moved to splice */
+	uint64_t splice_switches;    /* auto: a stream's reads or a lane moved to splice */
 	uint64_t bytes_forwarded;    /* of bytes_down, sent from where they arrived (no copy) */
 	uint64_t forward_short; /* forwards the socket did not take whole (rest buffered) */
 	uint64_t streams_total;

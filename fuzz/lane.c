@@ -701,7 +701,8 @@ static void init_once(void)
 	G.cfg.drain_ms = 5000;
 	G.cfg.dial_ms = 5000;
 	G.cfg.handshake_ms = 10000;
-	G.cfg.data_path = CFG_DP_AUTO; /* forward, and auto's bookkeeping (no splice: a fake transport) */
+	/* forward, and auto's bookkeeping (no splice: the transport is a fake) */
+	G.cfg.data_path = CFG_DP_AUTO;
 	G.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	CHECK(G.devnull >= 0);
 

@@ -101,9 +101,9 @@ void stream_use_splice(struct shard *s, struct stream *st)
  * it back to the ring (requests and answers). A 64 KiB answer is read in reads of at most
  * 64 KiB (each multishot read takes at most 4 x the last), so it stays on the ring.
  * Bulk beside small messages on the same lane (another stream read two in a row, the
- * last in the last UP_MIXED_MS) stays on, or goes back to, the ring: spliced payloads leave in their own
- * sends, and answers queued behind them waited longer (bench scenario 7: loaded p99 about
- * a third higher than with the ring). */
+ * last within UP_MIXED_MS) stays on, or goes back to, the ring: spliced payloads leave
+ * in sends of their own, and answers queued behind them waited longer (bench scenario
+ * 7: loaded p99 about a third higher than with the ring). */
 #define UP_SPLICE_READ (128u * 1024)
 #define UP_SMALL_READ (16u * 1024)
 #define UP_RING_READS 4

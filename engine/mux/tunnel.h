@@ -110,9 +110,9 @@ struct stream {
 	 * the window (freed when it drains), and, on the splice path, dpipe, in one order
 	 * (dbuf.h) */
 	struct dbuf down;
-	uint8_t *down_old;    /* a buffer the send in flight still reads (it grew): freed then */
-	uint32_t sending;     /* bytes of the send in flight */
-	uint32_t unacked;     /* bytes written to the socket not yet granted back */
+	uint8_t *down_old; /* a buffer the send in flight still reads (it grew): freed then */
+	uint32_t sending;  /* bytes of the send in flight */
+	uint32_t unacked;  /* bytes written to the socket not yet granted back */
 	uint32_t outstanding; /* credit granted and not yet used up by DATA received */
 	bool peer_fin;        /* FIN received */
 	bool shut_wr;         /* we shut the socket's write side */
@@ -133,7 +133,7 @@ struct stream {
 	struct spipe *pipe;
 	bool splice;    /* this stream reads with splice(2) */
 	bool no_pipe;   /* no pipe could be had: it stays on the ring */
-	uint32_t small; /* auto: splice reads in a row that were small (stream_io.c) */
+	uint32_t small; /* auto: small reads in a row, on the ring or by splice (stream_io.c) */
 	bool poll_armed;
 
 	/* splice path (down): tunnel socket -> dpipe -> socket (its bytes: down.piped) */
@@ -194,7 +194,8 @@ struct tunnel {
 	bool zero_mask;  /* client: mask with the all-zero key (granted by the server) */
 	bool closed_notified; /* the owner heard that this tunnel is ending */
 	bool pollout_armed;   /* splice path: waiting for the socket to take more */
-	bool rx_inline;       /* splice path: read inline on readiness (no recv in flight) */
+	bool rx_inline;       /* read inline on readiness, no recv in flight (splice; auto
+	                       * while large frames arrive: rx_splice.c) */
 	bool rx_poll_armed;
 	/* Payload bytes may move by splice(2): set by the owner before tunnel_start, when its
 	 * transport can (x.ops->can_splice) and the sockets are not steered. */

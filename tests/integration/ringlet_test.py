@@ -59,6 +59,38 @@ def ringlet_bin():
 # ---- ports ---------------------------------------------------------------------------------
 
 
+def read_to_eof(s, got, err):
+    """Append what socket s delivers to got until EOF; an error ends it and goes to err."""
+    try:
+        while True:
+            b = s.recv(1 << 20)
+            if not b:
+                break
+            got.extend(b)
+    except OSError as e:
+        err.append(e)
+
+
+def echo_once(port, size, host="127.0.0.1"):
+    """Send size random bytes through host:port to an echo upstream and half-close, read
+    the echo to EOF (in a thread, as it arrives); True when it is byte-exact."""
+    data = os.urandom(size)
+    s = connect(host, port, timeout=30)
+    s.settimeout(30)
+    got = bytearray()
+    err = []
+    t = threading.Thread(target=read_to_eof, args=(s, got, err))
+    t.start()
+    try:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+    except OSError as e:
+        err.append(e)
+    t.join(60)
+    s.close()
+    return not err and bytes(got) == data
+
+
 def all_at_once(fn, args, timeout=120):
     """fn(a) for every a in args, each in its own thread, all at once: the results, in
     order (None for a call still running after timeout seconds)."""

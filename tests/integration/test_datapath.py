@@ -8,8 +8,6 @@ paths, and over TLS. With splice and auto (which moves bulk to splice on ws://),
 metrics show which side spliced: reading local sockets into the tunnel, and the tunnel's
 DATA payloads out to local sockets (frames that need no unmasking: all the server's, a
 zero-mask client's); and auto keeps small requests and answers off splice."""
-import hashlib
-import re
 import os
 import socket
 import ssl
@@ -26,35 +24,6 @@ WINDOW = 1024 * 1024  # the default credit window
 SIZES = sorted({0, 1, 2, 125, 126, 127, 4095, 4096, 4097, 32767, 32768, 32769, 65535, 65536,
                 65537, FRAME - 1, FRAME, FRAME + 1, WINDOW - 1, WINDOW, WINDOW + 1,
                 2 * WINDOW + 7})
-
-
-def read_to_eof(s, got, err):
-    """Append what s delivers to got until EOF; an error ends it and goes to err."""
-    try:
-        while True:
-            b = s.recv(1 << 20)
-            if not b:
-                break
-            got.extend(b)
-    except OSError as e:
-        err.append(e)
-
-
-def echo_once(port, size):
-    """Send size bytes to the echo upstream through the tunnel (half-closing), read the
-    echo back; True when it is identical."""
-    data = os.urandom(size)
-    s = rt.connect("127.0.0.1", port, timeout=30)
-    s.settimeout(30)
-    got = bytearray()
-    err = []
-    t = threading.Thread(target=read_to_eof, args=(s, got, err))
-    t.start()
-    s.sendall(data)
-    s.shutdown(socket.SHUT_WR)
-    t.join(60)
-    s.close()
-    return not err and bytes(got) == data
 
 
 def cpu_s(pid):
@@ -77,7 +46,7 @@ def oob_once(port):
     s.sendall(b)
     s.shutdown(socket.SHUT_WR)
     got = bytearray()
-    read_to_eof(s, got, [])
+    rt.read_to_eof(s, got, [])
     s.close()
     return bytes(got), a + b
 
@@ -101,12 +70,12 @@ def run_mode(h, name, server_extra, client_extra, url_scheme="ws"):
                              extra=client_extra)
     h.wait_data_port(srv, port)
     line = [l for l in cli.lines() if 'msg="connected to the server"' in l][0]
-    bad = [n for n in SIZES if not echo_once(port, n)]
+    bad = [n for n in SIZES if not rt.echo_once(port, n)]
     h.check(not bad, "%s (%s): echo byte-exact at %d sizes from 0 to %d" %
             (name, line[line.index("lanes="):], len(SIZES), SIZES[-1]) +
             ("" if not bad else "; wrong at %s" % bad))
     # The same sizes at once, each on its own stream.
-    results = rt.all_at_once(lambda n: echo_once(port, n), SIZES)
+    results = rt.all_at_once(lambda n: rt.echo_once(port, n), SIZES)
     h.check(all(results), "%s: the same sizes concurrently, byte-exact" % name)
     mode = server_extra[server_extra.index("--data-path") + 1] if "--data-path" in server_extra \
         else "auto"
@@ -158,24 +127,36 @@ def run_mode(h, name, server_extra, client_extra, url_scheme="ws"):
     return cli
 
 
+def start_pair(h, name, server_extra, client_extra):
+    """An echo upstream, a server and a plain ws:// client serving its own /metrics, the
+    data port open: (server, client, data port, the client's metrics port)."""
+    up = "127.0.0.2"
+    port = rt.free_port_on("127.0.0.1", up)
+    h.service(up, port, rt.echo_handler, "echo-" + name)
+    srv = h.start_server(name="server-" + name, extra=server_extra)
+    m_client = rt.free_port()
+    cli = h.start_client(srv.control_port, [port], upstream=up, name="client-" + name,
+                         extra=list(client_extra) + ["--metrics-addr", "127.0.0.1:%d" % m_client])
+    h.wait_data_port(srv, port)
+    return srv, cli, port, m_client
+
+
+def metrics_of(h, srv, m_client):
+    """Both ends' /metrics: (("server", text), ("client", text))."""
+    return (("server", rt.scrape(srv.control_port, "/metrics", h.token)[2].decode()),
+            ("client", rt.scrape(m_client, "/metrics", h.token)[2].decode()))
+
+
 def small_stays_on_ring(h):
     """auto: request/answer traffic never moves to splice - 300 echoes of 1 KiB and 30 of
     64 KiB, one at a time and on 8 streams at once, leave both ends' splice counters at 0
     (those sizes are what the ring path is cheapest for; bench/README.md, "Data paths")."""
-    up = "127.0.0.2"
-    port = rt.free_port_on("127.0.0.1", up)
-    h.service(up, port, rt.echo_handler, "echo-small")
-    srv = h.start_server(name="server-small", extra=["--shards", "2"])
-    m_client = rt.free_port()
-    cli = h.start_client(srv.control_port, [port], upstream=up, name="client-small",
-                         extra=["--metrics-addr", "127.0.0.1:%d" % m_client])
-    h.wait_data_port(srv, port)
-    ok = all(echo_once(port, 1024) for _ in range(300))
-    ok = all(echo_once(port, 65536) for _ in range(30)) and ok
-    ok = all(rt.all_at_once(lambda n: echo_once(port, n), [1024, 65536] * 4)) and ok
+    srv, cli, port, m_client = start_pair(h, "small", ["--shards", "2"], [])
+    ok = all(rt.echo_once(port, 1024) for _ in range(300))
+    ok = all(rt.echo_once(port, 65536) for _ in range(30)) and ok
+    ok = all(rt.all_at_once(lambda n: rt.echo_once(port, n), [1024, 65536] * 4)) and ok
     h.check(ok, "auto: small echoes byte-exact")
-    for who, body in (("server", rt.scrape(srv.control_port, "/metrics", h.token)[2].decode()),
-                      ("client", rt.scrape(m_client, "/metrics", h.token)[2].decode())):
+    for who, body in metrics_of(h, srv, m_client):
         sw = rt.metric(body, "ringlet_splice_switches_total")
         sp = (rt.metric(body, "ringlet_spliced_bytes_total") or 0) + \
             (rt.metric(body, "ringlet_tunnel_spliced_bytes_total") or 0)
@@ -191,14 +172,7 @@ def mixed_lane_stays_on_ring(h):
     (spliced payloads leave in sends of their own and the answers queued behind them wait
     longer): while 1 KiB requests are answered back to back on one connection, 4 MiB echoes
     on the same lane are read from their sockets on the ring at both ends, byte-exact."""
-    up = "127.0.0.2"
-    port = rt.free_port_on("127.0.0.1", up)
-    h.service(up, port, rt.echo_handler, "echo-mixed")
-    srv = h.start_server(name="server-mixed", extra=["--shards", "1"])
-    m_client = rt.free_port()
-    cli = h.start_client(srv.control_port, [port], upstream=up, name="client-mixed",
-                         extra=["--lanes", "1", "--metrics-addr", "127.0.0.1:%d" % m_client])
-    h.wait_data_port(srv, port)
+    srv, cli, port, m_client = start_pair(h, "mixed", ["--shards", "1"], ["--lanes", "1"])
     stop = threading.Event()
     small_ok = []
 
@@ -227,7 +201,7 @@ def mixed_lane_stays_on_ring(h):
     th = threading.Thread(target=small_loop)
     th.start()
     time.sleep(0.2)
-    big_ok = all(echo_once(port, 4 * WINDOW) for _ in range(3))
+    big_ok = all(rt.echo_once(port, 4 * WINDOW) for _ in range(3))
     stop.set()
     th.join(30)
     h.check(big_ok and small_ok and all(small_ok),
@@ -237,8 +211,7 @@ def mixed_lane_stays_on_ring(h):
     # longer than that and a bulk read go to splice meanwhile. Without the rule every
     # 4 MiB echo is spliced from its first large read on (nearly all of its bytes).
     bulk = 3 * 4 * WINDOW
-    for who, body in (("server", rt.scrape(srv.control_port, "/metrics", h.token)[2].decode()),
-                      ("client", rt.scrape(m_client, "/metrics", h.token)[2].decode())):
+    for who, body in metrics_of(h, srv, m_client):
         up_b = rt.metric(body, "ringlet_spliced_bytes_total")
         h.check(up_b is not None and up_b < bulk / 4,
                 "auto, one lane: the %s read the bulk beside the answers on the ring "

@@ -8,9 +8,7 @@ several at once; a long run of small requests and answers on one connection (man
 the window each way, so the credit is given back hundreds of times, in batches); and no
 stream reset by either end (a sender that overran the credit would get RST protocol)."""
 import os
-import socket
 import sys
-import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ringlet_test as rt
@@ -19,35 +17,6 @@ WINDOW = 5000  # not a power of two: an eighth, a quarter, the limits fall betwe
 SIZES = [0, 1, 624, 625, 1249, 1250, 1251, 4999, 5000, 5001, 65536, 300007]
 ROUNDS = 3000  # request/answer round trips on one connection
 REQ, ANS = 64, 1000  # 3000 x 64 B = 38 windows up, 3000 x 1000 B = 600 windows down
-
-
-def echo_once(port, size):
-    data = os.urandom(size)
-    s = rt.connect("127.0.0.1", port, timeout=30)
-    s.settimeout(30)
-    got = bytearray()
-    err = []
-
-    def reader():
-        try:
-            while True:
-                b = s.recv(1 << 20)
-                if not b:
-                    break
-                got.extend(b)
-        except OSError as e:
-            err.append(e)
-
-    t = threading.Thread(target=reader)
-    t.start()
-    try:
-        s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
-    except OSError as e:
-        err.append(e)
-    t.join(60)
-    s.close()
-    return not err and bytes(got) == data
 
 
 def rr_handler(c, svc):
@@ -109,11 +78,11 @@ def main():
     h.wait_data_port(srv, echo_port)
     h.wait_data_port(srv, rr_port)
 
-    bad = [n for n in SIZES if not echo_once(echo_port, n)]
+    bad = [n for n in SIZES if not rt.echo_once(echo_port, n)]
     h.check(not bad, "window %d both ways: echo byte-exact at %d sizes up to %d" %
             (WINDOW, len(SIZES), SIZES[-1]) + ("" if not bad else "; wrong at %s" % bad))
 
-    results = rt.all_at_once(lambda n: echo_once(echo_port, n), SIZES)
+    results = rt.all_at_once(lambda n: rt.echo_once(echo_port, n), SIZES)
     h.check(all(results), "the same sizes at once, each on its own stream, byte-exact")
 
     got = rr_run(rr_port)
