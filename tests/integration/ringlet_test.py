@@ -107,17 +107,26 @@ def all_at_once(fn, args, timeout=120):
     return results
 
 
+# Ports free_port handed out in this process: a port picked for a listener that binds
+# later (a data-plane port opens only once the client connects) is still free, and must
+# not be handed out again meanwhile (CI: a client's --metrics-addr took its own tunnel's
+# data port).
+_handed = set()
+
+
 def free_port(addr="127.0.0.1"):
-    """A TCP port that is free on addr right now, picked at random below the kernel's
-    ephemeral range (32768 up here): a port the kernel hands out itself (bind to 0) may be
-    taken by another test's outgoing connection before the listener meant for it binds."""
+    """A TCP port that is free on addr right now and not handed out before by this
+    process, picked at random below the kernel's ephemeral range (32768 up here): a port
+    the kernel hands out itself (bind to 0) may be taken by another test's outgoing
+    connection before the listener meant for it binds."""
     fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
     rnd = random.SystemRandom()
     for _ in range(100):
         # 10000-19999: below any usual ephemeral range, and clear of 20000-29999, where
         # tests pick ports of their own (test_tenants_many's spare ports).
         p = rnd.randrange(10000, 20000)
-        if port_free(addr, p):
+        if p not in _handed and port_free(addr, p):
+            _handed.add(p)
             return p
     with socket.socket(fam, socket.SOCK_STREAM) as s:
         s.bind((addr, 0))
