@@ -5,6 +5,7 @@
  * snapshot (each counter is exact; counters are not taken at one instant). */
 #include <dirent.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,6 +269,59 @@ static void inlets_metrics(struct sb *b, struct engine *e)
 			          (unsigned long long)SUM(e, port[slot].conns_total));
 }
 
+/* Unlabelled counters that are one shard_stats field summed over the shards. */
+struct stat_metric {
+	const char *name, *help;
+	size_t off; /* offsetof(struct shard_stats, field) */
+};
+
+#define STAT_METRIC(n, field, h)                                                               \
+	{                                                                                      \
+		.name = n, .help = h, .off = offsetof(struct shard_stats, field)               \
+	}
+
+static const struct stat_metric data_path_metrics[] = {
+        STAT_METRIC("ringlet_payload_bytes_total", bytes_up,
+                    "Stream payload bytes read from local sockets into the tunnel (all data "
+                    "paths)."),
+        STAT_METRIC("ringlet_spliced_bytes_total", bytes_spliced,
+                    "Of ringlet_payload_bytes_total, the bytes moved by splice(2) "
+                    "(--data-path)."),
+        STAT_METRIC("ringlet_tunnel_spliced_bytes_total", bytes_spliced_down,
+                    "Stream payload bytes moved from the tunnel's socket to local sockets by "
+                    "splice(2), never copied into ringlet (--data-path splice, and auto for "
+                    "bulk)."),
+        STAT_METRIC("ringlet_forwarded_bytes_total", bytes_forwarded,
+                    "Stream payload bytes sent to local sockets straight from where they "
+                    "arrived from the tunnel, never copied in ringlet (--data-path auto, "
+                    "forward)."),
+        STAT_METRIC("ringlet_forward_short_total", forward_short,
+                    "Forwards the local socket did not take whole: the rest waited in the "
+                    "stream's buffer (a slow reader)."),
+        STAT_METRIC("ringlet_splice_switches_total", splice_switches,
+                    "Times --data-path auto moved bulk to splice(2): a stream that read a "
+                    "whole buffer at once, a lane receiving a large DATA frame."),
+        STAT_METRIC("ringlet_splice_urgent_fallbacks_total", splice_fallbacks,
+                    "Times splice(2) stopped at TCP urgent data and the bytes were read by "
+                    "copy instead (--data-path splice)."),
+};
+
+/* Each metric of the table as a counter, its field summed over the shards. */
+static void stat_counters(struct sb *b, const struct engine *e, const struct stat_metric *m,
+                          size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t sum = 0;
+		for (int k = 0; k < e->nshards; k++) {
+			const uint64_t *f =
+			        (const uint64_t *)((const char *)&e->shards[k].stats +
+			                           m[i].off);
+			sum += STAT_GET(*f);
+		}
+		scalar(b, m[i].name, "counter", m[i].help, sum);
+	}
+}
+
 /* ringlet's own: bytes by port and by client, data paths, tunnels and streams. */
 static void traffic_metrics(struct sb *b, struct engine *e)
 {
@@ -312,32 +366,8 @@ static void traffic_metrics(struct sb *b, struct engine *e)
 		}
 		pthread_mutex_unlock(&server_of(e)->reg->mu);
 	}
-	scalar(b, "ringlet_payload_bytes_total", "counter",
-	       "Stream payload bytes read from local sockets into the tunnel (all data paths).",
-	       SUM(e, bytes_up));
-	scalar(b, "ringlet_spliced_bytes_total", "counter",
-	       "Of ringlet_payload_bytes_total, the bytes moved by splice(2) (--data-path).",
-	       SUM(e, bytes_spliced));
-	scalar(b, "ringlet_tunnel_spliced_bytes_total", "counter",
-	       "Stream payload bytes moved from the tunnel's socket to local sockets by "
-	       "splice(2), never copied into ringlet (--data-path splice, and auto for bulk).",
-	       SUM(e, bytes_spliced_down));
-	scalar(b, "ringlet_forwarded_bytes_total", "counter",
-	       "Stream payload bytes sent to local sockets straight from where they arrived "
-	       "from the tunnel, never copied in ringlet (--data-path auto, forward).",
-	       SUM(e, bytes_forwarded));
-	scalar(b, "ringlet_forward_short_total", "counter",
-	       "Forwards the local socket did not take whole: the rest waited in the stream's "
-	       "buffer (a slow reader).",
-	       SUM(e, forward_short));
-	scalar(b, "ringlet_splice_switches_total", "counter",
-	       "Times --data-path auto moved bulk to splice(2): a stream that read a whole "
-	       "buffer at once, a lane receiving a large DATA frame.",
-	       SUM(e, splice_switches));
-	scalar(b, "ringlet_splice_urgent_fallbacks_total", "counter",
-	       "Times splice(2) stopped at TCP urgent data and the bytes were read by copy "
-	       "instead (--data-path splice).",
-	       SUM(e, splice_fallbacks));
+	stat_counters(b, e, data_path_metrics,
+	              sizeof(data_path_metrics) / sizeof(data_path_metrics[0]));
 	sockmap_metrics(b, e);
 	scalar(b, "ringlet_tunnels_total", "counter",
 	       "Tunnel (WebSocket) connections made or accepted since start, all lanes.",
